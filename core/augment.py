@@ -1,0 +1,135 @@
+"""Data augmentation, batched on the training device with per-image random parameters.
+
+`torchvision.transforms.v2` draws one parameter set per call, so applying it to a batch would
+rotate every digit by the same angle. Training therefore uses `augment_batch`: one random
+affine matrix and one brightness/contrast pair *per image*, applied to the whole batch with a
+single `affine_grid` + `grid_sample`. `v2_transform` gives the per-image torchvision
+equivalent, for previews and comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation: float = 0.0  # degrees, uniform in [-r, r]
+    translate: float = 0.0  # fraction of the image side, per axis, uniform in [-t, t]
+    scale: float = 0.0  # zoom factor uniform in [1-s, 1+s]
+    shear: float = 0.0  # degrees, horizontal shear, uniform in [-s, s]
+    brightness: float = 0.0  # intensity multiplied by U[1-b, 1+b]
+    contrast: float = 0.0  # distance from the image mean multiplied by U[1-c, 1+c]
+    erase: float = 0.0  # side of a blanked square (fraction of the image), half of the images; 0 = off
+
+    def __post_init__(self) -> None:
+        limits = {"rotation": 180.0, "translate": 0.5, "scale": 0.9, "shear": 60.0,
+                  "brightness": 0.9, "contrast": 0.9, "erase": 0.9}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not 0.0 <= value <= limits[f.name] or math.isnan(value):
+                raise ValueError(f"augmentation {f.name} must be between 0 and {limits[f.name]}, got {value}")
+
+    @property
+    def enabled(self) -> bool:
+        return any(getattr(self, f.name) > 0 for f in fields(self))
+
+    @property
+    def geometric(self) -> bool:
+        return any((self.rotation, self.translate, self.scale, self.shear))
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return "none"
+        parts = {"rotation": "rot ±{:g}°", "translate": "shift ±{:.0%}", "scale": "scale ±{:.0%}",
+                 "shear": "shear ±{:g}°", "brightness": "brightness ±{:.0%}", "contrast": "contrast ±{:.0%}",
+                 "erase": "erase {:.0%}"}
+        return ", ".join(fmt.format(getattr(self, name)) for name, fmt in parts.items() if getattr(self, name) > 0)
+
+
+def _uniform(n: int, bound: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    return (torch.rand(n, generator=generator, device=device) * 2 - 1) * bound
+
+
+def affine_matrices(n: int, cfg: AugmentConfig, generator: torch.Generator | None,
+                    device: torch.device) -> torch.Tensor:
+    """Per-image inverse affine maps (output -> input coordinates) for `affine_grid`, in the
+    normalised [-1, 1] frame (square images, so the frame is isotropic)."""
+    angle = torch.deg2rad(_uniform(n, cfg.rotation, generator, device))
+    shear = torch.tan(torch.deg2rad(_uniform(n, cfg.shear, generator, device)))
+    zoom = 1 + _uniform(n, cfg.scale, generator, device)
+    shift = torch.stack([_uniform(n, 2 * cfg.translate, generator, device) for _ in range(2)], dim=1)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # forward map A = zoom * R(angle) @ Shear; grid_sample needs its inverse.
+    forward = torch.stack([
+        torch.stack([cos, cos * shear - sin], dim=1),
+        torch.stack([sin, sin * shear + cos], dim=1),
+    ], dim=1) * zoom[:, None, None]
+    inverse = torch.linalg.inv(forward)
+    offset = -(inverse @ shift[:, :, None])
+    return torch.cat([inverse, offset], dim=2)
+
+
+def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+    """images: float [B, 1, H, W] in [0, 1]. Returns a new tensor in [0, 1]."""
+    if not cfg.enabled:
+        return images
+    n, device = images.shape[0], images.device
+    out = images
+    if cfg.geometric:
+        theta = affine_matrices(n, cfg, generator, device).to(images.dtype)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        out = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if cfg.contrast > 0:
+        mean = out.mean(dim=(1, 2, 3), keepdim=True)
+        out = (out - mean) * (1 + _uniform(n, cfg.contrast, generator, device)).view(n, 1, 1, 1) + mean
+    if cfg.brightness > 0:
+        out = out * (1 + _uniform(n, cfg.brightness, generator, device)).view(n, 1, 1, 1)
+    if cfg.erase > 0:
+        out = _erase(out, cfg.erase, generator)
+    return out.clamp_(0, 1)
+
+
+def _erase(images: torch.Tensor, side: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Blank one random square per image in half of the images (cutout)."""
+    n, _, h, w = images.shape
+    device = images.device
+    half = max(1, round(side * h / 2))
+    cy = (torch.rand(n, generator=generator, device=device) * h).long()
+    cx = (torch.rand(n, generator=generator, device=device) * w).long()
+    apply = torch.rand(n, generator=generator, device=device) < 0.5
+    rows = torch.arange(h, device=device).view(1, h, 1)
+    cols = torch.arange(w, device=device).view(1, 1, w)
+    box = ((rows - cy.view(n, 1, 1)).abs() < half) & ((cols - cx.view(n, 1, 1)).abs() < half) & apply.view(n, 1, 1)
+    return images.masked_fill(box[:, None], 0.0)
+
+
+def to_float(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, H, W] -> float [B, 1, H, W] in [0, 1]."""
+    return images_u8.unsqueeze(1).float().div_(255)
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    return (images - MNIST_MEAN) / MNIST_STD
+
+
+def v2_transform(cfg: AugmentConfig):
+    """The per-image torchvision equivalent (one parameter draw per call): for previews."""
+    from torchvision.transforms import v2
+
+    steps = []
+    if cfg.geometric:
+        steps.append(v2.RandomAffine(degrees=cfg.rotation, translate=(cfg.translate, cfg.translate),
+                                     scale=(1 - cfg.scale, 1 + cfg.scale), shear=cfg.shear))
+    if cfg.brightness or cfg.contrast:
+        steps.append(v2.ColorJitter(brightness=cfg.brightness or None, contrast=cfg.contrast or None))
+    if cfg.erase:
+        area = cfg.erase ** 2
+        steps.append(v2.RandomErasing(p=0.5, scale=(area, area), ratio=(1.0, 1.0)))
+    return v2.Compose(steps) if steps else v2.Identity()

@@ -1,0 +1,226 @@
+"""Command line: `python -m core {steps,summary,rf,train,bench,reproduce} ...`.
+
+With --json, exactly one JSON document goes to stdout; progress and messages go to stderr.
+Bad input ends with exit code 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from typing import Any, Sequence
+
+from core.augment import AugmentConfig
+from core.data import DataError
+from core.spec import SpecError
+
+EXIT_BAD_INPUT = 2
+
+
+class CleanParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (not usage + error)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `python -m core {self.prog.split()[-1]} --help`)\n")
+
+
+def _add_toggles(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bn", dest="batchnorm", action=argparse.BooleanOptionalAction, default=None,
+                   help="BatchNorm after every convolution (default: the step's own setting)")
+    p.add_argument("--dropout", type=float, default=None, metavar="P",
+                   help="dropout rate after every convolution block, 0 = off (default: the step's)")
+    p.add_argument("--gap", action=argparse.BooleanOptionalAction, default=None,
+                   help="global-average-pooling head; --no-gap uses one convolution over the whole last grid")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CleanParser(prog="python -m core", description="Tiny-CNN lifecycle engine: nine MNIST steps as data.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CleanParser)
+
+    p = sub.add_parser("steps", help="list the nine lifecycle steps")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("summary", help="per-layer table of one step: shapes, params, receptive field")
+    p.add_argument("--step", type=int, required=True)
+    _add_toggles(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("rf", help="receptive-field table of any layer stack given as JSON",
+                       description="Layers: conv (out_channels, kernel_size=3, stride=1, padding=0, dilation=1, "
+                                   "bias=false), maxpool/avgpool (kernel_size=2, stride=kernel_size, padding=0), "
+                                   "gap, bn, relu, dropout (p), flatten, linear (out_features), softmax. "
+                                   "Input is 1 channel. Example: "
+                                   '\'[{"type":"conv","out_channels":8},{"type":"maxpool"},{"type":"gap"}]\'')
+    p.add_argument("--layers", required=True, help="JSON list of layer objects, or @file.json")
+    p.add_argument("--input-size", type=int, default=28)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("train", help="train one step on MNIST")
+    p.add_argument("--step", type=int, default=9)
+    _add_toggles(p)
+    p.add_argument("--epochs", type=int, default=None, help="default: the step's recipe (15)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate; default: the step's recipe")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None)
+    p.add_argument("--schedule", choices=("constant", "step", "onecycle"), default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--no-augment", action="store_true", help="train without the step's augmentation")
+    p.add_argument("--data-dir", default=None, help="MNIST root (holds MNIST/raw/); default $MNIST_DIR or ./data")
+    p.add_argument("--no-download", action="store_true", help="never try to download MNIST")
+    p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch, for quick runs")
+    p.add_argument("--train-fraction", type=float, default=None, help="use this fraction of the 60k training images")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("bench", help="images/s and s/epoch: this project's pipeline vs the seed-style one")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--no-download", action="store_true")
+    p.add_argument("--batches", type=int, default=None, help="time only this many training batches per pipeline")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("reproduce", help="run the nine steps on MNIST; write assets/reference_runs.json and LIFECYCLE.md")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--no-download", action="store_true")
+    p.add_argument("--steps", default="1-9", help="e.g. 1-9, 2,5,9")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--budget", type=float, default=None,
+                   help="cap each step's training at about this many seconds (fewer batches per epoch, labelled)")
+    p.add_argument("--output", default="assets/reference_runs.json")
+    p.add_argument("--markdown", default="LIFECYCLE.md")
+    p.add_argument("--merge", action="store_true", help="keep entries of steps not rerun from an existing file")
+    return parser
+
+
+def emit(doc: Any) -> None:
+    json.dump(doc, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+def cmd_steps(args: argparse.Namespace) -> None:
+    from core.lifecycle import step_overview
+
+    rows = step_overview()
+    if args.json:
+        emit(rows)
+        return
+    print(f"{'#':>2}  {'title':<52} {'params':>10} {'RF':>4}")
+    for r in rows:
+        print(f"{r['number']:>2}  {r['title']:<52} {r['params']:>10,} {r['rf']:>4}")
+
+
+def _print_layers(layers: list[dict[str, Any]], params: int) -> None:
+    print(f"{'layer':<12} {'k':>3} {'s':>3} {'p':>3} {'d':>3} {'output':>14} {'params':>10} {'RF':>5} {'jump':>5}")
+    for row in layers:
+        shape = "x".join(str(v) for v in row["out_shape"])
+        print(f"{row['name']:<12} {row['kernel_size']:>3} {row['stride']:>3} {row['padding']:>3} {row['dilation']:>3} "
+              f"{shape:>14} {row['params']:>10,} {row['rf']:>5} {row['jump']:>5}")
+    print(f"total parameters: {params:,}")
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from core.lifecycle import describe_step
+
+    doc = describe_step(args.step, args.batchnorm, args.dropout, args.gap)
+    emit(doc) if args.json else _print_layers(doc["layers"], doc["params"])
+
+
+def cmd_rf(args: argparse.Namespace) -> None:
+    from core.lifecycle import describe_stack
+
+    text = args.layers
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise ValueError(f"cannot read {text[1:]}: {exc.strerror}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--layers is not valid JSON: {exc.msg} at character {exc.pos}") from exc
+    doc = describe_stack(raw, args.input_size)
+    emit(doc) if args.json else _print_layers(doc["layers"], doc["params"])
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.data import load_mnist
+    from core.model import pick_device
+    from core.train import TrainConfig, challenge_verdict, fit
+
+    config = TrainConfig.for_step(
+        args.step, batchnorm=args.batchnorm, dropout=args.dropout, gap=args.gap, epochs=args.epochs,
+        seed=args.seed, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule, batch_size=args.batch_size,
+        max_batches=args.max_batches, train_fraction=args.train_fraction, device=args.device,
+        augment=AugmentConfig() if args.no_augment else None)
+    device = pick_device(config.device)
+    data = load_mnist(args.data_dir, download=not args.no_download, device=device)
+    stop = threading.Event()
+    epochs: list[dict[str, Any]] = []
+    final = None
+    progress(f"step {config.step} on {device}: {config.epochs} epochs, augment: {config.augment.describe()}")
+    try:
+        for event in fit(config, data, stop):
+            if event.kind == "epoch":
+                epochs.append({k: getattr(event, k) for k in
+                               ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")})
+                progress(f"epoch {event.epoch:>2}  train {event.train_loss:.4f} / {event.train_acc:6.2f} %   "
+                         f"test {event.test_loss:.4f} / {event.test_acc:6.2f} %   lr {event.lr:.5f}   "
+                         f"{event.seconds:5.1f} s  ({event.images_per_s:,.0f} img/s)")
+            elif event.kind == "done":
+                final = event
+    except KeyboardInterrupt:
+        stop.set()
+    reason = final.reason if final else "interrupted by the user (Ctrl-C)"
+    from core.model import build_model, count_params
+    from core.steps import get_step
+
+    params = final.params if final else count_params(build_model(get_step(config.step).layers(config.toggles)))
+    passed, verdict = challenge_verdict(params, [e["test_acc"] for e in epochs], config.epochs)
+    doc = {"params": params, "device": final.device if final else str(device), "config": config.as_dict(),
+           "epochs": epochs, "stopped_reason": reason, "challenge": {"passed": passed, "verdict": verdict}}
+    progress(f"{reason}. {verdict}")
+    if args.json:
+        emit(doc)
+    return 0 if reason == "completed" else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from core.bench import run_bench
+
+    doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)
+    if args.json:
+        emit(doc)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from core.reproduce import parse_steps, reproduce
+
+    reproduce(parse_steps(args.steps), data_dir=args.data_dir, download=not args.no_download, seed=args.seed,
+              device=args.device, budget=args.budget, output=args.output, markdown=args.markdown,
+              merge=args.merge, argv=sys.argv, log=progress)
+
+
+COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train,
+            "bench": cmd_bench, "reproduce": cmd_reproduce}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except (SpecError, DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

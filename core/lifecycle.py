@@ -1,0 +1,49 @@
+"""Shared views of steps and stacks (CLI, app and tests all use these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.model import build_model, count_params, macs, summarize
+from core.spec import SpecError, Toggles, layers_from_dicts
+from core.steps import STEPS, get_step, with_toggles
+
+
+def _layers_doc(layers, input_size: int = 28) -> dict[str, Any]:
+    model = build_model(layers, input_size)
+    rows = summarize(layers, input_size, model)
+    return {"params": count_params(model), "rf": rows[-1].rf if rows else 1, "macs": macs(model, input_size),
+            "layers": [r.as_dict() | {"label": r.label} for r in rows]}
+
+
+def describe_step(number: int, batchnorm: bool | None = None, dropout: float | None = None,
+                  gap: bool | None = None) -> dict[str, Any]:
+    step = get_step(number)
+    toggles = with_toggles(step, batchnorm, dropout, gap)
+    doc = _layers_doc(step.layers(toggles))
+    return {"step": number, "title": step.title, "toggles": vars(toggles).copy(), **doc}
+
+
+def describe_stack(raw: Any, input_size: int = 28) -> dict[str, Any]:
+    """A user-supplied stack (list of dicts) -> the same per-layer document as a step."""
+    layers = layers_from_dicts(raw)
+    try:
+        return _layers_doc(layers, input_size)
+    except SpecError:
+        raise
+    except (RuntimeError, ValueError) as exc:  # a safety net: PyTorch refused the stack
+        raise SpecError(f"PyTorch could not run this stack: {str(exc).splitlines()[0]}") from exc
+
+
+def step_overview() -> list[dict[str, Any]]:
+    rows = []
+    for step in STEPS:
+        doc = _layers_doc(step.layers())
+        rows.append({
+            "number": step.number, "title": step.title, "params": doc["params"], "rf": doc["rf"],
+            "macs": doc["macs"], "toggles": vars(step.toggles).copy(), "augment": step.recipe.augment.describe(),
+            "schedule": step.recipe.schedule, "target": list(step.target), "analysis": list(step.analysis),
+            "seed_reported": {"params": step.seed.params, "best_train_acc": step.seed.best_train_acc,
+                              "best_test_acc": step.seed.best_test_acc, "note": step.seed.note},
+        })
+    return rows

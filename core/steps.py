@@ -1,0 +1,166 @@
+"""The nine lifecycle steps as presets.
+
+Facts quoted from the seed write-up (`shared/seeds/000_*.txt`, its lifecycle table) are kept in
+`SeedResult` and labelled as such; every other sentence is ours. Architectures are bodies
+only: BatchNorm, dropout and the head come from the toggles (see `core.spec.expand`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from core.augment import AugmentConfig
+from core.spec import ArchSpec, Layer, SpecError, Toggles, conv, expand, maxpool
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """What the seed write-up's lifecycle table reports for this step (not measured here)."""
+
+    params: str
+    best_train_acc: float
+    best_test_acc: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a step is trained by default (the CLI and app may override any of it)."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    schedule: str = "constant"  # constant | step | onecycle
+    batch_size: int = 128
+    epochs: int = 15
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class Step:
+    number: int
+    title: str
+    spec: ArchSpec
+    toggles: Toggles
+    recipe: Recipe
+    target: tuple[str, ...]
+    analysis: tuple[str, ...]
+    seed: SeedResult
+
+    def layers(self, toggles: Toggles | None = None) -> list[Layer]:
+        return expand(self.spec, toggles or self.toggles)
+
+
+# --- bodies -----------------------------------------------------------------------------------
+
+# Step 1: the unconstrained baseline. Channels double every layer up to 1024; padded convs keep
+# 28x28 for the first block, so it is both huge (6.4M weights) and slow.
+BASELINE = ArchSpec(body=(
+    conv(32, padding=1, bias=True), conv(64, padding=1, bias=True), maxpool(),
+    conv(128, padding=1, bias=True), conv(256, padding=1, bias=True), maxpool(),
+    conv(512, bias=True), conv(1024, bias=True),
+), bias_in_head=True)
+
+# Step 2: the skeleton we keep: expand (3x3) -> pool at RF 8 -> squeeze (1x1) -> expand again.
+SKELETON = ArchSpec(body=(
+    conv(16), conv(32), conv(64), maxpool(),
+    conv(16, 1), conv(32), conv(64), conv(10, 1),
+))
+
+# Steps 3-6: the same skeleton with roughly a quarter of the weights.
+LIGHT = ArchSpec(body=(
+    conv(10), conv(16), conv(16), maxpool(),
+    conv(10, 1), conv(16), conv(16), conv(10),
+))
+
+# Steps 7-8: pool earlier (at RF 6 instead of 8) and spend the saved weights after it.
+EARLY_POOL = ArchSpec(body=(
+    conv(10), conv(16), maxpool(),
+    conv(10, 1), conv(20), conv(20), conv(16), conv(16),
+))
+
+# Step 9: fewer channels, no padding, pool at RF 6, GAP head. See LIFECYCLE.md for why.
+FINAL = ArchSpec(body=(
+    conv(8), conv(16), maxpool(),
+    conv(8, 1), conv(12), conv(16), conv(12),
+))
+
+# --- recipes ----------------------------------------------------------------------------------
+
+PLAIN = Recipe()
+ROTATE = Recipe(augment=AugmentConfig(rotation=7.0))
+FINAL_RECIPE = Recipe(
+    lr=0.2, schedule="onecycle", batch_size=128,
+    augment=AugmentConfig(rotation=10.0, translate=0.08, scale=0.08, shear=5.0, brightness=0.2, contrast=0.2),
+)
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "Code setup", BASELINE, Toggles(), PLAIN,
+         target=("Get the whole pipeline working end to end: data, transforms, loaders, model, train and test loops.",
+                 "No attention to the architecture yet: a deliberately oversized network."),
+         analysis=("Millions of weights for 28x28 grey digits: far more capacity than the task needs.",
+                   "Train accuracy runs ahead of test accuracy: the model memorises. We now shrink it."),
+         seed=SeedResult("6.3M", 99.99, 99.24)),
+    Step(2, "Basic skeleton", SKELETON, Toggles(), PLAIN,
+         target=("Fix the shape of the network: convolution blocks, a max-pool once the receptive field covers "
+                 "edges and gradients, 1x1 'squeeze' layers, and a classifier convolution at the end.",),
+         analysis=("The structure learns well, with about 120x fewer weights than step 1.",
+                   "It still over-fits (train above test) and is still five times the 10k budget."),
+         seed=SeedResult("51k", 99.45, 98.90)),
+    Step(3, "Lighter model", LIGHT, Toggles(), PLAIN,
+         target=("Keep the skeleton, cut the channels, and see whether the same structure still learns.",),
+         analysis=("Accuracy drops a little but the gap between train and test is small: the skeleton is sound.",
+                   "Without normalisation, the small model trains slowly; there is headroom if we help it."),
+         seed=SeedResult("12k", 98.96, 98.45)),
+    Step(4, "BatchNorm", LIGHT, Toggles(batchnorm=True), PLAIN,
+         target=("Change how the model trains without adding capacity: BatchNorm after every convolution "
+                 "(two numbers per channel).",),
+         analysis=("Train and test accuracy both jump; BatchNorm makes every layer see well-scaled inputs.",
+                   "Train accuracy now nears 100 % while test stalls: over-fitting has appeared. We need regularisation."),
+         seed=SeedResult("12.2k", 99.98, 99.35)),
+    Step(5, "Dropout", LIGHT, Toggles(batchnorm=True, dropout=0.1), PLAIN,
+         target=("Add a small dropout after every block to close the train/test gap.",),
+         analysis=("Train accuracy falls below test accuracy: the gap is closed, the model no longer memorises.",
+                   "Test accuracy does not climb further: the model now lacks capacity, not regularisation."),
+         seed=SeedResult("12.2k", 98.98, 99.36, "the write-up's text says 99.38")),
+    Step(6, "Global average pooling", LIGHT, Toggles(batchnorm=True, dropout=0.1, gap=True), PLAIN,
+         target=("Replace the large final convolution with global average pooling plus a 1x1 convolution, "
+                 "freeing weights we can spend earlier in the network.",),
+         analysis=("The parameter count drops by about a fifth at almost the same accuracy: the big last kernel "
+                   "was mostly dead weight.",
+                   "Simply adding channels back did not help much: where the pooling sits matters more."),
+         seed=SeedResult("9.8k", 96.70, 99.36, "a wider variant (11.2k) reached 99.28")),
+    Step(7, "Receptive-field restructure", EARLY_POOL, Toggles(batchnorm=True, dropout=0.1, gap=True), PLAIN,
+         target=("Pool after two 3x3 convolutions (RF 5) instead of three (RF 7): MNIST strokes are thin, so "
+                 "edges are found earlier, and the cheaper half-resolution layers can be deeper.",),
+         analysis=("More layers after the pool give a larger final receptive field for about the same weights.",
+                   "Test accuracy reaches the 99.4 % region, still just above the 10k budget."),
+         seed=SeedResult("12.5k", 98.97, 99.45, "the write-up's text says 99.25")),
+    Step(8, "Data augmentation", EARLY_POOL, Toggles(batchnorm=True, dropout=0.1, gap=True), ROTATE,
+         target=("Many digits in the test set are slightly tilted: train on randomly rotated digits (about 7 degrees).",),
+         analysis=("The training set becomes harder than the test set, so train accuracy sits below test.",
+                   "Accuracy is in reach; the parameter count is the remaining problem."),
+         seed=SeedResult("12.5k", 99.25, 99.35)),
+    Step(9, "More augmentation, fewer parameters, one-cycle LR", FINAL, Toggles(batchnorm=True, dropout=0.0, gap=True),
+         FINAL_RECIPE,
+         target=("Under 10k parameters and at least 99.4 % test accuracy held over the last epochs, in 15 epochs.",
+                 "Richer augmentation (rotation, affine, brightness/contrast), fewer channels, and a one-cycle "
+                 "learning-rate schedule that warms up, peaks and anneals within the 15 epochs."),
+         analysis=("See the measured reference runs: the one-cycle schedule's long anneal is what makes the "
+                   "last epochs stable.",),
+         seed=SeedResult("9.2k", 97.76, 99.41, "the seed's final notebook model has 9,964 parameters")),
+)
+
+
+def get_step(number: int) -> Step:
+    if not isinstance(number, int) or not 1 <= number <= len(STEPS):
+        raise SpecError(f"unknown step {number!r}: steps are numbered 1 to {len(STEPS)}")
+    return STEPS[number - 1]
+
+
+def with_toggles(step: Step, batchnorm: bool | None = None, dropout: float | None = None,
+                 gap: bool | None = None) -> Toggles:
+    """The step's default toggles with any given override applied."""
+    t = step.toggles
+    return replace(t, batchnorm=t.batchnorm if batchnorm is None else batchnorm,
+                   dropout=t.dropout if dropout is None else dropout,
+                   gap=t.gap if gap is None else gap)

@@ -1,0 +1,271 @@
+"""One trainer for everyone: `fit` yields events (batch progress, epoch metrics, done) and
+whoever iterates decides what to do with them -- print (CLI), draw (app), assert (tests).
+
+The data stays resident on the device as uint8; each batch is gathered, augmented with
+per-image parameters and normalised there, so there is no DataLoader and no per-image
+Python work in the loop.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.augment import AugmentConfig, augment_batch, normalize, to_float
+from core.data import MNISTTensors
+from core.model import build_model, count_params, device_label, pick_device
+from core.spec import Toggles
+from core.steps import get_step, with_toggles
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "step", "onecycle")
+CHALLENGE = {"max_params": 10_000, "min_acc": 99.4, "last_epochs": 3, "max_epochs": 15}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    step: int = 9
+    batchnorm: bool = True
+    dropout: float = 0.0
+    gap: bool = True
+    epochs: int = 15
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 1
+    max_batches: int | None = None  # per epoch, for quick runs
+    train_fraction: float = 1.0
+    device: str = "auto"
+    log_every: int = 10  # batches between batch events (each one syncs the GPU)
+
+    @classmethod
+    def for_step(cls, number: int, **overrides: Any) -> "TrainConfig":
+        """The step's own recipe and toggles, with any non-None override applied."""
+        step = get_step(number)
+        toggles = with_toggles(step, overrides.pop("batchnorm", None), overrides.pop("dropout", None),
+                               overrides.pop("gap", None))
+        r = step.recipe
+        base = cls(step=number, batchnorm=toggles.batchnorm, dropout=toggles.dropout, gap=toggles.gap,
+                   epochs=r.epochs, batch_size=r.batch_size, optimizer=r.optimizer, lr=r.lr,
+                   schedule=r.schedule, augment=r.augment)
+        config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
+        config.validate()
+        return config
+
+    @property
+    def toggles(self) -> Toggles:
+        return Toggles(self.batchnorm, self.dropout, self.gap)
+
+    def validate(self) -> None:
+        checks = [
+            (1 <= self.epochs <= 200, f"epochs must be between 1 and 200, got {self.epochs}"),
+            (1 <= self.batch_size <= 8192, f"batch size must be between 1 and 8192, got {self.batch_size}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
+            (math.isfinite(self.lr) and 0 < self.lr <= 10, f"learning rate must be in (0, 10], got {self.lr}"),
+            (0 < self.train_fraction <= 1, f"train fraction must be in (0, 1], got {self.train_fraction}"),
+            (self.max_batches is None or self.max_batches >= 1, f"max batches must be >= 1, got {self.max_batches}"),
+            (self.log_every >= 1, "log_every must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        self.toggles  # validates the dropout rate
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    epoch: int
+    batch: int  # 1-based within the epoch
+    batches: int  # per epoch
+    step: int  # global optimiser step, 1-based
+    total_steps: int
+    loss: float
+    acc: float  # % on this batch (augmented training images)
+    lr: float
+    images_per_s: float
+    kind: str = "batch"
+
+
+@dataclass(frozen=True)
+class EpochEvent:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    lr: float
+    seconds: float  # training plus the full test evaluation
+    images_per_s: float  # training throughput
+    kind: str = "epoch"
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    reason: str  # "completed", "stopped by request", or why it failed
+    history: list[EpochEvent]
+    params: int
+    device: str
+    seconds: float
+    kind: str = "done"
+
+    @property
+    def completed(self) -> bool:
+        return self.reason == "completed"
+
+
+Event = BatchEvent | EpochEvent | DoneEvent
+
+
+def challenge_verdict(params: int, test_accs: list[float], epochs_planned: int) -> tuple[bool, str]:
+    """Does a run meet the seed challenge? Returns (passed, one-line explanation)."""
+    n = CHALLENGE["last_epochs"]
+    last = test_accs[-n:]
+    problems = []
+    if params >= CHALLENGE["max_params"]:
+        problems.append(f"{params:,} parameters (needs < {CHALLENGE['max_params']:,})")
+    if epochs_planned > CHALLENGE["max_epochs"]:
+        problems.append(f"{epochs_planned} epochs (needs <= {CHALLENGE['max_epochs']})")
+    if len(last) < n:
+        problems.append(f"only {len(test_accs)} epoch(s) run (needs the last {n})")
+    elif min(last) < CHALLENGE["min_acc"]:
+        problems.append(f"min of last {n} test accuracies {min(last):.2f} % (needs >= {CHALLENGE['min_acc']} %)")
+    if problems:
+        return False, "Not met: " + "; ".join(problems)
+    return True, f"Met: {params:,} parameters, last {n} test accuracies {', '.join(f'{a:.2f}' for a in last)} %"
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                           weight_decay=config.weight_decay, nesterov=config.momentum > 0)
+
+
+def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """Stepped once per batch. OneCycle: warm up for 20 % of the run to `lr`, then anneal
+    to lr/1000; step: divide by 10 at each third of the run; constant: no change."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.2,
+                                                   div_factor=10, final_div_factor=100, anneal_strategy="cos")
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, total // 3), gamma=0.1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 2000) -> tuple[float, float]:
+    """(mean loss, accuracy %) over the whole set, from resident tensors."""
+    model.eval()
+    loss_sum = torch.zeros((), device=images.device)
+    correct = torch.zeros((), device=images.device, dtype=torch.long)
+    for start in range(0, len(images), batch_size):
+        x = normalize(to_float(images[start:start + batch_size]))
+        y = labels[start:start + batch_size]
+        out = model(x)
+        loss_sum += F.nll_loss(out, y, reduction="sum")
+        correct += (out.argmax(1) == y).sum()
+    n = max(1, len(images))
+    return loss_sum.item() / n, 100.0 * correct.item() / n
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None,
+        model: nn.Module | None = None) -> Iterator[Event]:
+    """Train `config` on `data`; yields BatchEvent / EpochEvent and finally one DoneEvent.
+    Setting `stop` ends the run after the current batch, keeping the history so far."""
+    config.validate()
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    if model is None:
+        model = build_model(get_step(config.step).layers(config.toggles))
+    model = model.to(device)
+    data = data.to(device)
+
+    n_train = max(1, round(len(data.train_images) * config.train_fraction))
+    subset = torch.randperm(len(data.train_images), generator=generator, device=device)[:n_train]
+    batches = math.ceil(n_train / config.batch_size)
+    if config.max_batches:
+        batches = min(batches, config.max_batches)
+    optimizer = make_optimizer(config, model)
+    scheduler = make_scheduler(config, optimizer, batches)
+    history: list[EpochEvent] = []
+    params, label = count_params(model), device_label(device)
+    started = time.perf_counter()
+
+    def done(reason: str) -> DoneEvent:
+        return DoneEvent(reason, list(history), params, label, time.perf_counter() - started)
+
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        epoch_start = time.perf_counter()
+        order = subset[torch.randperm(n_train, generator=generator, device=device)]
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for b in range(batches):
+            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+            x = normalize(augment_batch(to_float(data.train_images[idx]), config.augment, generator))
+            y = data.train_labels[idx]
+            out = model(x)
+            loss = F.nll_loss(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach() * len(idx)
+            correct += (out.argmax(1) == y).sum()
+            seen += len(idx)
+            if (b + 1) % config.log_every == 0 or b + 1 == batches:
+                batch_loss = loss.item()  # one sync per log interval, not per batch
+                if not math.isfinite(batch_loss):
+                    yield done(f"loss became {batch_loss} at epoch {epoch}, batch {b + 1}: "
+                               "the learning rate is probably too high")
+                    return
+                elapsed = time.perf_counter() - epoch_start
+                yield BatchEvent(epoch, b + 1, batches, (epoch - 1) * batches + b + 1, config.epochs * batches,
+                                 batch_loss, 100.0 * (out.argmax(1) == y).float().mean().item(),
+                                 optimizer.param_groups[0]["lr"], seen / max(elapsed, 1e-9))
+            if stop is not None and stop.is_set():
+                yield done("stopped by request")
+                return
+        _sync(device)
+        train_seconds = time.perf_counter() - epoch_start
+        test_loss, test_acc = evaluate(model, data.test_images, data.test_labels)
+        event = EpochEvent(epoch, loss_sum.item() / seen, 100.0 * correct.item() / seen, test_loss, test_acc,
+                           optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start, seen / train_seconds)
+        history.append(event)
+        yield event
+        if not math.isfinite(event.train_loss) or not math.isfinite(test_loss):
+            yield done(f"loss became non-finite in epoch {epoch}: the learning rate is probably too high")
+            return
+    yield done("completed")
+
+
+def run(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None) -> DoneEvent:
+    """Drain `fit` and return its final event (for scripts and tests)."""
+    final = None
+    for event in fit(config, data, stop):
+        final = event
+    assert isinstance(final, DoneEvent)
+    return final

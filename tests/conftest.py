@@ -1,0 +1,59 @@
+"""Shared fixtures. Tests never touch ../shared/mnist: they write their own small IDX files
+so the real loading code (header checks + torchvision.datasets.MNIST) runs on them."""
+
+from __future__ import annotations
+
+import math
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A learnable stand-in for MNIST: class c is a stripe texture with one of 5 orientations
+    and one of 2 periods, random phase, plus noise. Local texture, so GAP heads can learn it."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    yy, xx = np.mgrid[0:28, 0:28].astype(np.float32)
+    images = np.empty((n, 28, 28), np.uint8)
+    for i, c in enumerate(labels):
+        angle = math.pi * (c % 5) / 5
+        period = 4.0 if c < 5 else 8.0
+        phase = rng.uniform(0, 2 * math.pi)
+        wave = np.sin(2 * math.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / period + phase)
+        img = (wave > 0) * 200 + rng.normal(0, 20, (28, 28))
+        images[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return images, labels
+
+
+def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{prefix}-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">IIII", 2051, len(images), 28, 28) + images.tobytes())
+    with open(folder / f"{prefix}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+
+
+def make_mnist_root(root: Path, n_train: int = 1200, n_test: int = 400) -> Path:
+    raw = root / "MNIST" / "raw"
+    write_idx(raw, "train", *synthetic_digits(n_train, 0))
+    write_idx(raw, "t10k", *synthetic_digits(n_test, 1))
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    return make_mnist_root(tmp_path_factory.mktemp("mnist"))
+
+
+@pytest.fixture
+def fresh_mnist_root(tmp_path) -> Path:
+    """A private copy that a test may damage."""
+    return make_mnist_root(tmp_path / "data", 200, 100)

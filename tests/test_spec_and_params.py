@@ -1,0 +1,82 @@
+import itertools
+
+import pytest
+import torch
+from torchinfo import summary
+
+from core.lifecycle import describe_step
+from core.model import build_model, count_params
+from core.spec import SpecError, Toggles
+from core.steps import STEPS, get_step
+
+# The seed write-up's lifecycle table (parameters per step); ours must be within 20 %.
+SEED_PARAMS = {1: 6.3e6, 2: 51e3, 3: 12e3, 4: 12.2e3, 5: 12.2e3, 6: 9.8e3, 7: 12.5e3, 8: 12.5e3}
+
+TOGGLES = [Toggles(bn, p, gap) for bn, p, gap in itertools.product((False, True), (0.0, 0.2), (False, True))]
+
+
+@pytest.mark.parametrize("number", list(SEED_PARAMS))
+def test_step_params_follow_the_seed_table(number):
+    params = count_params(build_model(get_step(number).layers()))
+    assert abs(params - SEED_PARAMS[number]) <= 0.2 * SEED_PARAMS[number], params
+
+
+def test_final_step_is_under_budget():
+    assert count_params(build_model(get_step(9).layers())) < 10_000
+
+
+@pytest.mark.parametrize("number", range(1, 10))
+def test_every_toggle_combination_builds_and_runs(number):
+    step = get_step(number)
+    counts = {}
+    for t in TOGGLES:
+        model = build_model(step.layers(t)).eval()
+        out = model(torch.zeros(2, 1, 28, 28))
+        assert out.shape == (2, 10)
+        params = count_params(model)
+        if number > 1:  # skip torchinfo's slow pass over the 6.3M model for every combination
+            assert summary(model, input_size=(1, 1, 28, 28), verbose=0).total_params == params
+        counts[t] = params
+    for bn, p in itertools.product((False, True), (0.0, 0.2)):
+        # dropout never changes the count; GAP always removes weights (the big last kernel)
+        assert counts[Toggles(bn, 0.0, False)] == counts[Toggles(bn, p, False)]
+        assert counts[Toggles(bn, p, True)] < counts[Toggles(bn, p, False)]
+    # BatchNorm adds exactly two parameters per normalised channel
+    layers = step.layers(Toggles(True, 0.0, False))
+    channels = [layer.out_channels for layer in layers if layer.type == "conv" and layer.act]
+    assert counts[Toggles(True, 0.0, False)] - counts[Toggles(False, 0.0, False)] == 2 * sum(channels)
+
+
+def test_summary_total_matches_torchinfo_and_numel():
+    doc = describe_step(9)
+    model = build_model(get_step(9).layers())
+    assert doc["params"] == sum(p.numel() for p in model.parameters())
+    assert sum(row["params"] for row in doc["layers"]) == doc["params"]
+    assert doc["params"] == summary(model, input_size=(1, 1, 28, 28), verbose=0).total_params
+
+
+def test_toggles_are_reflected_in_the_layer_list():
+    layers = get_step(3).layers(Toggles(batchnorm=True, dropout=0.1, gap=True))
+    types = [layer.type for layer in layers]
+    assert "bn" in types and "dropout" in types and "gap" in types
+    assert types[-2:] == ["flatten", "softmax"]
+    plain = [layer.type for layer in get_step(3).layers(Toggles())]
+    assert "bn" not in plain and "dropout" not in plain and "gap" not in plain
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5])
+def test_bad_dropout_is_refused(rate):
+    with pytest.raises(SpecError, match="dropout"):
+        Toggles(dropout=rate)
+
+
+def test_unknown_step():
+    with pytest.raises(SpecError, match="unknown step"):
+        get_step(10)
+
+
+def test_every_step_has_its_texts_and_seed_facts():
+    assert [s.number for s in STEPS] == list(range(1, 10))
+    for s in STEPS:
+        assert s.title and s.target and s.analysis
+        assert 90 < s.seed.best_test_acc < 100
