@@ -48,6 +48,7 @@ class TrainConfig:
     train_fraction: float = 1.0
     device: str = "auto"
     log_every: int = 10  # batches between batch events (each one syncs the GPU)
+    test_limit: int | None = None  # evaluate on the first N test images (None: all 10k)
 
     @classmethod
     def for_step(cls, number: int, **overrides: Any) -> "TrainConfig":
@@ -77,6 +78,7 @@ class TrainConfig:
             (0 < self.train_fraction <= 1, f"train fraction must be in (0, 1], got {self.train_fraction}"),
             (self.max_batches is None or self.max_batches >= 1, f"max batches must be >= 1, got {self.max_batches}"),
             (self.log_every >= 1, "log_every must be >= 1"),
+            (self.test_limit is None or self.test_limit >= 1, f"test limit must be >= 1, got {self.test_limit}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -251,7 +253,7 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
                 return
         _sync(device)
         train_seconds = time.perf_counter() - epoch_start
-        test_loss, test_acc = evaluate(model, data.test_images, data.test_labels)
+        test_loss, test_acc = evaluate(model, data.test_images[:config.test_limit], data.test_labels[:config.test_limit])
         event = EpochEvent(epoch, loss_sum.item() / seen, 100.0 * correct.item() / seen, test_loss, test_acc,
                            optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start, seen / train_seconds)
         history.append(event)
@@ -262,10 +264,60 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
     yield done("completed")
 
 
-def run(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None) -> DoneEvent:
+def seconds_per_image(config: TrainConfig, probe: int = 32) -> tuple[float, float]:
+    """(training, evaluation) seconds per image for this config on its device, from a short
+    timed probe on random data: what the app shows before a run starts."""
+    device = pick_device(config.device)
+    model = build_model(get_step(config.step).layers(config.toggles)).to(device)
+    optimizer = make_optimizer(config, model)
+    x = torch.randn(probe, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (probe,), device=device)
+    timings = []
+    for _ in range(3):  # the first iteration warms up allocators and kernels
+        start = time.perf_counter()
+        loss = F.nll_loss(model(augment_batch(x.clamp(0, 1), config.augment)), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        _sync(device)
+        timings.append(time.perf_counter() - start)
+    model.eval()
+    with torch.no_grad():
+        start = time.perf_counter()
+        model(torch.randn(4 * probe, 1, 28, 28, device=device))
+        _sync(device)
+        eval_s = (time.perf_counter() - start) / (4 * probe)
+    return min(timings[1:]) / probe, eval_s
+
+
+def estimate_seconds(config: TrainConfig, per_image: tuple[float, float], n_train: int = 60_000,
+                     n_test: int = 10_000) -> float:
+    train_images = round(n_train * config.train_fraction)
+    if config.max_batches:
+        train_images = min(train_images, config.max_batches * config.batch_size)
+    test_images = min(n_test, config.test_limit or n_test)
+    return config.epochs * (train_images * per_image[0] + test_images * per_image[1])
+
+
+def quick_budget(config: TrainConfig, per_image: tuple[float, float], target_s: float = 60.0,
+                 n_train: int = 60_000, n_test: int = 10_000) -> TrainConfig:
+    """A reduced run that takes about `target_s`: at most 3 epochs, then fewer test images
+    (if evaluation alone would eat a third of the time), then a fraction of the training set."""
+    epochs = min(config.epochs, 3)
+    test = n_test
+    if epochs * n_test * per_image[1] > target_s / 3:
+        test = max(500, int(target_s / 3 / (epochs * per_image[1])))
+    left = target_s - epochs * test * per_image[1]
+    fraction = min(1.0, max(0.01, left / (epochs * n_train * per_image[0])))
+    return replace(config, epochs=epochs, train_fraction=round(fraction, 3),
+                   test_limit=None if test >= n_test else test)
+
+
+def run(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None,
+        model: nn.Module | None = None) -> DoneEvent:
     """Drain `fit` and return its final event (for scripts and tests)."""
     final = None
-    for event in fit(config, data, stop):
+    for event in fit(config, data, stop, model):
         final = event
     assert isinstance(final, DoneEvent)
     return final

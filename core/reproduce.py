@@ -1,0 +1,159 @@
+"""Reference runs: train the nine steps on real MNIST, record every epoch with its provenance in
+assets/reference_runs.json, and generate LIFECYCLE.md from that file (never by hand)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from core.data import load_mnist
+from core.lifecycle import describe_step
+from core.model import device_label, pick_device
+from core.steps import STEPS, get_step
+from core.train import CHALLENGE, TrainConfig, challenge_verdict, run
+
+
+def parse_steps(text: str) -> list[int]:
+    numbers: list[int] = []
+    for part in text.replace(" ", "").split(","):
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            numbers.extend(range(int(lo), int(hi) + 1))
+        elif part:
+            numbers.append(int(part))
+    for n in numbers:
+        get_step(n)  # validates
+    return sorted(set(numbers))
+
+
+def measured_summary(epochs: list[dict[str, Any]]) -> dict[str, Any]:
+    tests = [e["test_acc"] for e in epochs]
+    return {"best_train_acc": max(e["train_acc"] for e in epochs), "best_test_acc": max(tests),
+            "min_last3_test_acc": min(tests[-3:]), "last_test_acc": tests[-1],
+            "train_seconds": round(sum(e["seconds"] for e in epochs), 1)}
+
+
+def batches_for_budget(config: TrainConfig, data, budget: float) -> int | None:
+    """Batches per epoch that fit `budget` seconds for the whole run, from a short timed probe."""
+    probe = run(replace(config, epochs=1, max_batches=3), data)
+    per_batch = config.batch_size / probe.history[0].images_per_s
+    full = -(-len(data.train_images) // config.batch_size)
+    eval_s = probe.history[0].seconds - 3 * per_batch
+    fit_batches = int((budget / config.epochs - max(eval_s, 0)) / per_batch)
+    return None if fit_batches >= full else max(1, fit_batches)
+
+
+def run_step(number: int, data, seed: int, device: str, budget: float | None, command: str,
+             log: Callable[[str], None]) -> dict[str, Any]:
+    config = TrainConfig.for_step(number, seed=seed, device=device)
+    max_batches = batches_for_budget(config, data, budget) if budget else None
+    config = TrainConfig.for_step(number, seed=seed, device=device, max_batches=max_batches)
+    log(f"step {number}: {get_step(number).title} -- "
+        f"{'full epochs' if max_batches is None else f'{max_batches} batches per epoch (reduced)'}")
+    started = time.perf_counter()
+    done = run(config, data)
+    wall = time.perf_counter() - started
+    epochs = [{k: round(getattr(e, k), 5) if isinstance(getattr(e, k), float) else getattr(e, k)
+               for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")}
+              for e in done.history]
+    images = len(data.train_images) if max_batches is None else min(len(data.train_images),
+                                                                     max_batches * config.batch_size)
+    doc = describe_step(number)
+    passed, verdict = challenge_verdict(done.params, [e["test_acc"] for e in epochs], config.epochs)
+    log(f"  {verdict} ({wall:.0f} s)")
+    return {
+        "step": number, "title": get_step(number).title, "params": done.params, "rf": doc["rf"],
+        "config": config.as_dict(), "epochs": epochs, "stopped_reason": done.reason,
+        "summary": measured_summary(epochs) if epochs else {}, "challenge": {"passed": passed, "verdict": verdict},
+        "provenance": {
+            "command": command, "seed": seed, "device": done.device, "torch": torch.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+            "wall_seconds": round(wall, 1), "reduced": max_batches is not None,
+            "train_images_per_epoch": images,
+            "label": "full 15 epochs on all 60k images" if max_batches is None else
+                     f"reduced: {max_batches} batches ({images:,} images) per epoch to fit a {budget:.0f} s budget",
+        },
+    }
+
+
+def reproduce(steps: Iterable[int], data_dir: str | None, download: bool, seed: int, device: str,
+              budget: float | None, output: str, markdown: str, merge: bool, argv: list[str],
+              log: Callable[[str], None]) -> dict[str, Any]:
+    dev = pick_device(device)
+    data = load_mnist(data_dir, download=download, device=dev)
+    command = "python -m core " + " ".join(shlex.quote(a) for a in argv[1:])
+    path = Path(output)
+    runs: dict[int, dict[str, Any]] = {}
+    if merge and path.exists():
+        runs = {r["step"]: r for r in json.loads(path.read_text())["runs"]}
+    log(f"reference runs on {device_label(dev)}, seed {seed}")
+    for number in steps:
+        runs[number] = run_step(number, data, seed, str(dev), budget, command, log)
+        write_reference(path, runs)  # after every step: a stop in mid-way keeps what was done
+    write_markdown(Path(markdown), runs)
+    log(f"wrote {path} and {markdown}")
+    return {"runs": [runs[k] for k in sorted(runs)]}
+
+
+def write_reference(path: Path, runs: dict[int, dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"challenge": CHALLENGE, "runs": [runs[k] for k in sorted(runs)]}, indent=1))
+    tmp.replace(path)
+
+
+def load_reference(path: str | Path = "assets/reference_runs.json") -> dict[int, dict[str, Any]]:
+    """Reference runs by step number; {} when the file is absent or unreadable."""
+    try:
+        return {r["step"]: r for r in json.loads(Path(path).read_text())["runs"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _fmt(value: Any, spec: str = ".2f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def write_markdown(path: Path, runs: dict[int, dict[str, Any]]) -> None:
+    lines = [
+        "# The lifecycle, measured",
+        "",
+        "Generated by `python -m core reproduce` from `assets/reference_runs.json`; do not edit by hand.",
+        "Accuracies are percentages on the 10,000 MNIST test images. *Seed* columns are what the seed",
+        "write-up reported (not measured here); *measured* columns come from the runs below.",
+        "",
+        "| step | title | params | final RF | best train | best test | min last 3 | s | seed params | seed train | seed test | run |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for step in STEPS:
+        r = runs.get(step.number)
+        if r is None:
+            lines.append(f"| {step.number} | {step.title} | | | | | | | {step.seed.params} | "
+                         f"{step.seed.best_train_acc} | {step.seed.best_test_acc} | not run |")
+            continue
+        m = r["summary"]
+        lines.append(
+            f"| {step.number} | {step.title} | {r['params']:,} | {r['rf']} | {_fmt(m.get('best_train_acc'))} | "
+            f"{_fmt(m.get('best_test_acc'))} | {_fmt(m.get('min_last3_test_acc'))} | "
+            f"{_fmt(m.get('train_seconds'), '.0f')} | {step.seed.params} | {step.seed.best_train_acc} | "
+            f"{step.seed.best_test_acc} | {r['provenance']['label']} |")
+    lines += ["", "## Provenance", ""]
+    for k in sorted(runs):
+        p = runs[k]["provenance"]
+        lines.append(f"- step {k}: `{p['command']}` — seed {p['seed']}, {p['device']}, torch {p['torch']}, "
+                     f"{p['date']}, {p['wall_seconds']} s wall; {p['label']}; {runs[k]['challenge']['verdict']}")
+    lines += ["", "## Why each step helped, or did not", ""]
+    for step in STEPS:
+        lines.append(f"### {step.number}. {step.title}")
+        lines.append("")
+        lines += [f"- {t}" for t in step.target]
+        lines += [f"- {t}" for t in step.analysis]
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")

@@ -1,0 +1,84 @@
+import gzip
+import shutil
+
+import pytest
+import torch
+
+from core.data import FILES, DataError, load_mnist, raw_dir, resolve_root
+
+
+def test_loads_idx_files_into_uint8_tensors(mnist_root):
+    data = load_mnist(str(mnist_root), download=False)
+    assert data.train_images.dtype == torch.uint8 and data.train_images.shape == (1200, 28, 28)
+    assert data.test_images.shape == (400, 28, 28)
+    assert data.train_labels.dtype == torch.int64 and 0 <= data.train_labels.min() <= data.train_labels.max() <= 9
+
+
+def test_root_resolution_order(monkeypatch, tmp_path):
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "env"))
+    assert resolve_root("explicit") .name == "explicit"
+    assert resolve_root(None) == tmp_path / "env"
+    monkeypatch.delenv("MNIST_DIR")
+    assert resolve_root(None).name == "data"
+
+
+def test_missing_files_are_named_with_instructions(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_mnist(str(tmp_path / "empty"), download=False)
+    message = str(info.value)
+    for name in FILES:
+        assert name in message
+    assert str((tmp_path / "empty" / "MNIST" / "raw").resolve()) in message
+
+
+def test_offline_download_failure_is_clear(tmp_path, monkeypatch):
+    import core.data
+
+    def no_network(root, train, download):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(core.data, "_read", no_network)
+    monkeypatch.setattr("torchvision.datasets.MNIST.download", lambda self: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(DataError, match="could not download MNIST.*Put the four MNIST files"):
+        load_mnist(str(tmp_path / "nowhere"), download=True)
+
+
+def test_truncated_file_is_reported(fresh_mnist_root):
+    path = raw_dir(fresh_mnist_root) / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte is truncated or corrupt"):
+        load_mnist(str(fresh_mnist_root), download=False)
+
+
+def test_corrupt_header_is_reported(fresh_mnist_root):
+    path = raw_dir(fresh_mnist_root) / "t10k-labels-idx1-ubyte"
+    path.write_bytes(b"<html>not found</html>")
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is not an MNIST IDX file"):
+        load_mnist(str(fresh_mnist_root), download=False)
+
+
+def test_bad_labels_are_reported(fresh_mnist_root):
+    path = raw_dir(fresh_mnist_root) / "train-labels-idx1-ubyte"
+    raw = bytearray(path.read_bytes())
+    raw[10] = 77
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="labels outside 0-9"):
+        load_mnist(str(fresh_mnist_root), download=False)
+
+
+def test_gzip_only_files_are_unpacked(fresh_mnist_root):
+    folder = raw_dir(fresh_mnist_root)
+    for name in FILES:
+        with open(folder / name, "rb") as src, gzip.open(folder / f"{name}.gz", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        (folder / name).unlink()
+    data = load_mnist(str(fresh_mnist_root), download=False)
+    assert len(data.train_images) == 200
+
+
+def test_broken_gzip_is_reported(fresh_mnist_root):
+    folder = raw_dir(fresh_mnist_root)
+    (folder / "train-images-idx3-ubyte").unlink()
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08garbage")
+    with pytest.raises(DataError, match="not a valid gzip file"):
+        load_mnist(str(fresh_mnist_root), download=False)

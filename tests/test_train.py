@@ -1,0 +1,93 @@
+import threading
+
+import pytest
+import torch
+
+from core.augment import AugmentConfig
+from core.data import load_mnist
+from core.model import build_model
+from core.steps import get_step
+from core.train import BatchEvent, DoneEvent, EpochEvent, TrainConfig, challenge_verdict, fit, run
+
+
+@pytest.fixture(scope="module")
+def data(mnist_root):
+    return load_mnist(str(mnist_root), download=False)
+
+
+def quick(step=9, **kw):
+    base = dict(epochs=3, device="cpu", log_every=2, seed=0, lr=0.05)
+    base.update(kw)
+    return TrainConfig.for_step(step, **base)
+
+
+def test_learns_the_synthetic_task(data):
+    events = list(fit(quick(augment=AugmentConfig()), data))
+    epochs = [e for e in events if isinstance(e, EpochEvent)]
+    batches = [e for e in events if isinstance(e, BatchEvent)]
+    done = events[-1]
+    assert isinstance(done, DoneEvent) and done.completed and len(done.history) == 3
+    assert epochs[-1].train_loss < epochs[0].train_loss
+    assert epochs[-1].test_acc > 60  # chance is 10 %
+    assert batches and all(b.images_per_s > 0 for b in batches)
+    assert batches[-1].step == batches[-1].total_steps == 3 * 10  # 1200 images / 128 per batch
+
+
+def test_same_seed_same_history(data):
+    a = run(quick(epochs=1, max_batches=4), data).history
+    b = run(quick(epochs=1, max_batches=4), data).history
+    assert a[0].train_loss == b[0].train_loss and a[0].test_acc == b[0].test_acc
+
+
+def test_quick_run_knobs(data):
+    done = run(quick(epochs=2, max_batches=3, train_fraction=0.5), data)
+    assert done.completed and len(done.history) == 2
+    batches = [e for e in fit(quick(epochs=1, train_fraction=0.25), data) if isinstance(e, BatchEvent)]
+    assert batches[-1].batches == 3  # 300 images / 128
+
+
+def test_stop_keeps_the_partial_history(data):
+    stop = threading.Event()
+    history = []
+    for event in fit(quick(epochs=5), data, stop):
+        if isinstance(event, EpochEvent):
+            history.append(event)
+            stop.set()
+        last = event
+    assert last.reason == "stopped by request"
+    assert len(last.history) == 1 == len(history)
+
+
+def test_nan_loss_stops_with_a_reason(data):
+    config = quick(epochs=2)
+    model = build_model(get_step(9).layers(config.toggles))
+    with torch.no_grad():
+        model.conv1.weight[0, 0, 0, 0] = float("nan")  # what a diverged run looks like
+    events = list(fit(config, data, model=model))
+    done = events[-1]
+    assert not done.completed and not any(isinstance(e, EpochEvent) for e in events)
+    assert "loss became" in done.reason and "learning rate" in done.reason
+
+
+@pytest.mark.parametrize("optimizer, schedule", [("adam", "constant"), ("sgd", "step"), ("sgd", "onecycle")])
+def test_optimizers_and_schedules(data, optimizer, schedule):
+    done = run(quick(epochs=2, max_batches=4, optimizer=optimizer, schedule=schedule, lr=0.01), data)
+    assert done.completed
+    if schedule == "onecycle":
+        assert done.history[-1].lr < 0.01 / 10  # annealed well below the peak
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(train_fraction=1.5),
+                                 dict(max_batches=0), dict(optimizer="rmsprop"), dict(device="tpu")])
+def test_bad_configs_are_refused(data, bad):
+    with pytest.raises(ValueError):
+        run(quick(**bad), data)
+
+
+def test_challenge_verdict():
+    assert challenge_verdict(9_000, [99.0, 99.45, 99.41, 99.5], 15)[0]
+    ok, why = challenge_verdict(9_000, [99.5, 99.39, 99.5], 15)
+    assert not ok and "99.39" in why
+    assert not challenge_verdict(10_000, [99.5] * 3, 15)[0]
+    assert not challenge_verdict(9_000, [99.5] * 3, 20)[0]
+    assert not challenge_verdict(9_000, [99.5] * 2, 15)[0]
