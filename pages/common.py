@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import altair as alt
 import pandas as pd
@@ -40,9 +40,15 @@ def data_problem() -> str | None:
         return str(exc)
 
 
+def data_loader(device) -> Callable[[], Any]:
+    """A loader bound to this session's settings, safe to call from a training thread (which has
+    no access to st.session_state). Loads once per process; raises DataError."""
+    folder, download = data_dir(), st.session_state.get("allow_download", True)
+    return lambda: load_cached(folder, download=download, device=device)
+
+
 def load_data(device) -> Any:
-    """Loads (once per process) or raises DataError; downloads only if the setting allows."""
-    return load_cached(data_dir(), download=st.session_state.get("allow_download", True), device=device)
+    return data_loader(device)()
 
 
 def show_data_problem(problem: str) -> None:
@@ -198,7 +204,7 @@ def training(config: TrainConfig) -> None:
     running = job is not None and job.snapshot().running
     b1, b2, _ = st.columns([1, 1, 4])
     if b1.button("Train", type="primary", disabled=running, key=f"{k}_train"):
-        job = TrainingJob(replace(chosen, device=str(device)), lambda: load_data(device), label).start()
+        job = TrainingJob(replace(chosen, device=str(device)), data_loader(device), label).start()
         st.session_state[k] = job
         running = True
     if b2.button("Stop", disabled=not running, key=f"{k}_stop") and job is not None:

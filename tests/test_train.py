@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core.augment import AugmentConfig
-from core.data import load_mnist
+from core.data import DataError, load_mnist
 from core.model import build_model
 from core.steps import get_step
 from core.train import BatchEvent, DoneEvent, EpochEvent, TrainConfig, challenge_verdict, fit, run
@@ -91,3 +91,39 @@ def test_challenge_verdict():
     assert not challenge_verdict(10_000, [99.5] * 3, 15)[0]
     assert not challenge_verdict(9_000, [99.5] * 3, 20)[0]
     assert not challenge_verdict(9_000, [99.5] * 2, 15)[0]
+
+
+def test_background_job_runs_stops_and_reports(data):
+    from core.jobs import TrainingJob
+
+    job = TrainingJob(quick(epochs=1, max_batches=3), lambda: data).start()
+    job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "finished" and snap.progress == 1.0 and len(snap.epochs) == 1 and snap.params == 5936
+
+    job = TrainingJob(quick(epochs=50), lambda: data).start()
+    while not job.snapshot().batches:
+        job.join(0.05)
+    job.stop()
+    job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and len(snap.epochs) < 50
+
+    def broken():
+        raise DataError("no files here")
+
+    job = TrainingJob(quick(), broken).start()
+    job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "failed" and "no files here" in snap.reason
+
+
+def test_quick_budget_shrinks_a_slow_run():
+    from core.train import estimate_seconds, quick_budget
+
+    config = TrainConfig.for_step(1, device="cpu")
+    slow = (0.02, 0.005)  # seconds per training / test image, like the 6.4M model on a laptop CPU
+    quick_cfg = quick_budget(config, slow, target_s=60)
+    assert quick_cfg.epochs <= 3 and quick_cfg.train_fraction < 0.1 and quick_cfg.test_limit < 10_000
+    assert 40 < estimate_seconds(quick_cfg, slow) < 80
+    assert estimate_seconds(config, slow) > 100 * estimate_seconds(quick_cfg, slow)
