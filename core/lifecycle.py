@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.model import build_model, count_params, macs, summarize
-from core.spec import SpecError, Toggles, layers_from_dicts
+from core.spec import SpecError, layers_from_dicts
 from core.steps import STEPS, get_step, with_toggles
 
 

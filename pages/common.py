@@ -17,7 +17,6 @@ from core.lifecycle import describe_step
 from core.model import device_label, pick_device
 from core.reproduce import load_reference
 from core.spec import SpecError
-from core.steps import get_step
 from core.train import CHALLENGE, TrainConfig, challenge_verdict, estimate_seconds, quick_budget, seconds_per_image
 
 REFERENCE_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",
@@ -79,7 +78,6 @@ def references() -> dict[int, dict[str, Any]]:
 
 def toggles_and_recipe(number: int) -> TrainConfig:
     """The step's toggles and training recipe as widgets; returns the resulting config."""
-    step = get_step(number)
     defaults = TrainConfig.for_step(number)
     k = f"s{number}"
     c1, c2, c3 = st.columns(3)

@@ -10,7 +10,7 @@ from torch import nn
 from core.lifecycle import describe_stack
 from core.model import build_model
 from core.rf import rf_table
-from core.spec import Layer, SpecError, Toggles, layers_from_dicts
+from core.spec import SpecError, Toggles, layers_from_dicts
 from core.steps import get_step
 
 
