@@ -78,20 +78,19 @@ EARLY_POOL = ArchSpec(body=(
     conv(10, 1), conv(20), conv(20), conv(16), conv(16),
 ))
 
-# Step 9: fewer channels, no padding, pool at RF 6, GAP head. See LIFECYCLE.md for why.
+# Step 9: no padding anywhere (every 3x3 conv trims the border MNIST leaves empty), pool at RF 6,
+# a 1x1 squeeze after it, four 3x3 convs to RF 28 before the GAP head. See LIFECYCLE.md for why.
 FINAL = ArchSpec(body=(
-    conv(8), conv(16), maxpool(),
-    conv(8, 1), conv(12), conv(16), conv(12),
+    conv(10), conv(16), maxpool(),
+    conv(10, 1), conv(16), conv(16), conv(20),
 ))
 
 # --- recipes ----------------------------------------------------------------------------------
 
 PLAIN = Recipe()
 ROTATE = Recipe(augment=AugmentConfig(rotation=7.0))
-FINAL_RECIPE = Recipe(
-    lr=0.2, schedule="onecycle", batch_size=128,
-    augment=AugmentConfig(rotation=10.0, translate=0.08, scale=0.08, shear=5.0, brightness=0.2, contrast=0.2),
-)
+FINAL_RECIPE = Recipe(lr=0.1, schedule="onecycle", batch_size=128,
+                      augment=AugmentConfig(rotation=8.0, translate=0.05))
 
 STEPS: tuple[Step, ...] = (
     Step(1, "Code setup", BASELINE, Toggles(), PLAIN,
@@ -143,8 +142,8 @@ STEPS: tuple[Step, ...] = (
     Step(9, "More augmentation, fewer parameters, one-cycle LR", FINAL, Toggles(batchnorm=True, dropout=0.0, gap=True),
          FINAL_RECIPE,
          target=("Under 10k parameters and at least 99.4 % test accuracy held over the last epochs, in 15 epochs.",
-                 "Richer augmentation (rotation, affine, brightness/contrast), fewer channels, and a one-cycle "
-                 "learning-rate schedule that warms up, peaks and anneals within the 15 epochs."),
+                 "Augmentation that matches how test digits vary (small rotations and shifts), no padding, and a "
+                 "one-cycle learning-rate schedule that warms up, peaks and anneals within the 15 epochs."),
          analysis=("See the measured reference runs: the one-cycle schedule's long anneal is what makes the "
                    "last epochs stable.",),
          seed=SeedResult("9.2k", 97.76, 99.41, "the seed's final notebook model has 9,964 parameters")),

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from core.lifecycle import describe_step
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -67,7 +69,7 @@ def test_train_from_step_page_updates_the_chart(server, tmp_path):
         page.get_by_text("The challenge:").wait_for(timeout=60_000)
         page.get_by_role("link", name="9. More augmentation").first.click()
         page.get_by_text("Train it").wait_for(timeout=60_000)
-        assert page.get_by_text("5,936").first.is_visible()
+        assert page.get_by_text(f"{describe_step(9)['params']:,}").first.is_visible()
         epochs = page.get_by_role("spinbutton", name="Epochs")
         epochs.fill("2")
         epochs.press("Enter")

@@ -5,6 +5,7 @@ import torch
 
 from core.augment import AugmentConfig
 from core.data import DataError, load_mnist
+from core.lifecycle import describe_step
 from core.model import build_model
 from core.steps import get_step
 from core.train import BatchEvent, DoneEvent, EpochEvent, TrainConfig, challenge_verdict, fit, run
@@ -99,7 +100,7 @@ def test_background_job_runs_stops_and_reports(data):
     job = TrainingJob(quick(epochs=1, max_batches=3), lambda: data).start()
     job.join(60)
     snap = job.snapshot()
-    assert snap.status == "finished" and snap.progress == 1.0 and len(snap.epochs) == 1 and snap.params == 5936
+    assert snap.status == "finished" and snap.progress == 1.0 and len(snap.epochs) == 1 and snap.params == describe_step(9)["params"]
 
     job = TrainingJob(quick(epochs=50), lambda: data).start()
     while not job.snapshot().batches:
