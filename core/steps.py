@@ -144,8 +144,17 @@ STEPS: tuple[Step, ...] = (
          target=("Under 10k parameters and at least 99.4 % test accuracy held over the last epochs, in 15 epochs.",
                  "Augmentation that matches how test digits vary (small rotations and shifts), no padding, and a "
                  "one-cycle learning-rate schedule that warms up, peaks and anneals within the 15 epochs."),
-         analysis=("See the measured reference runs: the one-cycle schedule's long anneal is what makes the "
-                   "last epochs stable.",),
+         analysis=("No padding: MNIST digits sit in a blank border, so unpadded 3x3 convs lose nothing and each "
+                   "one shrinks the grid, which is where the multiply-adds go.",
+                   "One max-pool at RF 6 (after edges and stroke fragments are found); four 3x3 convs after it bring "
+                   "the last conv to RF 20 and the GAP head to the full 28x28 digit.",
+                   "BatchNorm after every conv keeps the tiny layers trainable at a high peak learning rate; no "
+                   "dropout, because a net this small under-fits rather than over-fits.",
+                   "Small rotations and shifts match how test digits differ from training digits; adding shear, "
+                   "scale and brightness/contrast kept train accuracy below test accuracy without lifting the "
+                   "last epochs (seed-1 runs of a 5.9k variant: 99.29 % either way).",
+                   "One-cycle: a short warm-up, a high peak, then a long cosine anneal, so the last three epochs are "
+                   "taken at a small learning rate and barely move. Measured numbers: LIFECYCLE.md."),
          seed=SeedResult("9.2k", 97.76, 99.41, "the seed's final notebook model has 9,964 parameters")),
 )
 
