@@ -17,7 +17,7 @@ from core.data import load_mnist
 from core.lifecycle import describe_step
 from core.model import device_label, pick_device
 from core.steps import STEPS, get_step
-from core.train import CHALLENGE, TrainConfig, challenge_verdict, run
+from core.train import CHALLENGE, TrainConfig, challenge_verdict, run, seconds_per_image
 
 
 def parse_steps(text: str) -> list[int]:
@@ -33,6 +33,14 @@ def parse_steps(text: str) -> list[int]:
     return sorted(set(numbers))
 
 
+def run_label(config: TrainConfig, n_train: int, n_test: int, budget: float | None) -> str:
+    if config.max_batches is None and config.test_limit is None:
+        return f"full: {config.epochs} epochs on all {n_train:,} training images"
+    images = min(n_train, (config.max_batches or n_train) * config.batch_size)
+    tested = f", tested on the first {config.test_limit:,} of {n_test:,} test images" if config.test_limit else ""
+    return (f"reduced to fit {budget:.0f} s: {config.epochs} epochs of {images:,} training images{tested}")
+
+
 def measured_summary(epochs: list[dict[str, Any]]) -> dict[str, Any]:
     tests = [e["test_acc"] for e in epochs]
     return {"best_train_acc": max(e["train_acc"] for e in epochs), "best_test_acc": max(tests),
@@ -40,23 +48,28 @@ def measured_summary(epochs: list[dict[str, Any]]) -> dict[str, Any]:
             "train_seconds": round(sum(e["seconds"] for e in epochs), 1)}
 
 
-def batches_for_budget(config: TrainConfig, data, budget: float) -> int | None:
-    """Batches per epoch that fit `budget` seconds for the whole run, from a short timed probe."""
-    probe = run(replace(config, epochs=1, max_batches=3), data)
-    per_batch = config.batch_size / probe.history[0].images_per_s
-    full = -(-len(data.train_images) // config.batch_size)
-    eval_s = probe.history[0].seconds - 3 * per_batch
-    fit_batches = int((budget / config.epochs - max(eval_s, 0)) / per_batch)
-    return None if fit_batches >= full else max(1, fit_batches)
+def fit_budget(config: TrainConfig, budget: float, n_train: int, n_test: int) -> TrainConfig:
+    """Keep all epochs but use fewer batches per epoch (and, if evaluation alone would take a
+    third of the budget, fewer test images) so the run takes about `budget` seconds."""
+    per_image = seconds_per_image(config)
+    test = n_test
+    if config.epochs * n_test * per_image[1] > budget / 3:
+        test = max(500, int(budget / 3 / (config.epochs * per_image[1])))
+    left = budget - config.epochs * test * per_image[1]
+    batches = int(left / (config.epochs * config.batch_size * per_image[0]))
+    full = -(-n_train // config.batch_size)
+    return replace(config, max_batches=None if batches >= full else max(1, batches),
+                   test_limit=None if test >= n_test else test)
 
 
 def run_step(number: int, data, seed: int, device: str, budget: float | None, command: str,
              log: Callable[[str], None]) -> dict[str, Any]:
     config = TrainConfig.for_step(number, seed=seed, device=device)
-    max_batches = batches_for_budget(config, data, budget) if budget else None
-    config = TrainConfig.for_step(number, seed=seed, device=device, max_batches=max_batches)
-    log(f"step {number}: {get_step(number).title} -- "
-        f"{'full epochs' if max_batches is None else f'{max_batches} batches per epoch (reduced)'}")
+    if budget:
+        config = fit_budget(config, budget, len(data.train_images), len(data.test_images))
+    max_batches = config.max_batches
+    label = run_label(config, len(data.train_images), len(data.test_images), budget)
+    log(f"step {number}: {get_step(number).title} -- {label}")
     started = time.perf_counter()
     done = run(config, data)
     wall = time.perf_counter() - started
@@ -76,9 +89,8 @@ def run_step(number: int, data, seed: int, device: str, budget: float | None, co
             "command": command, "seed": seed, "device": done.device, "torch": torch.__version__,
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
             "wall_seconds": round(wall, 1), "reduced": max_batches is not None,
-            "train_images_per_epoch": images,
-            "label": "full 15 epochs on all 60k images" if max_batches is None else
-                     f"reduced: {max_batches} batches ({images:,} images) per epoch to fit a {budget:.0f} s budget",
+            "train_images_per_epoch": images, "test_images": config.test_limit or len(data.test_images),
+            "label": label,
         },
     }
 

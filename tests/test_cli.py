@@ -110,3 +110,18 @@ def test_core_never_imports_streamlit():
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
     for path in (ROOT / "core").glob("*.py"):
         assert "import streamlit" not in path.read_text() and "from streamlit" not in path.read_text(), path
+
+
+def test_reproduce_writes_reference_and_markdown(mnist_root, tmp_path):
+    out, md = tmp_path / "ref.json", tmp_path / "LIFECYCLE.md"
+    result = cli("reproduce", "--data-dir", str(mnist_root), "--no-download", "--steps", "3,9", "--budget", "4",
+                 "--device", "cpu", "--output", str(out), "--markdown", str(md))
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["step"] for r in runs] == [3, 9]
+    for r in runs:
+        assert len(r["epochs"]) == 15 and {"command", "seed", "device", "torch", "date", "wall_seconds",
+                                           "label"} <= set(r["provenance"])
+        assert r["summary"]["min_last3_test_acc"] == min(e["test_acc"] for e in r["epochs"][-3:])
+    text = md.read_text()
+    assert "| 3 | Lighter model |" in text and "not run" in text  # steps not run are marked as such
