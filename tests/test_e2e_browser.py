@@ -59,26 +59,33 @@ def server(mnist_root):
             proc.kill()
 
 
-def test_train_from_step_page_updates_the_chart(server, tmp_path):
+def open_step9_and_train(page, server: str) -> None:
+    page.goto(server, timeout=60_000)
+    page.get_by_text("The challenge:").wait_for(timeout=60_000)
+    page.get_by_role("link", name="9. More augmentation").first.click()
+    page.get_by_text("Train it").wait_for(timeout=60_000)
+    assert page.get_by_text(f"{describe_step(9)['params']:,}").first.is_visible()
+    epochs = page.get_by_role("spinbutton", name="Epochs")
+    epochs.fill("2")
+    epochs.press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Train", exact=True).click()
+
+
+def test_two_sessions_train_at_once_and_charts_update(server, tmp_path):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(server, timeout=60_000)
-        page.get_by_text("The challenge:").wait_for(timeout=60_000)
-        page.get_by_role("link", name="9. More augmentation").first.click()
-        page.get_by_text("Train it").wait_for(timeout=60_000)
-        assert page.get_by_text(f"{describe_step(9)['params']:,}").first.is_visible()
-        epochs = page.get_by_role("spinbutton", name="Epochs")
-        epochs.fill("2")
-        epochs.press("Enter")
-        page.wait_for_timeout(1000)
-        page.get_by_role("button", name="Train", exact=True).click()
-        # the batch-loss chart appears while training, the epoch charts follow, then the verdict
-        page.locator(".vega-embed").first.wait_for(timeout=120_000)
-        page.get_by_text("Best test accuracy").wait_for(timeout=180_000)
-        charts = page.locator(".vega-embed").count()
-        page.screenshot(path=os.environ.get("E2E_SCREENSHOT", str(tmp_path / "step9.png")), full_page=True)
+        # two browser contexts = two independent Streamlit sessions, training at the same time
+        pages = [browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2)]
+        for page in pages:
+            open_step9_and_train(page, server)
+        for page in pages:
+            # the batch-loss chart appears while training, the epoch charts follow, then the verdict
+            page.locator(".vega-embed").first.wait_for(timeout=120_000)
+            page.get_by_text("Best test accuracy").wait_for(timeout=180_000)
+            assert page.locator(".vega-embed").count() >= 3  # live loss, live accuracy, batch loss
+            assert page.get_by_text("finished: 100%").count() == 1
+        pages[0].screenshot(path=os.environ.get("E2E_SCREENSHOT", str(tmp_path / "step9.png")), full_page=True)
         browser.close()
-    assert charts >= 3  # live loss, live accuracy, batch loss
