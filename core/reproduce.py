@@ -17,7 +17,7 @@ from core.data import load_mnist
 from core.lifecycle import describe_step
 from core.model import device_label, pick_device
 from core.steps import STEPS, get_step
-from core.train import CHALLENGE, TrainConfig, challenge_verdict, run, seconds_per_image
+from core.train import CHALLENGE, TrainConfig, challenge_verdict, run, seconds_per_image, eval_images_for_budget
 
 
 def parse_steps(text: str) -> list[int]:
@@ -52,9 +52,7 @@ def fit_budget(config: TrainConfig, budget: float, n_train: int, n_test: int) ->
     """Keep all epochs but use fewer batches per epoch (and, if evaluation alone would take a
     third of the budget, fewer test images) so the run takes about `budget` seconds."""
     per_image = seconds_per_image(config)
-    test = n_test
-    if config.epochs * n_test * per_image[1] > budget / 3:
-        test = max(500, int(budget / 3 / (config.epochs * per_image[1])))
+    test = eval_images_for_budget(config.epochs, per_image[1], budget, n_test)
     left = budget - config.epochs * test * per_image[1]
     batches = int(left / (config.epochs * config.batch_size * per_image[0]))
     full = -(-n_train // config.batch_size)

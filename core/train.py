@@ -299,14 +299,19 @@ def estimate_seconds(config: TrainConfig, per_image: tuple[float, float], n_trai
     return config.epochs * (train_images * per_image[0] + test_images * per_image[1])
 
 
+def eval_images_for_budget(epochs: int, eval_s_per_image: float, target_s: float, n_test: int = 10_000) -> int:
+    """All test images, unless evaluating them would eat more than a third of the budget."""
+    if epochs * n_test * eval_s_per_image <= target_s / 3:
+        return n_test
+    return max(500, int(target_s / 3 / (epochs * eval_s_per_image)))
+
+
 def quick_budget(config: TrainConfig, per_image: tuple[float, float], target_s: float = 60.0,
                  n_train: int = 60_000, n_test: int = 10_000) -> TrainConfig:
     """A reduced run that takes about `target_s`: at most 3 epochs, then fewer test images
     (if evaluation alone would eat a third of the time), then a fraction of the training set."""
     epochs = min(config.epochs, 3)
-    test = n_test
-    if epochs * n_test * per_image[1] > target_s / 3:
-        test = max(500, int(target_s / 3 / (epochs * per_image[1])))
+    test = eval_images_for_budget(epochs, per_image[1], target_s, n_test)
     left = target_s - epochs * test * per_image[1]
     fraction = min(1.0, max(0.01, left / (epochs * n_train * per_image[0])))
     return replace(config, epochs=epochs, train_fraction=round(fraction, 3),
