@@ -86,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-download", action="store_true")
     p.add_argument("--steps", default="1-9", help="e.g. 1-9, 2,5,9")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seeds", default=None, help="several seeds per step, e.g. 1,2,3 (overrides --seed)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for this process (e.g. 1, to run two reproduce processes side by side)")
     p.add_argument("--budget", type=float, default=None,
                    help="cap each step's training at about this many seconds (fewer batches per epoch, labelled)")
     p.add_argument("--output", default="assets/reference_runs.json")
@@ -203,11 +206,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from core.reproduce import parse_steps, reproduce
+    from core.reproduce import parse_seeds, parse_steps, reproduce
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+        torch.set_num_threads(args.threads)
 
     reproduce(parse_steps(args.steps), data_dir=args.data_dir, download=not args.no_download, seed=args.seed,
               device=args.device, budget=args.budget, output=args.output, markdown=args.markdown,
-              merge=args.merge, argv=sys.argv, log=progress)
+              merge=args.merge, argv=sys.argv, log=progress, seeds=parse_seeds(args.seeds))
 
 
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train,

@@ -3,6 +3,7 @@ assets/reference_runs.json, and generate LIFECYCLE.md from that file (never by h
 
 from __future__ import annotations
 
+import fcntl
 import json
 import platform
 import shlex
@@ -31,6 +32,18 @@ def parse_steps(text: str) -> list[int]:
     for n in numbers:
         get_step(n)  # validates
     return sorted(set(numbers))
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--seeds must be distinct non-negative integers, got {text!r}")
+    return seeds
 
 
 def run_label(config: TrainConfig, n_train: int, n_test: int, budget: float | None) -> str:
@@ -95,21 +108,55 @@ def run_step(number: int, data, seed: int, device: str, budget: float | None, co
 
 def reproduce(steps: Iterable[int], data_dir: str | None, download: bool, seed: int, device: str,
               budget: float | None, output: str, markdown: str, merge: bool, argv: list[str],
-              log: Callable[[str], None]) -> dict[str, Any]:
+              log: Callable[[str], None], seeds: Iterable[int] | None = None) -> dict[str, Any]:
     dev = pick_device(device)
     data = load_mnist(data_dir, download=download, device=dev)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv[1:])
     path = Path(output)
     runs: dict[int, dict[str, Any]] = {}
-    if merge and path.exists():
-        runs = {r["step"]: r for r in json.loads(path.read_text())["runs"]}
-    log(f"reference runs on {device_label(dev)}, seed {seed}")
+    seeds = list(seeds or [seed])
+    log(f"reference runs on {device_label(dev)}, seed(s) {', '.join(map(str, seeds))}")
     for number in steps:
-        runs[number] = run_step(number, data, seed, str(dev), budget, command, log)
-        write_reference(path, runs)  # after every step: a stop in mid-way keeps what was done
-    write_markdown(Path(markdown), runs)
+        per_seed = [run_step(number, data, s, str(dev), budget, command, log) for s in seeds]
+        # after every step: a stop in mid-way keeps what was done
+        runs = save_step(path, Path(markdown), combine_seeds(per_seed), merge)
     log(f"wrote {path} and {markdown}")
     return {"runs": [runs[k] for k in sorted(runs)]}
+
+
+def combine_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """One entry per step: the first seed's run (charts, provenance) plus, when several seeds
+    ran, every seed's history and the spread of min(last 3) across them."""
+    entry = dict(per_seed[0])
+    if len(per_seed) > 1:
+        mins = [r["summary"]["min_last3_test_acc"] for r in per_seed]
+        entry["seeds"] = [{"seed": r["provenance"]["seed"], "test_acc": [e["test_acc"] for e in r["epochs"]],
+                           "train_acc": [e["train_acc"] for e in r["epochs"]], "summary": r["summary"],
+                           "passed": r["challenge"]["passed"], "wall_seconds": r["provenance"]["wall_seconds"]}
+                          for r in per_seed]
+        entry["across_seeds"] = {"min_last3_min": min(mins), "min_last3_mean": round(sum(mins) / len(mins), 3),
+                                 "all_passed": all(r["challenge"]["passed"] for r in per_seed)}
+    return entry
+
+
+def save_step(path: Path, markdown: Path, entry: dict[str, Any], merge: bool) -> dict[int, dict[str, Any]]:
+    """Write one finished step into the reference file, regenerate the markdown from it, and
+    return everything the file now holds.
+    Under an exclusive lock, re-reading the file first: two reproduce processes (say, one per
+    CPU core) can fill the same file without losing each other's steps. Without `merge`, the
+    first step written replaces the file and later ones join it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runs = load_reference(path) if merge or path in _started else {}
+        _started.add(path)
+        runs[entry["step"]] = entry
+        write_reference(path, runs)
+        write_markdown(markdown, runs)
+        return runs
+
+
+_started: set[Path] = set()  # files this process has already written to
 
 
 def write_reference(path: Path, runs: dict[int, dict[str, Any]]) -> None:
@@ -125,6 +172,46 @@ def load_reference(path: str | Path = "assets/reference_runs.json") -> dict[int,
         return {r["step"]: r for r in json.loads(Path(path).read_text())["runs"]}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+
+
+def measured_note(number: int, runs: dict[int, dict[str, Any]]) -> str:
+    """One generated sentence from the reference runs: the step's result, its train-test gap at
+    the last epoch, and the change from the step before (when both ran on the full budget)."""
+    r = runs.get(number)
+    if not r or not r.get("summary"):
+        return ""
+    m, last = r["summary"], r["epochs"][-1]
+    text = (f"{r['params']:,} parameters, best test {m['best_test_acc']:.2f} %, last epoch train "
+            f"{last['train_acc']:.2f} % vs test {last['test_acc']:.2f} % "
+            f"(gap {last['train_acc'] - last['test_acc']:+.2f} points)")
+    if r["provenance"]["reduced"]:
+        return text + f"; {r['provenance']['label']}, so not comparable with full runs."
+    before = runs.get(number - 1)
+    if before and before.get("summary") and not before["provenance"]["reduced"]:
+        delta = m["best_test_acc"] - before["summary"]["best_test_acc"]
+        text += (f"; {delta:+.2f} points of best test accuracy with {r['params'] / before['params']:.2f}x the "
+                 f"parameters of step {number - 1}")
+    return text + "."
+
+
+def seed_table(runs: dict[int, dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for k in sorted(runs):
+        r = runs[k]
+        if "seeds" not in r:
+            continue
+        a = r["across_seeds"]
+        lines += ["", f"## Step {k} across seeds", "",
+                  f"min(last 3 epochs) over seeds: minimum **{a['min_last3_min']:.2f} %**, mean "
+                  f"**{a['min_last3_mean']:.2f} %**; every seed passed the challenge: "
+                  f"**{'yes' if a['all_passed'] else 'no'}**.", "",
+                  "| seed | test accuracy per epoch | best | min last 3 | passed | s |",
+                  "|---:|---|---:|---:|---|---:|"]
+        for one in r["seeds"]:
+            lines.append(f"| {one['seed']} | {' '.join(f'{t:.2f}' for t in one['test_acc'])} | "
+                         f"{one['summary']['best_test_acc']:.2f} | {one['summary']['min_last3_test_acc']:.2f} | "
+                         f"{'yes' if one['passed'] else 'no'} | {one['wall_seconds']:.0f} |")
+    return lines
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:
@@ -159,11 +246,15 @@ def write_markdown(path: Path, runs: dict[int, dict[str, Any]]) -> None:
         p = runs[k]["provenance"]
         lines.append(f"- step {k}: `{p['command']}` — seed {p['seed']}, {p['device']}, torch {p['torch']}, "
                      f"{p['date']}, {p['wall_seconds']} s wall; {p['label']}; {runs[k]['challenge']['verdict']}")
+    lines += seed_table(runs)
     lines += ["", "## Why each step helped, or did not", ""]
     for step in STEPS:
         lines.append(f"### {step.number}. {step.title}")
         lines.append("")
         lines += [f"- {t}" for t in step.target]
         lines += [f"- {t}" for t in step.analysis]
+        note = measured_note(step.number, runs)
+        if note:
+            lines.append(f"- *Measured here:* {note}")
         lines.append("")
     path.write_text("\n".join(lines) + "\n")

@@ -257,6 +257,13 @@ def reference_view(number: int) -> None:
     st.caption(f"`{p['command']}` · seed {p['seed']} · {p['device']} · torch {p['torch']} · {p['date']} · "
                f"{p['wall_seconds']} s")
     epoch_charts(ref["epochs"], "reference")
+    if "seeds" in ref:
+        a = ref["across_seeds"]
+        st.markdown(f"**Across {len(ref['seeds'])} seeds:** min of last 3 epochs — lowest {a['min_last3_min']:.2f} %, "
+                    f"mean {a['min_last3_mean']:.2f} %; every seed passed: {'yes' if a['all_passed'] else 'no'}.")
+        st.dataframe(pd.DataFrame([{"seed": s["seed"], "last 3 test acc": " / ".join(f"{t:.2f}" for t in s["test_acc"][-3:]),
+                                    "min last 3": s["summary"]["min_last3_test_acc"], "best": s["summary"]["best_test_acc"],
+                                    "passed": s["passed"]} for s in ref["seeds"]]), hide_index=True)
 
 
 def safe(fn, *args, **kwargs):

@@ -125,3 +125,51 @@ def test_reproduce_writes_reference_and_markdown(mnist_root, tmp_path):
         assert r["summary"]["min_last3_test_acc"] == min(e["test_acc"] for e in r["epochs"][-3:])
     text = md.read_text()
     assert "| 3 | Lighter model |" in text and "not run" in text  # steps not run are marked as such
+
+
+def test_reproduce_with_several_seeds_reports_each_and_the_spread(mnist_root, tmp_path):
+    out, md = tmp_path / "ref.json", tmp_path / "LIFECYCLE.md"
+    result = cli("reproduce", "--data-dir", str(mnist_root), "--no-download", "--steps", "9", "--seeds", "1,2",
+                 "--budget", "3", "--device", "cpu", "--output", str(out), "--markdown", str(md))
+    assert result.returncode == 0, result.stderr
+    (run,) = json.loads(out.read_text())["runs"]
+    assert [s["seed"] for s in run["seeds"]] == [1, 2]
+    mins = [s["summary"]["min_last3_test_acc"] for s in run["seeds"]]
+    assert mins == [min(s["test_acc"][-3:]) for s in run["seeds"]]
+    assert run["across_seeds"]["min_last3_min"] == min(mins)
+    assert run["across_seeds"]["min_last3_mean"] == round(sum(mins) / 2, 3)
+    assert run["seeds"][0]["test_acc"] != run["seeds"][1]["test_acc"]  # the seeds really differ
+    text = md.read_text()
+    assert "## Step 9 across seeds" in text and "*Measured here:*" in text
+
+
+@pytest.mark.parametrize("seeds", ["1,x", "1,1", "-1", ","])
+def test_reproduce_rejects_bad_seed_lists(seeds, tmp_path):
+    result = cli("reproduce", "--seeds", seeds, "--steps", "9", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and "--seeds" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bench_seed_model_matches_the_seed_notebook():
+    from core.bench import seed_final_model
+    from core.model import count_params
+
+    model = seed_final_model()
+    assert count_params(model) == 9_964  # the seed notebook's torchsummary total
+    import torch
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_two_reproduce_processes_fill_one_file_without_losing_steps(mnist_root, tmp_path):
+    out, md = tmp_path / "ref.json", tmp_path / "LIFECYCLE.md"
+    args = ["--data-dir", str(mnist_root), "--no-download", "--budget", "2", "--device", "cpu", "--threads", "1",
+            "--output", str(out), "--markdown", str(md), "--merge"]
+    procs = [subprocess.Popen([sys.executable, "-m", "core", "reproduce", "--steps", steps, *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for steps in ("3,4", "8,9")]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["step"] for r in runs] == [3, 4, 8, 9]
+    assert all(r["provenance"]["device"] == "CPU (1 thread)" for r in runs)
+    text = md.read_text()
+    assert all(f"| {r['step']} | {r['title']} | {r['params']:,} |" in text for r in runs), text
