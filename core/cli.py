@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Sequence
 
 from core.augment import AugmentConfig
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="assets/reference_runs.json")
     p.add_argument("--markdown", default="LIFECYCLE.md")
     p.add_argument("--merge", action="store_true", help="keep entries of steps not rerun from an existing file")
+    p.add_argument("--markdown-only", action="store_true",
+                   help="train nothing: regenerate --markdown from the runs already in --output")
     return parser
 
 
@@ -206,7 +209,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from core.reproduce import parse_seeds, parse_steps, reproduce
+    from core.reproduce import load_reference, parse_seeds, parse_steps, reproduce, write_markdown
+
+    if args.markdown_only:
+        runs = load_reference(args.output)
+        if not runs:
+            raise ValueError(f"no reference runs in {args.output}: run `python -m core reproduce` first")
+        write_markdown(Path(args.markdown), runs)
+        progress(f"wrote {args.markdown} from {len(runs)} run(s) in {args.output}")
+        return
 
     if args.threads is not None:
         if args.threads < 1:

@@ -82,15 +82,15 @@ EARLY_POOL = ArchSpec(body=(
 # Step 9: no padding anywhere (every 3x3 conv trims the border MNIST leaves empty), pool at RF 6,
 # a 1x1 squeeze after it, three 3x3 convs to RF 18, then GAP (RF 28). See LIFECYCLE.md for why.
 FINAL = ArchSpec(body=(
-    conv(10), conv(16), maxpool(),
-    conv(10, 1), conv(16), conv(16), conv(20),
+    conv(8), conv(8), maxpool(),
+    conv(12), conv(16), conv(16),
 ))
 
 # --- recipes ----------------------------------------------------------------------------------
 
 PLAIN = Recipe()
 ROTATE = Recipe(augment=AugmentConfig(rotation=7.0))
-FINAL_RECIPE = Recipe(lr=0.1, schedule="onecycle", batch_size=128,
+FINAL_RECIPE = Recipe(lr=0.1, schedule="onecycle", batch_size=64,
                       augment=AugmentConfig(rotation=8.0, translate=0.05))
 
 STEPS: tuple[Step, ...] = (
@@ -142,20 +142,28 @@ STEPS: tuple[Step, ...] = (
          seed=SeedResult("12.5k", 99.25, 99.35)),
     Step(9, "More augmentation, fewer parameters, one-cycle LR", FINAL, Toggles(batchnorm=True, dropout=0.0, gap=True),
          FINAL_RECIPE,
-         target=("Under 10k parameters and at least 99.4 % test accuracy held over the last epochs, in 15 epochs.",
+         target=("Under 10k parameters (goal: 6k) and at least 99.4 % test accuracy in each of the last 3 of 15 "
+                 "epochs, for every seed, at a fraction of the seed recipe's multiply-adds.",
                  "Augmentation that matches how test digits vary (small rotations and shifts), no padding, and a "
                  "one-cycle learning-rate schedule that warms up, peaks and anneals within the 15 epochs."),
-         analysis=("No padding: MNIST digits sit in a blank border, so unpadded 3x3 convs lose nothing and each "
-                   "one shrinks the grid, which is where the multiply-adds go.",
-                   "One max-pool at RF 6 (after edges and stroke fragments are found); a 1x1 squeeze and three 3x3 convs "
-                   "after it bring the last conv to RF 18 and the GAP head to the full 28x28 digit.",
+         analysis=("Spend the multiply-adds where they are cheap: the two convs at full resolution have only 8 "
+                   "channels (they find edges and stroke ends), the three after the pool work on 12x12 grids and "
+                   "less, so 12-16 channels there cost little. About 0.66 M multiply-adds per image, less than half "
+                   "the seed's final network (1.50 M), which is what makes an epoch fast on a CPU.",
+                   "No padding: MNIST digits sit in a blank border, so unpadded 3x3 convs lose nothing, and each one "
+                   "shrinks the grid the next layer must cover.",
+                   "One max-pool at RF 6, after two convs: strokes are 2-3 pixels wide, so by then edges and stroke "
+                   "fragments are found. Three 3x3 convs after it take the last conv to RF 18 (most of a digit); GAP "
+                   "then pools over the whole 28x28 input before a 1x1 conv maps 16 channels to the 10 classes. No 1x1 "
+                   "squeeze after the pool: with 8 channels there is nothing to squeeze.",
                    "BatchNorm after every conv keeps the tiny layers trainable at a high peak learning rate; no "
-                   "dropout, because a net this small under-fits rather than over-fits.",
-                   "Small rotations and shifts match how test digits differ from training digits; adding shear, "
-                   "scale and brightness/contrast kept train accuracy below test accuracy without lifting the "
-                   "last epochs (seed-1 runs of a 5.9k variant: 99.29 % either way).",
-                   "One-cycle: a short warm-up, a high peak, then a long cosine anneal, so the last three epochs are "
-                   "taken at a small learning rate and barely move. Measured numbers: LIFECYCLE.md."),
+                   "dropout: train accuracy ends level with test accuracy, so the net under-fits rather than "
+                   "over-fits, and dropout would only take capacity away.",
+                   "Batches of 64 rather than 128: twice the optimiser steps in the same 15 epochs, which a small, "
+                   "under-fitting net uses well, for a few percent more time per epoch.",
+                   "One-cycle: a short warm-up, a high peak (0.1 with momentum 0.9), then a long cosine anneal, so "
+                   "the last three epochs are taken at a small learning rate and barely move: exactly what "
+                   "'held in the last epochs' asks. Per-seed numbers: LIFECYCLE.md."),
          seed=SeedResult("9.2k", 97.76, 99.41, "the seed's final notebook model has 9,964 parameters")),
 )
 

@@ -173,3 +173,22 @@ def test_two_reproduce_processes_fill_one_file_without_losing_steps(mnist_root, 
     assert all(r["provenance"]["device"] == "CPU (1 thread)" for r in runs)
     text = md.read_text()
     assert all(f"| {r['step']} | {r['title']} | {r['params']:,} |" in text for r in runs), text
+
+
+def test_reproduce_markdown_only_renders_without_training(tmp_path):
+    md = tmp_path / "LIFECYCLE.md"
+    result = cli("reproduce", "--markdown-only", "--output", str(ROOT / "assets" / "reference_runs.json"),
+                 "--markdown", str(md))
+    assert result.returncode == 0, result.stderr
+    assert md.read_text().startswith("# The lifecycle, measured")
+    missing = cli("reproduce", "--markdown-only", "--output", str(tmp_path / "none.json"), "--markdown", str(md))
+    assert missing.returncode == 2 and "no reference runs" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_bench_prints_both_pipelines(mnist_root):
+    doc = ok_json("bench", "--data-dir", str(mnist_root), "--no-download", "--batches", "2", "--device", "cpu")
+    assert doc["seed_style"]["params"] == 9_964 and doc["ours"]["params"] < 10_000
+    for side in ("ours", "seed_style"):
+        assert doc[side]["images_timed"] == 2 * (64 if side == "ours" else 128)
+        assert doc[side]["train_images_per_s"] > 0 and doc[side]["seconds_per_epoch"] > 0
+    assert doc["speedup_per_epoch"] == round(doc["seed_style"]["seconds_per_epoch"] / doc["ours"]["seconds_per_epoch"], 2)
