@@ -144,17 +144,22 @@ def architecture(config: TrainConfig) -> dict[str, Any]:
 
 # --- charts -----------------------------------------------------------------------------------
 
-def epoch_charts(epochs: list[dict[str, Any]], title: str = "") -> None:
+def epoch_charts(epochs: list[dict[str, Any]], title: str = "", reference: list[dict[str, Any]] | None = None) -> None:
+    """Loss and accuracy per epoch; with `reference`, that run's curves are drawn dashed beside
+    the live ones, so a reduced live run can be read against the full reference run."""
     if not epochs:
         return
-    frame = pd.DataFrame(epochs)
-    loss = frame.melt("epoch", ["train_loss", "test_loss"], "curve", "loss")
-    acc = frame.melt("epoch", ["train_acc", "test_acc"], "curve", "accuracy %")
+    frames = [pd.DataFrame(epochs).assign(run=title or "this run")]
+    if reference:
+        frames.append(pd.DataFrame(reference).assign(run="reference run"))
+    frame = pd.concat(frames, ignore_index=True)
+    loss = frame.melt(["epoch", "run"], ["train_loss", "test_loss"], "curve", "loss")
+    acc = frame.melt(["epoch", "run"], ["train_acc", "test_acc"], "curve", "accuracy %")
     c1, c2 = st.columns(2)
     c1.altair_chart(alt.Chart(loss, title=f"{title} loss").mark_line(point=True).encode(
-        x="epoch:Q", y="loss:Q", color="curve:N"))
+        x="epoch:Q", y="loss:Q", color="curve:N", strokeDash="run:N"))
     c2.altair_chart(alt.Chart(acc, title=f"{title} accuracy").mark_line(point=True).encode(
-        x="epoch:Q", y=alt.Y("accuracy %:Q", scale=alt.Scale(zero=False)), color="curve:N"))
+        x="epoch:Q", y=alt.Y("accuracy %:Q", scale=alt.Scale(zero=False)), color="curve:N", strokeDash="run:N"))
 
 
 def batch_chart(batches: list[dict[str, Any]]) -> None:
@@ -230,7 +235,11 @@ def show_run(snap: Snapshot, job: TrainingJob) -> None:
     config = job.config
     eta = f", about {snap.eta:.0f} s left" if snap.eta is not None else ""
     st.progress(min(1.0, snap.progress), text=f"{snap.status}: {snap.progress:.0%} after {snap.elapsed:.0f} s{eta}")
-    epoch_charts(snap.epochs, "live")
+    overlay = show_reference(job)
+    epoch_charts(snap.epochs, "live", references()[config.step]["epochs"] if overlay else None)
+    if overlay and snap.epochs:
+        st.caption("Solid: this run. Dashed: this step's reference run with the same toggles "
+                   f"({references()[config.step]['provenance']['label']}).")
     batch_chart(snap.batches)
     if snap.running:
         return
@@ -243,6 +252,12 @@ def show_run(snap: Snapshot, job: TrainingJob) -> None:
         best = max(e["test_acc"] for e in snap.epochs)
         line = f"Best test accuracy {best:.2f} % · {snap.params:,} parameters · {snap.elapsed:.0f} s. {verdict}"
         (st.success if passed else st.warning)(line)
+
+
+def show_reference(job: TrainingJob) -> bool:
+    """Overlay the reference run only where it trained the same network (same toggles)."""
+    ref = references().get(job.config.step)
+    return bool(ref) and all(ref["config"].get(k) == getattr(job.config, k) for k in ("batchnorm", "dropout", "gap"))
 
 
 def reference_view(number: int) -> None:

@@ -97,4 +97,6 @@ def test_tiny_training_run_from_a_step_page(app):
     results = [s.value for s in at.success] + [w.value for w in at.warning]
     assert any("Best test accuracy" in r and f"{STEP9_PARAMS:,} parameters" in r for r in results), (
         results, [e.value for e in at.error], [i.value for i in at.info])
+    # the committed step-9 reference run is drawn beside the live curves (same toggles)
+    assert any("Dashed: this step's reference run" in c.value for c in at.caption)
     assert not at.error
