@@ -108,7 +108,9 @@ STEPS: tuple[Step, ...] = (
          seed=SeedResult("51k", 99.45, 98.90)),
     Step(3, "Lighter model", LIGHT, Toggles(), PLAIN,
          target=("Keep the skeleton, cut the channels, and see whether the same structure still learns.",),
-         analysis=("Accuracy drops a little but the gap between train and test is small: the skeleton is sound.",
+         analysis=("With a quarter of the weights the skeleton still learns: the seed write-up saw test accuracy slip "
+                   "(98.90 % to 98.45 %), our reference run kept it level, and in both the train-test gap shrinks. "
+                   "The structure, not the width, was doing the work.",
                    "Without normalisation, the small model trains slowly; there is headroom if we help it."),
          seed=SeedResult("12k", 98.96, 98.45)),
     Step(4, "BatchNorm", LIGHT, Toggles(batchnorm=True), PLAIN,
