@@ -186,9 +186,11 @@ def test_reproduce_markdown_only_renders_without_training(tmp_path):
 
 
 def test_bench_prints_both_pipelines(mnist_root):
+    from core.train import TrainConfig
+
     doc = ok_json("bench", "--data-dir", str(mnist_root), "--no-download", "--batches", "2", "--device", "cpu")
     assert doc["seed_style"]["params"] == 9_964 and doc["ours"]["params"] < 10_000
     for side in ("ours", "seed_style"):
-        assert doc[side]["images_timed"] == 2 * (64 if side == "ours" else 128)
+        assert doc[side]["images_timed"] == 2 * (TrainConfig.for_step(9).batch_size if side == "ours" else 128)
         assert doc[side]["train_images_per_s"] > 0 and doc[side]["seconds_per_epoch"] > 0
     assert doc["speedup_per_epoch"] == round(doc["seed_style"]["seconds_per_epoch"] / doc["ours"]["seconds_per_epoch"], 2)
