@@ -116,10 +116,11 @@ def reproduce(steps: Iterable[int], data_dir: str | None, download: bool, seed: 
     runs: dict[int, dict[str, Any]] = {}
     seeds = list(seeds or [seed])
     log(f"reference runs on {device_label(dev)}, seed(s) {', '.join(map(str, seeds))}")
-    for number in steps:
+    for i, number in enumerate(steps):
         per_seed = [run_step(number, data, s, str(dev), budget, command, log) for s in seeds]
-        # after every step: a stop in mid-way keeps what was done
-        runs = save_step(path, Path(markdown), combine_seeds(per_seed), merge)
+        # after every step: a stop in mid-way keeps what was done; without --merge the first
+        # step starts the file afresh and later ones join it
+        runs = save_step(path, Path(markdown), combine_seeds(per_seed), merge=merge or i > 0)
     log(f"wrote {path} and {markdown}")
     return {"runs": [runs[k] for k in sorted(runs)]}
 
@@ -141,22 +142,17 @@ def combine_seeds(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
 
 def save_step(path: Path, markdown: Path, entry: dict[str, Any], merge: bool) -> dict[int, dict[str, Any]]:
     """Write one finished step into the reference file, regenerate the markdown from it, and
-    return everything the file now holds.
-    Under an exclusive lock, re-reading the file first: two reproduce processes (say, one per
-    CPU core) can fill the same file without losing each other's steps. Without `merge`, the
-    first step written replaces the file and later ones join it."""
+    return everything the file now holds. With `merge`, the file is re-read under an exclusive
+    lock first, so two reproduce processes (say, one per CPU core) can fill the same file
+    without losing each other's steps; without it, the file is started afresh."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        runs = load_reference(path) if merge or path in _started else {}
-        _started.add(path)
+        runs = load_reference(path) if merge else {}
         runs[entry["step"]] = entry
         write_reference(path, runs)
         write_markdown(markdown, runs)
         return runs
-
-
-_started: set[Path] = set()  # files this process has already written to
 
 
 def write_reference(path: Path, runs: dict[int, dict[str, Any]]) -> None:

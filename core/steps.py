@@ -29,7 +29,6 @@ class Recipe:
 
     optimizer: str = "sgd"
     lr: float = 0.01
-    weight_decay: float = 0.0
     schedule: str = "constant"  # constant | step | onecycle
     batch_size: int = 128
     epochs: int = 15

@@ -59,7 +59,7 @@ class TrainConfig:
         r = step.recipe
         base = cls(step=number, batchnorm=toggles.batchnorm, dropout=toggles.dropout, gap=toggles.gap,
                    epochs=r.epochs, batch_size=r.batch_size, optimizer=r.optimizer, lr=r.lr,
-                   weight_decay=r.weight_decay, schedule=r.schedule, augment=r.augment)
+                   schedule=r.schedule, augment=r.augment)
         config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
         config.validate()
         return config
