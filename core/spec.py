@@ -9,7 +9,7 @@ that one list, so nothing is ever typed in twice.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 LAYER_TYPES = ("conv", "maxpool", "avgpool", "gap", "bn", "relu", "dropout", "flatten", "linear", "softmax")
@@ -170,9 +170,3 @@ def layers_from_dicts(raw: Iterable[Any]) -> list[Layer]:
     if not isinstance(raw, list) or not raw:
         raise SpecError("the layer stack must be a non-empty JSON list of layer objects")
     return [layer_from_dict(item, i) for i, item in enumerate(raw, start=1)]
-
-
-def layer_to_dict(layer: Layer) -> dict[str, Any]:
-    data = asdict(layer)
-    data["stride"] = layer.effective_stride
-    return data
