@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=("constant", "step", "onecycle"), default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--no-augment", action="store_true", help="train without the step's augmentation")
+    p.add_argument("--clean-fraction", type=float, default=None,
+                   help="train the last fraction of the run on un-augmented images; default: the step's recipe")
+    p.add_argument("--ema", type=float, default=None,
+                   help="test a moving average of the weights with this decay (0 = off); default: the step's recipe")
     p.add_argument("--data-dir", default=None, help="MNIST root (holds MNIST/raw/); default $MNIST_DIR or ./data")
     p.add_argument("--no-download", action="store_true", help="never try to download MNIST")
     p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch, for quick runs")
@@ -167,13 +171,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.step, batchnorm=args.batchnorm, dropout=args.dropout, gap=args.gap, epochs=args.epochs,
         seed=args.seed, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule, batch_size=args.batch_size,
         max_batches=args.max_batches, train_fraction=args.train_fraction, device=args.device,
-        augment=AugmentConfig() if args.no_augment else None)
+        augment=AugmentConfig() if args.no_augment else None, clean_fraction=args.clean_fraction, ema=args.ema)
     device = pick_device(config.device)
     data = load_mnist(args.data_dir, download=not args.no_download, device=device)
     stop = threading.Event()
     epochs: list[dict[str, Any]] = []
     final = None
-    progress(f"step {config.step} on {device}: {config.epochs} epochs, augment: {config.augment.describe()}")
+    finish = "".join([f", last {config.clean_fraction:.0%} of the run un-augmented" if config.clean_fraction else "",
+                      f", testing a weight average (EMA {config.ema:g})" if config.ema else ""])
+    progress(f"step {config.step} on {device}: {config.epochs} epochs, augment: {config.augment.describe()}{finish}")
     try:
         for event in fit(config, data, stop):
             if event.kind == "epoch":

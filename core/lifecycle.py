@@ -42,7 +42,8 @@ def step_overview() -> list[dict[str, Any]]:
         rows.append({
             "number": step.number, "title": step.title, "params": doc["params"], "rf": doc["rf"],
             "macs": doc["macs"], "toggles": vars(step.toggles).copy(), "augment": step.recipe.augment.describe(),
-            "schedule": step.recipe.schedule, "target": list(step.target), "analysis": list(step.analysis),
+            "schedule": step.recipe.schedule, "clean_fraction": step.recipe.clean_fraction, "ema": step.recipe.ema,
+            "target": list(step.target), "analysis": list(step.analysis),
             "seed_reported": {"params": step.seed.params, "best_train_acc": step.seed.best_train_acc,
                               "best_test_acc": step.seed.best_test_acc, "note": step.seed.note},
         })

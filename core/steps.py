@@ -33,6 +33,8 @@ class Recipe:
     batch_size: int = 128
     epochs: int = 15
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    clean_fraction: float = 0.0  # the last fraction of the run trains without augmentation
+    ema: float = 0.0  # test a moving average of the weights with this decay; 0 = off
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,10 @@ FINAL = ArchSpec(body=(
 
 PLAIN = Recipe()
 ROTATE = Recipe(augment=AugmentConfig(rotation=7.0))
+# Augment hard for the first 75 % of the run, finish on clean digits, test a weight average.
 FINAL_RECIPE = Recipe(lr=0.1, schedule="onecycle", batch_size=64,
-                      augment=AugmentConfig(rotation=8.0, translate=0.05))
+                      augment=AugmentConfig(rotation=10.0, translate=0.08, scale=0.05),
+                      clean_fraction=0.25, ema=0.998)
 
 STEPS: tuple[Step, ...] = (
     Step(1, "Code setup", BASELINE, Toggles(), PLAIN,
@@ -145,8 +149,10 @@ STEPS: tuple[Step, ...] = (
          FINAL_RECIPE,
          target=("Under 10k parameters (goal: 6k) and at least 99.4 % test accuracy in each of the last 3 of 15 "
                  "epochs, for every seed, at a fraction of the seed recipe's multiply-adds.",
-                 "Augmentation that matches how test digits vary (small rotations and shifts), no padding, and a "
-                 "one-cycle learning-rate schedule that warms up, peaks and anneals within the 15 epochs."),
+                 "Augmentation that matches how test digits vary (small rotations, shifts and zooms), no padding, a "
+                 "one-cycle learning-rate schedule that warms up, peaks and anneals within the 15 epochs, and a "
+                 "clean finish: the last quarter of the run on the original digits, with a moving average of the "
+                 "weights as the model that is tested."),
          analysis=("Spend the multiply-adds where they are cheap: the two convs at full resolution have only 8 "
                    "channels (they find edges and stroke ends), the three after the pool work on 12x12 grids and "
                    "less, so 12-16 channels there cost little. About 0.66 M multiply-adds per image, less than half "
@@ -158,14 +164,29 @@ STEPS: tuple[Step, ...] = (
                    "then pools over the whole 28x28 input before a 1x1 conv maps 16 channels to the 10 classes. No 1x1 "
                    "squeeze after the pool: with 8 channels there is nothing to squeeze.",
                    "BatchNorm after every conv keeps the tiny layers trainable at a high peak learning rate; no "
-                   "dropout: train accuracy ends level with test accuracy, so the net under-fits rather than "
-                   "over-fits, and dropout would only take capacity away.",
+                   "dropout: through the augmented epochs train accuracy (on the harder digits) stays below test "
+                   "accuracy, so the net under-fits rather than over-fits, and dropout would only take capacity away.",
                    "Batches of 64 rather than 128: twice the optimiser steps in the same 15 epochs for a few "
                    "percent more time per epoch. In our trials that was worth a few hundredths of a point, no more "
                    "than the spread between seeds: near 99.45 %, the seed matters as much as any single knob.",
                    "One-cycle: a short warm-up, a high peak (0.1 with momentum 0.9), then a long cosine anneal, so "
-                   "the last three epochs are taken at a small learning rate and barely move: exactly what "
-                   "'held in the last epochs' asks. Per-seed numbers: LIFECYCLE.md."),
+                   "the last three epochs are taken at under 15 % of the peak learning rate and barely move: "
+                   "exactly what 'held in the last epochs' asks.",
+                   "Augment hard, finish clean. For the first three quarters of the run every digit is rotated up to "
+                   "±10°, shifted up to ±8 % and zoomed up to ±5 %, each by its own random amount; that is harder "
+                   "than the test set, and BatchNorm's running statistics describe those harder images. The last "
+                   "quarter (from a quarter of the way into epoch 12) trains on the original digits, so the weights "
+                   "and the BatchNorm statistics settle on the distribution the test set comes from before the three "
+                   "epochs that are judged. In our trials this clean finish was what lifted the seeds that used to "
+                   "end lowest, by a few hundredths to a tenth of a point, and it made the stronger augmentation "
+                   "affordable. A finish of only the last 3 epochs (a fifth) left the first judged epoch still "
+                   "settling: one seed in eight ended at 99.39 %.",
+                   "The tested model is an exponential moving average of the weights (decay 0.998: roughly the last "
+                   "500 optimiser steps, half an epoch). It irons out the noise of the last steps, so the last three "
+                   "epochs agree with each other, and it adds no parameters: the network still has the same weights, "
+                   "averaged. Its gain on its own was small (about a hundredth of a point on average in our trials); "
+                   "it is kept short so it does not drag augmented-phase weights into the clean epochs. "
+                   "Per-seed numbers: LIFECYCLE.md."),
          seed=SeedResult("9.2k", 97.76, 99.41, "the seed's final notebook model has 9,964 parameters")),
 )
 

@@ -8,6 +8,7 @@ Python work in the loop.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -26,6 +27,7 @@ from core.steps import get_step, with_toggles
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "onecycle")
+NO_AUGMENT = AugmentConfig()
 CHALLENGE = {"max_params": 10_000, "min_acc": 99.4, "last_epochs": 3, "max_epochs": 15}
 
 
@@ -43,6 +45,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "constant"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    clean_fraction: float = 0.0  # the last fraction of the optimiser steps trains on un-augmented images
+    ema: float = 0.0  # decay of the moving average of the weights that is tested; 0 = test the raw weights
     seed: int = 1
     max_batches: int | None = None  # per epoch, for quick runs
     train_fraction: float = 1.0
@@ -59,7 +63,7 @@ class TrainConfig:
         r = step.recipe
         base = cls(step=number, batchnorm=toggles.batchnorm, dropout=toggles.dropout, gap=toggles.gap,
                    epochs=r.epochs, batch_size=r.batch_size, optimizer=r.optimizer, lr=r.lr,
-                   schedule=r.schedule, augment=r.augment)
+                   schedule=r.schedule, augment=r.augment, clean_fraction=r.clean_fraction, ema=r.ema)
         config = replace(base, **{k: v for k, v in overrides.items() if v is not None})
         config.validate()
         return config
@@ -75,6 +79,9 @@ class TrainConfig:
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
             (math.isfinite(self.lr) and 0 < self.lr <= 10, f"learning rate must be in (0, 10], got {self.lr}"),
+            (0 <= self.clean_fraction <= 1,
+             f"the un-augmented fraction of the run must be in [0, 1], got {self.clean_fraction}"),
+            (0 <= self.ema < 1, f"EMA decay must be in [0, 1), got {self.ema}"),
             (0 < self.train_fraction <= 1, f"train fraction must be in (0, 1], got {self.train_fraction}"),
             (self.max_batches is None or self.max_batches >= 1, f"max batches must be >= 1, got {self.max_batches}"),
             (self.log_every >= 1, "log_every must be >= 1"),
@@ -170,6 +177,28 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
 
+class WeightAverage:
+    """An exponential moving average of a model's weights and BatchNorm statistics, kept in a
+    copy that is tested instead of the raw model. It smooths out the last optimiser steps' noise,
+    which is what 'held in the last epochs' is sensitive to. The decay ramps up from 0.1 towards
+    `decay` (as in TensorFlow's ExponentialMovingAverage), so short runs are not dominated by the
+    random initial weights."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.model = copy.deepcopy(model)
+        self.decay = decay
+        self.updates = 0
+        # state_dict tensors share storage with the live weights, so these lists stay current
+        self._averaged = [t for t in self.model.state_dict().values() if t.is_floating_point()]
+        self._live = [t for t in model.state_dict().values() if t.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self._averaged, self._live, 1 - decay)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 2000) -> tuple[float, float]:
     """(mean loss, accuracy %) over the whole set, from resident tensors."""
@@ -211,6 +240,9 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
         batches = min(batches, config.max_batches)
     optimizer = make_optimizer(config, model)
     scheduler = make_scheduler(config, optimizer, batches)
+    # a fraction rather than a count of epochs, so a shortened run keeps the same shape
+    clean_from = round((1 - config.clean_fraction) * config.epochs * batches)
+    average = WeightAverage(model, config.ema) if config.ema > 0 else None
     history: list[EpochEvent] = []
     params, label = count_params(model), device_label(device)
     started = time.perf_counter()
@@ -227,7 +259,8 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
         seen = 0
         for b in range(batches):
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x = normalize(augment_batch(to_float(data.train_images[idx]), config.augment, generator))
+            augment = config.augment if (epoch - 1) * batches + b < clean_from else NO_AUGMENT
+            x = normalize(augment_batch(to_float(data.train_images[idx]), augment, generator))
             y = data.train_labels[idx]
             out = model(x)
             loss = F.nll_loss(out, y)
@@ -235,6 +268,8 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update()
             loss_sum += loss.detach() * len(idx)
             correct += (out.argmax(1) == y).sum()
             seen += len(idx)
@@ -253,7 +288,8 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
                 return
         _sync(device)
         train_seconds = time.perf_counter() - epoch_start
-        test_loss, test_acc = evaluate(model, data.test_images[:config.test_limit], data.test_labels[:config.test_limit])
+        tested = average.model if average is not None else model
+        test_loss, test_acc = evaluate(tested, data.test_images[:config.test_limit], data.test_labels[:config.test_limit])
         event = EpochEvent(epoch, loss_sum.item() / seen, 100.0 * correct.item() / seen, test_loss, test_acc,
                            optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start, seen / train_seconds)
         history.append(event)

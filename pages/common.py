@@ -86,7 +86,7 @@ def toggles_and_recipe(number: int) -> TrainConfig:
                     help="Off: one convolution whose kernel covers the whole last grid")
     dropout = c3.slider("Dropout rate", 0.0, 0.5, float(defaults.dropout), 0.01, key=f"{k}_dropout",
                         help="0 = off; applied after every convolution block")
-    with st.expander("Augmentation and learning-rate schedule", expanded=number >= 8):
+    with st.expander("Augmentation, weight averaging and learning-rate schedule", expanded=number >= 8):
         a = defaults.augment
         augment_on = st.toggle("Augmentation", value=a.enabled, key=f"{k}_aug")
         cols = st.columns(4)
@@ -99,6 +99,15 @@ def toggles_and_recipe(number: int) -> TrainConfig:
             "contrast": cols[1].slider("Contrast ±", 0.0, 0.5, a.contrast, 0.05, key=f"{k}_co"),
             "erase": cols[2].slider("Cut-out size", 0.0, 0.5, a.erase, 0.05, key=f"{k}_er"),
         }
+        t1, t2 = st.columns(2)
+        clean = t1.slider("Un-augmented tail of the run", 0.0, 0.5, float(defaults.clean_fraction), 0.05,
+                          key=f"{k}_clean", help="The last part of the run trains on the original digits, "
+                          "which the test set looks like; 0.2 of 15 epochs = the last 3")
+        emas = [0.0, 0.99, 0.995, 0.999]
+        ema = t2.selectbox("Test a moving average of the weights (EMA decay)", emas,
+                           index=emas.index(defaults.ema) if defaults.ema in emas else 0, key=f"{k}_ema",
+                           format_func=lambda d: "off" if d == 0 else f"{d:g}",
+                           help="Smooths the last optimiser steps' noise out of the tested weights")
         s1, s2, s3 = st.columns(3)
         schedules = ["constant", "step", "onecycle"]
         schedule = s1.selectbox("LR schedule", schedules, index=schedules.index(defaults.schedule), key=f"{k}_sched")
@@ -107,7 +116,7 @@ def toggles_and_recipe(number: int) -> TrainConfig:
         lr = s3.number_input("(Peak) learning rate", 0.0001, 2.0, float(defaults.lr), format="%.4f", key=f"{k}_lr")
     augment = AugmentConfig(**values) if augment_on else AugmentConfig()
     return replace(defaults, batchnorm=bn, gap=gap, dropout=dropout, augment=augment, schedule=schedule,
-                   optimizer=optimizer, lr=lr)
+                   optimizer=optimizer, lr=lr, clean_fraction=clean, ema=ema)
 
 
 # --- architecture -----------------------------------------------------------------------------

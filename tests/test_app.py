@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.lifecycle import describe_step
+from core.train import TrainConfig
 
 STEP9_PARAMS = describe_step(9)["params"]
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -85,9 +86,12 @@ def test_tiny_training_run_from_a_step_page(app):
     at = open_page(app, "pages/step_9.py")
     epochs = next(w for w in at.number_input if w.label == "Epochs")
     epochs.set_value(1).run()
+    assert at.slider(key="s9_clean").value == TrainConfig.for_step(9).clean_fraction
+    at.selectbox(key="s9_ema").set_value(0.99).run()
     at.button(key="job_9_train").click().run()
     assert not at.exception
     job = at.session_state["job_9"]
+    assert job.config.ema == 0.99  # the widget reaches the trainer
     job.join(timeout=600)  # wait on the thread itself: a slow, shared CI machine must not fail a poll deadline
     snap = job.snapshot()
     assert not snap.running, f"still running after 600 s: {snap.progress:.0%} done, {len(snap.epochs)} epochs"

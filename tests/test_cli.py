@@ -85,6 +85,8 @@ def test_train_uses_mnist_dir_env(mnist_root):
     (["rf", "--layers", "[{\"type\":\"warp\"}]"], "unknown type"),
     (["train", "--device", "tpu", "--no-download"], "unknown device"),
     (["train", "--step", "9", "--epochs", "0", "--no-download"], "epochs"),
+    (["train", "--clean-fraction", "2", "--no-download"], "un-augmented fraction"),
+    (["train", "--ema", "1", "--no-download"], "EMA decay"),
     (["bogus"], "invalid choice"),
 ])
 def test_bad_input_is_one_clear_line(args, words):

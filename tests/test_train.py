@@ -8,7 +8,7 @@ from core.data import DataError, load_mnist
 from core.lifecycle import describe_step
 from core.model import build_model
 from core.steps import get_step
-from core.train import BatchEvent, DoneEvent, EpochEvent, TrainConfig, challenge_verdict, fit, run
+from core.train import BatchEvent, DoneEvent, EpochEvent, TrainConfig, WeightAverage, challenge_verdict, fit, run
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +79,48 @@ def test_optimizers_and_schedules(data, optimizer, schedule):
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(train_fraction=1.5),
-                                 dict(max_batches=0), dict(optimizer="rmsprop"), dict(device="tpu")])
+                                 dict(max_batches=0), dict(optimizer="rmsprop"), dict(device="tpu"),
+                                 dict(clean_fraction=1.5), dict(ema=1.0), dict(ema=-0.1)])
 def test_bad_configs_are_refused(data, bad):
     with pytest.raises(ValueError):
         run(quick(**bad), data)
+
+
+def test_clean_tail_trains_on_unaugmented_images(data):
+    strong = AugmentConfig(rotation=30, translate=0.2, erase=0.5)
+    plain = run(quick(epochs=2, max_batches=4, augment=AugmentConfig(), clean_fraction=0.0), data).history
+    all_clean = run(quick(epochs=2, max_batches=4, augment=strong, clean_fraction=1.0), data).history
+    half = run(quick(epochs=2, max_batches=4, augment=strong, clean_fraction=0.5), data).history
+    all_augmented = run(quick(epochs=2, max_batches=4, augment=strong, clean_fraction=0.0), data).history
+    # a fully clean run is exactly the run without augmentation; a half-clean one matches the
+    # augmented run for its first half (epoch 1) and departs from it in the clean half
+    assert [e.train_loss for e in all_clean] == [e.train_loss for e in plain]
+    assert half[0].train_loss == all_augmented[0].train_loss
+    assert half[1].train_loss != all_augmented[1].train_loss
+
+
+def test_weight_average_follows_the_ema_formula():
+    model = build_model(get_step(9).layers())
+    average = WeightAverage(model, decay=0.9)
+    before = model.conv1.weight.detach().clone()
+    with torch.no_grad():
+        model.conv1.weight.add_(1.0)
+        model.bn1.running_mean.add_(2.0)
+    average.update()  # first update: decay ramps up, min(0.9, 2/11)
+    keep = 2 / 11
+    assert torch.allclose(average.model.conv1.weight, before + (1 - keep), atol=1e-6)
+    assert torch.allclose(average.model.bn1.running_mean, torch.full_like(model.bn1.running_mean, 2 * (1 - keep)))
+    for _ in range(100):
+        average.update()  # the live weights stay put, so the average converges onto them
+    assert torch.allclose(average.model.conv1.weight, model.conv1.weight, atol=1e-4)
+    assert average.model.conv1.weight.data_ptr() != model.conv1.weight.data_ptr()
+
+
+def test_training_with_a_weight_average_tests_the_average(data):
+    raw = run(quick(epochs=2, max_batches=4, ema=0.0), data).history
+    averaged = run(quick(epochs=2, max_batches=4, ema=0.99), data).history
+    assert [e.train_loss for e in raw] == [e.train_loss for e in averaged]  # same training...
+    assert [e.test_loss for e in raw] != [e.test_loss for e in averaged]  # ...different weights tested
 
 
 def test_challenge_verdict():
