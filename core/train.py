@@ -180,7 +180,7 @@ def make_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_
 class WeightAverage:
     """An exponential moving average of a model's weights and BatchNorm statistics, kept in a
     copy that is tested instead of the raw model. It smooths out the last optimiser steps' noise,
-    which is what 'held in the last epochs' is sensitive to. The decay ramps up from 0.1 towards
+    which is what 'held in the last epochs' is sensitive to. The decay ramps up from 0.18 towards
     `decay` (as in TensorFlow's ExponentialMovingAverage), so short runs are not dominated by the
     random initial weights."""
 

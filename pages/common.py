@@ -103,9 +103,9 @@ def toggles_and_recipe(number: int) -> TrainConfig:
         clean = t1.slider("Un-augmented tail of the run", 0.0, 0.5, float(defaults.clean_fraction), 0.05,
                           key=f"{k}_clean", help="The last part of the run trains on the original digits, "
                           "which the test set looks like; 0.2 of 15 epochs = the last 3")
-        emas = [0.0, 0.99, 0.995, 0.999]
+        emas = sorted({0.0, 0.99, 0.995, 0.998, 0.999, defaults.ema})  # always offer the recipe's own value
         ema = t2.selectbox("Test a moving average of the weights (EMA decay)", emas,
-                           index=emas.index(defaults.ema) if defaults.ema in emas else 0, key=f"{k}_ema",
+                           index=emas.index(defaults.ema), key=f"{k}_ema",
                            format_func=lambda d: "off" if d == 0 else f"{d:g}",
                            help="Smooths the last optimiser steps' noise out of the tested weights")
         s1, s2, s3 = st.columns(3)

@@ -86,7 +86,9 @@ def test_tiny_training_run_from_a_step_page(app):
     at = open_page(app, "pages/step_9.py")
     epochs = next(w for w in at.number_input if w.label == "Epochs")
     epochs.set_value(1).run()
-    assert at.slider(key="s9_clean").value == TrainConfig.for_step(9).clean_fraction
+    recipe = TrainConfig.for_step(9)
+    assert at.slider(key="s9_clean").value == recipe.clean_fraction
+    assert at.selectbox(key="s9_ema").value == recipe.ema  # the page offers the recipe's own decay
     at.selectbox(key="s9_ema").set_value(0.99).run()
     at.button(key="job_9_train").click().run()
     assert not at.exception
