@@ -1,18 +1,8 @@
-"""Router: the classroom app's pages. Run with `streamlit run app.py`."""
+"""The classroom app. Run with `streamlit run app.py` from this folder.
 
-import streamlit as st
+A thin router (Streamlit's multipage navigation): the pages are listed in ui/router.py and live
+in pages/; the shared widgets are in ui/, and everything they compute comes from core/."""
 
-from core.steps import STEPS
+from ui.router import run_app
 
-st.set_page_config(page_title="Tiny CNN lifecycle", page_icon=":material/neurology:", layout="wide")
-
-pages = {
-    "Start": [st.Page("pages/home.py", title="The challenge", icon=":material/flag:", default=True)],
-    "Lifecycle": [st.Page(f"pages/step_{s.number}.py", title=f"{s.number}. {s.title}") for s in STEPS],
-    "Tools": [
-        st.Page("pages/receptive_field.py", title="Receptive-field calculator", icon=":material/grid_on:"),
-        st.Page("pages/augmentation.py", title="Augmentation viewer", icon=":material/auto_awesome:"),
-        st.Page("pages/data.py", title="Data", icon=":material/folder:"),
-    ],
-}
-st.navigation(pages).run()
+run_app()

@@ -1,7 +1,12 @@
-"""Benchmark: this project's pipeline (resident uint8 tensors, batched per-image augmentation,
-step-9 model) against a seed-style pipeline (PIL transforms per image through a DataLoader,
-batch 128, the seed's own 9,964-parameter network), same process, same machine, back to back.
-It prints figures; it asserts nothing."""
+"""Benchmarks. They print figures; they assert nothing.
+
+`run_bench`: this project's pipeline (resident uint8 tensors, batched per-image augmentation,
+step-9 model) against the write-up's final recipe as written (PIL transforms per image through a
+DataLoader, batch 128, its own 9,964-parameter network), same process, same machine, back to back.
+
+`run_queue_bench`: N quick runs submitted at once through the app's run queue, against the same
+runs back to back, and a check that every queued result equals the same seed run alone.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.data import load_mnist
-from core.model import build_model, count_params, device_label, macs, pick_device
-from core.steps import get_step
-from core.train import TrainConfig, run
+from core.data import MNISTTensors, load_mnist
+from core.model import count_params, device_label, macs, pick_device
+from core.queue import Job, RunQueue
+from core.train import TrainConfig, build_for, run
 
-def seed_final_model() -> nn.Sequential:
-    """The seed write-up's final network (9,964 parameters), rebuilt from its notebook's layer
-    list: ReLU before BatchNorm, Dropout2d(0.03) in every 3x3 block, a 1x1 transition without
-    BN after the pool, a padded last 3x3 conv, then GAP and two 1x1 convs."""
+
+def writeup_final_model() -> nn.Sequential:
+    """The write-up's final network (9,964 parameters), rebuilt from its notebook's layer list:
+    ReLU before BatchNorm, Dropout2d(0.03) in every 3x3 block, a 1x1 transition without BN after
+    the pool, a padded last 3x3 conv, then GAP and two 1x1 convs."""
 
     def block(c_in: int, c_out: int, padding: int = 0) -> list[nn.Module]:
         return [nn.Conv2d(c_in, c_out, 3, padding=padding, bias=False), nn.ReLU(), nn.BatchNorm2d(c_out),
@@ -35,8 +41,8 @@ def seed_final_model() -> nn.Sequential:
     )
 
 
-def seed_style_loaders(root: str, batch_size: int = 128, workers: int = 0):
-    """The seed notebook's data pipeline as written: per-image PIL transforms through a
+def writeup_loaders(root: str, batch_size: int = 128, workers: int = 0):
+    """The write-up notebook's data pipeline as written: per-image PIL transforms through a
     DataLoader, for training and for the test set. On a machine without CUDA its loader
     arguments are only shuffle and batch size, so images are decoded in the main process."""
     from torchvision import datasets, transforms
@@ -54,12 +60,12 @@ def seed_style_loaders(root: str, batch_size: int = 128, workers: int = 0):
                  for ds in (train, test))
 
 
-def time_seed_style(root: str, data, device: torch.device, batches: int | None) -> dict[str, Any]:
+def time_writeup_recipe(data: MNISTTensors, device: torch.device, batches: int | None) -> dict[str, Any]:
     torch.manual_seed(0)
-    model = seed_final_model().to(device)
-    # the seed's optimiser: SGD, momentum 0.9, no Nesterov (one-cycle LR costs nothing to time)
+    model = writeup_final_model().to(device)
+    # the write-up's optimiser: SGD, momentum 0.9, no Nesterov (its one-cycle LR costs nothing to time)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    train_loader, test_loader = seed_style_loaders(root)
+    train_loader, test_loader = writeup_loaders(data.root)
     total = len(train_loader) if batches is None else min(batches, len(train_loader))
     model.train()
     seen, start = 0, time.perf_counter()
@@ -77,27 +83,28 @@ def time_seed_style(root: str, data, device: torch.device, batches: int | None) 
     train_s = time.perf_counter() - start
     eval_start = time.perf_counter()
     model.eval()
-    with torch.no_grad():  # the seed tests through its DataLoader too: per-image ToTensor + Normalize
+    with torch.no_grad():  # the write-up tests through its DataLoader too: per-image ToTensor + Normalize
         for x, y in test_loader:
             model(x.to(device)).argmax(1).eq(y.to(device)).sum().item()
     eval_s = time.perf_counter() - eval_start
-    return _figures("seed recipe as written (PIL transforms + DataLoader, batch 128, 9,964 params)", model, seen,
+    return _figures("the write-up's final recipe as written (PIL transforms + DataLoader, batch 128)", model, seen,
                     train_s, eval_s, len(data.train_images))
 
 
-def time_ours(data, device: torch.device, batches: int | None) -> dict[str, Any]:
+def time_ours(data: MNISTTensors, device: torch.device, batches: int | None) -> dict[str, Any]:
     # an augmented epoch: the recipe's un-augmented finish is cheaper and would flatter the figure
     config = TrainConfig.for_step(9, epochs=1, max_batches=batches, device=str(device), log_every=10_000,
                                   clean_fraction=0.0)
-    model = build_model(get_step(9).layers(config.toggles))
+    model = build_for(config)
     epoch = run(config, data, model=model).history[0]
-    seen = len(data.train_images) if batches is None else min(batches * config.batch_size, len(data.train_images))
+    seen = config.batches_per_epoch(len(data.train_images)) * config.recipe.batch_size
+    seen = min(seen, len(data.train_images))
     train_s = seen / epoch.images_per_s
     return _figures("this project (resident tensors, batched per-image augmentation)", model, seen, train_s,
                     epoch.seconds - train_s, len(data.train_images))
 
 
-def _figures(name: str, model, seen: int, train_s: float, eval_s: float, train_size: int) -> dict[str, Any]:
+def _figures(name: str, model: nn.Module, seen: int, train_s: float, eval_s: float, train_size: int) -> dict[str, Any]:
     rate = seen / train_s
     return {"pipeline": name, "params": count_params(model), "macs_per_image": macs(model.cpu()),
             "images_timed": seen, "train_images_per_s": round(rate, 1), "eval_seconds": round(eval_s, 2),
@@ -112,9 +119,44 @@ def run_bench(data_dir: str | None, download: bool, device_name: str, batches: i
         f"{'a full epoch' if batches is None else f'{batches} batches'} per pipeline, back to back")
     ours = time_ours(data, device, batches)
     log(f"  {ours['pipeline']}: {ours['train_images_per_s']:,.0f} img/s, {ours['seconds_per_epoch']:.1f} s/epoch")
-    seed = time_seed_style(data.root, data, device, batches)
-    log(f"  {seed['pipeline']}: {seed['train_images_per_s']:,.0f} img/s, {seed['seconds_per_epoch']:.1f} s/epoch")
-    speedup = seed["seconds_per_epoch"] / ours["seconds_per_epoch"]
+    writeup = time_writeup_recipe(data, device, batches)
+    log(f"  {writeup['pipeline']}: {writeup['train_images_per_s']:,.0f} img/s, "
+        f"{writeup['seconds_per_epoch']:.1f} s/epoch")
+    speedup = writeup["seconds_per_epoch"] / ours["seconds_per_epoch"]
     log(f"  speed-up per epoch (train + full test evaluation): {speedup:.2f}x")
-    return {"device": device_label(device), "torch": torch.__version__, "ours": ours, "seed_style": seed,
+    return {"device": device_label(device), "torch": torch.__version__, "ours": ours, "writeup_recipe": writeup,
             "speedup_per_epoch": round(speedup, 2), "date": time.strftime("%Y-%m-%d")}
+
+
+def run_queue_bench(data_dir: str | None, download: bool, sessions: int, log: Callable[[str], None],
+                    max_batches: int = 60) -> dict[str, Any]:
+    """`sessions` quick step-9 runs (seeds 1..N, one epoch of `max_batches` batches) back to back,
+    then all submitted at once through a RunQueue, as N browser sessions pressing Train would."""
+    if not 1 <= sessions <= 64:
+        raise ValueError(f"--sessions must be between 1 and 64, got {sessions}")
+    data = load_mnist(data_dir, download=download, device="cpu")
+    configs = [TrainConfig.for_step(9, epochs=1, max_batches=max_batches, seed=s, device="cpu")
+               for s in range(1, sessions + 1)]
+    log(f"queue benchmark on {device_label(torch.device('cpu'))}: {sessions} runs of {max_batches} batches each")
+    run(configs[0].with_overrides(max_batches=5), data)  # warm-up, so neither timing pays for the first one
+    start = time.perf_counter()
+    alone = [run(c, data).history for c in configs]
+    serial_s = time.perf_counter() - start
+    log(f"  back to back: {serial_s:.1f} s")
+    queue = RunQueue()
+    start = time.perf_counter()
+    jobs = [queue.submit(Job(c, lambda: data, label=f"session {i + 1}", record=False)) for i, c in enumerate(configs)]
+    for job in jobs:
+        job.wait()
+    queued_s = time.perf_counter() - start
+    snaps = [job.snapshot() for job in jobs]
+    same = [s.status == "finished" and [e["test_acc"] for e in s.epochs] == [e.test_acc for e in h]
+            and [e["train_loss"] for e in s.epochs] == [e.train_loss for e in h] for s, h in zip(snaps, alone)]
+    ratio = queued_s / serial_s
+    log(f"  submitted at once through the queue ({queue.workers} worker): {queued_s:.1f} s, "
+        f"{ratio:.2f}x the back-to-back time (goal <= 1.1)")
+    log(f"  every queued result equals the same seed run alone: {'yes' if all(same) else 'NO'}")
+    return {"device": device_label(torch.device("cpu")), "torch": torch.__version__, "sessions": sessions,
+            "batches_per_run": max_batches, "workers": queue.workers, "back_to_back_seconds": round(serial_s, 2),
+            "queued_seconds": round(queued_s, 2), "ratio": round(ratio, 3), "identical_results": all(same),
+            "date": time.strftime("%Y-%m-%d")}

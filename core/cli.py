@@ -1,4 +1,4 @@
-"""Command line: `python -m core {steps,summary,rf,train,bench,reproduce} ...`.
+"""Command line: `python -m core {steps,summary,rf,train,runs,bench,reproduce} ...`.
 
 With --json, exactly one JSON document goes to stdout; progress and messages go to stderr.
 Bad input ends with exit code 2 and one line on stderr, never a traceback.
@@ -15,7 +15,10 @@ from typing import Any, Sequence
 
 from core.augment import AugmentConfig
 from core.data import DataError
+from core.recipe import OPTIMIZERS, SCHEDULES
+from core.reference import ReferenceFileError
 from core.spec import SpecError
+from core.store import STATUSES, SOURCES, StoreError
 
 EXIT_BAD_INPUT = 2
 
@@ -24,7 +27,7 @@ class CleanParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (not usage + error)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `python -m core {self.prog.split()[-1]} --help`)\n")
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def _add_toggles(p: argparse.ArgumentParser) -> None:
@@ -34,6 +37,25 @@ def _add_toggles(p: argparse.ArgumentParser) -> None:
                    help="dropout rate after every convolution block, 0 = off (default: the step's)")
     p.add_argument("--gap", action=argparse.BooleanOptionalAction, default=None,
                    help="global-average-pooling head; --no-gap uses one convolution over the whole last grid")
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None, help="MNIST root (holds MNIST/raw/); default $MNIST_DIR or ./data")
+    p.add_argument("--no-download", action="store_true", help="never try to download MNIST")
+
+
+def _add_recipe(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=int, default=None, help="default: the step's recipe (15)")
+    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate; default: the step's recipe")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
+    p.add_argument("--schedule", choices=SCHEDULES, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--no-augment", action="store_true", help="train without the step's augmentation")
+    p.add_argument("--clean-fraction", type=float, default=None,
+                   help="train the last fraction of the run on un-augmented images; default: the step's recipe")
+    p.add_argument("--ema", type=float, default=None,
+                   help="test a moving average of the weights with this decay (0 = off); default: the step's recipe")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,48 +80,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=28)
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("train", help="train one step on MNIST")
+    p = sub.add_parser("train", help="train one step on MNIST (recorded in the run store)")
     p.add_argument("--step", type=int, default=9)
     _add_toggles(p)
-    p.add_argument("--epochs", type=int, default=None, help="default: the step's recipe (15)")
+    _add_recipe(p)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate; default: the step's recipe")
-    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None)
-    p.add_argument("--schedule", choices=("constant", "step", "onecycle"), default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--no-augment", action="store_true", help="train without the step's augmentation")
-    p.add_argument("--clean-fraction", type=float, default=None,
-                   help="train the last fraction of the run on un-augmented images; default: the step's recipe")
-    p.add_argument("--ema", type=float, default=None,
-                   help="test a moving average of the weights with this decay (0 = off); default: the step's recipe")
-    p.add_argument("--data-dir", default=None, help="MNIST root (holds MNIST/raw/); default $MNIST_DIR or ./data")
-    p.add_argument("--no-download", action="store_true", help="never try to download MNIST")
+    _add_data(p)
     p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch, for quick runs")
     p.add_argument("--train-fraction", type=float, default=None, help="use this fraction of the 60k training images")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--runs-db", default=None, help="run store file; default $LIFECYCLE_RUNS or runs/runs.sqlite3")
+    p.add_argument("--no-record", action="store_true", help="do not record this run in the run store")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("bench", help="images/s and s/epoch: this project's pipeline vs the seed-style one")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--no-download", action="store_true")
+    p = sub.add_parser("runs", help="the run store: list, show or delete recorded runs")
+    p.add_argument("action", choices=("list", "show", "delete"))
+    p.add_argument("id", nargs="?", type=int, help="run id (show, delete)")
+    p.add_argument("--step", type=int, default=None)
+    p.add_argument("--status", choices=STATUSES, default=None)
+    p.add_argument("--source", choices=SOURCES, default=None)
+    p.add_argument("--runs-db", default=None)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("bench", help="images/s and s/epoch: this project's pipeline vs the write-up's recipe")
+    _add_data(p)
     p.add_argument("--batches", type=int, default=None, help="time only this many training batches per pipeline")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--sessions", type=int, default=None,
+                   help="instead: submit this many quick runs at once through the app's run queue and compare "
+                        "the total time with the same runs back to back")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("reproduce", help="run the nine steps on MNIST; write assets/reference_runs.json and LIFECYCLE.md")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--no-download", action="store_true")
+    p = sub.add_parser("reproduce", help="reference runs on MNIST -> assets/reference_runs.json and LIFECYCLE.md")
+    _add_data(p)
     p.add_argument("--steps", default="1-9", help="e.g. 1-9, 2,5,9")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--seeds", default=None, help="several seeds per step, e.g. 1,2,3 (overrides --seed)")
+    p.add_argument("--seeds", default="1", help="one or several seeds per step, e.g. 1,2,3")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for this process (e.g. 1, to run two reproduce processes side by side)")
     p.add_argument("--budget", type=float, default=None,
-                   help="cap each step's training at about this many seconds (fewer batches per epoch, labelled)")
+                   help="cap each run at about this many seconds (fewer batches per epoch, labelled as reduced)")
     p.add_argument("--output", default="assets/reference_runs.json")
     p.add_argument("--markdown", default="LIFECYCLE.md")
-    p.add_argument("--merge", action="store_true", help="keep entries of steps not rerun from an existing file")
+    p.add_argument("--weights-dir", default="assets/models",
+                   help="where the tested weights of the first seed go (models under 100k parameters); '' = nowhere")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other steps in --output, and runs of the same recipe with other seeds")
     p.add_argument("--markdown-only", action="store_true",
                    help="train nothing: regenerate --markdown from the runs already in --output")
     return parser
@@ -112,6 +138,14 @@ def emit(doc: Any) -> None:
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {threads}")
+        import torch
+        torch.set_num_threads(threads)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -150,8 +184,7 @@ def cmd_rf(args: argparse.Namespace) -> None:
     text = args.layers
     if text.startswith("@"):
         try:
-            with open(text[1:], encoding="utf-8") as f:
-                text = f.read()
+            text = Path(text[1:]).read_text(encoding="utf-8")
         except OSError as exc:
             raise ValueError(f"cannot read {text[1:]}: {exc.strerror}") from exc
     try:
@@ -162,29 +195,46 @@ def cmd_rf(args: argparse.Namespace) -> None:
     emit(doc) if args.json else _print_layers(doc["layers"], doc["params"])
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from core.data import load_mnist
-    from core.model import pick_device
-    from core.train import TrainConfig, challenge_verdict, fit
+def train_config(args: argparse.Namespace):
+    from core.train import TrainConfig
 
-    config = TrainConfig.for_step(
+    return TrainConfig.for_step(
         args.step, batchnorm=args.batchnorm, dropout=args.dropout, gap=args.gap, epochs=args.epochs,
         seed=args.seed, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule, batch_size=args.batch_size,
-        max_batches=args.max_batches, train_fraction=args.train_fraction, device=args.device,
-        augment=AugmentConfig() if args.no_augment else None, clean_fraction=args.clean_fraction, ema=args.ema)
+        weight_decay=args.weight_decay, max_batches=args.max_batches, train_fraction=args.train_fraction,
+        device=args.device, augment=AugmentConfig() if args.no_augment else None,
+        clean_fraction=args.clean_fraction, ema=args.ema)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from core.budget import describe_limits
+    from core.challenge import CHALLENGE
+    from core.data import load_mnist
+    from core.model import build_model, count_params, device_label, pick_device
+    from core.store import RunRecorder, open_store, status_of
+    from core.train import fit
+
+    config = train_config(args)
     device = pick_device(config.device)
     data = load_mnist(args.data_dir, download=not args.no_download, device=device)
+    params = count_params(build_model(config.layers()))
+    store = None if args.no_record else open_store(args.runs_db, progress)
+    recorder = RunRecorder(store, progress)
+    recipe = config.recipe
+    limits = describe_limits(config, len(data.train_images), len(data.test_images))
+    recorder.start(config, "cli", device_label(device), params, limits)
+    finish = "".join([f", last {recipe.clean_fraction:.0%} of the run un-augmented" if recipe.clean_fraction else "",
+                      f", testing a weight average (EMA {recipe.ema:g})" if recipe.ema else ""])
+    progress(f"step {config.step} on {device_label(device)}: {limits}, augment: {recipe.augment.describe()}{finish}"
+             + (f"; recorded as run {recorder.run_id} in {store.path}" if recorder.run_id is not None else ""))
     stop = threading.Event()
     epochs: list[dict[str, Any]] = []
     final = None
-    finish = "".join([f", last {config.clean_fraction:.0%} of the run un-augmented" if config.clean_fraction else "",
-                      f", testing a weight average (EMA {config.ema:g})" if config.ema else ""])
-    progress(f"step {config.step} on {device}: {config.epochs} epochs, augment: {config.augment.describe()}{finish}")
     try:
         for event in fit(config, data, stop):
             if event.kind == "epoch":
-                epochs.append({k: getattr(event, k) for k in
-                               ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")})
+                epochs.append(event.row())
+                recorder.epoch(event.row())
                 progress(f"epoch {event.epoch:>2}  train {event.train_loss:.4f} / {event.train_acc:6.2f} %   "
                          f"test {event.test_loss:.4f} / {event.test_acc:6.2f} %   lr {event.lr:.5f}   "
                          f"{event.seconds:5.1f} s  ({event.images_per_s:,.0f} img/s)")
@@ -192,51 +242,84 @@ def cmd_train(args: argparse.Namespace) -> int:
                 final = event
     except KeyboardInterrupt:
         stop.set()
-    reason = final.reason if final else "interrupted by the user (Ctrl-C)"
-    from core.model import build_model, count_params
-    from core.steps import get_step
-
-    params = final.params if final else count_params(build_model(get_step(config.step).layers(config.toggles)))
-    passed, verdict = challenge_verdict(params, [e["test_acc"] for e in epochs], config.epochs)
-    doc = {"params": params, "device": final.device if final else str(device), "config": config.as_dict(),
-           "epochs": epochs, "stopped_reason": reason, "challenge": {"passed": passed, "verdict": verdict}}
+    reason = final.reason if final else "stopped by the user (Ctrl-C)"
+    recorder.finish(status_of(final.reason) if final else "stopped", reason, final.weights if final else None)
+    passed, verdict = CHALLENGE.verdict(params, [e["test_acc"] for e in epochs], recipe.epochs)
+    doc = {"params": params, "device": device_label(device), "config": config.as_dict(), "epochs": epochs,
+           "stopped_reason": reason, "run_id": recorder.run_id, "challenge": {"passed": passed, "verdict": verdict}}
     progress(f"{reason}. {verdict}")
     if args.json:
         emit(doc)
     return 0 if reason == "completed" else 1
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
-    from core.bench import run_bench
+def cmd_runs(args: argparse.Namespace) -> int:
+    from core.store import RunStore
 
-    doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)
+    store = RunStore(args.runs_db)
+    if args.action == "list":
+        rows = [r.summary() for r in store.runs(args.step, args.status, args.source)]
+        if args.json:
+            emit(rows)
+        else:
+            print(f"{'id':>5} {'step':>4} {'seed':>5} {'status':<11} {'source':<6} {'started':<16} {'epochs':>6} "
+                  f"{'best':>6} {'min3':>6}")
+            for r in rows:
+                print(f"{r['id']:>5} {r['step']:>4} {r['seed']:>5} {r['status']:<11} {r['source']:<6} {r['started']:<16} "
+                      f"{r['epochs']:>6} {_pct(r['best_test_acc'])} {_pct(r['min_last3_test_acc'])}")
+            print(f"{len(rows)} run(s) in {store.path}")
+        return 0
+    if args.id is None:
+        raise ValueError(f"`runs {args.action}` needs a run id, e.g. `python -m core runs {args.action} 3`")
+    if args.action == "show":
+        found = store.get(args.id)
+        if found is None:
+            raise ValueError(f"no run {args.id} in {store.path}")
+        doc = found.summary() | {"config": found.config.as_dict(), "epochs": list(found.epochs),
+                                 "torch": found.torch, "has_weights": found.has_weights}
+        emit(doc) if args.json else print(json.dumps(doc, indent=2))
+        return 0
+    deleted = store.delete_run(args.id)
+    if not deleted:
+        raise ValueError(f"no run {args.id} in {store.path}")
+    emit({"deleted": args.id}) if args.json else progress(f"deleted run {args.id} from {store.path}")
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:6.2f}" if value is not None else f"{'-':>6}"
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from core.bench import run_bench, run_queue_bench
+
+    if args.sessions is not None:
+        doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress)
+    else:
+        doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)
     if args.json:
         emit(doc)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from core.reproduce import load_reference, parse_seeds, parse_steps, reproduce, write_markdown
+    from core.reference import load_references
+    from core.reproduce import parse_seeds, parse_steps, reproduce
+    from core.report import write_lifecycle
 
     if args.markdown_only:
-        runs = load_reference(args.output)
-        if not runs:
+        refs = load_references(args.output)
+        if not refs:
             raise ValueError(f"no reference runs in {args.output}: run `python -m core reproduce` first")
-        write_markdown(Path(args.markdown), runs)
-        progress(f"wrote {args.markdown} from {len(runs)} run(s) in {args.output}")
+        write_lifecycle(Path(args.markdown), refs)
+        progress(f"wrote {args.markdown} from {len(refs)} step(s) in {args.output}")
         return
-
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
-        import torch
-        torch.set_num_threads(args.threads)
-
-    reproduce(parse_steps(args.steps), data_dir=args.data_dir, download=not args.no_download, seed=args.seed,
-              device=args.device, budget=args.budget, output=args.output, markdown=args.markdown,
-              merge=args.merge, argv=sys.argv, log=progress, seeds=parse_seeds(args.seeds))
+    set_threads(args.threads)
+    reproduce(parse_steps(args.steps), parse_seeds(args.seeds), data_dir=args.data_dir, download=not args.no_download,
+              device=args.device, budget=args.budget, output=args.output, markdown=args.markdown, merge=args.merge,
+              argv=sys.argv, log=progress, weights_dir=args.weights_dir or None)
 
 
-COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train,
+COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,
             "bench": cmd_bench, "reproduce": cmd_reproduce}
 
 
@@ -244,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args) or 0
-    except (SpecError, DataError, ValueError) as exc:
+    except (SpecError, DataError, ValueError, StoreError, ReferenceFileError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

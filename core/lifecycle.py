@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from core.model import build_model, count_params, macs, summarize
-from core.spec import SpecError, layers_from_dicts
+from core.spec import Layer, SpecError, layers_from_dicts
 from core.steps import STEPS, get_step, with_toggles
 
 
-def _layers_doc(layers, input_size: int = 28) -> dict[str, Any]:
+def _layers_doc(layers: list[Layer], input_size: int = 28) -> dict[str, Any]:
     model = build_model(layers, input_size)
     rows = summarize(layers, input_size, model)
     return {"params": count_params(model), "rf": rows[-1].rf if rows else 1, "macs": macs(model, input_size),
@@ -21,7 +22,7 @@ def describe_step(number: int, batchnorm: bool | None = None, dropout: float | N
     step = get_step(number)
     toggles = with_toggles(step, batchnorm, dropout, gap)
     doc = _layers_doc(step.layers(toggles))
-    return {"step": number, "title": step.title, "toggles": vars(toggles).copy(), **doc}
+    return {"step": number, "title": step.title, "toggles": asdict(toggles), **doc}
 
 
 def describe_stack(raw: Any, input_size: int = 28) -> dict[str, Any]:
@@ -39,12 +40,11 @@ def step_overview() -> list[dict[str, Any]]:
     rows = []
     for step in STEPS:
         doc = _layers_doc(step.layers())
+        lesson = step.lesson
         rows.append({
             "number": step.number, "title": step.title, "params": doc["params"], "rf": doc["rf"],
-            "macs": doc["macs"], "toggles": vars(step.toggles).copy(), "augment": step.recipe.augment.describe(),
-            "schedule": step.recipe.schedule, "clean_fraction": step.recipe.clean_fraction, "ema": step.recipe.ema,
-            "target": list(step.target), "analysis": list(step.analysis),
-            "seed_reported": {"params": step.seed.params, "best_train_acc": step.seed.best_train_acc,
-                              "best_test_acc": step.seed.best_test_acc, "note": step.seed.note},
+            "macs": doc["macs"], "toggles": asdict(step.toggles), "recipe": asdict(step.recipe),
+            "augment": step.recipe.augment.describe(), "target": list(lesson.target),
+            "analysis": list(lesson.analysis), "writeup": asdict(step.writeup),
         })
     return rows

@@ -6,7 +6,10 @@ import streamlit as st
 import torch
 
 from core.augment import AugmentConfig, augment_batch, to_float
-from pages.common import data_problem, device_choice, load_data, show_data_problem
+from ui.state import data_problem, device, load_data, show_data_problem
+from ui.router import guard
+
+guard()
 
 st.title("Augmentation viewer")
 st.markdown("Each pair shows a test digit and the same digit as the trainer would see it. Every image gets its "
@@ -33,7 +36,7 @@ if problem:
     show_data_problem(problem)
     st.stop()
 
-data = load_data(device_choice())
+data = load_data(device())
 originals = to_float(data.test_images[:count].cpu())
 augmented = augment_batch(originals, config, torch.Generator().manual_seed(seed))
 tiles = [np.concatenate([o[0].numpy(), np.ones((28, 2)), a[0].numpy()], 1) for o, a in zip(originals, augmented)]

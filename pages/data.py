@@ -1,11 +1,15 @@
-"""Data setting: where MNIST lives, and whether the app may download it."""
+"""Settings: where MNIST lives, whether the app may download it, and where runs are kept."""
 
 import streamlit as st
 
 from core.data import FILES, raw_dir, resolve_root
-from pages.common import data_dir, data_problem
+from core.store import resolve_db
+from ui.state import data_dir, data_problem, run_store, runs_db
+from ui.router import guard
 
-st.title("Data")
+guard()
+
+st.title("Data and run history")
 st.markdown("The app reads MNIST through `torchvision.datasets.MNIST`, from `<folder>/MNIST/raw/`. The folder is "
             "this setting, else the `MNIST_DIR` environment variable, else `./data`.")
 folder = st.text_input("MNIST folder", value=data_dir())
@@ -23,3 +27,15 @@ else:
     st.markdown("**How to get the files:** with internet, press *Train* on any step and torchvision downloads them "
                 "(about 12 MB). Offline, copy these four files (or their `.gz` versions) into "
                 f"`{raw_dir(resolve_root(folder)).resolve()}`:\n" + "\n".join(f"- `{name}`" for name in FILES))
+
+st.header("Run history")
+st.markdown("Every run started here or with `python -m core train` is kept in one SQLite file: its settings, "
+            "every epoch as it finishes, and the weights it was tested with. Default: `runs/runs.sqlite3` in the "
+            "project folder, or `$LIFECYCLE_RUNS`.")
+db = st.text_input("Run store file (for this browser session)", value=str(runs_db()))
+if db != str(runs_db()):
+    st.session_state["runs_db"] = db
+    st.rerun()
+store = run_store()
+if store is not None:
+    st.success(f"Runs are recorded in {resolve_db(db).resolve()}.")

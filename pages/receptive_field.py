@@ -10,7 +10,11 @@ import streamlit as st
 from core.lifecycle import describe_stack
 from core.rf import rf_table
 from core.spec import LAYER_TYPES, SpecError, layers_from_dicts
-from pages.common import data_problem, device_choice, layer_table, load_data
+from ui.state import data_problem, device, load_data
+from ui.tables import layer_table
+from ui.router import guard
+
+guard()
 
 st.title("Receptive-field calculator")
 st.markdown("Each row is a layer. Blank cells take the defaults (conv 3×3 stride 1, pool 2×2 stride = kernel). "
@@ -88,7 +92,7 @@ st.markdown(f"Unit ({i}, {j}) of layer {row.index} sees input rows {r0}–{r1} a
 def digit_image() -> tuple[np.ndarray, str]:
     if int(size) == 28 and data_problem() is None:
         try:
-            data = load_data(device_choice())
+            data = load_data(device())
             index = st.slider("Test digit", 0, len(data.test_images) - 1, 7)
             return data.test_images[index].cpu().numpy(), f"MNIST test image {index}"
         except Exception as exc:  # data trouble must not hide the calculator

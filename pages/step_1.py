@@ -1,3 +1,8 @@
-from pages.step_view import step_page
+"""Step 1 of the lifecycle (the layout is in ui/step_page.py)."""
 
-step_page(1)
+from ui.step_page import render
+from ui.router import guard
+
+guard()
+
+render(1)

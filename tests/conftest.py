@@ -57,3 +57,11 @@ def mnist_root(tmp_path_factory) -> Path:
 def fresh_mnist_root(tmp_path) -> Path:
     """A private copy that a test may damage."""
     return make_mnist_root(tmp_path / "data", 200, 100)
+
+
+@pytest.fixture(autouse=True)
+def private_run_store(tmp_path, monkeypatch) -> Path:
+    """Every test records its runs in a file of its own, never in the project's runs/ folder."""
+    path = tmp_path / "runs" / "runs.sqlite3"
+    monkeypatch.setenv("LIFECYCLE_RUNS", str(path))
+    return path

@@ -1,5 +1,6 @@
-"""Every page through streamlit's AppTest: renders without exceptions, toggles change the
-numbers shown, and a tiny training run started from a step page completes on generated data."""
+"""Every page through Streamlit's AppTest: renders without exceptions, toggles change the numbers
+shown, links carry settings (and bad link values are reported, not obeyed), training goes through
+the queue into the run store, and runs are compared."""
 
 from pathlib import Path
 
@@ -7,12 +8,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.lifecycle import describe_step
+from core.store import RunStore
 from core.train import TrainConfig
 
 STEP9_PARAMS = describe_step(9)["params"]
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = [f"pages/step_{n}.py" for n in range(1, 10)] + ["pages/receptive_field.py", "pages/augmentation.py",
-                                                          "pages/data.py"]
+                                                          "pages/data.py", "pages/runs.py"]
 
 
 @pytest.fixture
@@ -24,15 +26,27 @@ def app(monkeypatch, mnist_root):
     return at
 
 
-def open_page(at: AppTest, page: str) -> AppTest:
+def open_page(at: AppTest, page: str, **query: str) -> AppTest:
     at.switch_page(page)
+    at.query_params.clear()
+    at.query_params.update(query)
     at.run()
     assert not at.exception, at.exception
     return at
 
 
-def metric(at: AppTest, label: str) -> str:
-    return next(m.value for m in at.metric if m.label == label)
+def params_shown(at: AppTest) -> int:
+    line = next(m.value for m in at.markdown if "parameters" in m.value and "receptive field" in m.value)
+    return int(line.split("**")[1].replace(",", ""))
+
+
+def finish_jobs(at: AppTest, number: int) -> list:
+    jobs = at.session_state[f"live_jobs_{number}"]
+    for job in jobs:
+        assert job.wait(600), f"still {job.snapshot().status} after 600 s"  # a slow, shared CI machine
+    at.run()
+    assert not at.exception
+    return [j.snapshot() for j in jobs]
 
 
 def test_home_shows_the_challenge_and_all_steps(app):
@@ -51,21 +65,45 @@ def test_every_page_renders(app, page):
 
 def test_toggles_change_params_and_table(app):
     at = open_page(app, "pages/step_3.py")
-    before = metric(at, "Parameters")
+    before = params_shown(at)
     rows_before = len(at.dataframe[0].value)
-    at.toggle(key="s3_bn").set_value(True).run()
-    with_bn = metric(at, "Parameters")
-    assert int(with_bn.replace(",", "")) == int(before.replace(",", "")) + 2 * 94  # 94 normalised channels
-    assert len(at.dataframe[0].value) > rows_before  # the BN rows appear
-    at.toggle(key="s3_gap").set_value(True).run()
-    assert int(metric(at, "Parameters").replace(",", "")) < int(with_bn.replace(",", ""))
-    at.slider(key="s3_dropout").set_value(0.2).run()
+    at.toggle(key="bn").set_value(True).run()
+    assert params_shown(at) == before + 2 * 94  # 94 normalised channels, two numbers each
+    assert len(at.dataframe[0].value) > rows_before  # the BN rows appear in the layer table
+    at.toggle(key="gap").set_value(True).run()
+    assert params_shown(at) < before
+    at.slider(key="dropout").set_value(0.2).run()
     assert "dropout" in set(at.dataframe[0].value["what"].str.split().str[0])
+
+
+def test_a_link_reopens_the_same_configuration(app):
+    at = open_page(app, "pages/step_3.py", bn="true", dropout="0.2", gap="true", sched="onecycle", lr="0.05",
+                   budget="full", seed="4")
+    assert at.toggle(key="bn").value is True and at.toggle(key="gap").value is True
+    assert at.slider(key="dropout").value == 0.2
+    assert at.selectbox(key="sched").value == "onecycle" and at.number_input(key="lr").value == 0.05
+    assert at.radio(key="budget").value == "full" and at.number_input(key="seed").value == 4
+    assert params_shown(at) == describe_step(3, batchnorm=True, dropout=0.2, gap=True)["params"]
+    assert not at.toast  # every value was usable: no notice
+
+
+def test_bad_link_values_fall_back_to_the_defaults_with_a_notice(app):
+    defaults = TrainConfig.for_step(4)
+    at = open_page(app, "pages/step_4.py", bn="maybe", dropout="7", sched="warp", lr="abc", zoom="0.05", colour="red")
+    assert at.toggle(key="bn").value is defaults.toggles.batchnorm
+    assert at.slider(key="dropout").value == defaults.toggles.dropout
+    assert at.selectbox(key="sched").value == defaults.recipe.schedule
+    assert at.number_input(key="lr").value == defaults.recipe.lr
+    assert at.slider(key="zoom").value == 0.05  # a good value in the same link is kept
+    (toast,) = at.toast
+    for word in ("bn=maybe", "dropout=7", "sched=warp", "lr=abc", "colour"):
+        assert word in toast.value, toast.value
+    assert "zoom" not in toast.value
 
 
 def test_rf_calculator_reports_a_collapsing_stack(app):
     at = open_page(app, "pages/receptive_field.py")
-    assert metric(at, "Final receptive field") == "28×28"
+    assert next(m.value for m in at.metric if m.label == "Final receptive field") == "28×28"
     at.number_input[0].set_value(8).run()  # the default stack cannot fit an 8x8 input
     assert not at.exception
     assert any("collapses below 1x1" in e.value for e in at.error)
@@ -78,31 +116,69 @@ def test_missing_data_is_explained_and_other_pages_still_work(monkeypatch, tmp_p
     at = open_page(at, "pages/augmentation.py")
     assert any("MNIST is not available" in w.value for w in at.warning)
     at = open_page(at, "pages/step_9.py")
-    assert metric(at, "Parameters") == f"{STEP9_PARAMS:,}"
+    assert params_shown(at) == STEP9_PARAMS
     assert any("train-images-idx3-ubyte" in w.value for w in at.warning)
 
 
-def test_tiny_training_run_from_a_step_page(app):
-    at = open_page(app, "pages/step_9.py")
-    epochs = next(w for w in at.number_input if w.label == "Epochs")
-    epochs.set_value(1).run()
-    recipe = TrainConfig.for_step(9)
-    assert at.slider(key="s9_clean").value == recipe.clean_fraction
-    assert at.selectbox(key="s9_ema").value == recipe.ema  # the page offers the recipe's own decay
-    at.selectbox(key="s9_ema").set_value(0.99).run()
-    at.button(key="job_9_train").click().run()
+def test_train_from_a_step_page_is_queued_recorded_and_drawn_beside_the_reference(app, private_run_store):
+    at = open_page(app, "pages/step_9.py", epochs="1")
+    recipe = TrainConfig.for_step(9).recipe
+    assert at.slider(key="clean").value == recipe.clean_fraction
+    assert at.selectbox(key="ema").value == recipe.ema  # the page offers the recipe's own decay
+    assert at.multiselect(key="compare_9").value == ["reference"]  # the reference is on the chart from the start
+    at.selectbox(key="ema").set_value(0.99).run()
+    at.button(key="train_9").click().run()
     assert not at.exception
-    job = at.session_state["job_9"]
-    assert job.config.ema == 0.99  # the widget reaches the trainer
-    job.join(timeout=600)  # wait on the thread itself: a slow, shared CI machine must not fail a poll deadline
-    snap = job.snapshot()
-    assert not snap.running, f"still running after 600 s: {snap.progress:.0%} done, {len(snap.epochs)} epochs"
+    (job,) = at.session_state["live_jobs_9"]
+    assert job.config.recipe.ema == 0.99 and job.config.recipe.epochs == 1  # the widgets reach the trainer
+    (snap,) = finish_jobs(at, 9)
     assert snap.status == "finished", (snap.status, snap.reason)
-    at.run()
-    assert not at.exception
     results = [s.value for s in at.success] + [w.value for w in at.warning]
-    assert any("Best test accuracy" in r and f"{STEP9_PARAMS:,} parameters" in r for r in results), (
-        results, [e.value for e in at.error], [i.value for i in at.info])
-    # the committed step-9 reference run is drawn beside the live curves (same toggles)
-    assert any("Dashed: this step's reference run" in c.value for c in at.caption)
-    assert not at.error
+    assert any("Best test accuracy" in r and f"{STEP9_PARAMS:,} parameters" in r for r in results), results
+    labels = [g.label for g in at.session_state["groups_9"]]
+    assert labels[0].startswith("live") and any(label.startswith("reference") for label in labels)
+    (stored,) = RunStore(private_run_store).runs()
+    assert stored.id == snap.run_id and stored.source == "app" and stored.status == "completed"
+    assert stored.config.recipe.ema == 0.99 and stored.has_weights
+
+
+def test_train_three_seeds_draws_a_band_and_keeps_the_last_run_to_compare(app, private_run_store):
+    at = open_page(app, "pages/step_4.py", epochs="1", budget="quick")
+    at.multiselect(key="compare_4").set_value([]).run()
+    at.button(key="train_4").click().run()
+    finish_jobs(at, 4)
+    at.toggle(key="bn").set_value(False).run()
+    at.button(key="train3_4").click().run()
+    jobs = at.session_state["live_jobs_4"]
+    assert [j.config.seed for j in jobs] == [1, 2, 3] and all(not j.config.toggles.batchnorm for j in jobs)
+    snaps = finish_jobs(at, 4)
+    assert [s.status for s in snaps] == ["finished"] * 3
+    groups = at.session_state["groups_4"]
+    live = next(g for g in groups if g.live)
+    assert live.seeds == [1, 2, 3] and "3 seeds" in live.label
+    earlier = [g for g in groups if not g.live]
+    assert len(earlier) == 1 and "BN on" in earlier[0].label  # the first run moved to 'Compare with' by itself
+    assert len(RunStore(private_run_store).runs(step=4)) == 4
+
+
+def test_runs_page_lists_filters_and_offers_the_epochs(app, mnist_root, private_run_store):
+    at = open_page(app, "pages/step_5.py", epochs="1")
+    at.button(key="train_5").click().run()
+    finish_jobs(at, 5)
+    at = open_page(at, "pages/runs.py")
+    table = at.dataframe[0].value
+    assert list(table["step"]) == [5] and list(table["status"]) == ["completed"]
+    assert at.get("download_button")
+    at.selectbox[0].set_value(3).run()  # filter by another step
+    assert any("No runs match" in i.value for i in at.info)
+
+
+def test_a_damaged_run_store_turns_history_off_but_training_still_works(app, tmp_path):
+    bad = tmp_path / "bad.sqlite3"
+    bad.write_bytes(b"not sqlite" * 500)
+    app.session_state["runs_db"] = str(bad)
+    at = open_page(app, "pages/step_9.py", epochs="1")
+    assert any("Run history is off" in w.value and "damaged" in w.value for w in at.warning)
+    at.button(key="train_9").click().run()
+    (snap,) = finish_jobs(at, 9)
+    assert snap.status == "finished" and snap.run_id is None

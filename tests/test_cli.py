@@ -55,21 +55,71 @@ def test_rf_stack():
         (3, 1, [8, 26, 26]), (4, 2, [8, 13, 13]), (28, 26, [8, 1, 1])]
 
 
-def test_train_json(mnist_root):
+def test_train_json_and_its_record(mnist_root, private_run_store):
     doc = ok_json("train", "--step", "9", "--epochs", "2", "--max-batches", "3", "--data-dir", str(mnist_root),
                   "--no-download", "--device", "cpu", "--seed", "3")
-    assert {"params", "device", "config", "epochs", "stopped_reason"} <= set(doc)
+    assert {"params", "device", "config", "epochs", "stopped_reason", "run_id", "challenge"} <= set(doc)
     assert doc["stopped_reason"] == "completed" and doc["config"]["seed"] == 3
+    assert doc["config"]["recipe"]["batch_size"] == 64 and doc["config"]["toggles"]["batchnorm"] is True
     assert [e["epoch"] for e in doc["epochs"]] == [1, 2]
     for e in doc["epochs"]:
-        assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"} <= set(e)
+        assert set(e) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s"}
         assert 0 <= e["test_acc"] <= 100
+    shown = ok_json("runs", "show", str(doc["run_id"]))
+    assert shown["status"] == "completed" and shown["source"] == "cli" and shown["has_weights"]
+    assert [e["test_acc"] for e in shown["epochs"]] == [e["test_acc"] for e in doc["epochs"]]
+    assert shown["config"] == doc["config"]
 
 
 def test_train_uses_mnist_dir_env(mnist_root):
     doc = ok_json("train", "--step", "5", "--epochs", "1", "--max-batches", "2", "--no-download", "--device", "cpu",
                   env={"MNIST_DIR": str(mnist_root)})
     assert doc["stopped_reason"] == "completed"
+
+
+def test_the_one_cycle_run_of_five_steps_that_used_to_crash(mnist_root):
+    doc = ok_json("train", "--step", "9", "--epochs", "1", "--max-batches", "5", "--data-dir", str(mnist_root),
+                  "--no-download", "--device", "cpu")
+    assert doc["stopped_reason"] == "completed" and len(doc["epochs"]) == 1
+
+
+def test_no_record_leaves_the_store_alone(mnist_root, private_run_store):
+    doc = ok_json("train", "--epochs", "1", "--max-batches", "1", "--data-dir", str(mnist_root), "--no-download",
+                  "--device", "cpu", "--no-record")
+    assert doc["run_id"] is None and not private_run_store.exists()
+
+
+def test_runs_list_filters_and_delete(mnist_root, tmp_path):
+    db = str(tmp_path / "other.sqlite3")
+    for step in (3, 9):
+        ok_json("train", "--step", str(step), "--epochs", "1", "--max-batches", "1", "--data-dir", str(mnist_root),
+                "--no-download", "--device", "cpu", "--runs-db", db)
+    rows = ok_json("runs", "list", "--runs-db", db)
+    assert [r["step"] for r in rows] == [9, 3] and {r["status"] for r in rows} == {"completed"}
+    assert {"id", "step", "seed", "status", "source", "started", "epochs", "best_test_acc", "min_last3_test_acc"} <= set(rows[0])
+    assert [r["step"] for r in ok_json("runs", "list", "--step", "3", "--runs-db", db)] == [3]
+    assert ok_json("runs", "list", "--status", "failed", "--runs-db", db) == []
+    assert ok_json("runs", "delete", str(rows[0]["id"]), "--runs-db", db) == {"deleted": rows[0]["id"]}
+    assert [r["step"] for r in ok_json("runs", "list", "--runs-db", db)] == [3]
+    missing = cli("runs", "show", "999", "--runs-db", db)
+    assert missing.returncode == 2 and "no run 999" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_two_cli_runs_write_one_database_at_once(mnist_root, tmp_path):
+    db = str(tmp_path / "shared.sqlite3")
+    args = ["--epochs", "3", "--max-batches", "4", "--data-dir", str(mnist_root), "--no-download", "--device", "cpu",
+            "--runs-db", db, "--json"]
+    procs = [subprocess.Popen([sys.executable, "-m", "core", "train", "--seed", str(s), *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"}) for s in (1, 2)]
+    docs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        docs.append(json.loads(out))
+    rows = ok_json("runs", "list", "--runs-db", db)
+    assert sorted(r["seed"] for r in rows) == [1, 2] and all(r["epochs"] == 3 for r in rows)
+    assert {r["id"] for r in rows} == {d["run_id"] for d in docs}
 
 
 @pytest.mark.parametrize("args, words", [
@@ -87,6 +137,11 @@ def test_train_uses_mnist_dir_env(mnist_root):
     (["train", "--step", "9", "--epochs", "0", "--no-download"], "epochs"),
     (["train", "--clean-fraction", "2", "--no-download"], "un-augmented fraction"),
     (["train", "--ema", "1", "--no-download"], "EMA decay"),
+    (["train", "--lr", "nan", "--no-download"], "learning rate"),
+    (["train", "--batch-size", "0", "--no-download"], "batch size"),
+    (["runs", "show"], "needs a run id"),
+    (["bench", "--sessions", "0"], "--sessions"),
+    (["reproduce", "--steps", "1-x"], "--steps"),
     (["bogus"], "invalid choice"),
 ])
 def test_bad_input_is_one_clear_line(args, words):
@@ -95,6 +150,12 @@ def test_bad_input_is_one_clear_line(args, words):
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr
+
+
+def test_usage_errors_point_at_the_right_help():
+    top = cli("bogus").stderr
+    assert "(see `python -m core --help`)" in top and "core core" not in top
+    assert "(see `python -m core train --help`)" in cli("train", "--epochs", "x").stderr
 
 
 def test_missing_and_corrupt_data(tmp_path, fresh_mnist_root):
@@ -106,43 +167,46 @@ def test_missing_and_corrupt_data(tmp_path, fresh_mnist_root):
 
 
 def test_core_never_imports_streamlit():
-    code = ("import sys, core.cli, core.train, core.lifecycle, core.augment, core.data, core.bench, core.reproduce; "
-            "print('streamlit' in sys.modules)")
+    modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem != "__main__")
+    code = f"import sys, {', '.join('core.' + m for m in modules)}; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
     for path in (ROOT / "core").glob("*.py"):
         assert "import streamlit" not in path.read_text() and "from streamlit" not in path.read_text(), path
 
 
-def test_reproduce_writes_reference_and_markdown(mnist_root, tmp_path):
-    out, md = tmp_path / "ref.json", tmp_path / "LIFECYCLE.md"
+def test_reproduce_writes_reference_weights_and_markdown(mnist_root, tmp_path):
+    out, md, weights = tmp_path / "ref.json", tmp_path / "LIFECYCLE.md", tmp_path / "models"
     result = cli("reproduce", "--data-dir", str(mnist_root), "--no-download", "--steps", "3,9", "--budget", "4",
-                 "--device", "cpu", "--output", str(out), "--markdown", str(md))
+                 "--device", "cpu", "--output", str(out), "--markdown", str(md), "--weights-dir", str(weights))
     assert result.returncode == 0, result.stderr
-    runs = json.loads(out.read_text())["runs"]
-    assert [r["step"] for r in runs] == [3, 9]
-    for r in runs:
-        assert len(r["epochs"]) == 15 and {"command", "seed", "device", "torch", "date", "wall_seconds",
-                                           "label"} <= set(r["provenance"])
-        assert r["summary"]["min_last3_test_acc"] == min(e["test_acc"] for e in r["epochs"][-3:])
+    from core.reference import load_references
+    refs = load_references(out)
+    assert sorted(refs) == [3, 9]
+    for ref in refs.values():
+        (run,) = ref.runs
+        assert len(run.epochs) == 15 and run.seed == 1 and run.provenance.reduced
+        assert run.provenance.command.startswith("python -m core reproduce") and run.provenance.date
+        assert run.min_last3 == min(e["test_acc"] for e in run.epochs[-3:])
+        assert run.weights == str(weights / f"step_{ref.step}_seed_1.pt") and Path(run.weights).exists()
     text = md.read_text()
     assert "| 3 | Lighter model |" in text and "not run" in text  # steps not run are marked as such
 
 
-def test_reproduce_with_several_seeds_reports_each_and_the_spread(mnist_root, tmp_path):
+def test_reproduce_adds_seeds_to_an_entry_and_reports_the_spread(mnist_root, tmp_path):
     out, md = tmp_path / "ref.json", tmp_path / "LIFECYCLE.md"
-    result = cli("reproduce", "--data-dir", str(mnist_root), "--no-download", "--steps", "9", "--seeds", "1,2",
-                 "--budget", "3", "--device", "cpu", "--output", str(out), "--markdown", str(md))
-    assert result.returncode == 0, result.stderr
-    (run,) = json.loads(out.read_text())["runs"]
-    assert [s["seed"] for s in run["seeds"]] == [1, 2]
-    mins = [s["summary"]["min_last3_test_acc"] for s in run["seeds"]]
-    assert mins == [min(s["test_acc"][-3:]) for s in run["seeds"]]
-    assert run["across_seeds"]["min_last3_min"] == min(mins)
-    assert run["across_seeds"]["min_last3_mean"] == round(sum(mins) / 2, 3)
-    assert run["seeds"][0]["test_acc"] != run["seeds"][1]["test_acc"]  # the seeds really differ
+    common = ["--data-dir", str(mnist_root), "--no-download", "--steps", "9", "--budget", "3", "--device", "cpu",
+              "--output", str(out), "--markdown", str(md), "--weights-dir", ""]
+    assert cli("reproduce", "--seeds", "1,2", *common).returncode == 0
+    assert cli("reproduce", "--seeds", "3", "--merge", *common).returncode == 0  # a later call adds seed 3
+    from core.reference import load_references
+    ref = load_references(out)[9]
+    assert ref.seeds == [1, 2, 3]
+    mins = [r.min_last3 for r in ref.runs]
+    assert ref.min_last3.low == min(mins) and ref.min_last3.high == max(mins) and ref.min_last3.n == 3
+    assert len({tuple(r.test_accs) for r in ref.runs}) == 3  # the seeds really differ
     text = md.read_text()
-    assert "## Step 9 across seeds" in text and "*Measured here:*" in text
+    assert "## Step 9, every seed" in text and "*Measured here:*" in text
 
 
 @pytest.mark.parametrize("seeds", ["1,x", "1,1", "-1", ","])
@@ -151,30 +215,31 @@ def test_reproduce_rejects_bad_seed_lists(seeds, tmp_path):
     assert result.returncode == 2 and "--seeds" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_bench_seed_model_matches_the_seed_notebook():
-    from core.bench import seed_final_model
+def test_bench_writeup_model_matches_the_writeup_notebook():
+    from core.bench import writeup_final_model
     from core.model import count_params
-
-    model = seed_final_model()
-    assert count_params(model) == 9_964  # the seed notebook's torchsummary total
     import torch
+
+    model = writeup_final_model()
+    assert count_params(model) == 9_964  # the write-up notebook's torchsummary total
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
 def test_two_reproduce_processes_fill_one_file_without_losing_steps(mnist_root, tmp_path):
     out, md = tmp_path / "ref.json", tmp_path / "LIFECYCLE.md"
     args = ["--data-dir", str(mnist_root), "--no-download", "--budget", "2", "--device", "cpu", "--threads", "1",
-            "--output", str(out), "--markdown", str(md), "--merge"]
+            "--output", str(out), "--markdown", str(md), "--merge", "--weights-dir", ""]
     procs = [subprocess.Popen([sys.executable, "-m", "core", "reproduce", "--steps", steps, *args], cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for steps in ("3,4", "8,9")]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    runs = json.loads(out.read_text())["runs"]
-    assert [r["step"] for r in runs] == [3, 4, 8, 9]
-    assert all(r["provenance"]["device"] == "CPU (1 thread)" for r in runs)
+    from core.reference import load_references
+    refs = load_references(out)
+    assert sorted(refs) == [3, 4, 8, 9]
+    assert all(r.first.provenance.device == "CPU (1 thread)" for r in refs.values())
     text = md.read_text()
-    assert all(f"| {r['step']} | {r['title']} | {r['params']:,} |" in text for r in runs), text
+    assert all(f"| {r.step} | {r.title} | {r.params:,} |" in text for r in refs.values()), text
 
 
 def test_reproduce_markdown_only_renders_without_training(tmp_path):
@@ -182,7 +247,7 @@ def test_reproduce_markdown_only_renders_without_training(tmp_path):
     result = cli("reproduce", "--markdown-only", "--output", str(ROOT / "assets" / "reference_runs.json"),
                  "--markdown", str(md))
     assert result.returncode == 0, result.stderr
-    assert md.read_text().startswith("# The lifecycle, measured")
+    assert md.read_text() == (ROOT / "LIFECYCLE.md").read_text()  # the committed file is what the data says
     missing = cli("reproduce", "--markdown-only", "--output", str(tmp_path / "none.json"), "--markdown", str(md))
     assert missing.returncode == 2 and "no reference runs" in missing.stderr and "Traceback" not in missing.stderr
 
@@ -191,8 +256,14 @@ def test_bench_prints_both_pipelines(mnist_root):
     from core.train import TrainConfig
 
     doc = ok_json("bench", "--data-dir", str(mnist_root), "--no-download", "--batches", "2", "--device", "cpu")
-    assert doc["seed_style"]["params"] == 9_964 and doc["ours"]["params"] < 10_000
-    for side in ("ours", "seed_style"):
-        assert doc[side]["images_timed"] == 2 * (TrainConfig.for_step(9).batch_size if side == "ours" else 128)
+    assert doc["writeup_recipe"]["params"] == 9_964 and doc["ours"]["params"] < 10_000
+    for side in ("ours", "writeup_recipe"):
+        assert doc[side]["images_timed"] == 2 * (TrainConfig.for_step(9).recipe.batch_size if side == "ours" else 128)
         assert doc[side]["train_images_per_s"] > 0 and doc[side]["seconds_per_epoch"] > 0
-    assert doc["speedup_per_epoch"] == round(doc["seed_style"]["seconds_per_epoch"] / doc["ours"]["seconds_per_epoch"], 2)
+    assert doc["speedup_per_epoch"] == round(doc["writeup_recipe"]["seconds_per_epoch"] / doc["ours"]["seconds_per_epoch"], 2)
+
+
+def test_bench_sessions_goes_through_the_queue(mnist_root):
+    doc = ok_json("bench", "--sessions", "3", "--data-dir", str(mnist_root), "--no-download")
+    assert doc["sessions"] == 3 and doc["workers"] == 1 and doc["identical_results"] is True
+    assert doc["ratio"] == pytest.approx(doc["queued_seconds"] / doc["back_to_back_seconds"], abs=0.01)

@@ -1,5 +1,5 @@
 """End to end in a real headless browser: Playwright drives Debian's chromium against the app
-served by `streamlit run`, opens step 9, starts a short training run and sees the charts."""
+served by `streamlit run` (with the project's own .streamlit/config.toml)."""
 
 import os
 import shutil
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.lifecycle import describe_step
+from core.steps import STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -24,6 +25,9 @@ if CHROMIUM is None:
                 allow_module_level=True)
 
 playwright = pytest.importorskip("playwright.sync_api")
+PAGE_TITLES = {"The challenge", "Runs", "Receptive-field calculator", "Augmentation viewer", "Data and run history",
+               *(f"{s.number}. {s.title}" for s in STEPS)}
+SHOTS = Path(os.environ.get("E2E_SCREENSHOTS", "")) if os.environ.get("E2E_SCREENSHOTS") else None
 
 
 def free_port() -> int:
@@ -32,60 +36,119 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(mnist_root):
+def start_server(mnist_root: Path):
     port = free_port()
     env = {**os.environ, "MNIST_DIR": str(mnist_root)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+         "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("streamlit did not start")
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("streamlit did not start")
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def server(mnist_root):
+    """A fresh server per test: the first-paint test needs one nobody has visited yet."""
+    proc, url = start_server(mnist_root)
+    try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
-def open_step9_and_train(page, server: str) -> None:
-    page.goto(server, timeout=60_000)
-    page.get_by_text("The challenge:").wait_for(timeout=60_000)
-    page.get_by_role("link", name="9. More augmentation").first.click()
-    page.get_by_text("Train it").wait_for(timeout=60_000)
-    assert page.get_by_text(f"{describe_step(9)['params']:,}").first.is_visible()
-    epochs = page.get_by_role("spinbutton", name="Epochs")
-    epochs.fill("2")
-    epochs.press("Enter")
-    page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Train", exact=True).click()
-
-
-def test_two_sessions_train_at_once_and_charts_update(server, tmp_path):
+@pytest.fixture(scope="module")
+def browser():
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
-        # two browser contexts = two independent Streamlit sessions, training at the same time
-        pages = [browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(2)]
-        for page in pages:
-            open_step9_and_train(page, server)
-        for page in pages:
-            # the batch-loss chart appears while training, the epoch charts follow, then the verdict
-            page.locator(".vega-embed").first.wait_for(timeout=120_000)
-            page.get_by_text("Best test accuracy").wait_for(timeout=180_000)
-            assert page.locator(".vega-embed").count() >= 3  # live loss, live accuracy, batch loss
-            assert page.get_by_text("finished: 100%").count() == 1
-        pages[0].screenshot(path=os.environ.get("E2E_SCREENSHOT", str(tmp_path / "step9.png")), full_page=True)
-        browser.close()
+        yield b
+        b.close()
+
+
+def shot(page, name: str) -> None:
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def test_first_paint_lists_only_real_pages_and_a_link_keeps_its_settings(server, browser):
+    """The first visitor of a fresh server arrives through a shared link."""
+    page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    seen: set[str] = set()
+    page.goto(f"{server}/step_4?bn=false&dropout=0.2", wait_until="commit", timeout=60_000)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # sample every navigation entry shown, from the first paint on
+        seen |= set(page.locator("[data-testid='stSidebarNav'] a, [data-testid='stTopNavLink'], "
+                                 "[data-testid='stSidebarNavLink']").all_inner_texts())
+        if page.get_by_role("button", name="Train", exact=True).count():
+            break
+        page.wait_for_timeout(50)
+    assert page.get_by_role("button", name="Train", exact=True).count(), "the step page never finished loading"
+    names = {t.strip().splitlines()[-1].strip() for t in seen if t.strip()}  # drop the icon's ligature text
+    assert names <= PAGE_TITLES | {"Lifecycle", "Tools"}, names - PAGE_TITLES
+    for helper in ("common", "step view", "app", "step 4"):
+        assert helper not in {n.lower() for n in names}
+    assert page.get_by_role("switch", name="BatchNorm").is_checked() is False  # bn=false from the link
+    expected = describe_step(4, batchnorm=False, dropout=0.2)["params"]
+    assert page.get_by_text(f"{expected:,}", exact=True).first.is_visible()
+    shot(page, "first_paint_step4_link")
+
+
+def test_three_sessions_train_at_once_through_one_queue(server, browser):
+    pages = [browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for _ in range(3)]
+    for page in pages:
+        page.goto(f"{server}/step_9?epochs=2", timeout=60_000)
+        page.get_by_role("button", name="Train", exact=True).wait_for(timeout=90_000)
+        page.wait_for_timeout(500)
+    for page in pages:
+        page.get_by_role("button", name="Train", exact=True).click()
+    queued = [page.get_by_text("runs ahead").or_(page.get_by_text("run ahead")) for page in pages[1:]]
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(q.count() for q in queued):
+        pages[0].wait_for_timeout(200)
+    assert any(q.count() for q in queued), "no session showed its place in the queue"
+    for page in pages:
+        page.get_by_text("Best test accuracy").wait_for(timeout=600_000)
+        assert page.locator(".vega-embed").count() >= 2  # accuracy and loss, live beside the reference
+    shot(pages[-1], "three_sessions_last")
+
+
+@pytest.mark.parametrize("width, height", [(1280, 720), (1920, 1080)])
+def test_the_toggle_and_see_loop_fits_one_screen(server, browser, width, height):
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    for step in STEPS:
+        page.goto(f"{server}/step_{step.number}", timeout=60_000)
+        train = page.get_by_role("button", name="Train", exact=True)
+        train.wait_for(timeout=90_000)
+        page.locator(".vega-embed").first.wait_for(timeout=60_000)  # the reference run is drawn from the start
+        page.wait_for_timeout(500)
+        visible = {
+            "BatchNorm toggle": page.get_by_role("switch", name="BatchNorm"),
+            "dropout slider": page.get_by_role("slider").first,
+            "Train button": train,
+            "parameter count": page.get_by_text(f"{describe_step(step.number)['params']:,}", exact=True).first,
+            "accuracy chart": page.locator(".vega-embed").first,
+        }
+        for what, locator in visible.items():
+            box = locator.bounding_box()
+            assert box is not None and box["y"] >= 0 and box["y"] + min(box["height"], 150) <= height, (
+                f"step {step.number} at {width}x{height}: {what} is not on the first screen ({box})")
+        chart = page.locator(".vega-embed").first.bounding_box()
+        assert chart["width"] >= 300, f"step {step.number}: a chart {chart['width']:.0f} px wide is too narrow to read"
+        shot(page, f"step{step.number}_{width}x{height}")

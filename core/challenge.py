@@ -1,0 +1,45 @@
+"""The challenge every step is judged against, defined once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Challenge:
+    max_params: int = 10_000  # strictly fewer
+    min_acc: float = 99.4  # % test accuracy, in each of the last epochs
+    last_epochs: int = 3
+    max_epochs: int = 15
+
+    def describe(self) -> str:
+        return (f"fewer than {self.max_params:,} parameters, at least {self.min_acc} % test accuracy in each of "
+                f"the last {self.last_epochs} epochs, trained in at most {self.max_epochs} epochs")
+
+    def params_ok(self, params: int) -> bool:
+        return params < self.max_params
+
+    def verdict(self, params: int, test_accs: list[float], epochs_planned: int) -> tuple[bool, str]:
+        """Does a run meet the challenge? (passed, one-line explanation)."""
+        n = self.last_epochs
+        last = test_accs[-n:]
+        problems = []
+        if not self.params_ok(params):
+            problems.append(f"{params:,} parameters (needs < {self.max_params:,})")
+        if epochs_planned > self.max_epochs:
+            problems.append(f"{epochs_planned} epochs (needs <= {self.max_epochs})")
+        if len(last) < n:
+            problems.append(f"only {len(test_accs)} epoch(s) run (needs the last {n})")
+        elif min(last) < self.min_acc:
+            problems.append(f"min of last {n} test accuracies {min(last):.2f} % (needs >= {self.min_acc} %)")
+        if problems:
+            return False, "Not met: " + "; ".join(problems)
+        return True, f"Met: {params:,} parameters, last {n} test accuracies {', '.join(f'{a:.2f}' for a in last)} %"
+
+
+CHALLENGE = Challenge()
+
+
+def min_last(test_accs: list[float], n: int = CHALLENGE.last_epochs) -> float | None:
+    """The challenge's figure of merit: the lowest of the last n test accuracies."""
+    return min(test_accs[-n:]) if len(test_accs) >= n else None

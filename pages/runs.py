@@ -1,0 +1,49 @@
+"""Every stored run: filter, inspect, delete, download the epochs as CSV."""
+
+import pandas as pd
+import streamlit as st
+
+from core.steps import STEPS
+from core.store import SOURCES, STATUSES, StoreError, epochs_csv
+from ui.state import run_store, runs_db, stored_runs
+from ui.router import guard
+
+guard()
+
+st.title("Runs")
+store = run_store()
+st.caption(f"Run store: `{runs_db()}` (change it on the *Data and run history* page). "
+           "A run whose process ended before the run did is shown as *interrupted*, with the epochs it finished.")
+if store is None:
+    st.stop()
+
+c1, c2, c3 = st.columns(3)
+step = c1.selectbox("Step", [None] + [s.number for s in STEPS], format_func=lambda n: "all" if n is None else f"step {n}")
+status = c2.selectbox("Status", [None, *STATUSES], format_func=lambda s: "all" if s is None else s)
+source = c3.selectbox("Source", [None, *SOURCES], format_func=lambda s: "all" if s is None else s)
+runs = stored_runs(store, step=step, status=status, source=source)
+if not runs:
+    st.info("No runs match. Train one on any step page (or with `python -m core train`).")
+    st.stop()
+
+frame = pd.DataFrame([r.summary() for r in runs])
+picked = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+                      key="runs_table")
+chosen = [runs[i] for i in picked.selection.rows] if picked.selection.rows else []
+target = chosen or runs
+st.download_button(f"Download the epochs of {'the selected' if chosen else 'all listed'} runs (CSV)",
+                   epochs_csv(target), file_name="runs_epochs.csv", mime="text/csv", icon=":material/download:")
+if chosen:
+    if st.button(f"Delete {len(chosen)} selected run(s)", icon=":material/delete:"):
+        try:
+            for r in chosen:
+                store.delete_run(r.id)
+        except StoreError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
+    for r in chosen[:3]:
+        with st.expander(f"Run {r.id}: step {r.step}, seed {r.seed}, {r.status}"):
+            st.json(r.config.as_dict(), expanded=False)
+            if r.reason:
+                st.caption(r.reason)

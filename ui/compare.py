@@ -1,0 +1,61 @@
+"""The 'Compare with' picker: this step's stored runs (every session's) and its reference runs."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+from core.compare import Run, describe, differing
+from core.reference import StepReference
+from core.store import StoredRun
+from core.train import TrainConfig
+from ui.state import references, run_store, stored_runs
+
+REFERENCE = "reference"
+
+
+def reference_runs(ref: StepReference) -> list[Run]:
+    return [Run(f"reference seed {r.seed}", r.config, list(r.epochs), "reference") for r in ref.runs]
+
+
+def _stored_label(run: StoredRun, default: TrainConfig) -> str:
+    names = [k for k in differing([default, run.config]) if k not in ("seed", "size")]
+    what = describe(run.config, names) if names else "step defaults"
+    size = "full" if run.label.startswith("full") else "≈1 min"
+    score = f"{run.min_last3:.2f} %" if run.min_last3 is not None else (
+        f"{run.best_test:.2f} %" if run.best_test is not None else "no epoch")
+    return f"#{run.id} · {what} · seed {run.seed} · {size} · {score} · {run.status} · {run.started}"
+
+
+def compare_picker(number: int, key: str) -> Callable[[], list[Run]]:
+    """The multiselect; returns a function giving the chosen runs (read inside the live fragment)."""
+    default = TrainConfig.for_step(number)
+    ref = references().get(number)
+    store = run_store()
+    stored = {f"run {r.id}": r for r in stored_runs(store, step=number)}
+    labels = {}
+    if ref is not None:
+        labels[REFERENCE] = (f"reference run{'s' if len(ref.runs) > 1 else ''}: step defaults, seed"
+                             f"{'s' if len(ref.runs) > 1 else ''} {', '.join(map(str, ref.seeds))} · "
+                             f"{ref.first.provenance.limits.split(':')[0]} · min(last 3) {ref.min_last3}")
+    labels |= {k: _stored_label(r, default) for k, r in stored.items()}
+    if key in st.session_state:  # runs deleted elsewhere drop out instead of breaking the widget
+        st.session_state[key] = [k for k in st.session_state[key] if k in labels]
+    else:  # first visit: the reference runs are on the chart from the start
+        st.session_state[key] = [REFERENCE] if REFERENCE in labels else []
+    st.multiselect("Compare with", list(labels), key=key, format_func=labels.get,
+                   placeholder="earlier runs of this step (every session) and its reference runs",
+                   help="Drawn on the same charts: one colour per run, seeds of one setting as a band.")
+
+    def chosen() -> list[Run]:
+        runs: list[Run] = []
+        for k in st.session_state.get(key, []):
+            if k == REFERENCE and ref is not None:
+                runs += reference_runs(ref)
+            elif k in stored:
+                r = stored[k]
+                runs.append(Run(k, r.config, list(r.epochs), "stored"))
+        return runs
+
+    return chosen

@@ -1,0 +1,102 @@
+"""A step's controls: toggles, recipe and budget, all bound to the URL. Returns the TrainConfig
+they describe; every default comes from the step's own toggles and recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.augment import AugmentConfig
+from core.budget import Speed, describe_limits, estimate_seconds, fit_to_budget, measure_speed
+from core.recipe import OPTIMIZERS, SCHEDULES, Recipe
+from core.steps import ROTATE
+from core.train import TrainConfig
+from ui.link import LinkedWidgets
+
+QUICK_SECONDS = 60.0
+QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS = 20, 3
+BUDGETS = ("quick", "full")
+BATCH_SIZES = (32, 64, 128, 256)
+EMA_CHOICES = (0.0, 0.99, 0.995, 0.998, 0.999)
+
+
+@dataclass(frozen=True)
+class Choice:
+    config: TrainConfig  # what Train will run (budget applied)
+    label: str  # "reduced: ..." / "full: ..."
+    estimate_s: float
+
+
+def step_controls(number: int, link: LinkedWidgets) -> TrainConfig:
+    """Toggles in one row, dropout, and the rest of the recipe one click away (a popover)."""
+    defaults = TrainConfig.for_step(number)
+    t, r = defaults.toggles, defaults.recipe
+    c1, c2, c3 = st.columns([1.3, 0.8, 1.1])
+    batchnorm = link.toggle(c1, "BatchNorm", t.batchnorm, "bn")
+    gap = link.toggle(c2, "GAP", t.gap, "gap")
+    augment_on = link.toggle(c3, "Augment", r.augment.enabled, "aug")
+    dropout = link.slider(st, "Dropout after every block", 0.0, 0.5, t.dropout, 0.01, "dropout",
+                          help="BatchNorm and dropout follow every convolution; GAP: average each channel over the last "
+                               "grid, then a 1x1 conv (off: one conv whose kernel covers the whole grid); Augment: a "
+                               "random rotation/shift/zoom per training image (settings under Recipe). Dropout 0 = off.")
+    with st.popover("Recipe: augmentation, learning rate, finish", icon=":material/tune:", width="stretch"):
+        recipe = _recipe_widgets(link, r, augment_on)
+    return defaults.with_overrides(batchnorm=batchnorm, gap=gap, dropout=dropout).with_overrides(
+        **{k: getattr(recipe, k) for k in ("optimizer", "lr", "schedule", "batch_size", "augment", "clean_fraction",
+                                           "ema")})
+
+
+def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
+    a = r.augment if r.augment.enabled else ROTATE.augment  # what 'Augment' switches on for steps without it
+    st.markdown("**Augmentation** (each image its own random draw)" + ("" if augment_on else " — off"))
+    cols = st.columns(4)
+    values = {
+        "rotation": link.slider(cols[0], "Rotation ±°", 0.0, 30.0, a.rotation, 0.5, "rot"),
+        "translate": link.slider(cols[1], "Shift ±", 0.0, 0.2, a.translate, 0.01, "shift"),
+        "scale": link.slider(cols[2], "Zoom ±", 0.0, 0.2, a.scale, 0.01, "zoom"),
+        "shear": link.slider(cols[3], "Shear ±°", 0.0, 20.0, a.shear, 0.5, "shear"),
+        "brightness": link.slider(cols[0], "Brightness ±", 0.0, 0.5, a.brightness, 0.05, "bright"),
+        "contrast": link.slider(cols[1], "Contrast ±", 0.0, 0.5, a.contrast, 0.05, "contrast"),
+        "erase": link.slider(cols[2], "Cut-out size", 0.0, 0.5, a.erase, 0.05, "erase"),
+    }
+    st.markdown("**Finish**")
+    f1, f2 = st.columns(2)
+    clean = link.slider(f1, "Un-augmented tail of the run", 0.0, 0.5, r.clean_fraction, 0.05, "clean",
+                        help="The last part of the run trains on the original digits, which the test set looks like")
+    emas = sorted(set(EMA_CHOICES) | {r.ema})  # always offer the recipe's own value
+    ema = link.select(f2, "Test a moving average of the weights", emas, r.ema, "ema",
+                      format_func=lambda d: "off" if d == 0 else f"EMA {d:g}",
+                      help="Smooths the last optimiser steps' noise out of the tested weights")
+    st.markdown("**Optimiser**")
+    o1, o2, o3, o4 = st.columns(4)
+    schedule = link.select(o1, "LR schedule", SCHEDULES, r.schedule, "sched")
+    optimizer = link.select(o2, "Optimizer", OPTIMIZERS, r.optimizer, "opt")
+    lr = link.number(o3, "(Peak) LR", 0.0001, 2.0, float(r.lr), "lr", format="%.4f")
+    batch_sizes = sorted(set(BATCH_SIZES) | {r.batch_size})
+    batch = link.select(o4, "Batch size", batch_sizes, r.batch_size, "batch")
+    augment = AugmentConfig(**values) if augment_on else AugmentConfig()
+    return Recipe(optimizer=optimizer, lr=float(lr), momentum=r.momentum, weight_decay=r.weight_decay,
+                  schedule=schedule, batch_size=int(batch), epochs=r.epochs, augment=augment,
+                  clean_fraction=float(clean), ema=float(ema))
+
+
+@st.cache_data(max_entries=64, ttl=600, show_spinner="Timing a few training steps…")
+def cached_speed(config: TrainConfig) -> Speed:
+    return measure_speed(config)
+
+
+def budget_controls(config: TrainConfig, link: LinkedWidgets, on_gpu: bool) -> Choice:
+    """Quick (about a minute) or full; epochs; seed."""
+    b1, b2, b3 = st.columns([3, 2, 2])
+    budget = link.select(b1, "Budget", BUDGETS, "full" if on_gpu else "quick", "budget", radio=True, horizontal=True,
+                         format_func=lambda b: "≈ 1 min" if b == "quick" else "full",
+                         help="≈ 1 min: fewer images per epoch (and fewer epochs, down to 3, if each would be tiny). "
+                              "Full: every image in every epoch.")
+    epochs = link.number(b2, "Epochs", 1, 30, config.recipe.epochs, "epochs")
+    seed = link.number(b3, "Seed", 0, 10_000, 1, "seed")
+    chosen = config.with_overrides(epochs=int(epochs), seed=int(seed))
+    speed = cached_speed(chosen.with_overrides(seed=0))
+    if budget == "quick":
+        chosen = fit_to_budget(chosen, speed, QUICK_SECONDS, QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS)
+    return Choice(chosen, describe_limits(chosen), estimate_seconds(chosen, speed))

@@ -1,0 +1,76 @@
+"""Widgets whose values live in the URL (Streamlit's `bind="query-params"`), so a copied link
+reopens the same configuration: `/step_4?bn=false&dropout=0.2`.
+
+Streamlit drops a link value it cannot use (unknown option, out of range, not a number) and the
+widget falls back to its default. `LinkedWidgets` remembers what the link asked for, compares it
+with what each widget ended up with, and says once which values were ignored."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import streamlit as st
+
+RESERVED = {"embed", "embed_options"}  # Streamlit's own query parameters
+
+
+class LinkedWidgets:
+    def __init__(self, page: str) -> None:
+        self.page = page
+        self.asked = {key: st.query_params.get_all(key)[-1] for key in st.query_params.keys()}
+        self.shown: dict[str, str] = {}  # key -> the value as the URL would write it
+
+    def _bind(self, key: str, value: Any, as_text: Callable[[Any], str]) -> Any:
+        self.shown[key] = as_text(value)
+        return value
+
+    def toggle(self, where, label: str, default: bool, key: str, **kw: Any) -> bool:
+        return self._bind(key, where.toggle(label, value=default, key=key, bind="query-params", **kw),
+                          lambda v: "true" if v else "false")
+
+    def slider(self, where, label: str, low: float, high: float, default: float, step: float, key: str,
+               **kw: Any) -> float:
+        return self._bind(key, where.slider(label, low, high, default, step, key=key, bind="query-params", **kw), repr)
+
+    def number(self, where, label: str, low: Any, high: Any, default: Any, key: str, **kw: Any) -> Any:
+        return self._bind(key, where.number_input(label, low, high, default, key=key, bind="query-params", **kw),
+                          repr)
+
+    def select(self, where, label: str, options: Sequence[Any], default: Any, key: str,
+               format_func: Callable[[Any], str] = str, radio: bool = False, **kw: Any) -> Any:
+        widget = where.radio if radio else where.selectbox
+        value = widget(label, options, index=list(options).index(default), key=key, format_func=format_func,
+                       bind="query-params", **kw)
+        return self._bind(key, value, format_func)
+
+    def ignored(self) -> list[str]:
+        """Link values that were not used: not valid for their widget, or naming no widget here."""
+        problems = []
+        for key, raw in self.asked.items():
+            if key in RESERVED:
+                continue
+            if key not in self.shown:
+                problems.append(f"`{key}` (not a setting of this page)")
+            elif not _same(raw, self.shown[key]):
+                problems.append(f"`{key}={raw}` (using {self.shown[key]})")
+        return problems
+
+    def notice(self) -> None:
+        """One short notice per page visit with a link that asked for something unusable."""
+        problems = self.ignored()
+        marker = f"_link_notice_{self.page}"
+        if problems and st.session_state.get(marker) != self.asked:
+            st.session_state[marker] = dict(self.asked)
+            st.toast("Some link settings were not valid, so the step's defaults are used for: "
+                     + ", ".join(problems), icon=":material/link_off:", duration="long")
+
+
+def _same(raw: str, shown: str) -> bool:
+    if raw.strip().lower() == shown.lower():
+        return True
+    try:
+        a, b = float(raw), float(shown)
+    except ValueError:
+        return False
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)

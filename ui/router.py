@@ -1,0 +1,52 @@
+"""The app's pages and its navigation (a top bar, so a projector gets the full width).
+
+Streamlit still knows the older way of making pages: every file in `pages/`. On a fresh server
+whose first visitor arrives through a deep link (`/step_4?bn=false`), it runs that page file
+directly, without app.py, and stays in that mode for every session. Each page therefore calls
+`guard()` first: reached without the router, it registers the real navigation (which turns the
+old mode off for the whole server) and reruns through app.py."""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+from core.steps import STEPS
+
+_routing = threading.local()
+
+
+def app_pages() -> dict[str, list]:
+    return {
+        "": [st.Page("pages/home.py", title="The challenge", icon=":material/flag:", default=True)],
+        "Lifecycle": [st.Page(f"pages/step_{s.number}.py", title=f"{s.number}. {s.title}") for s in STEPS],
+        "Tools": [
+            st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
+            st.Page("pages/receptive_field.py", title="Receptive-field calculator", icon=":material/grid_on:"),
+            st.Page("pages/augmentation.py", title="Augmentation viewer", icon=":material/auto_awesome:"),
+            st.Page("pages/data.py", title="Data and run history", icon=":material/folder:"),
+        ],
+    }
+
+
+def navigation():
+    return st.navigation(app_pages(), position="top")
+
+
+def run_app() -> None:
+    st.set_page_config(page_title="Tiny CNN lifecycle", page_icon=":material/neurology:", layout="wide",
+                       initial_sidebar_state="collapsed")
+    page = navigation()
+    _routing.active = True
+    try:
+        page.run()
+    finally:
+        _routing.active = False
+
+
+def guard() -> None:
+    """First line of every page: make sure the page runs inside the app's router."""
+    if not getattr(_routing, "active", False):
+        navigation()
+        st.rerun()

@@ -1,0 +1,120 @@
+"""What the pages share: this session's settings (data folder, run store) and the process-wide
+resources every session uses (device, MNIST tensors, the training queue, the run store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import streamlit as st
+
+from core.data import DataError, MNISTTensors, load_cached, resolve_root, validate
+from core.model import pick_device
+from core.queue import RunQueue
+from core.reference import REFERENCE_FILE, ReferenceFileError, StepReference, load_references
+from core.store import RunStore, StoreError, resolve_db
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def data_dir() -> str:
+    """The app setting, else $MNIST_DIR, else ./data (see core.data.resolve_root)."""
+    return st.session_state.get("data_dir") or str(resolve_root(None))
+
+
+def allow_download() -> bool:
+    return st.session_state.get("allow_download", True)
+
+
+def data_problem() -> str | None:
+    """None when the MNIST files are in place, else what to do about it."""
+    try:
+        validate(resolve_root(data_dir()))
+        return None
+    except DataError as exc:
+        return str(exc)
+
+
+def data_loader(device: Any) -> Callable[[], MNISTTensors]:
+    """A loader bound to this session's settings, safe to call from a training thread (which has
+    no access to st.session_state). Loads once per process; raises DataError."""
+    folder, download = data_dir(), allow_download()
+    return lambda: load_cached(folder, download=download, device=device)
+
+
+def load_data(device: Any) -> MNISTTensors:
+    return data_loader(device)()
+
+
+def show_data_problem(problem: str) -> None:
+    st.warning(f"**MNIST is not available.** {problem}\n\nSet the folder on the **Data** page. "
+               "Pages that need no data (architecture, receptive fields, parameter counts) still work.")
+
+
+@st.cache_resource
+def device() -> Any:
+    return pick_device("auto")
+
+
+# --- training queue and run store ---------------------------------------------------------------
+
+@st.cache_resource
+def run_queue() -> RunQueue:
+    """One queue for every browser session of this server."""
+    return RunQueue()
+
+
+def runs_db() -> Path:
+    """This session's run store file: the Data page's setting, else $LIFECYCLE_RUNS, else runs/."""
+    return resolve_db(st.session_state.get("runs_db") or None)
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> RunStore | str:
+    try:
+        return RunStore(path)
+    except StoreError as exc:
+        return str(exc)
+
+
+def run_store() -> RunStore | None:
+    """The session's run store, or None after a one-line warning when it cannot be used (runs
+    still train; they are not kept)."""
+    store = _store(str(runs_db()))
+    if isinstance(store, str):
+        st.warning(f"Run history is off: {store}", icon=":material/history_toggle_off:")
+        return None
+    return store
+
+
+def stored_runs(store: RunStore | None, **filters: Any) -> list:
+    """Stored runs, or [] with a warning when the store fails while reading."""
+    if store is None:
+        return []
+    try:
+        return store.runs(**filters)
+    except StoreError as exc:
+        st.warning(f"Run history could not be read: {exc}")
+        return []
+
+
+# --- reference runs ---------------------------------------------------------------------------
+
+@st.cache_data(show_spinner=False)
+def _references(mtime: float) -> dict[int, StepReference] | str:  # mtime: reload when the file changes
+    try:
+        return load_references(REFERENCE_FILE)
+    except ReferenceFileError as exc:
+        return str(exc)
+
+
+def references() -> dict[int, StepReference]:
+    try:
+        mtime = REFERENCE_FILE.stat().st_mtime
+    except OSError:
+        return {}
+    refs = _references(mtime)
+    if isinstance(refs, str):
+        st.warning(f"Reference runs unavailable: {refs}")
+        return {}
+    return refs
