@@ -1,4 +1,4 @@
-"""Command line: `python -m core {steps,summary,rf,train,runs,bench,reproduce} ...`.
+"""Command line: `python -m core {steps,summary,rf,train,runs,inspect,export,bench,reproduce} ...`.
 
 With --json, exactly one JSON document goes to stdout; progress and messages go to stderr.
 Bad input ends with exit code 2 and one line on stderr, never a traceback.
@@ -58,6 +58,12 @@ def _add_recipe(p: argparse.ArgumentParser) -> None:
                    help="test a moving average of the weights with this decay (0 = off); default: the step's recipe")
 
 
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--step", type=int, default=9, help="a step's shipped reference weights (assets/models/)")
+    p.add_argument("--run", type=int, default=None, help="instead: a stored run (see `python -m core runs list`)")
+    p.add_argument("--runs-db", default=None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CleanParser(prog="python -m core", description="Tiny-CNN lifecycle engine: nine MNIST steps as data.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=CleanParser)
@@ -100,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=STATUSES, default=None)
     p.add_argument("--source", choices=SOURCES, default=None)
     p.add_argument("--runs-db", default=None)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("inspect", help="a trained network on all test images: accuracy, confusion, mistakes, timing")
+    _add_model(p)
+    _add_data(p)
+    p.add_argument("--preprocess-check", action="store_true",
+                   help="also push every test digit, padded, shifted and rescaled, through the drawing/upload "
+                        "preprocessing and count how many correct predictions it keeps")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("export", help="write a trained network's weights, a standalone model.py and its config")
+    _add_model(p)
+    p.add_argument("--out", required=True, help="folder for weights.pt, model.py and config.json (created if missing)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("bench", help="images/s and s/epoch: this project's pipeline vs the write-up's recipe")
@@ -290,6 +309,60 @@ def _pct(value: float | None) -> str:
     return f"{value:6.2f}" if value is not None else f"{'-':>6}"
 
 
+def trained_model(args: argparse.Namespace):
+    from core.inspect import reference_model, stored_model
+    from core.reference import load_references
+    from core.steps import get_step
+    from core.store import RunStore
+
+    if args.run is not None:
+        return stored_model(RunStore(args.runs_db), args.run)
+    get_step(args.step)
+    ref = load_references().get(args.step)
+    if ref is None:
+        raise ValueError(f"no reference run of step {args.step}: train one and use --run ID")
+    return reference_model(ref)
+
+
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from core.data import load_mnist
+    from core.inspect import predict
+
+    trained = trained_model(args)
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    model = trained.network()
+    predict(model, data.test_images[:1000], data.test_labels[:1000])  # warm-up, as the app's second look would be
+    result = predict(model, data.test_images, data.test_labels)
+    mistakes = result.mistakes()
+    doc = {"model": trained.name, "provenance": trained.provenance, "test_images": len(data.test_images),
+           "accuracy": round(result.accuracy, 2), "batched_pass_seconds": round(result.seconds, 3),
+           "per_class_accuracy": [round(a, 2) for a in result.per_class()],
+           "confusion": result.confusion().tolist(),
+           "most_confident_mistakes": [{"index": i, "true": int(result.labels[i]), "predicted": int(result.predicted[i]),
+                                        "confidence": round(float(result.confidence[i]), 4)} for i in mistakes[:10]]}
+    progress(f"{trained.name}: {doc['accuracy']:.2f} % of {len(data.test_images):,} test images, "
+             f"{len(mistakes)} mistakes; one batched pass took {result.seconds:.2f} s")
+    if args.preprocess_check:
+        from core.preprocess import robustness_check
+        doc["preprocess_check"] = robustness_check(model, data.test_images, data.test_labels)
+        c = doc["preprocess_check"]
+        progress(f"preprocessing check: of {c['correct_before']:,} digits read correctly as they are, "
+                 f"{c['kept']:,} ({c['kept_percent']:.2f} %) still are after padding, shifting and rescaling "
+                 "and the drawing/upload preprocessing")
+    if args.json:
+        emit(doc)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from core.export import export
+
+    trained = trained_model(args)
+    paths = export(trained, Path(args.out))
+    progress(f"{trained.name} -> " + ", ".join(str(p) for p in paths))
+    if args.json:
+        emit({"model": trained.name, "files": [str(p) for p in paths]})
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from core.bench import run_bench, run_queue_bench
 
@@ -320,14 +393,14 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,
-            "bench": cmd_bench, "reproduce": cmd_reproduce}
+            "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "reproduce": cmd_reproduce}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args) or 0
-    except (SpecError, DataError, ValueError, StoreError, ReferenceFileError, FileNotFoundError) as exc:
+    except (SpecError, DataError, ValueError, StoreError, ReferenceFileError, FileNotFoundError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
