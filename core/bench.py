@@ -17,10 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import copy
+from contextlib import contextmanager
+
+from core.augment import augment_batch, normalize, to_float
 from core.data import MNISTTensors, load_mnist
 from core.model import count_params, device_label, macs, pick_device
 from core.queue import Job, RunQueue
-from core.train import TrainConfig, build_for, run
+from core.train import EVAL_BATCH, TrainConfig, WeightAverage, build_for, evaluate, make_optimizer, run
 
 
 def writeup_final_model() -> nn.Sequential:
@@ -160,3 +164,134 @@ def run_queue_bench(data_dir: str | None, download: bool, sessions: int, log: Ca
             "batches_per_run": max_batches, "workers": queue.workers, "back_to_back_seconds": round(serial_s, 2),
             "queued_seconds": round(queued_s, 2), "ratio": round(ratio, 3), "identical_results": all(same),
             "date": time.strftime("%Y-%m-%d")}
+
+
+# --- variants: what could make an epoch faster on this machine, measured side by side ----------
+
+@contextmanager
+def threads(n: int | None):
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def train_rate(data: MNISTTensors, batches: int, channels_last: bool = False, compiled: bool = False,
+               augment_mode: str = "bilinear") -> tuple[float, float]:
+    """(training images/s, seconds of one-off set-up such as compiling) for the step-9 training step
+    exactly as the trainer does it: gather, augment per image, normalise, forward, backward, step,
+    weight average."""
+    config = TrainConfig.for_step(9, device="cpu")
+    recipe = config.recipe
+    model = build_for(config)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(recipe, model)
+    average = WeightAverage(model, recipe.ema)
+    forward = torch.compile(model) if compiled else model
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(data.train_images), generator=generator)
+    aug = recipe.augment
+
+    def step(b: int) -> None:
+        idx = order[(b * recipe.batch_size) % (len(order) - recipe.batch_size):][:recipe.batch_size]
+        x = to_float(data.train_images[idx])
+        x = normalize(augment_batch(x, aug, generator) if augment_mode == "bilinear" else
+                      _augment_nearest(x, aug, generator) if augment_mode == "nearest" else x)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss = F.nll_loss(forward(x), data.train_labels[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        average.update()
+
+    start = time.perf_counter()
+    step(0)  # warm-up (and the compile, for torch.compile)
+    setup = time.perf_counter() - start
+    for b in range(1, 4):
+        step(b)
+    start = time.perf_counter()
+    for b in range(batches):
+        step(b + 4)
+    return batches * recipe.batch_size / (time.perf_counter() - start), setup
+
+
+def _augment_nearest(x: torch.Tensor, cfg, generator: torch.Generator) -> torch.Tensor:
+    from core.augment import affine_matrices
+
+    theta = affine_matrices(x.shape[0], cfg, generator, x.device)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def fold_batchnorm(model: nn.Sequential) -> nn.Sequential:
+    """A copy for evaluation in which every BatchNorm after a bias-free convolution is folded into
+    that convolution's weights and a bias (the same function of the input, one layer fewer)."""
+    folded = copy.deepcopy(model).eval()
+    names = list(folded._modules)
+    for prev, name in zip(names, names[1:]):
+        conv, bn = folded._modules[prev], folded._modules[name]
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+            conv.weight = nn.Parameter(conv.weight.detach() * scale[:, None, None, None])
+            bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
+            folded._modules[name] = nn.Identity()
+    return folded
+
+
+def eval_seconds(model: nn.Module, data: MNISTTensors, batch_size: int, repeats: int = 3) -> float:
+    """Best of `repeats` full passes over the test set, as the trainer evaluates every epoch."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        evaluate(model, data.test_images, data.test_labels, batch_size)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+VARIANTS = ("threads", "channels_last", "compile", "augmentation", "eval")
+
+
+def run_variants(data_dir: str | None, download: bool, batches: int | None, log: Callable[[str], None],
+                 skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every speed option the trainer could take, each measured on the same data in one process."""
+    data = load_mnist(data_dir, download=download, device="cpu")
+    n = batches or 300
+    rows: list[dict[str, Any]] = []
+
+    def train(name: str, **kw: Any) -> None:
+        rate, setup = train_rate(data, n, **kw)
+        rows.append({"variant": name, "train_images_per_s": round(rate, 1), "setup_seconds": round(setup, 1)})
+        log(f"  {name:<58} {rate:8,.0f} img/s" + (f"   (set-up {setup:.1f} s)" if setup > 1 else ""))
+
+    default_threads = torch.get_num_threads()
+    log(f"speed variants of the step-9 training step ({n} batches each, {default_threads} threads by default):")
+    train(f"as the trainer runs it (float32, {default_threads} threads, bilinear augmentation)")
+    if "threads" not in skip and default_threads > 1:
+        with threads(1):
+            train("1 thread")
+    if "channels_last" not in skip:
+        train("channels_last memory format", channels_last=True)
+    if "compile" not in skip:
+        train("torch.compile (inductor)", compiled=True)
+    if "augmentation" not in skip:
+        train("nearest-neighbour augmentation instead of bilinear", augment_mode="nearest")
+        train("no augmentation at all (what the augmentation costs)", augment_mode="none")
+    evals: list[dict[str, Any]] = []
+    if "eval" not in skip:
+        model = build_for(TrainConfig.for_step(9))
+        log("evaluation of the 10,000 test images (best of 3):")
+        for size in (500, EVAL_BATCH, 2000, 10_000):
+            seconds = eval_seconds(model, data, size)
+            evals.append({"variant": f"batch {size}" + (" (the trainer's)" if size == EVAL_BATCH else ""),
+                          "seconds": round(seconds, 3)})
+            log(f"  {evals[-1]['variant']:<58} {seconds:8.3f} s")
+        seconds = eval_seconds(fold_batchnorm(model), data, EVAL_BATCH)
+        evals.append({"variant": f"batch {EVAL_BATCH}, BatchNorm folded into the convolutions", "seconds": round(seconds, 3)})
+        log(f"  {evals[-1]['variant']:<58} {seconds:8.3f} s")
+    return {"train": rows, "eval": evals}

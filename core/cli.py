@@ -1,4 +1,4 @@
-"""Command line: `python -m core {steps,summary,rf,train,runs,inspect,export,bench,reproduce} ...`.
+"""Command line: `python -m core {steps,summary,rf,train,runs,inspect,export,bench,ablate,reproduce} ...`.
 
 With --json, exactly one JSON document goes to stdout; progress and messages go to stderr.
 Bad input ends with exit code 2 and one line on stderr, never a traceback.
@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
+from core.ablate import ABLATIONS
 from core.augment import AugmentConfig
 from core.data import DataError
 from core.recipe import OPTIMIZERS, SCHEDULES
@@ -125,9 +126,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p)
     p.add_argument("--batches", type=int, default=None, help="time only this many training batches per pipeline")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--variants", action="store_true",
+                   help="also time every speed option (threads, channels_last, torch.compile, augmentation kernel, "
+                        "evaluation batch size, folded BatchNorm) side by side")
+    p.add_argument("--skip", default="", help="variants to leave out, e.g. compile")
     p.add_argument("--sessions", type=int, default=None,
                    help="instead: submit this many quick runs at once through the app's run queue and compare "
                         "the total time with the same runs back to back")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("ablate", help="the final recipe with one part taken away at a time, over several seeds")
+    _add_data(p)
+    p.add_argument("--step", type=int, default=9)
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--only", default=None, help="comma-separated variants (default: all): "
+                   + ", ".join(a.name for a in ABLATIONS))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--budget", type=float, default=None, help="cap each run at about this many seconds (labelled)")
+    p.add_argument("--output", default="assets/ablation.json")
+    p.add_argument("--merge", action="store_true", help="keep other variants and seeds already in --output")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("reproduce", help="reference runs on MNIST -> assets/reference_runs.json and LIFECYCLE.md")
@@ -370,8 +388,35 @@ def cmd_bench(args: argparse.Namespace) -> None:
         doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress)
     else:
         doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)
+        if args.variants:
+            from core.bench import VARIANTS, run_variants
+            skip = tuple(v.strip() for v in args.skip.split(",") if v.strip())
+            unknown = set(skip) - set(VARIANTS)
+            if unknown:
+                raise ValueError(f"--skip knows {', '.join(VARIANTS)}; not {', '.join(sorted(unknown))}")
+            doc["variants"] = run_variants(args.data_dir, not args.no_download, args.batches, progress, skip)
     if args.json:
         emit(doc)
+
+
+def cmd_ablate(args: argparse.Namespace) -> None:
+    from core.ablate import ABLATIONS, ablate, ablation_rows, get_ablation
+    from core.reproduce import parse_seeds
+    from core.steps import get_step
+
+    get_step(args.step)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else [a.name for a in ABLATIONS]
+    for name in names:
+        get_ablation(name)
+    set_threads(args.threads)
+    results = ablate(args.step, names, parse_seeds(args.seeds), args.data_dir, not args.no_download, args.device,
+                     args.budget, args.output, args.merge, sys.argv, progress)
+    rows = ablation_rows(results)
+    for row in rows:
+        progress(f"  {row['taken away']:<70} min(last 3) {row['min last 3: mean']} "
+                 f"({row['lowest seed']}-{row['highest seed']})  {row.get('vs full recipe', '')}")
+    if args.json:
+        emit(rows)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
@@ -393,7 +438,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,
-            "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "reproduce": cmd_reproduce}
+            "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "ablate": cmd_ablate,
+            "reproduce": cmd_reproduce}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

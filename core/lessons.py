@@ -5,7 +5,7 @@ and LIFECYCLE.md both read it from there. A lesson file has three sections, `## 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,3 +55,15 @@ def bullets(text: str) -> tuple[str, ...]:
         elif stripped and items:
             items[-1] += " " + stripped
     return tuple(items)
+
+
+FACT = re.compile(r"\{(\w+):([\w-]+)\}")
+
+
+def fill_facts(lesson: Lesson, facts: dict[str, str]) -> Lesson:
+    """Replace `{kind:name}` placeholders (e.g. `{ablation:no-ema}`) with measured figures, so the
+    prose quotes the project's own numbers; a figure not measured yet says so."""
+    def sub(text: str) -> str:
+        return FACT.sub(lambda m: facts.get(f"{m.group(1)}:{m.group(2)}", "(not measured yet)"), text)
+    return replace(lesson, target=tuple(map(sub, lesson.target)), analysis=tuple(map(sub, lesson.analysis)),
+                   in_depth=sub(lesson.in_depth))

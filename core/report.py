@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from core.ablate import ABLATION_FILE, AblationResult, ablation_markdown, load_ablation
+from core.lessons import fill_facts
 from core.reference import StepReference
 from core.steps import STEPS
 
@@ -109,10 +111,10 @@ def seed_lines(refs: dict[int, StepReference]) -> list[str]:
     return lines
 
 
-def lesson_lines(refs: dict[int, StepReference]) -> list[str]:
+def lesson_lines(refs: dict[int, StepReference], facts: dict[str, str]) -> list[str]:
     lines = ["", "## Why each step helped, or did not", ""]
     for step in STEPS:
-        lesson = step.lesson
+        lesson = fill_facts(step.lesson, facts)
         lines += [f"### {step.number}. {step.title}", ""]
         lines += [f"- {t}" for t in lesson.target + lesson.analysis]
         note = measured_note(step.number, refs)
@@ -122,11 +124,14 @@ def lesson_lines(refs: dict[int, StepReference]) -> list[str]:
     return lines
 
 
-def lifecycle_markdown(refs: dict[int, StepReference], extra: list[str] | None = None) -> str:
-    lines = header_lines() + overview_lines(refs) + change_lines(refs) + (extra or []) + provenance_lines(refs)
-    lines += seed_lines(refs) + lesson_lines(refs)
+def lifecycle_markdown(refs: dict[int, StepReference], ablation: list[AblationResult]) -> str:
+    from core.ablate import ablation_facts
+
+    lines = header_lines() + overview_lines(refs) + change_lines(refs) + ablation_markdown(ablation)
+    lines += provenance_lines(refs) + seed_lines(refs) + lesson_lines(refs, ablation_facts(ablation))
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_lifecycle(path: Path, refs: dict[int, StepReference], extra: list[str] | None = None) -> None:
-    path.write_text(lifecycle_markdown(refs, extra), encoding="utf-8")
+def write_lifecycle(path: Path, refs: dict[int, StepReference], ablation_file: Path = ABLATION_FILE) -> None:
+    held = load_ablation(ablation_file)
+    path.write_text(lifecycle_markdown(refs, held[1] if held else []), encoding="utf-8")

@@ -216,3 +216,13 @@ def test_cli_export_and_inspect(mnist_root, tmp_path):
     doc = json.loads(report.stdout)
     assert sum(map(sum, doc["confusion"])) == 400 and 0 <= doc["accuracy"] <= 100
     assert doc["batched_pass_seconds"] > 0 and not math.isnan(doc["batched_pass_seconds"])
+
+
+def test_folded_batchnorm_computes_the_same_function(trained):
+    from core.bench import fold_batchnorm
+
+    model = trained.network()
+    folded = fold_batchnorm(model)
+    x = torch.rand(16, 1, 28, 28)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded)
+    assert torch.allclose(model(x), folded(x), atol=1e-4)

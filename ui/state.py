@@ -11,6 +11,7 @@ import streamlit as st
 from core.data import DataError, MNISTTensors, load_cached, resolve_root, validate
 from core.model import pick_device
 from core.queue import RunQueue
+from core.ablate import ABLATION_FILE, load_ablation
 from core.reference import REFERENCE_FILE, ReferenceFileError, StepReference, load_references
 from core.store import RunStore, StoreError, resolve_db
 
@@ -118,3 +119,25 @@ def references() -> dict[int, StepReference]:
         st.warning(f"Reference runs unavailable: {refs}")
         return {}
     return refs
+
+
+@st.cache_data(show_spinner=False)
+def _ablation(mtime: float) -> tuple[int | None, list] | str:
+    try:
+        held = load_ablation(ABLATION_FILE)
+    except ValueError as exc:
+        return str(exc)
+    return held if held else (None, [])
+
+
+def ablation() -> tuple[int | None, list]:
+    """(step, results) of assets/ablation.json; (None, []) before `python -m core ablate` has run."""
+    try:
+        mtime = ABLATION_FILE.stat().st_mtime
+    except OSError:
+        return None, []
+    held = _ablation(mtime)
+    if isinstance(held, str):
+        st.warning(f"Ablation results unavailable: {held}")
+        return None, []
+    return held

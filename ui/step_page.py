@@ -9,7 +9,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+import altair as alt
+
+from core.ablate import ablation_facts, ablation_rows
 from core.challenge import CHALLENGE
+from core.lessons import fill_facts
 from core.lifecycle import describe_step
 from core.reference import StepReference
 from core.spec import SpecError
@@ -19,7 +23,7 @@ from ui.compare import compare_picker
 from ui.controls import budget_controls, step_controls
 from ui.layout import compact
 from ui.link import LinkedWidgets
-from ui.state import data_problem, device, references, show_data_problem
+from ui.state import ablation, data_problem, device, references, show_data_problem
 from ui.tables import layer_table
 from ui.training import compare_key, compare_tables, live_area, live_batches, train_buttons
 
@@ -53,7 +57,7 @@ def render(number: int) -> None:
     st.markdown(f"#### Step {number} · {step.title}")
     left, right = st.columns([1, 2], gap="medium")
     with left:
-        st.markdown("\n".join(f"- {t}" for t in step.lesson.target))
+        st.markdown("\n".join(f"- {t}" for t in lesson_for(number).target))
         config = safe(step_controls, number, link)
         choice = None
         if config is not None:
@@ -86,9 +90,15 @@ def render(number: int) -> None:
         live_batches(number)
 
 
+def lesson_for(number: int):
+    """The step's lesson with its `{ablation:...}` figures filled in from assets/ablation.json."""
+    step_of_ablation, results = ablation()
+    return fill_facts(get_step(number).lesson, ablation_facts(results) if step_of_ablation == number else {})
+
+
 def result_section(number: int) -> None:
     step = get_step(number)
-    lesson = step.lesson
+    lesson = lesson_for(number)
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("**Result**")
@@ -99,8 +109,37 @@ def result_section(number: int) -> None:
     with c2:
         st.markdown("**Analysis**")
         st.markdown("\n".join(f"- {t}" for t in lesson.analysis))
+    ref = references().get(number)
+    if ref is not None and len(ref.runs) >= 5:
+        seed_distribution(ref)
+    step_of_ablation, results = ablation()
+    if step_of_ablation == number and results:
+        ablation_table(results)
     with st.expander("In depth"):
         st.markdown(lesson.in_depth)
+
+
+def seed_distribution(ref: StepReference) -> None:
+    """Many seeds of the reference recipe: the spread the challenge is judged on."""
+    runs = sorted(ref.runs, key=lambda r: r.min_last3 or 0)
+    m = ref.min_last3
+    worst = ", ".join(f"seed {r.seed} ({r.min_last3:.2f} %)" for r in runs[:3])
+    met = sum(r.verdict(ref.params)[0] for r in ref.runs)
+    st.markdown(f"**Across {m.n} seeds** (the lowest of each run's last 3 test accuracies): min **{m.low:.2f} %**, "
+                f"mean **{m.mean:.2f} %**, max {m.high:.2f} %; the three worst: {worst}. "
+                f"The challenge is met by **{met} of {m.n}** seeds.")
+    frame = pd.DataFrame([{"seed": r.seed, "min of last 3 (%)": r.min_last3} for r in ref.runs])
+    dots = alt.Chart(frame).mark_circle(size=70).encode(
+        x=alt.X("min of last 3 (%):Q", scale=alt.Scale(zero=False)), y=alt.value(20), tooltip=["seed", "min of last 3 (%)"])
+    rule = alt.Chart(pd.DataFrame({"x": [CHALLENGE.min_acc]})).mark_rule(color="#e4572e", strokeDash=[4, 3]).encode(x="x:Q")
+    st.altair_chart((rule + dots).properties(height=60), width="stretch")
+
+
+def ablation_table(results) -> None:
+    first = results[0].runs[0].provenance
+    st.markdown("**What each part of the recipe is worth** — the recipe with one part taken away, same seeds:")
+    st.dataframe(pd.DataFrame(ablation_rows(results)), hide_index=True, width="stretch")
+    st.caption(f"`{first.command}` · {first.device} · torch {first.torch} · {first.date} · {first.limits}")
 
 
 def reference_summary(ref: StepReference | None) -> None:

@@ -1,0 +1,80 @@
+"""The ablation: the final recipe with one part taken away, over seeds, with provenance; its table
+and the figures the lesson text quotes come from the same file."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.ablate import ABLATIONS, ablation_facts, ablation_markdown, ablation_rows, load_ablation
+from core.lessons import fill_facts, load_lesson
+from core.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_every_ablation_changes_exactly_what_it_says():
+    full = TrainConfig.for_step(9)
+    names = [a.name for a in ABLATIONS]
+    assert names[0] == "full" and len(set(names)) == len(names)
+    for a in ABLATIONS[1:]:
+        changed = full.with_overrides(**a.overrides)
+        assert changed != full, a.name
+        assert changed.seed == full.seed and changed.recipe.epochs == full.recipe.epochs
+
+
+def test_ablate_writes_runs_with_provenance_and_merges_seeds(mnist_root, tmp_path):
+    out = tmp_path / "ablation.json"
+    common = ["--data-dir", str(mnist_root), "--no-download", "--device", "cpu", "--budget", "3",
+              "--only", "full,no-ema", "--output", str(out)]
+    first = cli("ablate", "--seeds", "1,2", *common, "--json")
+    assert first.returncode == 0, first.stderr
+    rows = json.loads(first.stdout)
+    assert [r["taken away"] for r in rows] == ["the full recipe", "no weight average (the raw weights are tested)"]
+    assert cli("ablate", "--seeds", "3", "--merge", *common).returncode == 0
+    step, results = load_ablation(out)
+    assert step == 9 and [r.ablation.name for r in results] == ["full", "no-ema"]
+    for r in results:
+        assert [run.seed for run in r.runs] == [1, 2, 3]
+        assert all(run.provenance.command.startswith("python -m core ablate") and run.provenance.reduced
+                   for run in r.runs)
+        assert len({tuple(run.test_accs) for run in r.runs}) == 3  # three different seeds
+    assert results[1].runs[0].config.recipe.ema == 0.0 and results[0].runs[0].config.recipe.ema > 0
+    table = ablation_rows(results)
+    assert table[1]["vs full recipe"] == pytest.approx(table[1]["min last 3: mean"] - table[0]["min last 3: mean"],
+                                                        abs=0.011)
+    assert table[1]["beyond the seed spread?"] in ("yes", "no (ranges overlap)")
+    assert any("no weight average" in line for line in ablation_markdown(results))
+    facts = ablation_facts(results)
+    assert "ablation:no-ema" in facts and "points of min(last 3)" in facts["ablation:no-ema"]
+    lesson = fill_facts(load_lesson(9), facts)
+    assert "{ablation:" not in lesson.in_depth
+
+
+def test_unknown_variant_is_one_clear_line():
+    result = cli("ablate", "--only", "no-magic", "--no-download")
+    assert result.returncode == 2 and "unknown ablation 'no-magic'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bench_variants_print_every_option(mnist_root):
+    result = cli("bench", "--data-dir", str(mnist_root), "--no-download", "--batches", "3", "--device", "cpu",
+                 "--variants", "--skip", "compile", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    names = [r["variant"] for r in doc["variants"]["train"]]
+    assert any("as the trainer runs it" in n for n in names) and any("channels_last" in n for n in names)
+    assert all(r["train_images_per_s"] > 0 for r in doc["variants"]["train"])
+    assert [e["variant"].split(",")[0].split(" (")[0] for e in doc["variants"]["eval"]][:4] == [
+        "batch 500", "batch 1000", "batch 2000", "batch 10000"]
+    assert "folded" in doc["variants"]["eval"][-1]["variant"]
+    bad = cli("bench", "--variants", "--skip", "warp", "--data-dir", str(mnist_root), "--no-download", "--batches", "1")
+    assert bad.returncode == 2 and "--skip" in bad.stderr
