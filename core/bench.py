@@ -180,7 +180,7 @@ def threads(n: int | None):
 
 
 def train_rate(data: MNISTTensors, batches: int, channels_last: bool = False, compiled: bool = False,
-               augment_mode: str = "bilinear") -> tuple[float, float]:
+               augment_mode: str = "bilinear", flush_denormal: bool = False, mkldnn: bool = True) -> tuple[float, float]:
     """(training images/s, seconds of one-off set-up such as compiling) for the step-9 training step
     exactly as the trainer does it: gather, augment per image, normalise, forward, backward, step,
     weight average."""
@@ -209,15 +209,21 @@ def train_rate(data: MNISTTensors, batches: int, channels_last: bool = False, co
         optimizer.step()
         average.update()
 
-    start = time.perf_counter()
-    step(0)  # warm-up (and the compile, for torch.compile)
-    setup = time.perf_counter() - start
-    for b in range(1, 4):
-        step(b)
-    start = time.perf_counter()
-    for b in range(batches):
-        step(b + 4)
-    return batches * recipe.batch_size / (time.perf_counter() - start), setup
+    torch.set_flush_denormal(flush_denormal)
+    try:
+        with torch.backends.mkldnn.flags(enabled=mkldnn):
+            start = time.perf_counter()
+            step(0)  # warm-up (and the compile, for torch.compile)
+            setup = time.perf_counter() - start
+            for b in range(1, 4):
+                step(b)
+            start = time.perf_counter()
+            for b in range(batches):
+                step(b + 4)
+            seconds = time.perf_counter() - start
+    finally:
+        torch.set_flush_denormal(False)  # PyTorch's default
+    return batches * recipe.batch_size / seconds, setup
 
 
 def _augment_nearest(x: torch.Tensor, cfg, generator: torch.Generator) -> torch.Tensor:
@@ -254,7 +260,7 @@ def eval_seconds(model: nn.Module, data: MNISTTensors, batch_size: int, repeats:
     return min(times)
 
 
-VARIANTS = ("threads", "channels_last", "compile", "augmentation", "eval")
+VARIANTS = ("threads", "channels_last", "cpu_flags", "compile", "augmentation", "eval")
 
 
 def run_variants(data_dir: str | None, download: bool, batches: int | None, log: Callable[[str], None],
@@ -277,6 +283,9 @@ def run_variants(data_dir: str | None, download: bool, batches: int | None, log:
             train("1 thread")
     if "channels_last" not in skip:
         train("channels_last memory format", channels_last=True)
+    if "cpu_flags" not in skip:
+        train("denormal floats flushed to zero", flush_denormal=True)
+        train("oneDNN (mkldnn) kernels off: PyTorch's own", mkldnn=False)
     if "compile" not in skip:
         train("torch.compile (inductor)", compiled=True)
     if "augmentation" not in skip:

@@ -40,7 +40,8 @@ for s in overview():
         "change from the step before": change or "",
         "measured run": ref.first.provenance.limits if ref else "not run yet",
     })
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+             column_config={"params": st.column_config.NumberColumn(format="localized")})
 st.caption("*write-up* columns: what the write-up this project grew from reported (not measured here). *measured* "
            "columns: this project's reference runs, one per seed (`assets/reference_runs.json`, made by "
            "`python -m core reproduce`; each step page shows the command, device and date). *min last 3*: the "

@@ -3,11 +3,9 @@
 import streamlit as st
 
 from ui.inspect import export_tab, feature_maps_tab, mistakes_tab, model_picker, try_it_tab
-from ui.layout import compact
 from ui.router import guard
 
 guard()
-compact()
 st.markdown("#### Look inside a trained network")
 picked = model_picker()
 if picked is not None:

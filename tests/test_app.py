@@ -182,3 +182,90 @@ def test_a_damaged_run_store_turns_history_off_but_training_still_works(app, tmp
     at.button(key="train_9").click().run()
     (snap,) = finish_jobs(at, 9)
     assert snap.status == "finished" and snap.run_id is None
+
+
+# --- the Inspect page ---------------------------------------------------------------------------
+
+def png_bytes(image) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def drawing(stroke: bool = True) -> dict:
+    """What the drawing canvas keeps in session state: its Fabric.js objects and a PNG data URL."""
+    import base64
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
+    if stroke:
+        ImageDraw.Draw(image).line([(140, 40), (135, 240)], fill=(255, 255, 255, 255), width=18)
+    url = "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+    return {"drawing": {"raw": {"objects": [{"type": "path"}]}, "data": url}}
+
+
+@pytest.fixture
+def inspect_page(app, mnist_root):
+    """The Inspect page showing a run trained here (on the generated digits)."""
+    import subprocess
+    import sys
+    import json as _json
+
+    done = subprocess.run([sys.executable, "-m", "core", "train", "--epochs", "1", "--max-batches", "3", "--data-dir",
+                           str(mnist_root), "--no-download", "--device", "cpu", "--json"],
+                          cwd=Path(APP).parent, capture_output=True, text=True, timeout=300)
+    run_id = _json.loads(done.stdout)["run_id"]
+    at = open_page(app, "pages/inspect.py")
+    at.selectbox(key="inspect_model").set_value(f"run:{run_id}").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_inspect_shows_mistakes_maps_and_exports(inspect_page):
+    at = inspect_page
+    assert any("of 400 test images right" in m.value for m in at.markdown)
+    assert {b.label for b in at.get("download_button")} >= {"weights.pt", "model.py", "config.json"}
+    assert any("Click a unit of a map" in c.value for c in at.caption)  # the click itself: the browser test
+    layers = at.selectbox(key="fm_layer")
+    assert len(layers.options) == 5 and "receptive field 18" in layers.options[-1]
+
+
+def test_inspect_reads_a_drawn_digit_and_refuses_a_blank_one(inspect_page):
+    at = inspect_page
+    at.session_state["canvas"] = drawing()
+    at.run()
+    assert any("It reads a" in m.value for m in at.markdown)
+    at.session_state["canvas"] = drawing(stroke=False)
+    at.run()
+    assert any("blank" in w.value for w in at.warning) and not at.exception
+
+
+@pytest.mark.parametrize("name, data, words", [
+    ("notes.png", b"just some text", "not an image"),
+    ("cut.png", None, "damaged or cut short"),
+    ("wide.png", "wide", "at most 4096"),
+])
+def test_inspect_refuses_bad_uploads_with_a_message(inspect_page, name, data, words):
+    import numpy as np
+    from PIL import Image
+
+    if data is None:
+        whole = png_bytes(Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)))
+        data = whole[: len(whole) // 2]
+    elif data == "wide":
+        data = png_bytes(Image.new("L", (4100, 20), 255))
+    at = inspect_page
+    at.file_uploader(key="upload").set_value((name, data, "image/png")).run()
+    assert not at.exception
+    assert any(words in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_inspect_reads_an_uploaded_photo(inspect_page):
+    from PIL import Image, ImageDraw
+
+    photo = Image.new("L", (600, 400), 235)  # dark ink on light paper, off centre
+    ImageDraw.Draw(photo).line([(400, 60), (390, 330)], fill=20, width=22)
+    at = inspect_page
+    at.file_uploader(key="upload").set_value(("photo.png", png_bytes(photo), "image/png")).run()
+    assert any("It reads a" in m.value for m in at.markdown), [w.value for w in at.warning]

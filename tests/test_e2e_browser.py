@@ -152,3 +152,30 @@ def test_the_toggle_and_see_loop_fits_one_screen(server, browser, width, height)
         chart = page.locator(".vega-embed").first.bounding_box()
         assert chart["width"] >= 300, f"step {step.number}: a chart {chart['width']:.0f} px wide is too narrow to read"
         shot(page, f"step{step.number}_{width}x{height}")
+
+
+def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server, browser):
+    """A mouse click on a unit of a feature map, and a digit drawn with the mouse, as a student would."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{server}/inspect", timeout=60_000)
+    page.get_by_role("tab", name="Feature maps and receptive fields").click()
+    page.get_by_text("Click a unit of a map").wait_for(timeout=90_000)
+    maps = page.locator(".vega-embed").nth(1)
+    maps.wait_for(timeout=60_000)
+    box = maps.bounding_box()
+    page.mouse.click(box["x"] + 50, box["y"] + 60)  # a unit of the first map of conv1
+    page.get_by_text("receptive field 3, units 1 px apart").wait_for(timeout=60_000)
+    shot(page, "inspect_unit_window")
+
+    page.get_by_role("tab", name="Try it: draw or upload").click()
+    canvas = page.locator("canvas.upper-canvas").first
+    canvas.wait_for(timeout=60_000)
+    box = canvas.bounding_box()
+    x0, y0 = box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.15
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    for k in range(1, 25):
+        page.mouse.move(x0 - k * 0.4, y0 + k * box["height"] * 0.029)
+    page.mouse.up()
+    page.get_by_text("It reads a").wait_for(timeout=60_000)
+    shot(page, "inspect_drawn_digit")

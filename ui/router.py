@@ -13,6 +13,7 @@ import threading
 import streamlit as st
 
 from core.steps import STEPS
+from ui.layout import compact
 
 _routing = threading.local()
 
@@ -38,6 +39,7 @@ def navigation():
 def run_app() -> None:
     st.set_page_config(page_title="Tiny CNN lifecycle", page_icon=":material/neurology:", layout="wide",
                        initial_sidebar_state="collapsed")
+    compact()
     page = navigation()
     _routing.active = True
     try:

@@ -6,22 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
-import altair as alt
-
 from core.ablate import ablation_facts, ablation_rows
 from core.challenge import CHALLENGE
+from core.data import DataError
 from core.lessons import fill_facts
 from core.lifecycle import describe_step
 from core.reference import StepReference
 from core.spec import SpecError
 from core.steps import get_step
-from core.data import DataError
 from ui.compare import compare_picker
 from ui.controls import budget_controls, step_controls
-from ui.layout import compact
 from ui.link import LinkedWidgets
 from ui.state import ablation, data_problem, device, references, show_data_problem
 from ui.tables import layer_table
@@ -52,7 +50,6 @@ def figures(doc: dict[str, Any]) -> None:
 
 def render(number: int) -> None:
     step = get_step(number)
-    compact()
     link = LinkedWidgets(f"step_{number}")
     st.markdown(f"#### Step {number} · {step.title}")
     left, right = st.columns([1, 2], gap="medium")
