@@ -87,19 +87,21 @@ def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, down
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv[1:])
     log(f"reference runs on {device_label(dev)}, seed(s) {', '.join(map(str, seeds))}")
     held: dict[int, StepReference] = {}
-    for i, number in enumerate(steps):
+    first_write = True
+    for number in steps:
         config = TrainConfig.for_step(number, device=str(dev))
         if budget:
             config = fit_to_budget(config, measure_speed(config), budget,
                                    n_train=len(data.train_images), n_test=len(data.test_images))
-        results = [reference_run(config.with_overrides(seed=s), data, command,
-                                 Path(weights_dir) if weights_dir and s == seeds[0] else None, log) for s in seeds]
         doc = describe_step(number)
-        entry = StepReference(number, get_step(number).title, results[0][1], doc["rf"], doc["macs"],
-                              tuple(r for r, _ in results))
-        # after every step: a stop in mid-way keeps what was done; without --merge the first
-        # step starts the file afresh and later ones join it
-        held = merge_step(output, entry, keep_others=merge or i > 0)
-        write_lifecycle(Path(markdown), held)
+        for s in seeds:
+            result, params = reference_run(config.with_overrides(seed=s), data, command,
+                                           Path(weights_dir) if weights_dir and s == seeds[0] else None, log)
+            entry = StepReference(number, get_step(number).title, params, doc["rf"], doc["macs"], (result,))
+            # after every run: a stop in mid-way keeps what was done. Runs of the same recipe with other
+            # seeds stay in the entry; without --merge the first run starts the file afresh.
+            held = merge_step(output, entry, keep_others=merge or not first_write)
+            first_write = False
+            write_lifecycle(Path(markdown), held)
     log(f"wrote {output} and {markdown}")
     return held

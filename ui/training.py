@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.challenge import CHALLENGE
 from core.compare import Group, Run, differing_table, group_runs, noise_verdicts
+from core.model import device_label
 from core.queue import Job, Snapshot
 from ui.charts import batch_chart, history_charts
 from ui.controls import Choice
@@ -57,7 +58,7 @@ def train_buttons(number: int, choice: Choice) -> None:
                    "times, to see how much of a difference the random seed alone makes")
     b3.button("Stop", key=f"stop_{number}", disabled=not active, on_click=stop_all, args=(number,), width="stretch",
               icon=":material/stop:")
-    st.caption(f"{choice.label}; about {choice.estimate_s:.0f} s per run on this machine")
+    st.caption(f"{choice.label}; about {choice.estimate_s:.0f} s per run on {device_label(device())}")
 
 
 # --- the live area: charts of live + compared runs, status ----------------------------------------
