@@ -11,6 +11,7 @@ runs back to back, and a check that every queued result equals the same seed run
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable
 
 import torch
@@ -211,7 +212,8 @@ def train_rate(data: MNISTTensors, batches: int, channels_last: bool = False, co
 
     torch.set_flush_denormal(flush_denormal)
     try:
-        with torch.backends.mkldnn.flags(enabled=mkldnn):
+        with warnings.catch_warnings(), torch.backends.mkldnn.flags(enabled=mkldnn):
+            warnings.simplefilter("ignore")  # the flags context warns about an unrelated TF32 setting
             start = time.perf_counter()
             step(0)  # warm-up (and the compile, for torch.compile)
             setup = time.perf_counter() - start

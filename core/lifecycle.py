@@ -48,3 +48,13 @@ def step_overview() -> list[dict[str, Any]]:
             "analysis": list(lesson.analysis), "writeup": asdict(step.writeup),
         })
     return rows
+
+
+def lesson_facts(number: int) -> dict[str, str]:
+    """Figures a lesson may quote as `{step:params}`, `{step:macs}`, `{writeup:macs}`: computed here,
+    never typed into the prose."""
+    from core.bench import writeup_final_model
+
+    doc = describe_step(number)
+    return {"step:params": f"{doc['params']:,}", "step:macs": f"{doc['macs'] / 1e6:.2f} M",
+            "step:rf": str(doc["rf"]), "writeup:macs": f"{macs(writeup_final_model()) / 1e6:.2f} M"}

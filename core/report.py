@@ -113,8 +113,10 @@ def seed_lines(refs: dict[int, StepReference]) -> list[str]:
 
 def lesson_lines(refs: dict[int, StepReference], facts: dict[str, str]) -> list[str]:
     lines = ["", "## Why each step helped, or did not", ""]
+    from core.lifecycle import lesson_facts
+
     for step in STEPS:
-        lesson = fill_facts(step.lesson, facts)
+        lesson = fill_facts(step.lesson, facts | lesson_facts(step.number))
         lines += [f"### {step.number}. {step.title}", ""]
         lines += [f"- {t}" for t in lesson.target + lesson.analysis]
         note = measured_note(step.number, refs)

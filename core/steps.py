@@ -75,7 +75,7 @@ EARLY_POOL = ArchSpec(body=(
 # four 3x3 convs after it (cheap on 12x12 grids and smaller) to RF 22, then GAP. The lesson file says why.
 FINAL = ArchSpec(body=(
     conv(8), conv(8), maxpool(),
-    conv(12), conv(16), conv(16), conv(16),
+    conv(16), conv(16), conv(16), conv(16),
 ))
 
 # --- recipes ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from core.ablate import ablation_facts, ablation_rows
 from core.challenge import CHALLENGE
 from core.data import DataError
 from core.lessons import fill_facts
-from core.lifecycle import describe_step
+from core.lifecycle import describe_step, lesson_facts
 from core.reference import StepReference
 from core.spec import SpecError
 from core.steps import get_step
@@ -90,7 +90,13 @@ def render(number: int) -> None:
 def lesson_for(number: int):
     """The step's lesson with its `{ablation:...}` figures filled in from assets/ablation.json."""
     step_of_ablation, results = ablation()
-    return fill_facts(get_step(number).lesson, ablation_facts(results) if step_of_ablation == number else {})
+    facts = ablation_facts(results) if step_of_ablation == number else {}
+    return fill_facts(get_step(number).lesson, facts | cached_lesson_facts(number))
+
+
+@st.cache_data(show_spinner=False)
+def cached_lesson_facts(number: int) -> dict[str, str]:
+    return lesson_facts(number)
 
 
 def result_section(number: int) -> None:

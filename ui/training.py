@@ -50,9 +50,10 @@ def stop_all(number: int) -> None:
 def train_buttons(number: int, choice: Choice) -> None:
     active = any(j.snapshot().active for j in live_jobs(number))
     b1, b2, b3 = st.columns([2, 3, 2])
+    # one active request per session and step: a class sharing one machine cannot flood its queue
     b1.button("Train", type="primary", key=f"train_{number}", on_click=submit, args=(number, choice, 1),
-              width="stretch", icon=":material/play_arrow:")
-    b2.button(f"Train {SEEDS_PER_GROUP} seeds", key=f"train3_{number}", width="stretch",
+              width="stretch", icon=":material/play_arrow:", disabled=active)
+    b2.button(f"Train {SEEDS_PER_GROUP} seeds", key=f"train3_{number}", width="stretch", disabled=active,
               on_click=submit, args=(number, choice, SEEDS_PER_GROUP),
               help=f"Seeds {choice.config.seed}-{choice.config.seed + SEEDS_PER_GROUP - 1}: the same settings three "
                    "times, to see how much of a difference the random seed alone makes")
