@@ -8,22 +8,20 @@ processes (one per CPU core) can fill it together."""
 from __future__ import annotations
 
 import json
-import platform
 import shlex
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 from filelock import FileLock
 
 from core.augment import AugmentConfig
-from core.budget import describe_limits, fit_to_budget, measure_speed
+from core.budget import fit_to_budget, measure_speed
 from core.data import load_mnist
-from core.model import build_model, count_params, pick_device
-from core.reference import ROOT, Provenance, ReferenceRun, Spread, spread
-from core.train import TrainConfig, run
+from core.model import pick_device
+from core.provenance import reference_run
+from core.reference import ROOT, ReferenceRun, Spread, same_setting, spread
+from core.train import TrainConfig
 
 ABLATION_FILE = ROOT / "assets" / "ablation.json"
 FORMAT = 1
@@ -107,13 +105,14 @@ def _write(path: Path, step: int, results: list[AblationResult]) -> None:
 
 
 def merge_result(path: Path, step: int, result: AblationResult, keep: bool) -> list[AblationResult]:
-    """Add one variant's runs to the file under a lock; same-seed runs are replaced."""
+    """Add one variant's runs to the file under a lock: runs of the same setting with other seeds
+    stay (same-seed runs are replaced); a changed setting replaces the variant's runs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         held = load_ablation(path) if keep else None
         results = {r.ablation.name: r for r in held[1]} if held and held[0] == step else {}
         old = results.get(result.ablation.name)
-        if old is not None:
+        if old is not None and same_setting(old.runs[0].config, result.runs[0].config):
             by_seed = {r.seed: r for r in old.runs} | {r.seed: r for r in result.runs}
             result = AblationResult(result.ablation, result.params, tuple(by_seed[s] for s in sorted(by_seed)))
         results[result.ablation.name] = result
@@ -136,22 +135,10 @@ def ablate(step: int, names: list[str], seeds: list[int], data_dir: str | None, 
         if budget:
             config = fit_to_budget(config, measure_speed(config), budget,
                                    n_train=len(data.train_images), n_test=len(data.test_images))
-        params = count_params(build_model(config.layers()))
         runs = []
         for seed in seeds:
-            seeded = config.with_overrides(seed=seed)
-            limits = describe_limits(seeded, len(data.train_images), len(data.test_images))
-            log(f"{ablation.label}, seed {seed}: {limits}")
-            started = time.perf_counter()
-            done = run(seeded, data)
-            wall = time.perf_counter() - started
-            epochs = tuple({k: round(v, 5) if isinstance(v, float) else v for k, v in e.row().items()}
-                           for e in done.history)
-            runs.append(ReferenceRun(seeded, epochs, done.reason, Provenance(
-                command, done.device, torch.__version__, platform.python_version(),
-                time.strftime("%Y-%m-%d"), round(wall, 1), limits)))
-            last3 = f"min(last 3) {runs[-1].min_last3:.2f} %" if runs[-1].min_last3 is not None else done.reason
-            log(f"  {last3} ({wall:.0f} s)")
+            result, params = reference_run(config.with_overrides(seed=seed), data, command, None, log)
+            runs.append(result)
         results = merge_result(path, step, AblationResult(ablation, params, tuple(runs)), keep=merge or i > 0)
     log(f"wrote {path}; `python -m core reproduce --markdown-only` puts it into LIFECYCLE.md")
     return results

@@ -297,7 +297,7 @@ def run_variants(data_dir: str | None, download: bool, batches: int | None, log:
     if "eval" not in skip:
         model = build_for(TrainConfig.for_step(9))
         log("evaluation of the 10,000 test images (best of 3):")
-        for size in (500, EVAL_BATCH, 2000, 10_000):
+        for size in (250, 500, 1000, 2000, 10_000):
             seconds = eval_seconds(model, data, size)
             evals.append({"variant": f"batch {size}" + (" (the trainer's)" if size == EVAL_BATCH else ""),
                           "seconds": round(seconds, 3)})

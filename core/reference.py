@@ -55,12 +55,12 @@ class ReferenceRun:
         return [e["test_acc"] for e in self.epochs]
 
     @property
-    def best_test(self) -> float:
-        return max(self.test_accs)
+    def best_test(self) -> float | None:
+        return max(self.test_accs, default=None)
 
     @property
-    def best_train(self) -> float:
-        return max(e["train_acc"] for e in self.epochs)
+    def best_train(self) -> float | None:
+        return max((e["train_acc"] for e in self.epochs), default=None)
 
     @property
     def min_last3(self) -> float | None:
@@ -126,7 +126,7 @@ class StepReference:
 
     @property
     def best_test(self) -> Spread | None:
-        return spread([r.best_test for r in self.runs])
+        return spread([r.best_test for r in self.runs if r.best_test is not None])
 
     @property
     def all_passed(self) -> bool:
@@ -199,9 +199,15 @@ def merge_step(path: str | Path, entry: StepReference, keep_others: bool) -> dic
 
 
 def _same_recipe(a: StepReference, b: StepReference) -> bool:
-    """Same network and training apart from the seed (and the device it ran on)."""
-    def key(run: ReferenceRun) -> dict[str, Any]:
-        d = run.config.as_dict()
-        d.pop("seed"), d.pop("device")
+    return a.params == b.params and all(same_setting(r.config, b.first.config) for r in a.runs)
+
+
+def same_setting(a: TrainConfig, b: TrainConfig) -> bool:
+    """Same network, training and limits: runs that may stand side by side as seeds of one setting
+    (the seed, the device and how often progress is logged may differ)."""
+    def key(config: TrainConfig) -> dict[str, Any]:
+        d = config.as_dict()
+        for name in ("seed", "device", "log_every"):
+            d.pop(name)
         return d
-    return a.params == b.params and all(key(r) == key(b.first) for r in a.runs)
+    return key(a) == key(b)

@@ -4,24 +4,19 @@ regenerate LIFECYCLE.md from the file (never by hand)."""
 
 from __future__ import annotations
 
-import platform
 import shlex
-import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-import torch
-
-from core.budget import describe_limits, fit_to_budget, measure_speed
-from core.data import MNISTTensors, load_mnist
+from core.budget import fit_to_budget, measure_speed
+from core.data import load_mnist
 from core.lifecycle import describe_step
 from core.model import device_label, pick_device
-from core.reference import ROOT, Provenance, ReferenceRun, StepReference, merge_step
+from core.provenance import reference_run
+from core.reference import StepReference, merge_step
 from core.report import write_lifecycle
 from core.steps import get_step
-from core.train import TrainConfig, run
-
-MAX_SHIPPED_PARAMS = 100_000  # weights of smaller reference models are kept in assets/models/
+from core.train import TrainConfig
 
 
 def parse_steps(text: str) -> list[int]:
@@ -54,31 +49,6 @@ def parse_seeds(text: str | None, option: str = "--seeds") -> list[int] | None:
     return seeds
 
 
-def reference_run(config: TrainConfig, data: MNISTTensors, command: str, weights_dir: Path | None,
-                  log: Callable[[str], None]) -> tuple[ReferenceRun, int]:
-    """Train one seed; returns the run and the model's parameter count."""
-    limits = describe_limits(config, len(data.train_images), len(data.test_images))
-    log(f"step {config.step}, seed {config.seed}: {limits}")
-    started = time.perf_counter()
-    done = run(config, data)
-    wall = time.perf_counter() - started
-    if not done.history:
-        raise RuntimeError(f"step {config.step}, seed {config.seed} finished no epoch: {done.reason}")
-    weights = None
-    if weights_dir is not None and done.params < MAX_SHIPPED_PARAMS and done.weights is not None:
-        weights_dir.mkdir(parents=True, exist_ok=True)
-        file = weights_dir / f"step_{config.step}_seed_{config.seed}.pt"
-        torch.save(done.weights, file)
-        weights = file.resolve().relative_to(ROOT).as_posix() if file.resolve().is_relative_to(ROOT) else str(file)
-    provenance = Provenance(command=command, device=done.device, torch=torch.__version__,
-                            python=platform.python_version(), date=time.strftime("%Y-%m-%d"),
-                            wall_seconds=round(wall, 1), limits=limits)
-    epochs = tuple({k: round(v, 5) if isinstance(v, float) else v for k, v in e.row().items()} for e in done.history)
-    result = ReferenceRun(config, epochs, done.reason, provenance, weights)
-    log(f"  {result.verdict(done.params)[1]} ({wall:.0f} s)")
-    return result, done.params
-
-
 def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, download: bool, device: str,
               budget: float | None, output: str, markdown: str, merge: bool, argv: list[str],
               log: Callable[[str], None], weights_dir: str | None = "assets/models") -> dict[int, StepReference]:
@@ -97,6 +67,8 @@ def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, down
         for s in seeds:
             result, params = reference_run(config.with_overrides(seed=s), data, command,
                                            Path(weights_dir) if weights_dir and s == seeds[0] else None, log)
+            if result.reason != "completed":  # a reference run is the recipe working: this one did not
+                raise ValueError(f"step {number}, seed {s} did not complete ({result.reason}); nothing was written")
             entry = StepReference(number, get_step(number).title, params, doc["rf"], doc["macs"], (result,))
             # after every run: a stop in mid-way keeps what was done. Runs of the same recipe with other
             # seeds stay in the entry; without --merge the first run starts the file afresh.

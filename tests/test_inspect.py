@@ -15,6 +15,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from core.data import load_mnist
+from core.lifecycle import describe_step
 from core.export import CLASS_NAME, export, model_source
 from core.inspect import TrainedModel, classify, feature_maps, predict, reference_model
 from core.preprocess import MAX_BYTES, ImageError, decode_upload, displace, to_mnist
@@ -30,12 +31,6 @@ def trained(mnist_root) -> TrainedModel:
     config = TrainConfig.for_step(9, epochs=1, max_batches=6, device="cpu", seed=0)
     done = run(config, load_mnist(str(mnist_root), download=False))
     return TrainedModel("test model", config, done.weights, "trained in the test")
-
-
-@pytest.fixture(scope="module")
-def shipped() -> TrainedModel:
-    """The step-9 reference model the app shows from the first second (assets/models/)."""
-    return reference_model(load_references()[9])
 
 
 def font_digits(seed: int, per_class: int = 30) -> tuple[np.ndarray, np.ndarray]:
@@ -144,18 +139,29 @@ def test_preparation_matches_mnist_geometry():
     assert np.allclose(to_mnist(photo), digit, atol=0.02)
 
 
-def test_prepared_digits_keep_their_predictions(shipped):
+def test_prepared_digits_keep_their_predictions():
     """Real-looking digits, padded, shifted, rescaled and sometimes inverted, then prepared again:
-    at least 99 % of the ones the network read correctly are still read correctly."""
-    model = shipped.network()
-    images, labels = font_digits(seed=0)
+    at least 99 % of the ones the network read correctly are still read correctly. Tests may not
+    use MNIST, so the digits come from a font and the network is trained on them here, as an MNIST
+    network is on MNIST; `python -m core inspect --preprocess-check` measures the same on the real
+    test set with the shipped network."""
+    from core.data import MNISTTensors
+
+    def u8(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy((a * 255).round().astype(np.uint8))
+
+    train_x, train_y = font_digits(seed=10, per_class=200)
+    test_x, test_y = font_digits(seed=0)
+    fonts = MNISTTensors(u8(train_x), torch.from_numpy(train_y).long(), u8(test_x), torch.from_numpy(test_y).long(),
+                         "font digits")
+    config = TrainConfig.for_step(9, epochs=4, device="cpu", seed=0)
+    model = TrainedModel("font model", config, run(config, fonts).weights, "trained in the test").network()
     rng = np.random.default_rng(1)
-    with torch.no_grad():
-        before = [int(classify(model, torch.from_numpy(img)).argmax()) for img in images]
-        after = [int(classify(model, torch.from_numpy(to_mnist(displace(img, rng)))).argmax()) for img in images]
-    correct = [i for i, (b, y) in enumerate(zip(before, labels)) if b == y]
-    assert len(correct) >= 0.5 * len(labels), f"the shipped model reads only {len(correct)} of {len(labels)} font digits"
-    kept = sum(after[i] == labels[i] for i in correct)
+    before = [int(classify(model, torch.from_numpy(img)).argmax()) for img in test_x]
+    after = [int(classify(model, torch.from_numpy(to_mnist(displace(img, rng)))).argmax()) for img in test_x]
+    correct = [i for i, (b, y) in enumerate(zip(before, test_y)) if b == y]
+    assert len(correct) >= 0.9 * len(test_y), f"the network reads only {len(correct)} of {len(test_y)} font digits"
+    kept = sum(after[i] == test_y[i] for i in correct)
     assert kept >= 0.99 * len(correct), f"kept {kept} of {len(correct)}"
 
 
@@ -226,3 +232,17 @@ def test_folded_batchnorm_computes_the_same_function(trained):
     x = torch.rand(16, 1, 28, 28)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded)
     assert torch.allclose(model(x), folded(x), atol=1e-4)
+
+
+def test_the_shipped_reference_network_loads_with_its_provenance():
+    """The Inspect page works from the first second: the step-9 reference weights are in assets/."""
+    from core.model import count_params
+
+    ref = load_references()[9]
+    shipped = reference_model(ref)
+    network = shipped.network()
+    assert count_params(network) == ref.params == describe_step(9)["params"]
+    assert "python -m core reproduce" in shipped.provenance and shipped.config.seed == ref.runs[0].seed
+    weights_file = ROOT / next(r.weights for r in ref.runs if r.weights)
+    assert weights_file.stat().st_size < 100_000  # tens of KB
+    assert torch.load(weights_file, weights_only=True).keys() == network.state_dict().keys()

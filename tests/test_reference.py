@@ -1,0 +1,69 @@
+"""The reference-run file: a typed round trip, merging seeds of one setting, replacing a changed
+setting, a clear error for a damaged file, and the committed file agreeing with today's specs."""
+
+import json
+
+import pytest
+
+from core.lifecycle import describe_step
+from core.reference import (Provenance, ReferenceFileError, ReferenceRun, StepReference, load_references,
+                            merge_step, same_setting)
+from core.train import TrainConfig
+
+
+def record(seed: int, **overrides) -> ReferenceRun:
+    config = TrainConfig.for_step(9, seed=seed, **overrides)
+    epochs = tuple({"epoch": e, "train_loss": 0.1, "train_acc": 99.0, "test_loss": 0.02, "test_acc": 99.3 + e / 100 + seed / 1000,
+                    "lr": 0.01, "seconds": 1.0, "images_per_s": 1.0} for e in range(1, 16))
+    return ReferenceRun(config, epochs, "completed", Provenance("python -m core reproduce", "cpu", "2.x", "3.11",
+                                                               "2026-11-22", 1.0, "full: ..."))
+
+
+def entry(*runs: ReferenceRun, params: int = 9032) -> StepReference:
+    return StepReference(9, "t", params, 28, 1, tuple(runs))
+
+
+def test_round_trip_and_summaries(tmp_path):
+    path = tmp_path / "ref.json"
+    merge_step(path, entry(record(1), record(2)), keep_others=False)
+    (loaded,) = load_references(path).values()
+    assert loaded.seeds == [1, 2] and loaded.first.config == TrainConfig.for_step(9, seed=1)
+    assert loaded.min_last3.n == 2 and loaded.min_last3.low == pytest.approx(99.431)
+    assert loaded.all_passed and not loaded.reduced
+
+
+def test_merging_adds_seeds_and_a_changed_setting_replaces(tmp_path):
+    path = tmp_path / "ref.json"
+    merge_step(path, entry(record(1), record(2)), keep_others=False)
+    merge_step(path, entry(record(3)), keep_others=True)
+    assert load_references(path)[9].seeds == [1, 2, 3]
+    merge_step(path, entry(record(2, max_batches=5)), keep_others=True)  # other limits: not the same setting
+    assert load_references(path)[9].seeds == [2]
+    assert same_setting(TrainConfig.for_step(9, seed=1, device="cpu"), TrainConfig.for_step(9, seed=7))
+    assert not same_setting(TrainConfig.for_step(9), TrainConfig.for_step(9, ema=0.0))
+
+
+def test_a_damaged_file_is_named(tmp_path):
+    path = tmp_path / "ref.json"
+    path.write_text("{not json")
+    with pytest.raises(ReferenceFileError, match=str(path)):
+        load_references(path)
+    path.write_text(json.dumps({"format": 1, "runs": []}))
+    with pytest.raises(ReferenceFileError, match="format-2"):
+        load_references(path)
+    assert load_references(tmp_path / "absent.json") == {}
+
+
+def test_the_committed_reference_runs_match_todays_specs():
+    """A reference run is evidence only for the network it trained: the committed file must describe
+    the steps as the specs define them now (parameters, receptive field, multiply-adds, recipe)."""
+    refs = load_references()
+    assert sorted(refs) == list(range(1, 10))
+    for number, ref in refs.items():
+        doc = describe_step(number)
+        assert (ref.params, ref.rf, ref.macs) == (doc["params"], doc["rf"], doc["macs"]), number
+        default = TrainConfig.for_step(number)
+        for run in ref.runs:
+            assert run.config.toggles == default.toggles and run.config.recipe == default.recipe, (number, run.seed)
+            assert len(run.epochs) == default.recipe.epochs and run.reason == "completed"
+    assert len(refs[9].runs) >= 20 and all(len(refs[n].runs) >= 3 for n in range(2, 9))
