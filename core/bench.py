@@ -212,17 +212,18 @@ def train_rate(data: MNISTTensors, batches: int, channels_last: bool = False, co
 
     torch.set_flush_denormal(flush_denormal)
     try:
-        with warnings.catch_warnings(), torch.backends.mkldnn.flags(enabled=mkldnn):
-            warnings.simplefilter("ignore")  # the flags context warns about an unrelated TF32 setting
-            start = time.perf_counter()
-            step(0)  # warm-up (and the compile, for torch.compile)
-            setup = time.perf_counter() - start
-            for b in range(1, 4):
-                step(b)
-            start = time.perf_counter()
-            for b in range(batches):
-                step(b + 4)
-            seconds = time.perf_counter() - start
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # entering the flags context warns about an unrelated TF32 setting
+            with torch.backends.mkldnn.flags(enabled=mkldnn):
+                start = time.perf_counter()
+                step(0)  # warm-up (and the compile, for torch.compile)
+                setup = time.perf_counter() - start
+                for b in range(1, 4):
+                    step(b)
+                start = time.perf_counter()
+                for b in range(batches):
+                    step(b + 4)
+                seconds = time.perf_counter() - start
     finally:
         torch.set_flush_denormal(False)  # PyTorch's default
     return batches * recipe.batch_size / seconds, setup

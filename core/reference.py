@@ -136,6 +136,18 @@ class StepReference:
     def reduced(self) -> bool:
         return any(r.provenance.reduced for r in self.runs)
 
+    def distribution(self) -> str:
+        """The seeds' spread as one markdown sentence: the figures the challenge is judged on."""
+        m = self.min_last3
+        if m is None:
+            return "No run of this step finished an epoch."
+        runs = sorted((r for r in self.runs if r.min_last3 is not None), key=lambda r: r.min_last3)
+        worst = ", ".join(f"seed {r.seed} ({r.min_last3:.2f} %)" for r in runs[:3])
+        met = sum(r.verdict(self.params)[0] for r in self.runs)
+        return (f"**Across {m.n} seeds** (the lowest of each run's last 3 test accuracies): min **{m.low:.2f} %**, "
+                f"mean **{m.mean:.2f} %**, max {m.high:.2f} %; the three worst: {worst}. "
+                f"The challenge is met by **{met} of {len(self.runs)}** seeds.")
+
     def as_dict(self) -> dict[str, Any]:
         return {"step": self.step, "title": self.title, "params": self.params, "rf": self.rf, "macs": self.macs,
                 "runs": [r.as_dict() for r in self.runs]}

@@ -102,8 +102,14 @@ def seed_lines(refs: dict[int, StepReference]) -> list[str]:
         r = refs[k]
         if len(r.runs) < 2:
             continue
-        lines += ["", f"## Step {k}, every seed", "",
-                  "| seed | test accuracy per epoch | best | min last 3 | challenge |",
+        lines += ["", f"## Step {k}, every seed", "", r.distribution(), ""]
+        commands = sorted({run.provenance.command for run in r.runs})
+        if k == 9:
+            lines += ["Each seed trains exactly what `python -m core train --step 9 --epochs 15 --seed S "
+                      "--data-dir ../shared/mnist --no-download --json` trains (the same configuration; "
+                      "`tests/test_reference.py` checks it). The runs here were recorded with "
+                      + " and ".join(f"`{c}`" for c in commands) + ".", ""]
+        lines += ["| seed | test accuracy per epoch | best | min last 3 | challenge |",
                   "|---:|---|---:|---:|---|"]
         for run in r.runs:
             lines.append(f"| {run.seed} | {' '.join(f'{t:.2f}' for t in run.test_accs)} | {run.best_test:.2f} | "

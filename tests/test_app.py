@@ -228,7 +228,9 @@ def test_inspect_shows_mistakes_maps_and_exports(inspect_page):
     assert {b.label for b in at.get("download_button")} >= {"weights.pt", "model.py", "config.json"}
     assert any("Click a unit of a map" in c.value for c in at.caption)  # the click itself: the browser test
     layers = at.selectbox(key="fm_layer")
-    assert len(layers.options) == 5 and "receptive field 18" in layers.options[-1]
+    spatial = [row for row in describe_step(9)["layers"] if row["type"] == "conv" and row["out_shape"][-1] > 1]
+    assert len(layers.options) == len(spatial)
+    assert f"receptive field {spatial[-1]['rf']}" in layers.options[-1]
 
 
 def test_inspect_reads_a_drawn_digit_and_refuses_a_blank_one(inspect_page):

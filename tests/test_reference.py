@@ -67,3 +67,17 @@ def test_the_committed_reference_runs_match_todays_specs():
             assert run.config.toggles == default.toggles and run.config.recipe == default.recipe, (number, run.seed)
             assert len(run.epochs) == default.recipe.epochs and run.reason == "completed"
     assert len(refs[9].runs) >= 20 and all(len(refs[n].runs) >= 3 for n in range(2, 9))
+
+
+def test_the_challenge_command_trains_exactly_the_reference_setting():
+    """The step-9 reference seeds stand for `python -m core train --step 9 --epochs 15 --seed S`: that
+    command must build the same configuration (only the seed and device may differ)."""
+    from core.cli import build_parser, train_config
+
+    refs = load_references()
+    for seed in (1, 7, 23):
+        args = build_parser().parse_args(["train", "--step", "9", "--epochs", "15", "--seed", str(seed),
+                                          "--data-dir", "somewhere", "--no-download", "--json"])
+        config = train_config(args)
+        assert config.seed == seed
+        assert all(same_setting(config, run.config) for run in refs[9].runs)

@@ -124,13 +124,7 @@ def result_section(number: int) -> None:
 
 def seed_distribution(ref: StepReference) -> None:
     """Many seeds of the reference recipe: the spread the challenge is judged on."""
-    runs = sorted(ref.runs, key=lambda r: r.min_last3 or 0)
-    m = ref.min_last3
-    worst = ", ".join(f"seed {r.seed} ({r.min_last3:.2f} %)" for r in runs[:3])
-    met = sum(r.verdict(ref.params)[0] for r in ref.runs)
-    st.markdown(f"**Across {m.n} seeds** (the lowest of each run's last 3 test accuracies): min **{m.low:.2f} %**, "
-                f"mean **{m.mean:.2f} %**, max {m.high:.2f} %; the three worst: {worst}. "
-                f"The challenge is met by **{met} of {m.n}** seeds.")
+    st.markdown(ref.distribution())
     frame = pd.DataFrame([{"seed": r.seed, "min of last 3 (%)": r.min_last3} for r in ref.runs])
     dots = alt.Chart(frame).mark_circle(size=70).encode(
         x=alt.X("min of last 3 (%):Q", scale=alt.Scale(zero=False)), y=alt.value(20), tooltip=["seed", "min of last 3 (%)"])
