@@ -106,7 +106,7 @@ def test_first_paint_lists_only_real_pages_and_a_link_keeps_its_settings(server,
         assert helper not in {n.lower() for n in names}
     assert page.get_by_role("switch", name="BatchNorm").is_checked() is False  # bn=false from the link
     expected = describe_step(4, batchnorm=False, dropout=0.2)["params"]
-    assert page.get_by_text(f"{expected:,}", exact=True).first.is_visible()
+    page.get_by_text(f"{expected:,}", exact=True).first.wait_for(state="visible", timeout=30_000)  # the page may still be drawing
     shot(page, "first_paint_step4_link")
 
 
