@@ -16,6 +16,7 @@ from typing import Any, Callable
 from filelock import FileLock
 
 from core.augment import AugmentConfig
+from core.challenge import CHALLENGE
 from core.budget import fit_to_budget, measure_speed
 from core.data import load_mnist
 from core.model import pick_device
@@ -158,7 +159,7 @@ def ablation_rows(results: list[AblationResult]) -> list[dict[str, Any]]:
         if r.failed:
             row["note"] = f"{len(r.failed)} run(s) failed: {r.failed[0].reason}"
         if base is not None and m is not None and r is not full:
-            row["vs full recipe"] = round(m.mean - base.mean, 2)
+            row["vs full recipe"] = round(m.mean - base.mean, 2) + 0.0
             row["beyond the seed spread?"] = "no (ranges overlap)" if m.overlaps(base) else "yes"
         rows.append(row)
     return rows
@@ -169,8 +170,11 @@ def ablation_markdown(results: list[AblationResult]) -> list[str]:
         return []
     rows = ablation_rows(results)
     first = results[0].runs[0].provenance
+    commands = sorted({run.provenance.command for r in results for run in r.runs})
+    dates = sorted({run.provenance.date for r in results for run in r.runs})
     lines = ["", "## What each part of the final recipe is worth (ablation)", "",
-             f"`{first.command}` — {first.device}, torch {first.torch}, {first.date}; {first.limits}. Each line "
+             " and ".join(f"`{c}`" for c in commands) + f" — {first.device}, torch {first.torch}, "
+             f"{' to '.join(dict.fromkeys([dates[0], dates[-1]]))}; {first.limits}. Each line "
              "takes one part away from the final recipe and trains it on the same seeds. *vs full* is the change "
              "of the mean min(last 3); it counts only if the seeds' ranges do not overlap.", "",
              "| taken away | params | seeds | min last 3 (mean) | lowest | highest | vs full | beyond seed spread? |",
@@ -187,23 +191,43 @@ def _f(v: float | None) -> str:
 
 
 def _signed(v: float | None) -> str:
-    return "—" if v is None else f"{v:+.2f}"
+    return "—" if v is None else _points(v)
+
+
+def _points(v: float) -> str:
+    return f"{round(v, 2) + 0.0:+.2f}"  # + 0.0 turns a rounded -0.0 into 0.0
 
 
 def ablation_facts(results: list[AblationResult]) -> dict[str, str]:
     """`ablation:<name>` -> a phrase the lesson text can quote, e.g. '-0.05 points of min(last 3)
-    (99.42 % vs 99.47 %, 3 seeds each; within the seed spread)'."""
+    (99.42 % vs 99.47 %, 3 seeds each; within the seed spread; lowest seed 99.38 %, below 99.4 %)';
+    `ablation:beyond-spread` / `ablation:within-spread` list which parts moved it by more / less than
+    the seeds differ, and `ablation:seeds` names the seeds."""
     full = next((r for r in results if r.ablation.name == "full"), None)
     facts: dict[str, str] = {}
     if full is None or full.min_last3 is None:
         return facts
     base = full.min_last3
     facts["ablation:full"] = f"{base.mean:.2f} % mean min(last 3) over {base.n} seeds ({base.low:.2f}-{base.high:.2f})"
+    facts["ablation:seeds"] = f"seeds {', '.join(str(r.seed) for r in full.runs)}"
+    beyond, within = [], []
     for r in results:
         m = r.min_last3
         if r is full or m is None:
             continue
+        (within if m.overlaps(base) else beyond).append(_short(r.ablation))
         verdict = "within the seed spread" if m.overlaps(base) else "beyond the seed spread"
-        facts[f"ablation:{r.ablation.name}"] = (f"{m.mean - base.mean:+.2f} points of min(last 3) ({m.mean:.2f} % vs "
-                                                f"{base.mean:.2f} %, {m.n} seeds each; {verdict})")
+        low = f"lowest seed {m.low:.2f} %" + (f", below {CHALLENGE.min_acc} %" if m.low < CHALLENGE.min_acc else "")
+        facts[f"ablation:{r.ablation.name}"] = (f"{_points(m.mean - base.mean)} points of min(last 3) ({m.mean:.2f} % vs "
+                                                f"{base.mean:.2f} %, {m.n} seeds each; {verdict}; {low})")
+    facts["ablation:beyond-spread"] = _joined(beyond) or "no part"
+    facts["ablation:within-spread"] = _joined(within) or "no part"
     return facts
+
+
+def _short(ablation: Ablation) -> str:
+    return ablation.label.split(" (")[0].split(":")[0]
+
+
+def _joined(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""

@@ -79,3 +79,29 @@ def test_bench_variants_print_every_option(mnist_root):
     assert "folded" in doc["variants"]["eval"][-1]["variant"]
     bad = cli("bench", "--variants", "--skip", "warp", "--data-dir", str(mnist_root), "--no-download", "--batches", "1")
     assert bad.returncode == 2 and "--skip" in bad.stderr
+
+
+def _runs(*lows: float):
+    from core.reference import Provenance, ReferenceRun
+
+    def one(seed: int, low: float) -> ReferenceRun:
+        accs = [99.0] * 12 + [low + 0.02, low, low + 0.01]
+        epochs = tuple({"epoch": i + 1, "test_acc": a} for i, a in enumerate(accs))
+        return ReferenceRun(TrainConfig.for_step(9, seed=seed), epochs, "completed",
+                            Provenance("python -m core ablate", "cpu", "2.x", "3.11", "2026-11-22", 1.0, "full"))
+    return tuple(one(s + 1, low) for s, low in enumerate(lows))
+
+
+def test_facts_name_the_parts_beyond_and_within_the_seed_spread():
+    from core.ablate import AblationResult, get_ablation
+
+    results = [AblationResult(get_ablation("full"), 9032, _runs(99.45, 99.50, 99.55)),
+               AblationResult(get_ablation("no-bn"), 8872, _runs(99.20, 99.30, 99.38)),
+               AblationResult(get_ablation("no-ema"), 9032, _runs(99.449, 99.501, 99.55))]
+    facts = ablation_facts(results)
+    assert facts["ablation:beyond-spread"] == "no BatchNorm"
+    assert facts["ablation:within-spread"] == "no weight average"
+    assert facts["ablation:seeds"] == "seeds 1, 2, 3"
+    assert "below 99.4 %" in facts["ablation:no-bn"] and "below" not in facts["ablation:no-ema"]
+    assert facts["ablation:no-ema"].startswith("+0.00 points")  # never "-0.00"
+    assert ablation_rows(results)[2]["vs full recipe"] == 0.0
