@@ -22,11 +22,12 @@ def step_change(before: StepReference | None, after: StepReference | None) -> st
     a, b = before.min_last3, after.min_last3
     if a is None or b is None:
         return None
-    delta = b.mean - a.mean
+    delta = f"{round(b.mean - a.mean, 2) + 0.0:+.2f}"  # + 0.0: never "-0.00"
     if min(a.n, b.n) < 2:
-        return f"{delta:+.2f} points of min(last 3) (one seed each: spread unknown)"
+        side = "one seed each" if max(a.n, b.n) < 2 else f"{a.n} seed(s) against {b.n}"
+        return f"{delta} points of min(last 3) ({side}: spread unknown)"
     verdict = "beyond the seed spread" if not a.overlaps(b) else "within the seed spread (ranges overlap)"
-    return f"{delta:+.2f} points of min(last 3), {verdict}"
+    return f"{delta} points of min(last 3), {verdict}"
 
 
 def measured_note(number: int, refs: dict[int, StepReference]) -> str:

@@ -81,3 +81,21 @@ def test_the_challenge_command_trains_exactly_the_reference_setting():
         config = train_config(args)
         assert config.seed == seed
         assert all(same_setting(config, run.config) for run in refs[9].runs)
+
+
+def _with_low(seed: int, low: float) -> ReferenceRun:
+    run = record(seed)
+    epochs = tuple(dict(e, test_acc=low) for e in run.epochs)
+    return ReferenceRun(run.config, epochs, run.reason, run.provenance)
+
+
+def test_a_step_change_is_judged_against_both_steps_seed_spread():
+    from core.report import step_change
+
+    before = entry(_with_low(1, 99.10), _with_low(2, 99.20), _with_low(3, 99.30))
+    assert step_change(before, entry(_with_low(1, 99.35), _with_low(2, 99.40), _with_low(3, 99.45))) == \
+        "+0.20 points of min(last 3), beyond the seed spread"
+    assert step_change(before, entry(_with_low(1, 99.25), _with_low(2, 99.30), _with_low(3, 99.35))).endswith(
+        "within the seed spread (ranges overlap)")
+    assert step_change(entry(_with_low(1, 99.10)), before) == "+0.10 points of min(last 3) (1 seed(s) against 3: spread unknown)"
+    assert step_change(entry(_with_low(1, 99.20)), entry(_with_low(1, 99.20))).startswith("+0.00 points")
