@@ -21,7 +21,7 @@ from core.budget import fit_to_budget, measure_speed
 from core.data import load_mnist
 from core.model import pick_device
 from core.provenance import reference_run
-from core.reference import ROOT, ReferenceRun, Spread, same_setting, spread
+from core.reference import ROOT, ReferenceRun, Spread, points, same_setting, spread
 from core.train import TrainConfig
 
 ABLATION_FILE = ROOT / "assets" / "ablation.json"
@@ -191,11 +191,7 @@ def _f(v: float | None) -> str:
 
 
 def _signed(v: float | None) -> str:
-    return "—" if v is None else _points(v)
-
-
-def _points(v: float) -> str:
-    return f"{round(v, 2) + 0.0:+.2f}"  # + 0.0 turns a rounded -0.0 into 0.0
+    return "—" if v is None else points(v)
 
 
 def ablation_facts(results: list[AblationResult]) -> dict[str, str]:
@@ -218,7 +214,7 @@ def ablation_facts(results: list[AblationResult]) -> dict[str, str]:
         (within if m.overlaps(base) else beyond).append(_short(r.ablation))
         verdict = "within the seed spread" if m.overlaps(base) else "beyond the seed spread"
         low = f"lowest seed {m.low:.2f} %" + (f", below {CHALLENGE.min_acc} %" if m.low < CHALLENGE.min_acc else "")
-        facts[f"ablation:{r.ablation.name}"] = (f"{_points(m.mean - base.mean)} points of min(last 3) ({m.mean:.2f} % vs "
+        facts[f"ablation:{r.ablation.name}"] = (f"{points(m.mean - base.mean)} points of min(last 3) ({m.mean:.2f} % vs "
                                                 f"{base.mean:.2f} %, {m.n} seeds each; {verdict}; {low})")
     facts["ablation:beyond-spread"] = _joined(beyond) or "no part"
     facts["ablation:within-spread"] = _joined(within) or "no part"

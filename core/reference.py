@@ -99,6 +99,11 @@ class Spread:
         return f"{self.mean:.2f} % ({self.low:.2f}-{self.high:.2f}, {self.n} seeds)" if self.n > 1 else f"{self.mean:.2f} %"
 
 
+def points(delta: float) -> str:
+    """A signed change in percentage points, e.g. '+0.05'; a rounded -0.0 prints as '+0.00', never '-0.00'."""
+    return f"{round(delta, 2) + 0.0:+.2f}"
+
+
 def spread(values: list[float]) -> Spread | None:
     return Spread(min(values), statistics.fmean(values), max(values), len(values)) if values else None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from core.ablate import ABLATION_FILE, AblationResult, ablation_markdown, load_ablation
 from core.lessons import fill_facts
-from core.reference import StepReference
+from core.reference import StepReference, points
 from core.steps import STEPS
 
 
@@ -22,7 +22,7 @@ def step_change(before: StepReference | None, after: StepReference | None) -> st
     a, b = before.min_last3, after.min_last3
     if a is None or b is None:
         return None
-    delta = f"{round(b.mean - a.mean, 2) + 0.0:+.2f}"  # + 0.0: never "-0.00"
+    delta = points(b.mean - a.mean)
     if min(a.n, b.n) < 2:
         side = "one seed each" if max(a.n, b.n) < 2 else f"{a.n} seed(s) against {b.n}"
         return f"{delta} points of min(last 3) ({side}: spread unknown)"
