@@ -16,8 +16,8 @@ from typing import Any, Callable
 from filelock import FileLock
 
 from core.augment import AugmentConfig
-from core.challenge import CHALLENGE
 from core.budget import fit_to_budget, measure_speed
+from core.challenge import CHALLENGE
 from core.data import load_mnist
 from core.model import pick_device
 from core.provenance import reference_run
@@ -211,8 +211,9 @@ def ablation_facts(results: list[AblationResult]) -> dict[str, str]:
         m = r.min_last3
         if r is full or m is None:
             continue
-        (within if m.overlaps(base) else beyond).append(_short(r.ablation))
-        verdict = "within the seed spread" if m.overlaps(base) else "beyond the seed spread"
+        overlaps = m.overlaps(base)
+        (within if overlaps else beyond).append(_short(r.ablation))
+        verdict = "within the seed spread" if overlaps else "beyond the seed spread"
         low = f"lowest seed {m.low:.2f} %" + (f", below {CHALLENGE.min_acc} %" if m.low < CHALLENGE.min_acc else "")
         facts[f"ablation:{r.ablation.name}"] = (f"{points(m.mean - base.mean)} points of min(last 3) ({m.mean:.2f} % vs "
                                                 f"{base.mean:.2f} %, {m.n} seeds each; {verdict}; {low})")
@@ -226,4 +227,7 @@ def _short(ablation: Ablation) -> str:
 
 
 def _joined(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+    """'a', 'a and b', 'a, b and c'; '' for none."""
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -104,8 +104,8 @@ def seed_lines(refs: dict[int, StepReference]) -> list[str]:
         if len(r.runs) < 2:
             continue
         lines += ["", f"## Step {k}, every seed", "", r.distribution(), ""]
-        commands = sorted({run.provenance.command for run in r.runs})
         if k == 9:
+            commands = sorted({run.provenance.command for run in r.runs})
             lines += ["Each seed trains exactly what `python -m core train --step 9 --epochs 15 --seed S "
                       "--data-dir ../shared/mnist --no-download --json` trains (the same configuration; "
                       "`tests/test_reference.py` checks it). The runs here were recorded with "
