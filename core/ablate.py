@@ -34,6 +34,11 @@ class Ablation:
     label: str  # what is taken away, in words
     overrides: dict[str, Any]  # TrainConfig.with_overrides arguments; {} = the full recipe
 
+    @property
+    def short(self) -> str:
+        """The label without its explanation (what follows ' (' or ':'), for a list in running text."""
+        return self.label.split(" (")[0].split(":")[0]
+
 
 ABLATIONS: tuple[Ablation, ...] = (
     Ablation("full", "the full recipe", {}),
@@ -212,7 +217,7 @@ def ablation_facts(results: list[AblationResult]) -> dict[str, str]:
         if r is full or m is None:
             continue
         overlaps = m.overlaps(base)
-        (within if overlaps else beyond).append(_short(r.ablation))
+        (within if overlaps else beyond).append(r.ablation.short)
         verdict = "within the seed spread" if overlaps else "beyond the seed spread"
         low = f"lowest seed {m.low:.2f} %" + (f", below {CHALLENGE.min_acc} %" if m.low < CHALLENGE.min_acc else "")
         facts[f"ablation:{r.ablation.name}"] = (f"{points(m.mean - base.mean)} points of min(last 3) ({m.mean:.2f} % vs "
@@ -220,10 +225,6 @@ def ablation_facts(results: list[AblationResult]) -> dict[str, str]:
     facts["ablation:beyond-spread"] = _joined(beyond) or "no part"
     facts["ablation:within-spread"] = _joined(within) or "no part"
     return facts
-
-
-def _short(ablation: Ablation) -> str:
-    return ablation.label.split(" (")[0].split(":")[0]
 
 
 def _joined(items: list[str]) -> str:
