@@ -16,7 +16,7 @@ from typing import Any, Callable
 from filelock import FileLock
 
 from core.augment import AugmentConfig
-from core.budget import fit_to_budget, measure_speed
+from core.budget import fit_to_budget, modelled_speed
 from core.challenge import CHALLENGE
 from core.data import load_mnist
 from core.model import pick_device
@@ -139,7 +139,7 @@ def ablate(step: int, names: list[str], seeds: list[int], data_dir: str | None, 
         ablation = get_ablation(name)
         config = TrainConfig.for_step(step, device=str(dev)).with_overrides(**ablation.overrides)
         if budget:
-            config = fit_to_budget(config, measure_speed(config), budget,
+            config = fit_to_budget(config, modelled_speed(config), budget,
                                    n_train=len(data.train_images), n_test=len(data.test_images))
         runs = []
         for seed in seeds:

@@ -149,16 +149,21 @@ def run_queue_bench(data_dir: str | None, download: bool, sessions: int, log: Ca
     serial_s = time.perf_counter() - start
     log(f"  back to back: {serial_s:.1f} s")
     queue = RunQueue()
+    queue.start()
+    queue.executor.warm(data_dir, download)
+    queue.submit(Job(configs[0].with_overrides(max_batches=5), data_dir, download, record=False)).wait()
     start = time.perf_counter()
-    jobs = [queue.submit(Job(c, lambda: data, label=f"session {i + 1}", record=False)) for i, c in enumerate(configs)]
+    jobs = [queue.submit(Job(c, data_dir, download, label=f"session {i + 1}", record=False))
+            for i, c in enumerate(configs)]
     for job in jobs:
         job.wait()
     queued_s = time.perf_counter() - start
+    queue.close()
     snaps = [job.snapshot() for job in jobs]
-    same = [s.status == "finished" and [e["test_acc"] for e in s.epochs] == [e.test_acc for e in h]
+    same = [s.status == "completed" and [e["test_acc"] for e in s.epochs] == [e.test_acc for e in h]
             and [e["train_loss"] for e in s.epochs] == [e.train_loss for e in h] for s, h in zip(snaps, alone)]
     ratio = queued_s / serial_s
-    log(f"  submitted at once through the queue ({queue.workers} worker): {queued_s:.1f} s, "
+    log(f"  submitted at once through the queue ({queue.workers} worker process): {queued_s:.1f} s, "
         f"{ratio:.2f}x the back-to-back time (goal <= 1.1)")
     log(f"  every queued result equals the same seed run alone: {'yes' if all(same) else 'NO'}")
     return {"device": device_label(torch.device("cpu")), "torch": torch.__version__, "sessions": sessions,
@@ -307,3 +312,88 @@ def run_variants(data_dir: str | None, download: bool, batches: int | None, log:
         evals.append({"variant": f"batch {EVAL_BATCH}, BatchNorm folded into the convolutions", "seconds": round(seconds, 3)})
         log(f"  {evals[-1]['variant']:<58} {seconds:8.3f} s")
     return {"train": rows, "eval": evals}
+
+
+# --- the cost model: what a training image costs, fitted from measured runs ------------------------
+
+def cost_model_configs() -> list[TrainConfig]:
+    """Networks and recipes that span what the app trains: every step, with and without
+    BatchNorm and dropout, and three batch sizes."""
+    configs = []
+    for number in range(1, 10):
+        base = TrainConfig.for_step(number, device="cpu")
+        configs.append(base)
+        if number > 1:
+            configs.append(base.with_overrides(batchnorm=not base.toggles.batchnorm))
+            configs.append(base.with_overrides(dropout=0.0 if base.toggles.dropout else 0.1))
+    for number in (4, 9):
+        for batch in (32, 256):
+            configs.append(TrainConfig.for_step(number, device="cpu", batch_size=batch))
+    return configs
+
+
+def _nonnegative_fit(rows: list[list[float]], targets: list[float]) -> list[float]:
+    """Least squares on relative error, with every coefficient >= 0 (a cost cannot be negative):
+    drop the most negative feature and refit until none is."""
+    active = list(range(len(rows[0])))
+    while True:
+        a = torch.tensor([[r[i] / t for i in active] for r, t in zip(rows, targets)], dtype=torch.float64)
+        b = torch.ones(len(rows), 1, dtype=torch.float64)
+        scale = a.abs().max(0).values.clamp_min(1e-30)
+        solution = torch.linalg.lstsq(a / scale, b).solution.squeeze(1) / scale
+        if (solution >= 0).all():
+            coefs = [0.0] * len(rows[0])
+            for i, value in zip(active, solution.tolist()):
+                coefs[i] = value
+            return coefs
+        active.pop(int(solution.argmin()))
+
+
+def run_cost_model(data_dir: str | None, download: bool, log: Callable[[str], None],
+                   train_seconds: float = 3.0) -> dict[str, Any]:
+    """Time each config's training (about `train_seconds` each, augmented as its recipe says) and
+    evaluation, then fit core.budget's CostModel coefficients and show measured against modelled."""
+    from core.budget import CPU_EVAL, CPU_TRAIN, CostModel, work_of
+
+    data = load_mnist(data_dir, download=download, device="cpu")
+    samples = []
+    log(f"cost model on {device_label(torch.device('cpu'))}, torch {torch.__version__}")
+    for config in cost_model_configs():
+        work = work_of(config.layers())
+        model = build_for(config)
+        batch = config.recipe.batch_size
+        run(config.with_overrides(epochs=1, max_batches=2, test_limit=1, log_every=10_000), data)  # warm-up
+        guess = max(2, min(400, int(train_seconds / (batch * CPU_TRAIN.seconds(work, batch)))))
+        timed = config.with_overrides(epochs=1, max_batches=guess, test_limit=1, log_every=10_000,
+                                      clean_fraction=0.0)
+        epoch = run(timed, data, model=model).history[0]
+        test_n = max(200, min(4000, int(1.0 / CPU_EVAL.seconds(work))))
+        eval_s = eval_seconds(model, MNISTTensors(data.train_images[:1], data.train_labels[:1],
+                                                  data.test_images[:test_n], data.test_labels[:test_n], data.root),
+                              min(EVAL_BATCH, test_n), repeats=2) / test_n
+        samples.append((config, work, 1 / epoch.images_per_s, eval_s))
+        log(f"  step {config.step} bn={config.toggles.batchnorm!s:<5} dropout={config.toggles.dropout:<4} "
+            f"batch {batch:>3}: {work.macs / 1e6:7.2f} M MACs, {work.activations:>8,} + {work.dropped:>7,} "
+            f"dropped activations -> "
+            f"train {1e6 / epoch.images_per_s:9.1f} µs/image, test {1e6 * eval_s:8.1f} µs/image")
+    train = CostModel(*_nonnegative_fit([[1.0, w.macs, w.activations, w.dropped, 1 / c.recipe.batch_size]
+                                         for c, w, _, _ in samples], [s for _, _, s, _ in samples]))
+    # evaluation: dropout is off in eval mode, and there is no optimiser step
+    evaluation = CostModel(*_nonnegative_fit([[1.0, w.macs, w.activations] for _, w, _, _ in samples],
+                                             [s for _, _, _, s in samples]), 0.0)
+    for name, m in (("CPU_TRAIN", train), ("CPU_EVAL", evaluation)):
+        log(f"{name} = CostModel(per_image={m.per_image:.2g}, per_mac={m.per_mac:.2g}, per_activation="
+            f"{m.per_activation:.2g}, per_dropped={m.per_dropped:.2g}, per_step={m.per_step:.2g})")
+    rows = []
+    for config, work, train_s, eval_s in samples:
+        modelled = train.seconds(work, config.recipe.batch_size)
+        rows.append({"step": config.step, "batchnorm": config.toggles.batchnorm, "dropout": config.toggles.dropout,
+                     "batch_size": config.recipe.batch_size, "macs": work.macs, "activations": work.activations,
+                     "train_us_measured": round(1e6 * train_s, 2), "train_us_modelled": round(1e6 * modelled, 2),
+                     "eval_us_measured": round(1e6 * eval_s, 3),
+                     "eval_us_modelled": round(1e6 * evaluation.seconds(work), 3)})
+    errors = [abs(r["train_us_modelled"] / r["train_us_measured"] - 1) for r in rows]
+    log(f"  training time modelled within {100 * max(errors):.0f} % of measured (median "
+        f"{100 * sorted(errors)[len(errors) // 2]:.0f} %) over {len(rows)} configurations")
+    return {"device": device_label(torch.device("cpu")), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            "train": train.__dict__, "eval": evaluation.__dict__, "samples": rows}

@@ -1,4 +1,11 @@
-"""How long a run will take, and how to shrink one to a time budget. One function serves the app's
+"""How long a run takes, and how to shrink one to a time budget.
+
+A quick run must train the same images every time the same link is opened, whatever the server is
+doing at that moment. So a run's size is fitted with a *cost model*, a fixed function of the
+network (its multiply-adds and activations per image, computed from the spec) and the batch size,
+with coefficients fitted once on a reference CPU (`python -m core bench --cost-model`). Only the
+*estimate* of how long it takes here is scaled by a pace measured where the runs train (the
+worker process), so it stays honest on a faster laptop or a GPU. One function serves the app's
 quick runs and `reproduce --budget`, so a reduced run means the same thing everywhere."""
 
 from __future__ import annotations
@@ -11,10 +18,61 @@ import torch.nn.functional as F
 
 from core.augment import augment_batch
 from core.model import build_model, pick_device
-from core.train import EVAL_BATCH, TrainConfig, make_optimizer, sync
+from core.rf import rf_table
+from core.spec import Layer
+from core.train import TrainConfig, make_optimizer, sync
 
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 MIN_TEST_IMAGES = 500
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one image costs a network, from its layer list."""
+
+    macs: int  # multiply-adds of the convolutions and linear layers
+    activations: int  # output elements of every other layer (memory traffic: BN, ReLU, pools)
+    dropped: int  # output elements of dropout layers (each needs a random number: dearer on a CPU)
+
+
+def work_of(layers: list[Layer], input_size: int = 28) -> Work:
+    macs = activations = dropped = 0
+    channels = 1
+    for row in rf_table(layers, input_size):
+        c, h, w = row.out_shape
+        if row.layer.type in ("conv", "linear"):
+            macs += c * h * w * channels * row.kernel_size * row.kernel_size
+        elif row.layer.type == "dropout":
+            dropped += c * h * w
+        else:
+            activations += c * h * w
+        channels = c
+    return Work(macs, activations, dropped)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Seconds per image = per_image + per_mac * macs + per_activation * activations
+    + per_dropped * dropped (+ per_step / batch size, for training: the optimiser's and the loop's
+    fixed cost per step)."""
+
+    per_image: float
+    per_mac: float
+    per_activation: float
+    per_dropped: float
+    per_step: float = 0.0
+
+    def seconds(self, work: Work, batch_size: int = 1) -> float:
+        return (self.per_image + self.per_mac * work.macs + self.per_activation * work.activations
+                + self.per_dropped * work.dropped + self.per_step / batch_size)
+
+
+# Fitted by `python -m core bench --cost-model --data-dir ../shared/mnist --no-download` on a 2-core CPU
+# (torch 2.14.1, 2026-12-02): 29 networks and recipes (every step, BatchNorm and dropout on and off, batch
+# sizes 32-256), each step's augmentation; the model was within 21 % of the measured training time of
+# every one of them (median 5 %).
+CPU_TRAIN = CostModel(per_image=8.1e-05, per_mac=7.6e-11, per_activation=4.6e-09, per_dropped=1.6e-08, per_step=0.0077)
+CPU_EVAL = CostModel(per_image=1.1e-05, per_mac=3.6e-11, per_activation=1.4e-09, per_dropped=0.0)
 
 
 @dataclass(frozen=True)
@@ -23,31 +81,39 @@ class Speed:
     eval_s: float  # seconds per test image
 
 
-def measure_speed(config: TrainConfig, probe: int = 32) -> Speed:
-    """A short timed probe on random data, on the config's device: what the app shows before a
-    run starts and what a budget is fitted with."""
-    device = pick_device(config.device)
-    model = build_model(config.layers()).to(device)
+def modelled_speed(config: TrainConfig) -> Speed:
+    """The cost model's speed for this config on the reference CPU: the same every time."""
+    work = work_of(config.layers())
+    return Speed(CPU_TRAIN.seconds(work, config.recipe.batch_size), CPU_EVAL.seconds(work))
+
+
+def measure_pace(device: str = "auto", steps: int = 8) -> float:
+    """How fast this device trains, relative to the cost model: measured seconds per modelled
+    second on a few steps of the final network with random data (about half a second). Run
+    where the training runs (the worker process), not in a busy web server."""
+    config = TrainConfig.for_step(9, device=device)
+    dev = pick_device(device)
+    model = build_model(config.layers()).to(dev)
     optimizer = make_optimizer(config.recipe, model)
-    x = torch.rand(probe, 1, 28, 28, device=device)
-    y = torch.randint(0, 10, (probe,), device=device)
-    timings = []
-    for _ in range(3):  # the first iteration warms up allocators and kernels
-        start = time.perf_counter()
+    batch = config.recipe.batch_size
+    x = torch.rand(batch, 1, 28, 28, device=dev)
+    y = torch.randint(0, 10, (batch,), device=dev)
+
+    def step() -> None:
         loss = F.nll_loss(model(augment_batch(x, config.recipe.augment)), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        sync(device)
-        timings.append(time.perf_counter() - start)
-    model.eval()
-    batch = min(EVAL_BATCH, 4 * probe)
-    with torch.no_grad():
-        start = time.perf_counter()
-        model(torch.rand(batch, 1, 28, 28, device=device))
-        sync(device)
-        eval_s = (time.perf_counter() - start) / batch
-    return Speed(min(timings[1:]) / probe, eval_s)
+
+    for _ in range(3):  # allocators and kernels warm up
+        step()
+    sync(dev)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(dev)
+    measured = (time.perf_counter() - start) / (steps * batch)
+    return measured / modelled_speed(config).train_s
 
 
 def train_images_per_epoch(config: TrainConfig, n_train: int = MNIST_TRAIN) -> int:
@@ -97,7 +163,3 @@ def describe_limits(config: TrainConfig, n_train: int = MNIST_TRAIN, n_test: int
         return f"full: {epochs} epochs on all {n_train:,} training images"
     tested = f", tested on the first {config.test_limit:,} of {n_test:,} test images" if config.test_limit else ""
     return f"reduced: {epochs} epochs of {images:,} training images{tested}"
-
-
-def is_reduced(config: TrainConfig, n_train: int = MNIST_TRAIN) -> bool:
-    return train_images_per_epoch(config, n_train) < n_train or config.test_limit is not None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -133,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", type=int, default=None,
                    help="instead: submit this many quick runs at once through the app's run queue and compare "
                         "the total time with the same runs back to back")
+    p.add_argument("--browsers", default=None, metavar="N,N",
+                   help="instead: real Chromium sessions against a fresh app server: N pages press Train at once "
+                        "(e.g. 4,8), timed against the same runs back to back; then one run with --watchers pages "
+                        "watching")
+    p.add_argument("--watchers", default="0,1,5", help="with --browsers: extra watching pages to time one run with")
+    p.add_argument("--step", type=int, default=9, help="with --browsers: the step page to train on")
+    p.add_argument("--query", default="", help="with --browsers: the page's link settings, e.g. 'epochs=2&budget=full'")
+    p.add_argument("--cost-model", action="store_true",
+                   help="instead: time training and evaluation of many networks and fit the cost model that sizes "
+                        "quick runs (core/budget.py)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("ablate", help="the final recipe with one part taken away at a time, over several seeds")
@@ -248,7 +257,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.challenge import CHALLENGE
     from core.data import load_mnist
     from core.model import build_model, count_params, device_label, pick_device
-    from core.store import RunRecorder, open_store, status_of
+    from core.store import CTRL_C, RunRecorder, open_store
     from core.train import fit
 
     config = train_config(args)
@@ -264,23 +273,20 @@ def cmd_train(args: argparse.Namespace) -> int:
                       f", testing a weight average (EMA {recipe.ema:g})" if recipe.ema else ""])
     progress(f"step {config.step} on {device_label(device)}: {limits}, augment: {recipe.augment.describe()}{finish}"
              + (f"; recorded as run {recorder.run_id} in {store.path}" if recorder.run_id is not None else ""))
-    stop = threading.Event()
     epochs: list[dict[str, Any]] = []
     final = None
     try:
-        for event in fit(config, data, stop):
+        for event in recorder.follow(fit(config, data)):
             if event.kind == "epoch":
                 epochs.append(event.row())
-                recorder.epoch(event.row())
                 progress(f"epoch {event.epoch:>2}  train {event.train_loss:.4f} / {event.train_acc:6.2f} %   "
                          f"test {event.test_loss:.4f} / {event.test_acc:6.2f} %   lr {event.lr:.5f}   "
                          f"{event.seconds:5.1f} s  ({event.images_per_s:,.0f} img/s)")
             elif event.kind == "done":
                 final = event
-    except KeyboardInterrupt:
-        stop.set()
-    reason = final.reason if final else "stopped by the user (Ctrl-C)"
-    recorder.finish(status_of(final.reason) if final else "stopped", reason, final.weights if final else None)
+    except KeyboardInterrupt:  # recorded as stopped by the recorder; the epochs so far are printed
+        pass
+    reason = final.reason if final else CTRL_C
     passed, verdict = CHALLENGE.verdict(params, [e["test_acc"] for e in epochs], recipe.epochs)
     doc = {"params": params, "device": device_label(device), "config": config.as_dict(), "epochs": epochs,
            "stopped_reason": reason, "run_id": recorder.run_id, "challenge": {"passed": passed, "verdict": verdict}}
@@ -384,7 +390,15 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from core.bench import run_bench, run_queue_bench
 
-    if args.sessions is not None:
+    if args.browsers is not None:
+        from core.bench_browser import run_browser_bench
+        from core.reproduce import parse_seeds
+        doc = run_browser_bench(args.data_dir, not args.no_download, parse_seeds(args.browsers, "--browsers") or [],
+                                parse_seeds(args.watchers, "--watchers") or [], args.step, args.query, progress)
+    elif args.cost_model:
+        from core.bench import run_cost_model
+        doc = run_cost_model(args.data_dir, not args.no_download, progress)
+    elif args.sessions is not None:
         doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress)
     else:
         doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Callable, Iterable
 
-from core.budget import fit_to_budget, measure_speed
+from core.budget import fit_to_budget, modelled_speed
 from core.data import load_mnist
 from core.lifecycle import describe_step
 from core.model import device_label, pick_device
@@ -61,7 +61,7 @@ def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, down
     for number in steps:
         config = TrainConfig.for_step(number, device=str(dev))
         if budget:
-            config = fit_to_budget(config, measure_speed(config), budget,
+            config = fit_to_budget(config, modelled_speed(config), budget,
                                    n_train=len(data.train_images), n_test=len(data.test_images))
         doc = describe_step(number)
         for s in seeds:

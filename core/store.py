@@ -28,19 +28,20 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from filelock import FileLock, Timeout
 
 from core.challenge import min_last
-from core.train import EPOCH_FIELDS, TrainConfig
+from core.train import EPOCH_FIELDS, STOPPED, DoneEvent, EpochEvent, Event, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = ROOT / "runs" / "runs.sqlite3"
 BUSY_TIMEOUT_S = 10.0
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
 SOURCES = ("app", "cli")
+CTRL_C = "stopped by the user (Ctrl-C)"
 
 MIGRATIONS: list[str] = [
     # version 1
@@ -405,11 +406,26 @@ class RunRecorder:
         if self.run_id is not None:
             self._try(lambda: self.store.finish_run(self.run_id, status, reason, weights))
 
+    def follow(self, events: Iterator[Event]) -> Iterator[Event]:
+        """Pass the trainer's events on, recording each epoch and the end as they go by. A run that
+        raises (or is interrupted with Ctrl-C) is recorded as failed (stopped) before it leaves."""
+        try:
+            for event in events:
+                if isinstance(event, EpochEvent):
+                    self.epoch(event.row())
+                elif isinstance(event, DoneEvent):
+                    self.finish(status_of(event.reason), event.reason, event.weights)
+                yield event
+        except KeyboardInterrupt:
+            self.finish("stopped", CTRL_C)
+            raise
+        except Exception as exc:
+            self.finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+
 
 def status_of(reason: str) -> str:
     """A DoneEvent's reason -> the stored status."""
-    from core.train import STOPPED
-
     return "completed" if reason == "completed" else "stopped" if reason == STOPPED else "failed"
 
 

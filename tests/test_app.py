@@ -138,7 +138,7 @@ def test_train_from_a_step_page_is_queued_recorded_and_drawn_beside_the_referenc
     (job,) = at.session_state["live_jobs_9"]
     assert job.config.recipe.ema == 0.99 and job.config.recipe.epochs == 1  # the widgets reach the trainer
     (snap,) = finish_jobs(at, 9)
-    assert snap.status == "finished", (snap.status, snap.reason)
+    assert snap.status == "completed", (snap.status, snap.reason)
     results = [s.value for s in at.success] + [w.value for w in at.warning]
     assert any("Best test accuracy" in r and f"{STEP9_PARAMS:,} parameters" in r for r in results), results
     labels = [g.label for g in at.session_state["groups_9"]]
@@ -158,7 +158,7 @@ def test_train_three_seeds_draws_a_band_and_keeps_the_last_run_to_compare(app, p
     jobs = at.session_state["live_jobs_4"]
     assert [j.config.seed for j in jobs] == [1, 2, 3] and all(not j.config.toggles.batchnorm for j in jobs)
     snaps = finish_jobs(at, 4)
-    assert [s.status for s in snaps] == ["finished"] * 3
+    assert [s.status for s in snaps] == ["completed"] * 3
     groups = at.session_state["groups_4"]
     live = next(g for g in groups if g.live)
     assert live.seeds == [1, 2, 3] and "3 seeds" in live.label
@@ -187,7 +187,7 @@ def test_a_damaged_run_store_turns_history_off_but_training_still_works(app, tmp
     assert any("Run history is off" in w.value and "damaged" in w.value for w in at.warning)
     at.button(key="train_9").click().run()
     (snap,) = finish_jobs(at, 9)
-    assert snap.status == "finished" and snap.run_id is None
+    assert snap.status == "completed" and snap.run_id is None
 
 
 # --- the Inspect page ---------------------------------------------------------------------------

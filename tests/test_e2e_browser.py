@@ -179,3 +179,35 @@ def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server
     page.mouse.up()
     page.get_by_text("It reads a").wait_for(timeout=60_000)
     shot(page, "inspect_drawn_digit")
+
+
+def test_stop_in_mid_run_and_a_reload_in_mid_run(server, browser, private_run_store):
+    """Stop keeps the epochs so far; a page reloaded while its run trains comes back whole, and the
+    run (which trains in the server's worker process, not in the page) goes on and is recorded."""
+    from core.store import RunStore
+
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{server}/step_9?epochs=30&budget=full", timeout=60_000)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("seed 1: ", exact=False).first.wait_for(timeout=120_000)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(r.epochs for r in RunStore(private_run_store).runs()):
+        page.wait_for_timeout(200)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("stopped after").wait_for(timeout=60_000)
+    (stopped,) = RunStore(private_run_store).runs()
+    assert stopped.status == "stopped" and 1 <= len(stopped.epochs) < 30
+
+    page.goto(f"{server}/step_9?epochs=2&budget=full", timeout=60_000)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("seed 1: ", exact=False).first.wait_for(timeout=120_000)
+    page.reload()
+    train = page.get_by_role("button", name="Train", exact=True)
+    train.wait_for(timeout=60_000)
+    assert train.is_enabled()  # a new browser session: nothing of its own is training
+    deadline = time.time() + 300
+    while time.time() < deadline and RunStore(private_run_store).runs()[0].status == "running":
+        page.wait_for_timeout(500)
+    latest = RunStore(private_run_store).runs()[0]
+    assert latest.status == "completed" and len(latest.epochs) == 2
+    shot(page, "reloaded_mid_run")

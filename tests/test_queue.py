@@ -1,12 +1,15 @@
-"""The server's one training queue: runs go one after another, each knows its place, a queued
-run can be cancelled, results equal the same seed run alone, and every run is recorded."""
+"""The server's one training queue: runs train in a worker process (never in the server's),
+one after another; each knows its place, a queued run can be cancelled, a running one stopped,
+results equal the same seed run alone, every run is recorded, and a worker that dies takes its
+run down with a reason while the next run gets a fresh worker."""
 
-import threading
+import os
 import time
 
 import pytest
 
-from core.data import DataError, load_mnist
+from core.data import load_mnist
+from core.executor import ProcessExecutor
 from core.queue import Job, RunQueue
 from core.store import RunStore
 from core.train import TrainConfig, run
@@ -17,28 +20,42 @@ def data(mnist_root):
     return load_mnist(str(mnist_root), download=False)
 
 
+@pytest.fixture(scope="module")
+def queue():
+    """One queue (and worker process) for the module, as one server has: each test leaves it empty."""
+    q = RunQueue()
+    q.start()
+    yield q
+    q.close()
+
+
 def quick(**kw):
     base = dict(epochs=1, max_batches=3, device="cpu", log_every=1, seed=0, batch_size=128)
     base.update(kw)
     return TrainConfig.for_step(9, **base)
 
 
-def gated(data, gate: threading.Event):
-    """A loader that waits for `gate`: keeps a job 'running' until the test says so."""
-    def load():
-        gate.wait(60)
-        return data
-    return load
+def job(config, root, **kw):
+    return Job(config, str(root), False, **kw)
 
 
-def test_runs_one_after_another_and_match_the_same_seed_alone(data, private_run_store):
-    queue = RunQueue()
+def wait_for(predicate, seconds=120):
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_runs_train_in_a_worker_process_one_after_another_and_match_the_same_seed_alone(
+        queue, data, mnist_root, private_run_store):
     assert queue.workers == 1  # one worker on a CPU: every run gets all the cores
-    jobs = [queue.submit(Job(quick(seed=s), lambda: data, estimate_s=5)) for s in (1, 2, 3)]
-    for job in jobs:
-        assert job.wait(300)
+    jobs = [queue.submit(job(quick(seed=s), mnist_root, estimate_s=5)) for s in (1, 2, 3)]
+    for j in jobs:
+        assert j.wait(300)
     snaps = [j.snapshot() for j in jobs]
-    assert [s.status for s in snaps] == ["finished"] * 3
+    assert [s.status for s in snaps] == ["completed"] * 3, [s.reason for s in snaps]
+    (pid,) = queue.executor.worker_pids()
+    assert pid is not None and pid != os.getpid()  # the training happened in another process
     for seed, snap in zip((1, 2, 3), snaps):
         alone = run(quick(seed=seed), data).history
         assert [e["test_acc"] for e in snap.epochs] == [e.test_acc for e in alone]
@@ -46,67 +63,81 @@ def test_runs_one_after_another_and_match_the_same_seed_alone(data, private_run_
     stored = RunStore(private_run_store).runs()
     assert sorted(r.seed for r in stored) == [1, 2, 3] and {r.status for r in stored} == {"completed"}
     assert {r.id for r in stored} == {s.run_id for s in snaps}  # each snapshot knows its stored run
+    assert all(r.has_weights for r in stored)  # the worker stored the tested weights
 
 
-def test_a_queued_run_knows_its_place_and_can_be_cancelled(data):
-    queue = RunQueue()
-    gate = threading.Event()
-    first = queue.submit(Job(quick(seed=1), gated(data, gate), estimate_s=30))
-    second = queue.submit(Job(quick(seed=2), lambda: data, estimate_s=20))
-    third = queue.submit(Job(quick(seed=3), lambda: data, estimate_s=10))
-    deadline = time.time() + 30
-    while first.snapshot().status != "running" and time.time() < deadline:
-        time.sleep(0.02)
+def test_a_queued_run_knows_its_place_and_can_be_cancelled(queue, mnist_root):
+    first = queue.submit(job(quick(seed=1, epochs=200), mnist_root, estimate_s=30))
+    second = queue.submit(job(quick(seed=2), mnist_root, estimate_s=20))
+    third = queue.submit(job(quick(seed=3), mnist_root, estimate_s=10))
+    wait_for(lambda: first.snapshot().status == "running")
     s2, s3 = second.snapshot(), third.snapshot()
     assert (s2.status, s2.ahead) == ("queued", 1) and (s3.status, s3.ahead) == ("queued", 2)
-    assert 0 < s2.starts_in <= 30 and s3.starts_in == pytest.approx(s2.starts_in + 20, abs=1.5)
+    assert s2.starts_in is not None and s3.starts_in == pytest.approx(s2.starts_in + 20, abs=1.5)
     second.stop()  # a queued job is cancelled, not started
     assert second.snapshot().status == "cancelled" and third.snapshot().ahead == 1
-    gate.set()
-    assert first.wait(300) and third.wait(300)
-    assert first.snapshot().status == "finished" and third.snapshot().status == "finished"
+    first.stop()  # a running one stops after its current batch
+    assert first.wait(120) and third.wait(300)
+    assert first.snapshot().status == "stopped" and len(first.snapshot().epochs) < 200
+    assert third.snapshot().status == "completed"
     assert second.snapshot().epochs == [] and second.snapshot().run_id is None
 
 
-def test_a_running_job_stops_after_its_current_batch(data):
-    queue = RunQueue()
-    job = queue.submit(Job(quick(epochs=50, max_batches=None), lambda: data))
-    deadline = time.time() + 120
-    while not job.snapshot().batches and time.time() < deadline:
-        time.sleep(0.02)
-    job.stop()
-    assert job.wait(120)
-    snap = job.snapshot()
-    assert snap.status == "stopped" and len(snap.epochs) < 50
+def test_a_stop_reaches_only_its_own_run(queue, mnist_root):
+    """A stop that arrives after its run ended must not stop the next one."""
+    first = queue.submit(job(quick(seed=1), mnist_root))
+    assert first.wait(300)
+    first.stop()
+    second = queue.submit(job(quick(seed=2, epochs=2), mnist_root))
+    assert second.wait(300) and second.snapshot().status == "completed"
 
 
-def test_a_failing_loader_fails_the_job_with_its_message_and_the_queue_goes_on(data):
-    queue = RunQueue()
-
-    def broken():
-        raise DataError("no files here")
-
-    bad = queue.submit(Job(quick(), broken))
-    good = queue.submit(Job(quick(), lambda: data))
+def test_a_failing_run_fails_with_its_message_and_the_queue_goes_on(queue, mnist_root, tmp_path):
+    bad = queue.submit(Job(quick(), str(tmp_path / "no-mnist-here"), False))
+    good = queue.submit(job(quick(), mnist_root))
     assert bad.wait(120) and good.wait(300)
-    assert bad.snapshot().status == "failed" and "no files here" in bad.snapshot().reason
-    assert good.snapshot().status == "finished"
+    assert bad.snapshot().status == "failed" and "train-images-idx3-ubyte" in bad.snapshot().reason
+    assert good.snapshot().status == "completed"
 
 
-def test_a_broken_store_is_a_warning_not_a_failure(data, tmp_path):
+def test_a_killed_worker_fails_its_run_with_the_reason_and_a_fresh_one_takes_the_next(
+        mnist_root, private_run_store):
+    queue = RunQueue(ProcessExecutor([None]))
+    try:
+        long = queue.submit(job(quick(epochs=200, max_batches=2), mnist_root))
+        wait_for(lambda: len(long.snapshot().epochs) >= 2, 300)
+        killed = queue.executor.kill_worker(0)
+        assert long.wait(60)
+        snap = long.snapshot()
+        assert snap.status == "failed" and "killed" in snap.reason and "SIGKILL" in snap.reason, snap.reason
+        stored = RunStore(private_run_store).get(snap.run_id)
+        assert stored.status == "failed" and "killed" in stored.reason
+        assert len(stored.epochs) >= 2  # the epochs it finished are kept
+        after = queue.submit(job(quick(seed=5), mnist_root))
+        assert after.wait(300) and after.snapshot().status == "completed"
+        assert queue.executor.worker_pids()[0] not in (None, killed)
+    finally:
+        queue.close()
+
+
+def test_a_broken_store_is_a_warning_not_a_failure(queue, mnist_root, tmp_path):
     bad_db = tmp_path / "not-a-db.sqlite3"
     bad_db.write_bytes(b"garbage" * 1000)
-    queue = RunQueue()
-    jobs = [queue.submit(Job(quick(seed=s), lambda: data, db=bad_db)) for s in (1, 2)]
-    for job in jobs:
-        assert job.wait(300)
+    jobs = [queue.submit(job(quick(seed=s), mnist_root, db=bad_db)) for s in (1, 2)]
+    for j in jobs:
+        assert j.wait(300)
     for snap in (j.snapshot() for j in jobs):
-        assert snap.status == "finished" and snap.run_id is None
+        assert snap.status == "completed" and snap.run_id is None
         assert any("damaged" in w and "not recorded" in w for w in snap.warnings)  # every job is told, not just the first
 
 
-def test_unrecorded_jobs_leave_no_trace(data, private_run_store):
-    queue = RunQueue()
-    job = queue.submit(Job(quick(), lambda: data, record=False))
-    assert job.wait(300) and job.snapshot().status == "finished"
+def test_unrecorded_jobs_leave_no_trace(queue, mnist_root, private_run_store):
+    j = queue.submit(job(quick(), mnist_root, record=False))
+    assert j.wait(300) and j.snapshot().status == "completed"
     assert not private_run_store.exists() or RunStore(private_run_store).runs() == []
+
+
+def test_the_estimate_scales_with_the_measured_pace(queue):
+    config = quick(epochs=3, max_batches=10)
+    assert queue.pace() > 0
+    assert queue.estimate(config.with_overrides(epochs=6)) == pytest.approx(2 * queue.estimate(config), rel=1e-6)

@@ -1,79 +1,108 @@
-"""Altair charts of runs. One colour per run (or per group of seeds: their mean, with a band from
-the lowest to the highest seed); test curves solid, train curves dashed."""
+"""Charts of runs, as plain Vega-Lite specs. One colour per run (or per group of seeds: their mean,
+with a band from the lowest to the highest seed); test curves solid, train curves dashed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
-import pandas as pd
 import streamlit as st
 
 from core.compare import Group
 
+LEGEND_ROW = 22  # px per legend entry, added to the chart so the plot keeps its height
 METRICS = {"acc": ("test_acc", "train_acc", "accuracy %"), "loss": ("test_loss", "train_loss", "loss")}
 
 
-def _frame(groups: list[Group], kind: str) -> pd.DataFrame:
-    test, train, _ = METRICS[kind]
-    rows = [r for g in groups for r in g.band() if r["metric"] in (test, train)]
-    frame = pd.DataFrame(rows, columns=["group", "epoch", "metric", "mean", "low", "high", "n"])
-    frame["curve"] = frame["metric"].map({test: "test", train: "train"})
-    return frame
-
-
-def history_chart(groups: list[Group], kind: str, height: int = 250) -> alt.LayerChart | None:
-    frame = _frame(groups, kind)
-    if frame.empty:
+def history_spec(rows: list[dict[str, Any]], order: list[str], kind: str, height: int = 250) -> dict[str, Any] | None:
+    """One chart (accuracy or loss per epoch) as a plain Vega-Lite spec: `rows` are Group.band()
+    rows. Written as a dict rather than through altair, whose validation costs a watching page
+    more than a tenth of a second per redraw; a test checks the spec against altair's schema."""
+    test, train, title = METRICS[kind]
+    curve = {test: "test", train: "train"}
+    values = [r | {"curve": curve[r["metric"]]} for r in rows if r["metric"] in curve]
+    if not values:
         return None
-    _, _, title = METRICS[kind]
-    order = [g.label for g in groups]
+    y_scale = _scale(values, kind)
     # tableau10: neighbouring runs get clearly different hues (Streamlit's default puts two blues first)
-    scale = alt.Scale(domain=order, scheme="tableau10")
-    color = alt.Color("group:N", title=None, sort=order, scale=scale,
-                      legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=600, symbolStrokeWidth=3))
-    base = alt.Chart(frame).encode(x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1)))
-    y_scale = _scale(frame, kind)
-    y = alt.Y("mean:Q", title=title, scale=y_scale)
-    lines = base.mark_line(point=alt.OverlayMarkDef(size=28), clip=True).encode(
-        y=y, color=color, strokeDash=alt.StrokeDash("curve:N", sort=["test", "train"], legend=None), detail="curve:N",
-        tooltip=[alt.Tooltip("group:N", title="run"), "curve:N", "epoch:Q",
-                 alt.Tooltip("mean:Q", format=".3f", title="mean" if kind == "acc" else "value"),
-                 alt.Tooltip("low:Q", format=".3f"), alt.Tooltip("high:Q", format=".3f"), alt.Tooltip("n:Q", title="seeds")])
-    band = base.transform_filter((alt.datum.n > 1) & (alt.datum.curve == "test")).mark_area(opacity=0.18, clip=True).encode(
-        y=alt.Y("low:Q", scale=y_scale), y2="high:Q", color=alt.Color("group:N", sort=order, scale=scale, legend=None))
+    scale = {"domain": order, "scheme": "tableau10"}
+    x = {"field": "epoch", "type": "quantitative", "title": "epoch", "axis": {"tickMinStep": 1}}
+    # one legend entry per run or group (the band layer shares it, so its symbols are drawn opaque)
+    color = {"field": "group", "type": "nominal", "title": None, "sort": order, "scale": scale,
+             "legend": {"orient": "bottom", "direction": "vertical", "labelLimit": 600, "symbolType": "stroke",
+                        "symbolStrokeWidth": 3, "symbolOpacity": 1}}
+    band = {
+        "transform": [{"filter": "datum.n > 1 && datum.curve == 'test'"}],
+        "mark": {"type": "area", "opacity": 0.18, "clip": True},
+        "encoding": {"x": x, "y": {"field": "low", "type": "quantitative", "scale": y_scale, "title": title},
+                     "y2": {"field": "high"}, "color": color},
+    }
+    lines = {
+        "mark": {"type": "line", "point": {"size": 28}, "clip": True},
+        "encoding": {
+            "x": x, "y": {"field": "mean", "type": "quantitative", "scale": y_scale, "title": title}, "color": color,
+            "strokeDash": {"field": "curve", "type": "nominal", "sort": ["test", "train"], "legend": None},
+            "detail": {"field": "curve", "type": "nominal"},
+            "tooltip": [{"field": "group", "type": "nominal", "title": "run"}, {"field": "curve", "type": "nominal"},
+                        {"field": "epoch", "type": "quantitative"},
+                        {"field": "mean", "type": "quantitative", "format": ".3f",
+                         "title": "mean" if kind == "acc" else "value"},
+                        {"field": "low", "type": "quantitative", "format": ".3f"},
+                        {"field": "high", "type": "quantitative", "format": ".3f"},
+                        {"field": "n", "type": "quantitative", "title": "seeds"}],
+        },
+    }
     name = "Accuracy" if kind == "acc" else "Loss"
-    return alt.layer(band, lines).properties(height=height, title=f"{name} per epoch (solid: test, dashed: train)")
+    return {"data": {"values": values}, "height": height + LEGEND_ROW * len(order), "layer": [band, lines],
+            "title": f"{name} per epoch (solid: test, dashed: train)"}
 
 
-def _scale(frame: pd.DataFrame, kind: str) -> alt.Scale:
+def _scale(values: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     """Accuracy: zoom on the test curves (early augmented train epochs can sit far below and are
     clamped to the bottom edge); loss: a log scale."""
     if kind == "loss":
-        return alt.Scale(type="log")
-    test = frame[frame["curve"] == "test"]
-    low = float(test["low"].min()) if not test.empty else float(frame["low"].min())
-    high = float(frame["high"].max())
+        return {"type": "log"}
+    tests = [v["low"] for v in values if v["curve"] == "test"]
+    low = min(tests) if tests else min(v["low"] for v in values)
+    high = max(v["high"] for v in values)
     span = max(high - low, 0.2)
-    return alt.Scale(domain=[low - 0.15 * span, min(100.0, high + 0.1 * span)], clamp=True, nice=False)
+    return {"domain": [low - 0.15 * span, min(100.0, high + 0.1 * span)], "clamp": True, "nice": False}
 
 
-def history_charts(groups: list[Group], height: int = 250) -> None:
+def history_specs(groups: list[Group], height: int = 250,
+                  bands: dict[tuple, list[dict[str, Any]]] | None = None) -> list[dict[str, Any] | None]:
+    """The accuracy and the loss chart of these groups. `bands` keeps each group's band rows
+    between calls, so a group whose runs did not change is not summarised again."""
+    bands = {} if bands is None else bands
+    rows = []
+    for g in groups:
+        key = (g.label, tuple((r.key, len(r.epochs)) for r in g.runs))
+        if key not in bands:
+            bands[key] = g.band()
+        rows += bands[key]
+    order = [g.label for g in groups]
+    return [history_spec(rows, order, kind, height) for kind in ("acc", "loss")]
+
+
+def show_history(specs: list[dict[str, Any] | None]) -> None:
     """Accuracy and loss side by side (or a hint when there is nothing to draw yet)."""
-    charts = [history_chart(groups, kind, height) for kind in ("acc", "loss")]
-    if not any(charts):
+    if not any(specs):
         st.caption("Press **Train**, or pick runs under *Compare with*, to draw curves here.")
         return
     left, right = st.columns(2)
-    for column, chart in zip((left, right), charts):
-        if chart is not None:
-            column.altair_chart(chart, width="stretch")
+    for column, spec in zip((left, right), specs):
+        if spec is not None:
+            column.vega_lite_chart(spec, width="stretch")
 
 
-def batch_chart(batches: list[dict[str, Any]], height: int = 200) -> None:
+def batch_spec(batches: list[dict[str, Any]], height: int = 200,
+               title: str = "training loss per batch (live run)") -> dict[str, Any]:
+    return {"data": {"values": batches}, "height": height, "title": title, "mark": {"type": "line"},
+            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "optimiser step"},
+                         "y": {"field": "loss", "type": "quantitative", "scale": {"type": "log"}, "title": "loss"},
+                         "tooltip": [{"field": "epoch", "type": "quantitative"}, {"field": "step", "type": "quantitative"},
+                                     {"field": "loss", "type": "quantitative", "format": ".4f"}]}}
+
+
+def batch_chart(batches: list[dict[str, Any]], height: int = 200, **kw: Any) -> None:
     if batches:
-        frame = pd.DataFrame(batches)
-        st.altair_chart(alt.Chart(frame, title="training loss per batch (live run)").mark_line().encode(
-            x=alt.X("step:Q", title="optimiser step"), y=alt.Y("loss:Q", scale=alt.Scale(type="log")),
-            tooltip=["epoch:Q", "step:Q", alt.Tooltip("loss:Q", format=".4f")]).properties(height=height),
-            width="stretch")
+        st.vega_lite_chart(batch_spec(batches, height, **kw), width="stretch")

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import streamlit as st
 
 from core.augment import AugmentConfig
-from core.budget import Speed, describe_limits, estimate_seconds, fit_to_budget, measure_speed
+from core.budget import describe_limits, fit_to_budget, modelled_speed
 from core.recipe import OPTIMIZERS, SCHEDULES, Recipe
 from core.steps import ROTATE
 from core.train import TrainConfig
 from ui.link import LinkedWidgets
+from ui.state import run_queue
 
 QUICK_SECONDS = 60.0
 QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS = 20, 3
@@ -25,7 +26,8 @@ EMA_CHOICES = (0.0, 0.99, 0.995, 0.998, 0.999)
 class Choice:
     config: TrainConfig  # what Train will run (budget applied)
     label: str  # "reduced: ..." / "full: ..."
-    estimate_s: float
+    estimate_s: float  # once it has started, on this server (queue time not included)
+    sizing: str  # how its size was chosen, in a few words
 
 
 def step_controls(number: int, link: LinkedWidgets) -> TrainConfig:
@@ -81,22 +83,22 @@ def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
                   clean_fraction=float(clean), ema=float(ema))
 
 
-@st.cache_data(max_entries=64, ttl=600, show_spinner="Timing a few training steps…")
-def cached_speed(config: TrainConfig) -> Speed:
-    return measure_speed(config)
-
-
 def budget_controls(config: TrainConfig, link: LinkedWidgets, on_gpu: bool) -> Choice:
-    """Quick (about a minute) or full; epochs; seed."""
+    """Quick (about a minute on a 2-core CPU) or full; epochs; seed. The quick size comes from the
+    network's cost model, never from a timing, so the same link trains the same images every time."""
     b1, b2, b3 = st.columns([3, 2, 2])
     budget = link.select(b1, "Budget", BUDGETS, "full" if on_gpu else "quick", "budget", radio=True, horizontal=True,
                          format_func=lambda b: "≈ 1 min" if b == "quick" else "full",
-                         help="≈ 1 min: fewer images per epoch (and fewer epochs, down to 3, if each would be tiny). "
-                              "Full: every image in every epoch.")
+                         help="≈ 1 min: fewer images per epoch (and fewer epochs, down to 3, if each would be tiny), "
+                              "sized from the network's multiply-adds and activations so that a 2-core CPU takes "
+                              "about a minute; the same link always trains the same images. Full: every image in "
+                              "every epoch.")
     epochs = link.number(b2, "Epochs", 1, 30, config.recipe.epochs, "epochs")
     seed = link.number(b3, "Seed", 0, 10_000, 1, "seed")
     chosen = config.with_overrides(epochs=int(epochs), seed=int(seed))
-    speed = cached_speed(chosen.with_overrides(seed=0))
+    speed = modelled_speed(chosen)
     if budget == "quick":
         chosen = fit_to_budget(chosen, speed, QUICK_SECONDS, QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS)
-    return Choice(chosen, describe_limits(chosen), estimate_seconds(chosen, speed))
+    sizing = ("≈ 1 min budget, sized from this network's cost: the same images on every visit" if budget == "quick"
+              else "every image")
+    return Choice(chosen, describe_limits(chosen), run_queue().estimate(chosen, speed), sizing)

@@ -3,8 +3,9 @@ resources every session uses (device, MNIST tensors, the training queue, the run
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import streamlit as st
 
@@ -36,15 +37,10 @@ def data_problem() -> str | None:
         return str(exc)
 
 
-def data_loader(device: Any) -> Callable[[], MNISTTensors]:
-    """A loader bound to this session's settings, safe to call from a training thread (which has
-    no access to st.session_state). Loads once per process; raises DataError."""
-    folder, download = data_dir(), allow_download()
-    return lambda: load_cached(folder, download=download, device=device)
-
-
 def load_data(device: Any) -> MNISTTensors:
-    return data_loader(device)()
+    """MNIST for this session's pages (augmentation viewer, inspect), loaded once per process;
+    raises DataError. Training loads its own copy in the worker process."""
+    return load_cached(data_dir(), download=allow_download(), device=device)
 
 
 def show_data_problem(problem: str) -> None:
@@ -61,8 +57,24 @@ def device() -> Any:
 
 @st.cache_resource
 def run_queue() -> RunQueue:
-    """One queue for every browser session of this server."""
-    return RunQueue()
+    """One queue for every browser session of this server; its worker process starts now, so the
+    first Train does not wait for it, and is handed back when the server stops."""
+    queue = RunQueue()
+    queue.start()
+    atexit.register(queue.close)
+    return queue
+
+
+@st.cache_resource
+def _warmed(folder: str, download: bool) -> bool:
+    run_queue().executor.warm(folder, download)
+    return True
+
+
+def warm_workers() -> None:
+    """Have the training workers load this session's MNIST folder before anyone presses Train
+    (call it once the folder is known to be usable)."""
+    _warmed(data_dir(), allow_download())
 
 
 def runs_db() -> Path:

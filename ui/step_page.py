@@ -21,9 +21,9 @@ from core.steps import get_step
 from ui.compare import compare_picker
 from ui.controls import budget_controls, step_controls
 from ui.link import LinkedWidgets
-from ui.state import ablation, data_problem, device, references, show_data_problem
+from ui.state import ablation, data_problem, device, references, show_data_problem, warm_workers
 from ui.tables import layer_table
-from ui.training import compare_key, compare_tables, live_area, live_batches, train_buttons
+from ui.training import LiveView, compare_key, compare_tables, live_batches, train_buttons
 
 
 def safe(fn, *args: Any, **kwargs: Any) -> Any:
@@ -62,6 +62,7 @@ def render(number: int) -> None:
             if problem:
                 show_data_problem(problem)
             else:
+                warm_workers()
                 choice = safe(budget_controls, config, link, device().type == "cuda")
             if choice is not None:
                 train_buttons(number, choice)
@@ -71,7 +72,8 @@ def render(number: int) -> None:
         if doc is not None:
             figures(doc)
         chosen = compare_picker(number, compare_key(number))
-        live_area(number, chosen)
+        live = LiveView(number, chosen)
+        live.draw()
     link.notice()
     st.divider()
     result, layers, table, batches = st.tabs(["Result and analysis", "Layers", "Compare: what differs",
@@ -85,6 +87,7 @@ def render(number: int) -> None:
         compare_tables(number)
     with batches:
         live_batches(number)
+    live.follow()  # last: keeps the charts and status current while this session's runs go on
 
 
 def lesson_for(number: int):

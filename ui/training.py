@@ -1,9 +1,11 @@
 """Train, Train 3 seeds and Stop; the runs this session started on a step, drawn live on the same
-charts as the runs picked for comparison. Every run goes through the server's one queue."""
+charts as the runs picked for comparison. Every run goes through the server's one queue and
+trains in its worker process; this page only watches."""
 
 from __future__ import annotations
 
-from typing import Callable
+import time
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -11,9 +13,9 @@ from core.challenge import CHALLENGE
 from core.compare import Group, Run, differing_table, group_runs, noise_verdicts
 from core.model import device_label
 from core.queue import Job, Snapshot
-from ui.charts import batch_chart, history_charts
+from ui.charts import batch_chart, history_specs, show_history
 from ui.controls import Choice
-from ui.state import data_loader, device, run_queue, runs_db
+from ui.state import allow_download, data_dir, device, run_queue, runs_db
 
 SEEDS_PER_GROUP = 3
 
@@ -32,13 +34,11 @@ def submit(number: int, choice: Choice, seeds: int) -> None:
     keep = [f"run {s.run_id}" for s in (j.snapshot() for j in live_jobs(number)) if s.run_id is not None]
     picked = st.session_state.get(compare_key(number), [])
     st.session_state[compare_key(number)] = list(dict.fromkeys(picked + keep))
-    dev = device()
-    loader = data_loader(dev)
     jobs = []
     for offset in range(seeds):
-        config = choice.config.with_overrides(seed=choice.config.seed + offset, device=str(dev))
-        jobs.append(run_queue().submit(Job(config, loader, label=choice.label, estimate_s=choice.estimate_s,
-                                           db=runs_db(), source="app")))
+        config = choice.config.with_overrides(seed=choice.config.seed + offset, device=str(device()))
+        jobs.append(run_queue().submit(Job(config, data_dir(), allow_download(), label=choice.label,
+                                           estimate_s=choice.estimate_s, db=runs_db(), source="app")))
     st.session_state[live_key(number)] = jobs
 
 
@@ -58,8 +58,12 @@ def train_buttons(number: int, choice: Choice) -> None:
               help=f"Seeds {choice.config.seed}-{choice.config.seed + SEEDS_PER_GROUP - 1}: the same settings three "
                    "times, to see how much of a difference the random seed alone makes")
     b3.button("Stop", key=f"stop_{number}", disabled=not active, on_click=stop_all, args=(number,), width="stretch",
-              icon=":material/stop:")
-    st.caption(f"{choice.label}; about {choice.estimate_s:.0f} s per run on {device_label(device())}")
+              icon=":material/stop:", help="A training run stops after its current batch (its epochs so far are "
+                                           "kept); a run still in the queue leaves it")
+    waiting, wait_s = run_queue().load()
+    queue_note = f" · {waiting} run{'s' if waiting != 1 else ''} in the queue now, about {wait_s:.0f} s" if waiting else ""
+    st.caption(f"{choice.label} ({choice.sizing}); about {choice.estimate_s:.0f} s once it starts on "
+               f"{device_label(device())}{queue_note}")
 
 
 # --- the live area: charts of live + compared runs, status ----------------------------------------
@@ -68,53 +72,164 @@ def compare_key(number: int) -> str:
     return f"compare_{number}"
 
 
-def live_area(number: int, compared: Callable[[], list[Run]], chart_height: int = 250) -> None:
-    """A fragment that redraws every second while this session has a run queued or running."""
-    jobs = live_jobs(number)
-    active = any(j.snapshot().active for j in jobs)
+class LiveView:
+    """The charts and the status of this session's runs on a step page.
 
-    @st.fragment(run_every=1.0 if active else None)
-    def view() -> None:
-        snaps = [j.snapshot() for j in jobs]
-        live = [Run(f"live {i}", j.config, s.epochs, "live") for i, (j, s) in enumerate(zip(jobs, snaps)) if s.epochs]
-        own_ids = {f"run {s.run_id}" for s in snaps if s.run_id is not None}
-        others = [r for r in compared() if r.key not in own_ids]
-        groups = group_runs(live + others) if live or others else []
-        history_charts(groups, chart_height)
-        status_lines(jobs, snaps)
-        st.session_state[f"groups_{number}"] = groups
-        was = st.session_state.get(f"was_active_{number}")
-        now = any(s.active for s in snaps)
-        st.session_state[f"was_active_{number}"] = now
-        if was and not now:
-            st.rerun()  # refresh the buttons and the tables below once the runs end
+    `draw` lays them out with the rest of the page; `follow`, the page script's last call, keeps
+    them current while a run is queued or training: it looks at the runs four times a second and
+    sends the browser only what changed, and what changes all the time (percentage, time left,
+    place in the queue, the curves) every few seconds. A page that redraws only on news costs its
+    browser and the server almost nothing between updates, where a rerun of the page (or of a
+    fragment) every second made the browser re-process every element of it each time. Any click on
+    the page interrupts `follow` (Streamlit reruns the script)."""
 
-    view()
+    # Seconds between redraws of what changes all the time; a new state (queued -> training -> done)
+    # is drawn at once. Every redraw makes the browser re-process the page: on a step page in
+    # Chromium a progress update costs about 0.1 s of CPU, which a 2-core server shares with training.
+    REDRAW_EVERY_S = {"status": 5.0, "batches": 3.0, "charts": 5.0}
+
+    def __init__(self, number: int, compared: Callable[[], list[Run]], chart_height: int = 250) -> None:
+        self.number, self.compared, self.height = number, compared, chart_height
+        self.jobs = live_jobs(number)
+        self._charts, self._status = st.empty(), st.empty()
+        # a widget is drawn at most once per script run, so each queued run's Cancel has a slot of its own
+        self._cancels = {job.id: st.empty() for job in self.jobs}
+        self._batches = st.empty()
+        self._shown: dict[str, Any] = {}
+        self._drawn_at: dict[str, float] = {}
+        self._waits: dict[int, float] = {}  # job id -> the start estimate shown
+
+    def _due(self, part: str, value: Any, urgent: bool) -> bool:
+        """Whether `part` should be redrawn with `value`: when it changed, and either the change
+        matters (urgent) or its last redraw is old enough."""
+        if part in self._shown and self._shown[part] is value:
+            return False
+        if part in self._shown and self._shown[part] == value:
+            return False
+        if not urgent and time.monotonic() - self._drawn_at.get(part, 0.0) < self.REDRAW_EVERY_S[part]:
+            return False
+        self._shown[part], self._drawn_at[part] = value, time.monotonic()
+        return True
+
+    def draw(self) -> list[Snapshot]:
+        snaps = [j.snapshot() for j in self.jobs]
+        specs = _charts(self.number, self.jobs, snaps, self.compared, self.height)[1]
+        settled = not any(s.status == "running" for s in snaps)
+        if self._due("charts", specs, urgent=settled or "charts" not in self._shown):
+            with self._charts.container():
+                show_history(specs)
+        rows = status_rows(self.jobs, snaps, self._waits)
+        if self._due("status", rows, urgent=[r[0] for r in rows] != [r[0] for r in self._shown.get("status", [])]):
+            with self._status.container():
+                show_status(rows)
+                finished = [(j, s) for j, s in zip(self.jobs, snaps) if s.status == "completed" and s.epochs]
+                if finished:
+                    verdict_line(finished)
+        for job, snap in zip(self.jobs, snaps):
+            drawn = self._shown.get(f"cancel {job.id}")
+            if snap.status == "queued" and drawn is None:
+                self._cancels[job.id].button(f"Cancel seed {job.config.seed}", key=f"cancel_{job.id}",
+                                             on_click=job.stop, icon=":material/close:")
+                self._shown[f"cancel {job.id}"] = True
+            elif snap.status != "queued" and drawn:
+                self._cancels[job.id].empty()
+                self._shown[f"cancel {job.id}"] = False
+        first = next((s for s in snaps if s.status == "running" and s.batches and not s.epochs), None)
+        drawn = self._shown.get("batches", 0)
+        if self._due("batches", len(first.batches) if first is not None else 0, urgent=first is None or not drawn):
+            if first is not None:  # until the first epoch is drawn, the loss per batch shows the run has begun
+                with self._batches.container():
+                    batch_chart(first.batches, height=110,
+                                title="training loss per batch (this run, until its first epoch)")
+            else:
+                self._batches.empty()
+        return snaps
+
+    def follow(self, interval: float = 0.25) -> None:
+        """While a run is queued or training: redraw what changed; once none is, rerun the page
+        (its buttons, tables and run list follow)."""
+        if not any(j.snapshot().active for j in self.jobs):
+            return
+        while True:
+            time.sleep(interval)
+            st.session_state.get(live_key(self.number))  # a yield point: a click on the page interrupts here
+            snaps = self.draw()
+            if not any(s.active for s in snaps):
+                st.rerun()
 
 
-def status_lines(jobs: list[Job], snaps: list[Snapshot]) -> None:
+def _charts(number: int, jobs: list[Job], snaps: list[Snapshot], compared: Callable[[], list[Run]],
+            height: int) -> tuple[list[Group], list]:
+    """Groups and chart specs, rebuilt only when an epoch arrived or the picks changed (kept per
+    session and step). What does not change during a run is built once: the compared runs (once per
+    pick) and each group's band of seeds (once per group and epoch count)."""
+    picks = tuple(st.session_state.get(compare_key(number), []))
+    key = (picks, height, tuple((j.id, len(s.epochs), s.run_id) for j, s in zip(jobs, snaps)))
+    cache_key = f"charts_{number}"
+    held = st.session_state.get(cache_key)
+    if held is not None and held["key"] == key:
+        return held["groups"], held["specs"]
+    same_picks = held is not None and held["key"][0] == picks
+    static = held["static"] if same_picks else compared()
+    bands = held["bands"] if same_picks else {}
+    live = [Run(f"live {i}", j.config, s.epochs, "live") for i, (j, s) in enumerate(zip(jobs, snaps)) if s.epochs]
+    own_ids = {f"run {s.run_id}" for s in snaps if s.run_id is not None}
+    others = [r for r in static if r.key not in own_ids]
+    groups = group_runs(live + others) if live or others else []
+    specs = history_specs(groups, height, bands)
+    st.session_state[cache_key] = {"key": key, "groups": groups, "specs": specs, "static": static, "bands": bands}
+    st.session_state[f"groups_{number}"] = groups  # for the comparison table below the charts
+    return groups, specs
+
+
+def _steady(shown: dict[int, float], job_id: int, seconds: float) -> float:
+    """A countdown that does not flicker: the estimate moves as each batch reports progress, so a
+    new figure replaces the one shown only when it differs by more than 10 % (or 5 s)."""
+    old = shown.get(job_id)
+    if old is None or abs(seconds - old) > max(5.0, 0.1 * old):
+        shown[job_id] = seconds
+    return shown[job_id]
+
+
+def _about(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 30 else f"{5 * round(seconds / 5):.0f} s"
+
+
+def _soon(seconds: float) -> str:
+    """A wait in the queue, in words that change about once a minute (each change is a redraw)."""
+    return "within a minute" if seconds < 60 else f"in about {round(seconds / 60):.0f} min"
+
+
+def status_rows(jobs: list[Job], snaps: list[Snapshot], waits: dict[int, float] | None = None) -> list[tuple[str, str, float]]:
+    """(kind, text, progress) per line: what the status area shows, comparable between redraws."""
+    waits = {} if waits is None else waits
+    rows = []
     for job, snap in zip(jobs, snaps):
         name = f"seed {job.config.seed}"
         if snap.status == "queued":
-            c1, c2 = st.columns([5, 1])
-            wait = f", starts in about {snap.starts_in:.0f} s" if snap.starts_in is not None else ""
-            c1.info(f"{name}: queued, {snap.ahead} run{'s' if snap.ahead != 1 else ''} ahead{wait}.",
-                    icon=":material/hourglass_top:")
-            c2.button("Cancel", key=f"cancel_{id(job)}", on_click=job.stop)
+            wait = f", starts {_soon(_steady(waits, job.id, snap.starts_in))}" if snap.starts_in is not None else ""
+            rows.append(("info", f"{name}: queued, {snap.ahead} run{'s' if snap.ahead != 1 else ''} ahead{wait}.", 0.0))
         elif snap.status == "running":
-            eta = f", about {snap.eta:.0f} s left" if snap.eta is not None else ""
-            st.progress(min(snap.progress, 1.0), text=f"{name}: {snap.progress:.0%}{eta} ({snap.elapsed:.0f} s)")
+            eta = f", about {_about(_steady(waits, job.id, snap.eta))} left" if snap.eta is not None else ", starting"
+            rows.append(("progress", f"{name}: {snap.progress:.0%}{eta}", min(round(snap.progress, 2), 1.0)))
         elif snap.status == "failed":
-            st.error(f"{name}: training stopped: {snap.reason}")
+            rows.append(("error", f"{name}: training stopped: {snap.reason}", 0.0))
         elif snap.status == "cancelled":
-            st.caption(f"{name}: cancelled before it started.")
+            rows.append(("caption", f"{name}: cancelled before it started.", 0.0))
         elif snap.status == "stopped":
-            st.info(f"{name}: stopped after {len(snap.epochs)} epoch(s); the history so far is kept.")
-        for warning in snap.warnings:
-            st.warning(warning)
-    finished = [(j, s) for j, s in zip(jobs, snaps) if s.status == "finished" and s.epochs]
-    if finished:
-        verdict_line(finished)
+            rows.append(("info", f"{name}: stopped after {len(snap.epochs)} epoch(s); the history so far is kept.", 0.0))
+        rows += [("warning", warning, 0.0) for warning in snap.warnings]
+    return rows
+
+
+def show_status(rows: list[tuple[str, str, float]]) -> None:
+    for kind, text, progress in rows:
+        if kind == "progress":
+            st.progress(progress, text=text)
+        elif kind == "info":
+            st.info(text, icon=":material/hourglass_top:" if "queued" in text else None)
+        else:
+            getattr(st, kind)(text)
 
 
 def verdict_line(finished: list[tuple[Job, Snapshot]]) -> None:

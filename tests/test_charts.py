@@ -1,0 +1,48 @@
+"""The live charts are plain Vega-Lite dicts (cheap to resend every second): they must be valid
+specs (checked against altair's Vega-Lite schema) and show what the groups hold."""
+
+import altair as alt
+import pytest
+
+from core.compare import Run, group_runs
+from core.train import TrainConfig
+from ui.charts import batch_spec, history_specs
+
+
+def epochs(accs):
+    return [{"epoch": i + 1, "train_loss": 0.5 / (i + 1), "train_acc": a - 1, "test_loss": 0.4 / (i + 1),
+             "test_acc": a} for i, a in enumerate(accs)]
+
+
+@pytest.fixture
+def groups():
+    base = TrainConfig.for_step(9)
+    reference = [Run(f"reference seed {s}", base.with_overrides(seed=s), epochs([98.0 + s / 10, 99.0 + s / 10]),
+                     "reference") for s in (1, 2, 3)]
+    live = Run("live 0", base.with_overrides(batchnorm=False), epochs([97.5]), "live")
+    return group_runs([live, *reference])
+
+
+def test_history_specs_are_valid_vega_lite_and_hold_every_group(groups):
+    acc, loss = history_specs(groups, height=200)
+    for spec in (acc, loss):
+        alt.LayerChart.from_dict(spec)  # raises on a spec the schema does not allow
+        assert spec["height"] >= 200  # the plot's 200 px, plus a row per legend entry
+    values = acc["data"]["values"]
+    assert {v["group"] for v in values} == {g.label for g in groups}
+    assert {v["curve"] for v in values} == {"test", "train"}
+    band = next(v for v in values if v["n"] == 3 and v["curve"] == "test" and v["epoch"] == 2)
+    assert (band["low"], band["high"]) == (99.1, 99.3)  # the reference seeds' spread
+    low, high = acc["layer"][1]["encoding"]["y"]["scale"]["domain"]
+    assert low < 97.5 and 99.3 < high <= 100  # zoomed on the test curves, every one of them inside
+    assert loss["layer"][1]["encoding"]["y"]["scale"] == {"type": "log"}
+
+
+def test_nothing_to_draw_gives_no_chart():
+    assert history_specs([]) == [None, None]
+
+
+def test_the_batch_chart_is_valid_vega_lite():
+    spec = batch_spec([{"step": 10, "epoch": 1, "loss": 1.2, "acc": 50.0, "lr": 0.01}], 110)
+    alt.Chart.from_dict(spec)
+    assert spec["data"]["values"][0]["loss"] == 1.2
