@@ -97,7 +97,8 @@ def show_history(specs: list[dict[str, Any] | None]) -> None:
 def batch_spec(batches: list[dict[str, Any]], height: int = 200,
                title: str = "training loss per batch (live run)") -> dict[str, Any]:
     return {"data": {"values": batches}, "height": height, "title": title, "mark": {"type": "line"},
-            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "optimiser step"},
+            "encoding": {"x": {"field": "step", "type": "quantitative", "title": "optimiser step",
+                               "axis": {"format": "d", "tickMinStep": 1}},
                          "y": {"field": "loss", "type": "quantitative", "scale": {"type": "log"}, "title": "loss"},
                          "tooltip": [{"field": "epoch", "type": "quantitative"}, {"field": "step", "type": "quantitative"},
                                      {"field": "loss", "type": "quantitative", "format": ".4f"}]}}
