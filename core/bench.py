@@ -167,8 +167,8 @@ def run_queue_bench(data_dir: str | None, download: bool, sessions: int, log: Ca
         f"{ratio:.2f}x the back-to-back time (goal <= 1.1)")
     log(f"  every queued result equals the same seed run alone: {'yes' if all(same) else 'NO'}")
     return {"device": device_label(torch.device("cpu")), "torch": torch.__version__, "sessions": sessions,
-            "batches_per_run": max_batches, "workers": queue.workers, "back_to_back_seconds": round(serial_s, 2),
-            "queued_seconds": round(queued_s, 2), "ratio": round(ratio, 3), "identical_results": all(same),
+            "batches_per_run": max_batches, "workers": queue.workers, "back_to_back_seconds": round(serial_s, 3),
+            "queued_seconds": round(queued_s, 3), "ratio": round(ratio, 3), "identical_results": all(same),
             "date": time.strftime("%Y-%m-%d")}
 
 

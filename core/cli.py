@@ -21,6 +21,9 @@ from core.spec import SpecError
 from core.store import STATUSES, SOURCES, StoreError
 
 EXIT_BAD_INPUT = 2
+NET_HELP = ("a network in the notation c<channels>[k<kernel>][s<stride>][p<padding>][d<dilation>][b] (convolution), "
+            "M / A[<size>] (max / average pool), and last G (GAP + 1x1) or F (one convolution over the last grid), "
+            "comma-separated, e.g. 'c8,c8,M,c16,c16,c16,c16,G' (see the README)")
 
 
 class CleanParser(argparse.ArgumentParser):
@@ -71,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("steps", help="list the nine lifecycle steps")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("summary", help="per-layer table of one step: shapes, params, receptive field")
-    p.add_argument("--step", type=int, required=True)
+    p = sub.add_parser("summary", help="per-layer table of one step or design: shapes, params, receptive field")
+    p.add_argument("--step", type=int, default=None, help="a lifecycle step (or give --net)")
+    p.add_argument("--net", default=None, help=NET_HELP)
     _add_toggles(p)
     p.add_argument("--json", action="store_true")
 
@@ -82,12 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "gap, bn, relu, dropout (p), flatten, linear (out_features), softmax. "
                                    "Input is 1 channel. Example: "
                                    '\'[{"type":"conv","out_channels":8},{"type":"maxpool"},{"type":"gap"}]\'')
-    p.add_argument("--layers", required=True, help="JSON list of layer objects, or @file.json")
+    p.add_argument("--layers", default=None, help="JSON list of layer objects, or @file.json")
+    p.add_argument("--net", default=None, help="instead of --layers: " + NET_HELP)
     p.add_argument("--input-size", type=int, default=28)
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("train", help="train one step on MNIST (recorded in the run store)")
-    p.add_argument("--step", type=int, default=9)
+    p = sub.add_parser("train", help="train one step or design on MNIST (recorded in the run store)")
+    p.add_argument("--step", type=int, default=9, help="the step (with --net: the step whose recipe the design uses)")
+    p.add_argument("--net", default=None, help="train this network instead of the step's own: " + NET_HELP)
     _add_toggles(p)
     _add_recipe(p)
     p.add_argument("--seed", type=int, default=1)
@@ -218,15 +224,32 @@ def _print_layers(layers: list[dict[str, Any]], params: int) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
-    from core.lifecycle import describe_step
+    from core.lifecycle import describe_config
 
-    doc = describe_step(args.step, args.batchnorm, args.dropout, args.gap)
+    if (args.step is None) == (args.net is None):
+        raise ValueError("give either --step N or --net '...'")
+    from core.steps import STEPS
+    from core.train import TrainConfig
+
+    step = len(STEPS) if args.step is None else args.step  # a design takes the final step's recipe
+    config = TrainConfig.for_step(step, net=args.net, batchnorm=args.batchnorm, dropout=args.dropout, gap=args.gap)
+    doc = describe_config(config)
     emit(doc) if args.json else _print_layers(doc["layers"], doc["params"])
 
 
 def cmd_rf(args: argparse.Namespace) -> None:
-    from core.lifecycle import describe_stack
+    from core.lifecycle import describe_config, describe_stack
+    from core.steps import STEPS
+    from core.train import TrainConfig
 
+    if (args.layers is None) == (args.net is None):
+        raise ValueError("give either --layers '[...]' or --net '...'")
+    if args.net is not None:
+        if args.input_size != 28:
+            raise ValueError("--net describes networks for 28x28 MNIST digits; use --layers for other input sizes")
+        doc = describe_config(TrainConfig.for_step(len(STEPS), net=args.net))
+        emit(doc) if args.json else _print_layers(doc["layers"], doc["params"])
+        return
     text = args.layers
     if text.startswith("@"):
         try:
@@ -245,7 +268,7 @@ def train_config(args: argparse.Namespace):
     from core.train import TrainConfig
 
     return TrainConfig.for_step(
-        args.step, batchnorm=args.batchnorm, dropout=args.dropout, gap=args.gap, epochs=args.epochs,
+        args.step, net=args.net, batchnorm=args.batchnorm, dropout=args.dropout, gap=args.gap, epochs=args.epochs,
         seed=args.seed, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule, batch_size=args.batch_size,
         weight_decay=args.weight_decay, max_batches=args.max_batches, train_fraction=args.train_fraction,
         device=args.device, augment=AugmentConfig() if args.no_augment else None,
@@ -271,7 +294,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     recorder.start(config, "cli", device_label(device), params, limits)
     finish = "".join([f", last {recipe.clean_fraction:.0%} of the run un-augmented" if recipe.clean_fraction else "",
                       f", testing a weight average (EMA {recipe.ema:g})" if recipe.ema else ""])
-    progress(f"step {config.step} on {device_label(device)}: {limits}, augment: {recipe.augment.describe()}{finish}"
+    what = f"design {config.net} (step {config.step}'s recipe)" if config.is_design else f"step {config.step}"
+    progress(f"{what}, {params:,} parameters, on {device_label(device)}: {limits}, augment: {recipe.augment.describe()}{finish}"
              + (f"; recorded as run {recorder.run_id} in {store.path}" if recorder.run_id is not None else ""))
     epochs: list[dict[str, Any]] = []
     final = None

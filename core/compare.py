@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from core.challenge import min_last
+from core.net import body_text
 from core.train import TrainConfig
 
-IGNORED = ("device", "log_every", "step")
+IGNORED = ("device", "log_every", "step")  # the step is where a run belongs; its network is `net`
 
 
 def _pct(v: float) -> str:
@@ -20,6 +21,7 @@ def _pct(v: float) -> str:
 
 # every config field a label may mention, in the order labels mention them
 LABELS: dict[str, Callable[[Any], str]] = {
+    "net": lambda v: f"net {v or '(head only)'}",
     "toggles.batchnorm": lambda v: f"BN {'on' if v else 'off'}",
     "toggles.dropout": lambda v: f"dropout {v:.2f}" if v else "no dropout",
     "toggles.gap": lambda v: "GAP" if v else "no GAP",
@@ -46,7 +48,8 @@ def flat(config: TrainConfig) -> dict[str, Any]:
     out |= {f"recipe.{k}": v for k, v in d["recipe"].items() if k != "augment"}
     out["recipe.augment"] = config.recipe.augment.describe()
     out["size"] = run_size(config)
-    out |= {k: v for k, v in d.items() if k not in ("toggles", "recipe") + IGNORED + SIZE_FIELDS}
+    out |= {k: v for k, v in d.items() if k not in ("toggles", "recipe", "net") + IGNORED + SIZE_FIELDS}
+    out["net"] = body_text(config.net)  # the head is the GAP toggle, labelled as such
     return out
 
 

@@ -56,6 +56,8 @@ def model_source(trained: TrainedModel) -> str:
     names = module_names(layers)
     rows = rf_table(layers)
     step = get_step(trained.config.step)
+    what = (f"A design ({trained.config.net}, trained with step {step.number}'s recipe)" if trained.config.is_design
+            else f"Step {step.number} of the tiny-CNN lifecycle ({step.title})")
     width = max(len(n) for n in names)
     init = []
     for name, module, row in zip(names, model, rows):
@@ -63,7 +65,7 @@ def model_source(trained: TrainedModel) -> str:
         init.append(f"self.{name:<{width}} = {_constructor(module)}  # -> {shape}, receptive field {row.rf}")
     forward = [f"x = self.{name}(x)" for name in names]
     header = textwrap.dedent(f'''\
-        """Step {step.number} of the tiny-CNN lifecycle ({step.title}): {count_params(model):,} parameters.
+        """{what}: {count_params(model):,} parameters.
 
         Written by `python -m core export` from the project's layer spec; needs only PyTorch.
         Weights: {trained.name} ({trained.provenance}).

@@ -71,7 +71,8 @@ def stored_model(store: RunStore, run_id: int) -> TrainedModel:
     if weights is None:
         raise ModelError(f"run {run_id} kept no weights (it ended before its first epoch, or was interrupted)")
     score = f", min(last 3) {run.min_last3:.2f} %" if run.min_last3 is not None else ""
-    return TrainedModel(f"run {run.id}: step {run.step}, seed {run.seed}", run.config, weights,
+    what = f"design {run.config.net}" if run.config.is_design else f"step {run.step}"
+    return TrainedModel(f"run {run.id}: {what}, seed {run.seed}", run.config, weights,
                         f"run {run.id} in {store.path} · {run.source} · {run.device} · {run.started} · "
                         f"{run.label} · {run.status}{score}")
 

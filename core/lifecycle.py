@@ -6,8 +6,10 @@ from dataclasses import asdict
 from typing import Any
 
 from core.model import build_model, count_params, macs, summarize
+from core.net import format_net, net_of
 from core.spec import Layer, SpecError, layers_from_dicts
 from core.steps import STEPS, get_step, with_toggles
+from core.train import TrainConfig
 
 
 def _layers_doc(layers: list[Layer], input_size: int = 28) -> dict[str, Any]:
@@ -23,6 +25,13 @@ def describe_step(number: int, batchnorm: bool | None = None, dropout: float | N
     toggles = with_toggles(step, batchnorm, dropout, gap)
     doc = _layers_doc(step.layers(toggles))
     return {"step": number, "title": step.title, "toggles": asdict(toggles), **doc}
+
+
+def describe_config(config: TrainConfig) -> dict[str, Any]:
+    """The per-layer document of a training config's network (a step's own or a design)."""
+    doc = _layers_doc(config.layers())
+    return {"step": config.step, "title": get_step(config.step).title, "net": config.net, "design": config.is_design,
+            "toggles": asdict(config.toggles), **doc}
 
 
 def describe_stack(raw: Any, input_size: int = 28) -> dict[str, Any]:
@@ -42,7 +51,8 @@ def step_overview() -> list[dict[str, Any]]:
         doc = _layers_doc(step.layers())
         lesson = step.lesson
         rows.append({
-            "number": step.number, "title": step.title, "params": doc["params"], "rf": doc["rf"],
+            "number": step.number, "title": step.title, "net": format_net(net_of(step.spec, step.toggles.gap)),
+            "params": doc["params"], "rf": doc["rf"],
             "macs": doc["macs"], "toggles": asdict(step.toggles), "recipe": asdict(step.recipe),
             "augment": step.recipe.augment.describe(), "target": list(lesson.target),
             "analysis": list(lesson.analysis), "writeup": asdict(step.writeup),

@@ -17,13 +17,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from core.budget import Speed, estimate_seconds, modelled_speed
-from core.executor import Executor, Failed, Message, ProcessExecutor, RunSpec, RunWarning, Started, WorkerLost
 from core.data import resolve_root
+from core.executor import Executor, Failed, Message, ProcessExecutor, RunSpec, RunWarning, Started, WorkerLost
+from core.limits import ServerLimits, run_problems
 from core.store import open_store, resolve_db
 from core.train import BatchEvent, DoneEvent, EpochEvent, TrainConfig
 
@@ -175,9 +176,14 @@ def default_devices() -> list[str | None]:
     return [f"cuda:{i}" for i in range(gpus)] if gpus else [None]
 
 
+class LimitError(ValueError):
+    """A run over the server's limits (core.limits); the message says which and what to change."""
+
+
 class RunQueue:
-    def __init__(self, executor: Executor | None = None) -> None:
+    def __init__(self, executor: Executor | None = None, limits: ServerLimits | None = None) -> None:
         self.executor = executor if executor is not None else ProcessExecutor(default_devices())
+        self.limits = limits  # None: no limits (a queue on your own machine)
         self._cv = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []
@@ -195,6 +201,10 @@ class RunQueue:
         self.executor.start()
 
     def submit(self, job: Job) -> Job:
+        """Queue a job; raises LimitError (and queues nothing) when it is over the limits."""
+        problems = self.problems(job.config)
+        if problems:
+            raise LimitError("; ".join(problems))
         with self._cv:
             job._queue = self
             self._waiting.append(job)
@@ -236,6 +246,10 @@ class RunQueue:
     def estimate(self, config: TrainConfig, speed: Speed | None = None) -> float:
         """How long `config` should take here, once it has started (queue time not included)."""
         return estimate_seconds(config, speed or modelled_speed(config)) * self.pace()
+
+    def problems(self, config: TrainConfig) -> list[str]:
+        """Why `config` may not be queued here ([] when it may, or when there are no limits)."""
+        return run_problems(config, self.estimate(config), self.limits) if self.limits is not None else []
 
     def close(self) -> None:
         self.executor.close()

@@ -132,7 +132,8 @@ class StoredRun:
 
     def summary(self) -> dict[str, Any]:
         """One flat row for tables and `runs list --json`."""
-        return {"id": self.id, "step": self.step, "seed": self.seed, "status": self.status, "source": self.source,
+        return {"id": self.id, "step": self.step, "net": self.config.net if self.config.is_design else "",
+                "seed": self.seed, "status": self.status, "source": self.source,
                 "started": self.started, "epochs": len(self.epochs), "best_test_acc": self.best_test,
                 "min_last3_test_acc": self.min_last3, "params": self.params, "device": self.device,
                 "label": self.label, "reason": self.reason}

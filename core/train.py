@@ -23,7 +23,8 @@ from core.augment import AugmentConfig, augment_batch, normalize, to_float
 from core.data import MNISTTensors
 from core.model import build_model, count_params, device_label, pick_device
 from core.recipe import Recipe
-from core.spec import Toggles
+from core.net import format_net, net_of, parse_net
+from core.spec import Layer, Toggles, expand
 from core.steps import get_step
 
 NO_AUGMENT = AugmentConfig()
@@ -36,10 +37,11 @@ EVAL_BATCH = 500
 class TrainConfig:
     """What to train (a step with toggles), how (a recipe), and how much of it (limits)."""
 
-    step: int = 9
+    step: int = 9  # the lifecycle step it belongs to, or a design started from (its lesson and references)
     toggles: Toggles = field(default_factory=Toggles)
     recipe: Recipe = field(default_factory=Recipe)
     seed: int = 1
+    net: str | None = None  # the network in core.net's notation; None: the step's own (filled in below)
     max_batches: int | None = None  # per epoch, for quick runs
     train_fraction: float = 1.0  # a fixed random subset of the training images
     test_limit: int | None = None  # evaluate on the first N test images (None: all)
@@ -47,7 +49,10 @@ class TrainConfig:
     log_every: int = 10  # batches between batch events (each one syncs the GPU)
 
     def __post_init__(self) -> None:
-        get_step(self.step)
+        step = get_step(self.step)
+        # one network string, whose head always agrees with the GAP toggle (the toggle decides)
+        net = parse_net(self.net) if self.net is not None else net_of(step.spec, self.toggles.gap)
+        object.__setattr__(self, "net", format_net(replace(net, gap=self.toggles.gap)))
         checks = [
             (isinstance(self.seed, int) and 0 <= self.seed < 2**63, f"seed must be a non-negative integer, got {self.seed}"),
             (0 < self.train_fraction <= 1, f"train fraction must be in (0, 1], got {self.train_fraction}"),
@@ -61,14 +66,18 @@ class TrainConfig:
 
     @classmethod
     def for_step(cls, number: int, **overrides: Any) -> "TrainConfig":
-        """The step's own toggles and recipe, with any non-None override applied; overrides may
-        name a field of TrainConfig, Toggles or Recipe (e.g. seed=2, batchnorm=False, lr=0.2)."""
+        """The step's own network, toggles and recipe, with any non-None override applied;
+        overrides may name a field of TrainConfig, Toggles or Recipe (e.g. seed=2, batchnorm=False,
+        lr=0.2, net='c8,M,c16,G')."""
         step = get_step(number)
         return cls(step=number, toggles=step.toggles, recipe=step.recipe).with_overrides(**overrides)
 
     def with_overrides(self, **overrides: Any) -> "TrainConfig":
-        """Flat overrides routed to the dataclass that owns each name; None means 'keep'."""
+        """Flat overrides routed to the dataclass that owns each name; None means 'keep'. A new
+        `net` brings its head along (G: GAP on), unless `gap` is given too."""
         given = {k: v for k, v in overrides.items() if v is not None}
+        if "net" in given and "gap" not in given:
+            given["gap"] = parse_net(given["net"]).gap
         parts: dict[str, dict[str, Any]] = {"toggles": {}, "recipe": {}, "self": {}}
         owners = {"toggles": _names(Toggles), "recipe": _names(Recipe), "self": _names(TrainConfig)}
         for name, value in given.items():
@@ -85,8 +94,13 @@ class TrainConfig:
         batches = math.ceil(images / self.recipe.batch_size)
         return min(batches, self.max_batches) if self.max_batches else batches
 
-    def layers(self):
-        return get_step(self.step).layers(self.toggles)
+    def layers(self) -> list[Layer]:
+        return expand(parse_net(self.net).spec, self.toggles)
+
+    @property
+    def is_design(self) -> bool:
+        """A network other than its step's own (with the same head)."""
+        return self.net != format_net(net_of(get_step(self.step).spec, self.toggles.gap))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.steps import STEPS
 from core.store import SOURCES, STATUSES, StoreError, epochs_csv
+from ui.controls import link_params
 from ui.state import run_store, runs_db, stored_runs
 from ui.router import guard
 
@@ -26,6 +27,8 @@ if not runs:
     st.info("No runs match. Train one on any step page (or with `python -m core train`).")
     st.stop()
 
+st.caption("Click rows to select runs: download their epochs, delete them, or open one in **Design** (its network "
+           "and recipe, ready to change).")
 frame = pd.DataFrame([r.summary() for r in runs])
 picked = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
                       key="runs_table")
@@ -43,6 +46,9 @@ if chosen:
         else:
             st.rerun()
     for r in chosen[:3]:
+        st.page_link("pages/design.py", label=f"Open run {r.id}'s network and recipe in Design",
+                     icon=":material/design_services:",
+                     query_params=link_params(r.config, "full" if r.label.startswith("full") else "quick"))
         with st.expander(f"Run {r.id}: step {r.step}, seed {r.seed}, {r.status}"):
             st.json(r.config.as_dict(), expanded=False)
             if r.reason:

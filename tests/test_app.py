@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.lifecycle import describe_step
+from core.lifecycle import describe_config, describe_step
 from core.store import RunStore
 from core.train import TrainConfig
 
 STEP9_PARAMS = describe_step(9)["params"]
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = [f"pages/step_{n}.py" for n in range(1, 10)] + ["pages/receptive_field.py", "pages/augmentation.py",
+PAGES = [f"pages/step_{n}.py" for n in range(1, 10)] + ["pages/design.py", "pages/augmentation.py",
                                                           "pages/data.py", "pages/runs.py"]
 
 
@@ -107,12 +107,51 @@ def test_bad_link_values_fall_back_to_the_defaults_with_a_notice(app):
     assert "zoom" not in toast.value
 
 
-def test_rf_calculator_reports_a_collapsing_stack(app):
-    at = open_page(app, "pages/receptive_field.py")
-    assert next(m.value for m in at.metric if m.label == "Final receptive field") == "28×28"
-    at.number_input[0].set_value(8).run()  # the default stack cannot fit an 8x8 input
+def test_a_design_link_opens_that_design_with_its_figures(app):
+    at = open_page(app, "pages/design.py", net="c12,c16,M,c16,c16,c16,G", bn="true")
+    expected = TrainConfig.for_step(9, net="c12,c16,M,c16,c16,c16,G", batchnorm=True)
+    assert params_shown(at) == describe_config(expected)["params"]
+    assert at.query_params["net"] == ["c12,c16,M,c16,c16,c16,G"] or at.query_params["net"] == "c12,c16,M,c16,c16,c16,G"
+    assert not at.toast
+    at.toggle(key="gap").set_value(False).run()  # the head follows the GAP toggle: one conv over the last grid
+    assert params_shown(at) == describe_config(expected.with_overrides(gap=False))["params"]
+    assert "c12,c16,M,c16,c16,c16,F" in str(at.query_params["net"])
+
+
+def test_a_bad_design_link_opens_the_nearest_valid_design_and_says_what_changed(app):
+    at = open_page(app, "pages/design.py", net="c8,c0,M,M,M,M,M,c16")
+    (toast,) = at.toast
+    assert "c0" in toast.value and "added the head" in toast.value and "c8,M,M,M,M,G" in toast.value
+    assert params_shown(at) == describe_config(TrainConfig.for_step(9, net="c8,M,M,M,M,G"))["params"]
     assert not at.exception
-    assert any("collapses below 1x1" in e.value for e in at.error)
+
+
+def test_a_design_over_the_servers_limits_is_refused_before_it_is_queued(app):
+    at = open_page(app, "pages/design.py", net="c1024p1,c1024p1,c1024p1,c1024p1,G", budget="full")
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Not on this server" in warnings and ("min" in warnings or "GB" in warnings)
+    assert at.button(key="train_design").disabled and at.button(key="train3_design").disabled
+
+
+def test_train_a_design_records_its_network_and_compares_it_with_the_step(app, private_run_store):
+    at = open_page(app, "pages/design.py", net="c8,M,c16,G", epochs="1")
+    assert not at.toast  # `epochs` is a setting of this page too (the budget's)
+    at.button(key="train_design").click().run()
+    (snap,) = finish_jobs(at, "design")
+    assert snap.status == "completed", snap.reason
+    (stored,) = RunStore(private_run_store).runs()
+    assert stored.config.net == "c8,M,c16,G" and stored.config.is_design and stored.step == 9
+    labels = [g.label for g in at.session_state["groups_design"]]
+    assert any("net c8,M,c16" in label for label in labels)  # labelled by what differs from step 9's reference
+    assert any(label.startswith("reference") for label in labels)
+    at = open_page(at, "pages/runs.py")
+    assert list(at.dataframe[0].value["net"]) == ["c8,M,c16,G"]
+
+
+def test_a_step_page_opens_its_network_in_design(app):
+    at = open_page(app, "pages/step_4.py", dropout="0.2")
+    (link,) = [p for p in at.get("page_link") if "Design" in str(p.proto.label)]
+    assert "pages/design.py" in link.proto.page or "design" in link.proto.page
 
 
 def test_missing_data_is_explained_and_other_pages_still_work(monkeypatch, tmp_path):
@@ -277,3 +316,15 @@ def test_inspect_reads_an_uploaded_photo(inspect_page):
     at = inspect_page
     at.file_uploader(key="upload").set_value(("photo.png", png_bytes(photo), "image/png")).run()
     assert any("It reads a" in m.value for m in at.markdown), [w.value for w in at.warning]
+
+
+def test_fuzzed_design_links_never_break_the_page(app):
+    import random
+
+    rng = random.Random(7)
+    alphabet = list("cCmMaAgGfFkKsSpPdDbB0123456789,, x-%")
+    for _ in range(12):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        at = open_page(app, "pages/design.py", net=text)
+        assert not at.exception, (text, at.exception)
+        assert params_shown(at) > 0 or any("cannot be built" in e.value for e in at.error), text

@@ -25,7 +25,7 @@ if CHROMIUM is None:
                 allow_module_level=True)
 
 playwright = pytest.importorskip("playwright.sync_api")
-PAGE_TITLES = {"The challenge", "Runs", "Receptive-field calculator", "Augmentation viewer", "Data and run history",
+PAGE_TITLES = {"The challenge", "Runs", "Design a network", "Inspect a trained network", "Augmentation viewer", "Data and run history",
                *(f"{s.number}. {s.title}" for s in STEPS)}
 SHOTS = Path(os.environ.get("E2E_SCREENSHOTS", "")) if os.environ.get("E2E_SCREENSHOTS") else None
 
@@ -65,6 +65,19 @@ def stop_server(proc) -> None:
 def server(mnist_root):
     """A fresh server per test: the first-paint test needs one nobody has visited yet."""
     proc, url = start_server(mnist_root)
+    try:
+        yield url
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture
+def slow_server(tmp_path):
+    """A server on 12,000 training images: 30 epochs last minutes, so Stop lands in mid-run (on the
+    shared 1,200-image set a run can end before the click arrives)."""
+    from conftest import make_mnist_root
+
+    proc, url = start_server(make_mnist_root(tmp_path / "data", 12_000, 400))
     try:
         yield url
     finally:
@@ -181,11 +194,12 @@ def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server
     shot(page, "inspect_drawn_digit")
 
 
-def test_stop_in_mid_run_and_a_reload_in_mid_run(server, browser, private_run_store):
+def test_stop_in_mid_run_and_a_reload_in_mid_run(slow_server, browser, private_run_store):
     """Stop keeps the epochs so far; a page reloaded while its run trains comes back whole, and the
     run (which trains in the server's worker process, not in the page) goes on and is recorded."""
     from core.store import RunStore
 
+    server = slow_server
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(f"{server}/step_9?epochs=30&budget=full", timeout=60_000)
     page.get_by_role("button", name="Train", exact=True).click()
@@ -211,3 +225,61 @@ def test_stop_in_mid_run_and_a_reload_in_mid_run(server, browser, private_run_st
     latest = RunStore(private_run_store).runs()[0]
     assert latest.status == "completed" and len(latest.epochs) == 2
     shot(page, "reloaded_mid_run")
+
+
+def test_design_a_network_edit_it_and_share_it(server, browser):
+    """Edit a stack in the table and watch the figures follow; the link carries the edit into a fresh
+    browser; a step page opens its network in Design."""
+    from core.lifecycle import describe_config
+    from core.train import TrainConfig
+
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{server}/step_4", timeout=60_000)
+    page.get_by_text("Open this network in Design").click()
+    step4 = TrainConfig.for_step(4)
+    page.get_by_text(step4.net, exact=False).first.wait_for(timeout=90_000)
+    page.get_by_text(f"{describe_config(step4)['params']:,}", exact=True).first.wait_for(timeout=30_000)
+
+    page.goto(f"{server}/design?net=c8,c8,M,c16,c16,c16,c16,G", timeout=60_000)
+    page.get_by_role("button", name="Train", exact=True).wait_for(timeout=90_000)
+    before = TrainConfig.for_step(9)
+    page.get_by_text(f"{describe_config(before)['params']:,}", exact=True).first.wait_for(timeout=30_000)
+    # the grid is drawn on a canvas: select the first row's 'row' cell (rows are 35 px high, under a
+    # 35 px header; a 33 px row-marker column comes first), step right past 'layer' to 'channels',
+    # open its editor and type over it as a student would
+    editor = page.get_by_test_id("stDataFrame").first
+    editor.locator("canvas").first.wait_for(timeout=30_000)
+    for _ in range(3):  # a busy machine can draw the grid late and drop the first keys: try again
+        page.wait_for_timeout(1000)
+        editor.click(position={"x": 60, "y": 35 + 17})
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(300)
+        page.keyboard.press("Control+A")
+        page.keyboard.type("12")
+        page.keyboard.press("Enter")
+        try:
+            page.wait_for_url("**net=c12*", timeout=10_000)
+            break
+        except playwright.TimeoutError:
+            page.keyboard.press("Escape")
+    after = before.with_overrides(net="c12,c8,M,c16,c16,c16,c16,G")
+    page.get_by_text(f"{describe_config(after)['params']:,}", exact=True).first.wait_for(timeout=30_000)
+    shot(page, "design_edited")
+    assert "c12%2Cc8" in page.url or "c12,c8" in page.url
+
+    fresh = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    fresh.goto(page.url, timeout=60_000)
+    fresh.get_by_text(f"{describe_config(after)['params']:,}", exact=True).first.wait_for(timeout=90_000)
+
+    # train it (one epoch) beside step 9's reference runs; the run is recorded with its network
+    from core.store import RunStore
+
+    fresh.goto(page.url + "&epochs=1", timeout=60_000)
+    fresh.get_by_role("button", name="Train", exact=True).click()
+    fresh.get_by_text("Best test accuracy").wait_for(timeout=180_000)
+    assert fresh.get_by_test_id("stVegaLiteChart").count() >= 2  # accuracy and loss, references included
+    (run,) = RunStore(os.environ["LIFECYCLE_RUNS"]).runs()
+    assert run.config.net == "c12,c8,M,c16,c16,c16,c16,G" and run.status == "completed"
+    shot(fresh, "design_trained")

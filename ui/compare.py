@@ -28,9 +28,11 @@ def _stored_label(run: StoredRun, default: TrainConfig) -> str:
     return f"#{run.id} · {what} · seed {run.seed} · {size} · {score} · {run.status} · {run.started}"
 
 
-def compare_picker(number: int, key: str) -> Callable[[], list[Run]]:
-    """The multiselect; returns a function giving the chosen runs (read inside the live fragment)."""
-    default = TrainConfig.for_step(number)
+def compare_picker(number: int, key: str, default: TrainConfig | None = None) -> Callable[[], list[Run]]:
+    """The multiselect: step `number`'s reference runs and its stored runs (the designs started
+    from it among them), labelled by how they differ from `default` (the step's own settings
+    unless given). Returns a function giving the chosen runs."""
+    default = default or TrainConfig.for_step(number)
     ref = references().get(number)
     store = run_store()
     stored = {f"run {r.id}": r for r in stored_runs(store, step=number)}

@@ -17,7 +17,9 @@ from ui.state import run_queue
 
 QUICK_SECONDS = 60.0
 QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS = 20, 3
+QUICK_TOO_LONG = 3  # a quick run estimated beyond three times its budget is refused
 BUDGETS = ("quick", "full")
+BUDGET_LABELS = {"quick": "≈ 1 min", "full": "full"}
 BATCH_SIZES = (32, 64, 128, 256)
 EMA_CHOICES = (0.0, 0.99, 0.995, 0.998, 0.999)
 
@@ -28,15 +30,22 @@ class Choice:
     label: str  # "reduced: ..." / "full: ..."
     estimate_s: float  # once it has started, on this server (queue time not included)
     sizing: str  # how its size was chosen, in a few words
+    problems: tuple[str, ...] = ()  # why it may not be queued on this server (over its limits)
 
 
 def step_controls(number: int, link: LinkedWidgets) -> TrainConfig:
-    """Toggles in one row, dropout, and the rest of the recipe one click away (a popover)."""
-    defaults = TrainConfig.for_step(number)
+    return config_controls(TrainConfig.for_step(number), link)
+
+
+def config_controls(defaults: TrainConfig, link: LinkedWidgets) -> TrainConfig:
+    """Toggles in one row, dropout, and the rest of the recipe one click away (a popover); every
+    default is `defaults`' own (a step's, or a design's)."""
     t, r = defaults.toggles, defaults.recipe
     c1, c2, c3 = st.columns([1.3, 0.8, 1.1])
     batchnorm = link.toggle(c1, "BatchNorm", t.batchnorm, "bn")
-    gap = link.toggle(c2, "GAP", t.gap, "gap")
+    gap = link.toggle(c2, "GAP", t.gap, "gap", help="on: the head is G (average each channel over the last grid, "
+                                                    "then a 1x1 convolution); off: F (one convolution whose kernel "
+                                                    "covers the whole last grid)")
     augment_on = link.toggle(c3, "Augment", r.augment.enabled, "aug")
     dropout = link.slider(st, "Dropout after every block", 0.0, 0.5, t.dropout, 0.01, "dropout",
                           help="BatchNorm and dropout follow every convolution; GAP: average each channel over the last "
@@ -67,8 +76,7 @@ def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
     clean = link.slider(f1, "Un-augmented tail of the run", 0.0, 0.5, r.clean_fraction, 0.05, "clean",
                         help="The last part of the run trains on the original digits, which the test set looks like")
     emas = sorted(set(EMA_CHOICES) | {r.ema})  # always offer the recipe's own value
-    ema = link.select(f2, "Test a moving average of the weights", emas, r.ema, "ema",
-                      format_func=lambda d: "off" if d == 0 else f"EMA {d:g}",
+    ema = link.select(f2, "Test a moving average of the weights", emas, r.ema, "ema", format_func=ema_label,
                       help="Smooths the last optimiser steps' noise out of the tested weights")
     st.markdown("**Optimiser**")
     o1, o2, o3, o4 = st.columns(4)
@@ -88,7 +96,7 @@ def budget_controls(config: TrainConfig, link: LinkedWidgets, on_gpu: bool) -> C
     network's cost model, never from a timing, so the same link trains the same images every time."""
     b1, b2, b3 = st.columns([3, 2, 2])
     budget = link.select(b1, "Budget", BUDGETS, "full" if on_gpu else "quick", "budget", radio=True, horizontal=True,
-                         format_func=lambda b: "≈ 1 min" if b == "quick" else "full",
+                         format_func=BUDGET_LABELS.get,
                          help="≈ 1 min: fewer images per epoch (and fewer epochs, down to 3, if each would be tiny), "
                               "sized from the network's multiply-adds and activations so that a 2-core CPU takes "
                               "about a minute; the same link always trains the same images. Full: every image in "
@@ -101,4 +109,34 @@ def budget_controls(config: TrainConfig, link: LinkedWidgets, on_gpu: bool) -> C
         chosen = fit_to_budget(chosen, speed, QUICK_SECONDS, QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS)
     sizing = ("≈ 1 min budget, sized from this network's cost: the same images on every visit" if budget == "quick"
               else "every image")
-    return Choice(chosen, describe_limits(chosen), run_queue().estimate(chosen, speed), sizing)
+    queue = run_queue()
+    estimate = queue.estimate(chosen, speed)
+    problems = list(queue.problems(chosen))
+    if budget == "quick" and estimate > QUICK_TOO_LONG * QUICK_SECONDS:
+        problems.insert(0, f"even shrunk to {describe_limits(chosen).removeprefix('reduced: ')}, this network needs "
+                           f"about {estimate:,.0f} s here, far beyond the ≈ 1 min budget: use fewer channels or "
+                           "pool earlier (or the full budget, within the server's limits)")
+    return Choice(chosen, describe_limits(chosen), estimate, sizing, tuple(problems))
+
+
+def ema_label(decay: float) -> str:
+    return "off" if decay == 0 else f"EMA {decay:g}"
+
+
+def link_params(config: TrainConfig, budget: str) -> dict[str, str]:
+    """The URL values of every control above for `config` (as the widgets write them): a stored
+    run reopened as a link, on the Design page (with its network) or its step page."""
+    t, r, a = config.toggles, config.recipe, config.recipe.augment
+    params = {"net": config.net, "from": str(config.step), "bn": _flag(t.batchnorm), "gap": _flag(t.gap),
+              "dropout": repr(t.dropout), "aug": _flag(a.enabled), "clean": repr(r.clean_fraction),
+              "ema": ema_label(r.ema), "sched": r.schedule, "opt": r.optimizer, "lr": repr(r.lr),
+              "batch": str(r.batch_size), "budget": BUDGET_LABELS[budget], "epochs": str(r.epochs),
+              "seed": str(config.seed)}
+    if a.enabled:
+        params |= {"rot": repr(a.rotation), "shift": repr(a.translate), "zoom": repr(a.scale), "shear": repr(a.shear),
+                   "bright": repr(a.brightness), "contrast": repr(a.contrast), "erase": repr(a.erase)}
+    return params
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"

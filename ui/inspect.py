@@ -33,7 +33,8 @@ def model_choices() -> dict[str, str]:
     for run in stored_runs(run_store()):
         if run.has_weights:
             score = f"min(last 3) {run.min_last3:.2f} %" if run.min_last3 is not None else f"{len(run.epochs)} epoch(s)"
-            choices[f"run:{run.id}"] = f"Run {run.id}: step {run.step}, seed {run.seed}, {run.label}, {score}"
+            what = f"design {run.config.net}" if run.config.is_design else f"step {run.step}"
+            choices[f"run:{run.id}"] = f"Run {run.id}: {what}, seed {run.seed}, {run.label}, {score}"
     return choices
 
 

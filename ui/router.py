@@ -23,9 +23,9 @@ def app_pages() -> dict[str, list]:
         "": [st.Page("pages/home.py", title="The challenge", icon=":material/flag:", default=True)],
         "Lifecycle": [st.Page(f"pages/step_{s.number}.py", title=f"{s.number}. {s.title}") for s in STEPS],
         "Tools": [
+            st.Page("pages/design.py", title="Design a network", icon=":material/design_services:"),
             st.Page("pages/inspect.py", title="Inspect a trained network", icon=":material/biotech:"),
             st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
-            st.Page("pages/receptive_field.py", title="Receptive-field calculator", icon=":material/grid_on:"),
             st.Page("pages/augmentation.py", title="Augmentation viewer", icon=":material/auto_awesome:"),
             st.Page("pages/data.py", title="Data and run history", icon=":material/folder:"),
         ],

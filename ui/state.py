@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.data import DataError, MNISTTensors, load_cached, resolve_root, validate
 from core.model import pick_device
+from core.limits import server_limits
 from core.queue import RunQueue
 from core.ablate import ABLATION_FILE, load_ablation
 from core.reference import REFERENCE_FILE, ReferenceFileError, StepReference, load_references
@@ -59,7 +60,7 @@ def device() -> Any:
 def run_queue() -> RunQueue:
     """One queue for every browser session of this server; its worker process starts now, so the
     first Train does not wait for it, and is handed back when the server stops."""
-    queue = RunQueue()
+    queue = RunQueue(limits=server_limits())
     queue.start()
     atexit.register(queue.close)
     return queue

@@ -18,6 +18,7 @@ from core.lifecycle import describe_step, lesson_facts
 from core.reference import StepReference
 from core.spec import SpecError
 from core.steps import get_step
+from core.train import TrainConfig
 from ui.compare import compare_picker
 from ui.controls import budget_controls, step_controls
 from ui.link import LinkedWidgets
@@ -66,6 +67,8 @@ def render(number: int) -> None:
                 choice = safe(budget_controls, config, link, device().type == "cuda")
             if choice is not None:
                 train_buttons(number, choice)
+        if config is not None:
+            open_in_design(config)
     with right:
         doc = safe(cached_description, number, config.toggles.batchnorm, config.toggles.dropout,
                    config.toggles.gap) if config is not None else None
@@ -88,6 +91,14 @@ def render(number: int) -> None:
     with batches:
         live_batches(number)
     live.follow()  # last: keeps the charts and status current while this session's runs go on
+
+
+def open_in_design(config: TrainConfig) -> None:
+    """A link to the Design page with this network and these settings (the page's own link
+    values: both pages share the controls), ready to change."""
+    params = {k: st.query_params[k] for k in st.query_params} | {"net": config.net, "from": str(config.step)}
+    st.page_link("pages/design.py", label="Open this network in Design", icon=":material/design_services:",
+                 query_params=params)
 
 
 def lesson_for(number: int):

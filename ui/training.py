@@ -12,52 +12,60 @@ import streamlit as st
 from core.challenge import CHALLENGE
 from core.compare import Group, Run, differing_table, group_runs, noise_verdicts
 from core.model import device_label
-from core.queue import Job, Snapshot
+from core.queue import Job, LimitError, Snapshot
 from ui.charts import batch_chart, history_specs, show_history
 from ui.controls import Choice
 from ui.state import allow_download, data_dir, device, run_queue, runs_db
 
 SEEDS_PER_GROUP = 3
+PageKey = int | str  # a step's number, or "design": it keys the page's runs and widgets in the session
 
 
-def live_key(number: int) -> str:
-    return f"live_jobs_{number}"
+def live_key(page: PageKey) -> str:
+    return f"live_jobs_{page}"
 
 
-def live_jobs(number: int) -> list[Job]:
-    return st.session_state.get(live_key(number), [])
+def live_jobs(page: PageKey) -> list[Job]:
+    return st.session_state.get(live_key(page), [])
 
 
-def submit(number: int, choice: Choice, seeds: int) -> None:
+def submit(page: PageKey, choice: Choice, seeds: int) -> None:
     """Queue `seeds` runs (seed, seed+1, ...). The runs shown until now move to 'Compare with',
     so the new run is drawn beside the last one."""
-    keep = [f"run {s.run_id}" for s in (j.snapshot() for j in live_jobs(number)) if s.run_id is not None]
-    picked = st.session_state.get(compare_key(number), [])
-    st.session_state[compare_key(number)] = list(dict.fromkeys(picked + keep))
+    keep = [f"run {s.run_id}" for s in (j.snapshot() for j in live_jobs(page)) if s.run_id is not None]
+    picked = st.session_state.get(compare_key(page), [])
+    st.session_state[compare_key(page)] = list(dict.fromkeys(picked + keep))
     jobs = []
     for offset in range(seeds):
         config = choice.config.with_overrides(seed=choice.config.seed + offset, device=str(device()))
-        jobs.append(run_queue().submit(Job(config, data_dir(), allow_download(), label=choice.label,
-                                           estimate_s=choice.estimate_s, db=runs_db(), source="app")))
-    st.session_state[live_key(number)] = jobs
+        try:
+            jobs.append(run_queue().submit(Job(config, data_dir(), allow_download(), label=choice.label,
+                                               estimate_s=choice.estimate_s, db=runs_db(), source="app")))
+        except LimitError as exc:  # the page said so already; a second guard for a page drawn before a change
+            st.toast(f"Not queued: {exc}", icon=":material/block:")
+            break
+    st.session_state[live_key(page)] = jobs
 
 
-def stop_all(number: int) -> None:
-    for job in live_jobs(number):
+def stop_all(page: PageKey) -> None:
+    for job in live_jobs(page):
         job.stop()
 
 
-def train_buttons(number: int, choice: Choice) -> None:
-    active = any(j.snapshot().active for j in live_jobs(number))
+def train_buttons(page: PageKey, choice: Choice) -> None:
+    active = any(j.snapshot().active for j in live_jobs(page))
+    for problem in choice.problems:
+        st.warning(f"Not on this server: {problem}.", icon=":material/block:")
+    blocked = active or bool(choice.problems)
     b1, b2, b3 = st.columns([2, 3, 2])
     # one active request per session and step: a class sharing one machine cannot flood its queue
-    b1.button("Train", type="primary", key=f"train_{number}", on_click=submit, args=(number, choice, 1),
-              width="stretch", icon=":material/play_arrow:", disabled=active)
-    b2.button(f"Train {SEEDS_PER_GROUP} seeds", key=f"train3_{number}", width="stretch", disabled=active,
-              on_click=submit, args=(number, choice, SEEDS_PER_GROUP),
+    b1.button("Train", type="primary", key=f"train_{page}", on_click=submit, args=(page, choice, 1),
+              width="stretch", icon=":material/play_arrow:", disabled=blocked)
+    b2.button(f"Train {SEEDS_PER_GROUP} seeds", key=f"train3_{page}", width="stretch", disabled=blocked,
+              on_click=submit, args=(page, choice, SEEDS_PER_GROUP),
               help=f"Seeds {choice.config.seed}-{choice.config.seed + SEEDS_PER_GROUP - 1}: the same settings three "
                    "times, to see how much of a difference the random seed alone makes")
-    b3.button("Stop", key=f"stop_{number}", disabled=not active, on_click=stop_all, args=(number,), width="stretch",
+    b3.button("Stop", key=f"stop_{page}", disabled=not active, on_click=stop_all, args=(page,), width="stretch",
               icon=":material/stop:", help="A training run stops after its current batch (its epochs so far are "
                                            "kept); a run still in the queue leaves it")
     waiting, wait_s = run_queue().load()
@@ -68,8 +76,8 @@ def train_buttons(number: int, choice: Choice) -> None:
 
 # --- the live area: charts of live + compared runs, status ----------------------------------------
 
-def compare_key(number: int) -> str:
-    return f"compare_{number}"
+def compare_key(page: PageKey) -> str:
+    return f"compare_{page}"
 
 
 class LiveView:
@@ -88,9 +96,9 @@ class LiveView:
     # Chromium a progress update costs about 0.1 s of CPU, which a 2-core server shares with training.
     REDRAW_EVERY_S = {"status": 5.0, "batches": 3.0, "charts": 5.0}
 
-    def __init__(self, number: int, compared: Callable[[], list[Run]], chart_height: int = 250) -> None:
-        self.number, self.compared, self.height = number, compared, chart_height
-        self.jobs = live_jobs(number)
+    def __init__(self, page: PageKey, compared: Callable[[], list[Run]], chart_height: int = 250) -> None:
+        self.page, self.compared, self.height = page, compared, chart_height
+        self.jobs = live_jobs(page)
         self._charts, self._status = st.empty(), st.empty()
         # a widget is drawn at most once per script run, so each queued run's Cancel has a slot of its own
         self._cancels = {job.id: st.empty() for job in self.jobs}
@@ -113,7 +121,7 @@ class LiveView:
 
     def draw(self) -> list[Snapshot]:
         snaps = [j.snapshot() for j in self.jobs]
-        specs = _charts(self.number, self.jobs, snaps, self.compared, self.height)[1]
+        specs = _charts(self.page, self.jobs, snaps, self.compared, self.height)[1]
         settled = not any(s.status == "running" for s in snaps)
         if self._due("charts", specs, urgent=settled or "charts" not in self._shown):
             with self._charts.container():
@@ -152,20 +160,20 @@ class LiveView:
             return
         while True:
             time.sleep(interval)
-            st.session_state.get(live_key(self.number))  # a yield point: a click on the page interrupts here
+            st.session_state.get(live_key(self.page))  # a yield point: a click on the page interrupts here
             snaps = self.draw()
             if not any(s.active for s in snaps):
                 st.rerun()
 
 
-def _charts(number: int, jobs: list[Job], snaps: list[Snapshot], compared: Callable[[], list[Run]],
+def _charts(page: PageKey, jobs: list[Job], snaps: list[Snapshot], compared: Callable[[], list[Run]],
             height: int) -> tuple[list[Group], list]:
     """Groups and chart specs, rebuilt only when an epoch arrived or the picks changed (kept per
     session and step). What does not change during a run is built once: the compared runs (once per
     pick) and each group's band of seeds (once per group and epoch count)."""
-    picks = tuple(st.session_state.get(compare_key(number), []))
+    picks = tuple(st.session_state.get(compare_key(page), []))
     key = (picks, height, tuple((j.id, len(s.epochs), s.run_id) for j, s in zip(jobs, snaps)))
-    cache_key = f"charts_{number}"
+    cache_key = f"charts_{page}"
     held = st.session_state.get(cache_key)
     if held is not None and held["key"] == key:
         return held["groups"], held["specs"]
@@ -178,7 +186,7 @@ def _charts(number: int, jobs: list[Job], snaps: list[Snapshot], compared: Calla
     groups = group_runs(live + others) if live or others else []
     specs = history_specs(groups, height, bands)
     st.session_state[cache_key] = {"key": key, "groups": groups, "specs": specs, "static": static, "bands": bands}
-    st.session_state[f"groups_{number}"] = groups  # for the comparison table below the charts
+    st.session_state[f"groups_{page}"] = groups  # for the comparison table below the charts
     return groups, specs
 
 
@@ -246,8 +254,8 @@ def verdict_line(finished: list[tuple[Job, Snapshot]]) -> None:
         f"{met} of {len(results)} seeds met the challenge ({CHALLENGE.describe()}).")
 
 
-def compare_tables(number: int) -> None:
-    groups: list[Group] = st.session_state.get(f"groups_{number}", [])
+def compare_tables(page: PageKey) -> None:
+    groups: list[Group] = st.session_state.get(f"groups_{page}", [])
     if len(groups) < 2:
         st.caption("Pick runs under *Compare with* (or train twice) to see what differs and by how much.")
         return
@@ -260,8 +268,8 @@ def compare_tables(number: int) -> None:
                    "here says whether two settings differ by more than the seeds do.")
 
 
-def live_batches(number: int) -> None:
-    jobs = live_jobs(number)
+def live_batches(page: PageKey) -> None:
+    jobs = live_jobs(page)
     snaps = [j.snapshot() for j in jobs]
     current = next((s for s in snaps if s.status == "running"), None) or next(
         (s for s in reversed(snaps) if s.batches), None)
