@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watchers", default="0,1,5", help="with --browsers: extra watching pages to time one run with")
     p.add_argument("--step", type=int, default=9, help="with --browsers: the step page to train on")
     p.add_argument("--query", default="", help="with --browsers: the page's link settings, e.g. 'epochs=2&budget=full'")
+    p.add_argument("--board", type=int, default=None, metavar="RUNS",
+                   help="instead: time the class board's refresh on a store of this many runs (no data needed)")
     p.add_argument("--cost-model", action="store_true",
                    help="instead: time training and evaluation of many networks and fit the cost model that sizes "
                         "quick runs (core/budget.py)")
@@ -419,6 +421,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from core.reproduce import parse_seeds
         doc = run_browser_bench(args.data_dir, not args.no_download, parse_seeds(args.browsers, "--browsers") or [],
                                 parse_seeds(args.watchers, "--watchers") or [], args.step, args.query, progress)
+    elif args.board is not None:
+        from core.classroom import board_bench
+        if not 1 <= args.board <= 1_000_000:
+            raise ValueError(f"--board takes 1 to 1,000,000 runs, got {args.board}")
+        doc = board_bench(args.board, progress)
     elif args.cost_model:
         from core.bench import run_cost_model
         doc = run_cost_model(args.data_dir, not args.no_download, progress)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Protocol
 
+from core.store import RunTags
 from core.train import BatchEvent, DoneEvent, EpochEvent, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,6 +52,7 @@ class RunSpec:
     record: bool = True
     label: str = ""
     source: str = "app"
+    tags: RunTags = RunTags()
 
 
 # --- messages from a worker (besides the trainer's own Batch/Epoch/Done events) ----------------
@@ -411,7 +413,7 @@ def _train(spec: RunSpec, device_name: str | None, send: Callable[[Any], None], 
         device = pick_device(config.device)
         data = load_cached(spec.data_dir, download=spec.download, device=device)
         params = count_params(build_model(config.layers()))
-        recorder.start(config, spec.source, device_label(device), params, spec.label)
+        recorder.start(config, spec.source, device_label(device), params, spec.label, spec.tags)
         send(Started(spec.job_id, recorder.run_id, params, device_label(device)))
         from core.train import fit
 

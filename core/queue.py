@@ -25,7 +25,7 @@ from core.budget import Speed, estimate_seconds, modelled_speed
 from core.data import resolve_root
 from core.executor import Executor, Failed, Message, ProcessExecutor, RunSpec, RunWarning, Started, WorkerLost
 from core.limits import ServerLimits, run_problems
-from core.store import open_store, resolve_db
+from core.store import RunTags, open_store, resolve_db
 from core.train import BatchEvent, DoneEvent, EpochEvent, TrainConfig
 
 FINAL_STATES = ("completed", "stopped", "failed", "cancelled")
@@ -63,6 +63,7 @@ class Job:
     db: Path | None = None  # run store to record into; None: the default one
     source: str = "app"
     record: bool = True
+    tags: RunTags = RunTags()
     status: str = "queued"
     id: int = field(default_factory=lambda: next(_job_ids))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -85,7 +86,7 @@ class Job:
     def spec(self) -> RunSpec:
         """What the worker runs; folders are resolved here, where the server's settings apply."""
         return RunSpec(self.id, self.config, str(resolve_root(self.data_dir)), self.download,
-                       str(resolve_db(self.db)), self.record, self.label, self.source)
+                       str(resolve_db(self.db)), self.record, self.label, self.source, self.tags)
 
     def stop(self) -> None:
         """Stop a running job after its current batch; cancel a queued one."""
@@ -228,6 +229,15 @@ class RunQueue:
                 return 0, 0.0
             before = list(self._running) + list(self._waiting)[:list(self._waiting).index(job)]
         return len(before), sum(j.remaining_s() for j in before) / self.workers
+
+    def active_jobs(self) -> list[Job]:
+        """The runs training now, then the queued ones in their order."""
+        with self._cv:
+            return list(self._running) + list(self._waiting)
+
+    def job_of_run(self, run_id: int) -> Job | None:
+        """The job recording stored run `run_id`, while it trains on this server."""
+        return next((j for j in self.active_jobs() if j._run_id == run_id), None)
 
     def load(self) -> tuple[int, float]:
         """(runs queued or running now, estimated seconds before a run submitted now would start)."""

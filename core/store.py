@@ -21,6 +21,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -33,7 +34,7 @@ from typing import Any, Callable, Iterator
 import torch
 from filelock import FileLock, Timeout
 
-from core.challenge import min_last
+from core.challenge import CHALLENGE, min_last
 from core.train import EPOCH_FIELDS, STOPPED, DoneEvent, EpochEvent, Event, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,8 @@ BUSY_TIMEOUT_S = 10.0
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
 SOURCES = ("app", "cli")
 CTRL_C = "stopped by the user (Ctrl-C)"
+MAX_NAME = 40  # characters of a student's name
+INTERRUPTED_CHECK_S = 10.0
 
 MIGRATIONS: list[str] = [
     # version 1
@@ -75,8 +78,68 @@ MIGRATIONS: list[str] = [
         state_dict BLOB NOT NULL      -- torch.save of the tested state_dict
     );
     """,
+    # version 2: the class together. Who started a run (browser session, typed name), what they
+    # predicted, and a summary kept up to date per epoch, so the class board reads one row per run
+    # and never the epochs table. Classes mark where a board starts counting; exercises are
+    # teacher links that lock or hide controls.
+    f"""
+    ALTER TABLE runs ADD COLUMN session TEXT NOT NULL DEFAULT '';    -- the browser session ('' = command line)
+    ALTER TABLE runs ADD COLUMN student TEXT NOT NULL DEFAULT '';    -- the name typed (shown as text only)
+    ALTER TABLE runs ADD COLUMN prediction TEXT NOT NULL DEFAULT ''; -- JSON (core.classroom.Prediction)
+    ALTER TABLE runs ADD COLUMN epochs_done INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN best_acc REAL;
+    ALTER TABLE runs ADD COLUMN min_last REAL;                       -- min of the last {CHALLENGE.last_epochs} test accuracies
+    UPDATE runs SET
+        epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = runs.id),
+        best_acc = (SELECT MAX(test_acc) FROM epochs WHERE run_id = runs.id),
+        min_last = CASE WHEN (SELECT COUNT(*) FROM epochs WHERE run_id = runs.id) >= {CHALLENGE.last_epochs} THEN
+            (SELECT MIN(test_acc) FROM (SELECT test_acc FROM epochs WHERE run_id = runs.id
+                                         ORDER BY epoch DESC LIMIT {CHALLENGE.last_epochs})) END;
+    CREATE INDEX runs_by_start ON runs(started_at);
+    CREATE INDEX runs_by_status ON runs(status);
+    CREATE TABLE classes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at REAL NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        predict_first INTEGER NOT NULL DEFAULT 0  -- step pages fold their result until a student predicted or trained
+    );
+    CREATE TABLE exercises (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        page TEXT NOT NULL,             -- step_N or design
+        settings TEXT NOT NULL,         -- JSON object: link key -> value as the link writes it
+        locked TEXT NOT NULL,           -- JSON list of link keys: shown, cannot change
+        hidden TEXT NOT NULL,           -- JSON list of link keys: not shown, cannot change
+        created_at REAL NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """A class the teacher started: the board counts the runs from `started_at` on."""
+
+    id: int
+    started_at: float
+    name: str
+    predict_first: bool
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A teacher link: a page whose `locked` controls are shown but fixed at `settings`, and
+    whose `hidden` ones are fixed and not shown. The link carries only the id, so editing the
+    URL cannot unlock anything."""
+
+    id: int
+    page: str
+    settings: dict[str, str]
+    locked: frozenset[str]
+    hidden: frozenset[str]
+
+    def fixes(self, key: str) -> bool:
+        return key in self.locked or key in self.hidden
 
 
 class StoreError(RuntimeError):
@@ -93,6 +156,49 @@ def config_key(config: TrainConfig) -> str:
     for name in ("seed", "device", "log_every"):
         d.pop(name, None)
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RunTags:
+    """Who started a run and what they expected of it (all optional; the CLI sets none)."""
+
+    session: str = ""  # the browser session: a student may cancel or delete only their own runs
+    student: str = ""  # the name typed for the class board; stored and shown as plain text
+    prediction: str = ""  # core.classroom.Prediction as JSON, '' = none
+
+    def __post_init__(self) -> None:
+        for name, longest in (("session", 64), ("student", MAX_NAME), ("prediction", 500)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or len(value) > longest:
+                raise ValueError(f"a run's {name} is text of at most {longest} characters")
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One run as the class board shows it: the runs table's own columns, no epochs."""
+
+    id: int
+    step: int
+    seed: int
+    config_key: str
+    label: str
+    params: int
+    status: str
+    started_at: float
+    epochs_done: int
+    best_acc: float | None
+    min_last: float | None
+    tags: RunTags
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed of one setting, as the leaderboard judges it."""
+
+    config_key: str
+    seed: int
+    min_last: float
+    params: int
 
 
 @dataclass(frozen=True)
@@ -113,6 +219,7 @@ class StoredRun:
     finished_at: float | None
     epochs: tuple[dict[str, float], ...]
     has_weights: bool
+    tags: RunTags = RunTags()
 
     @property
     def test_accs(self) -> list[float]:
@@ -133,7 +240,7 @@ class StoredRun:
     def summary(self) -> dict[str, Any]:
         """One flat row for tables and `runs list --json`."""
         return {"id": self.id, "step": self.step, "net": self.config.net if self.config.is_design else "",
-                "seed": self.seed, "status": self.status, "source": self.source,
+                "seed": self.seed, "status": self.status, "source": self.source, "student": self.tags.student,
                 "started": self.started, "epochs": len(self.epochs), "best_test_acc": self.best_test,
                 "min_last3_test_acc": self.min_last3, "params": self.params, "device": self.device,
                 "label": self.label, "reason": self.reason}
@@ -160,6 +267,7 @@ class RunStore:
         except OSError as exc:
             raise StoreError(f"cannot create the folder for the runs database {self.path}: {exc.strerror}") from exc
         self._lock = _write_lock(self.path)
+        self._interrupted_checked = -math.inf
         self._owner_dir = self.path.with_name(self.path.name + ".owners")
         self._owner_lock = self._hold_owner_lock()
         self._guard(self._migrate)
@@ -263,23 +371,35 @@ class RunStore:
 
     # --- writing --------------------------------------------------------------------------------
 
-    def start_run(self, config: TrainConfig, source: str, device: str, params: int, label: str) -> int:
+    def start_run(self, config: TrainConfig, source: str, device: str, params: int, label: str,
+                  tags: RunTags = RunTags()) -> int:
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
         if self._owner_lock is None:
             raise StoreError(f"runs database {self.path}: cannot create {self._owner_dir}; "
                              "point the app or --runs-db at a writable place")
         values = (config.step, config.seed, json.dumps(config.as_dict()), config_key(config), label, source, device,
-                  torch.__version__, params, "running", self.owner, time.time())
+                  torch.__version__, params, "running", self.owner, time.time(), tags.session, tags.student,
+                  tags.prediction)
         return self._write(lambda c: c.execute(
             "INSERT INTO runs (step, seed, config, config_key, label, source, device, torch, params, status, owner, "
-            "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values).lastrowid)
+            "started_at, session, student, prediction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            values).lastrowid)
 
     def add_epoch(self, run_id: int, row: dict[str, float]) -> None:
         columns = ", ".join(EPOCH_FIELDS)
         marks = ", ".join("?" for _ in EPOCH_FIELDS)
-        self._write(lambda c: c.execute(f"INSERT OR REPLACE INTO epochs (run_id, {columns}) VALUES (?, {marks})",
-                                        (run_id, *(row[k] for k in EPOCH_FIELDS))))
+
+        def add(c: sqlite3.Connection) -> None:
+            c.execute(f"INSERT OR REPLACE INTO epochs (run_id, {columns}) VALUES (?, {marks})",
+                      (run_id, *(row[k] for k in EPOCH_FIELDS)))
+            # the run's summary, in the same transaction: the class board reads it without the epochs
+            c.execute("UPDATE runs SET epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = :id), "
+                      "best_acc = (SELECT MAX(test_acc) FROM epochs WHERE run_id = :id), "
+                      "min_last = CASE WHEN (SELECT COUNT(*) FROM epochs WHERE run_id = :id) >= :n THEN "
+                      "(SELECT MIN(test_acc) FROM (SELECT test_acc FROM epochs WHERE run_id = :id "
+                      "ORDER BY epoch DESC LIMIT :n)) END WHERE id = :id", {"id": run_id, "n": CHALLENGE.last_epochs})
+        self._write(add)
 
     def finish_run(self, run_id: int, status: str, reason: str = "",
                    weights: dict[str, torch.Tensor] | None = None) -> None:
@@ -355,6 +475,83 @@ class RunStore:
             return [_stored(r, epochs.get(r["id"], [])) for r in rows]
         return self._guard(read)
 
+    def _check_interrupted(self) -> None:
+        """Interrupted runs are looked for at most every INTERRUPTED_CHECK_S by the board's reads,
+        not on every refresh of every watching page."""
+        if self.writable and time.monotonic() - self._interrupted_checked > INTERRUPTED_CHECK_S:
+            self._interrupted_checked = time.monotonic()
+            self.mark_interrupted()
+
+    def board(self, since: float, limit: int | None = None, predicted_only: bool = False) -> list[BoardRow]:
+        """The runs started at or after `since`, newest first: one indexed query over the runs
+        table's own columns (the epochs, configs and weights are not read)."""
+        self._check_interrupted()
+        sql = ("SELECT id, step, seed, config_key, label, params, status, started_at, epochs_done, best_acc, min_last, "
+               "session, student, prediction FROM runs WHERE started_at >= ?"
+               + (" AND prediction != ''" if predicted_only else "") + " ORDER BY started_at DESC, id DESC")
+        args: list[Any] = [since]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = self._guard(lambda: self._connect().execute(sql, args).fetchall())
+        return [BoardRow(r["id"], r["step"], r["seed"], r["config_key"], r["label"], r["params"], r["status"],
+                         r["started_at"], r["epochs_done"], r["best_acc"], r["min_last"],
+                         RunTags(r["session"], r["student"], r["prediction"])) for r in rows]
+
+    def board_counts(self, since: float) -> tuple[int, int, int]:
+        """(runs, runs training now, browser sessions) from `since` on: one aggregate query."""
+        row = self._guard(lambda: self._connect().execute(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'running'), 0), COUNT(DISTINCT NULLIF(session, '')) FROM runs "
+            "WHERE started_at >= ?", (since,)).fetchone())
+        return row[0], row[1], row[2]
+
+    def seed_results(self, since: float) -> list[SeedResult]:
+        """Per setting and seed, the best min(last 3) of its completed runs from `since` on (a
+        completed run trained every epoch it planned): what the leaderboard judges, one grouped query."""
+        self._check_interrupted()
+        rows = self._guard(lambda: self._connect().execute(
+            "SELECT config_key, seed, MAX(min_last) AS min_last, MAX(params) AS params FROM runs "
+            "WHERE started_at >= ? AND status = 'completed' AND min_last IS NOT NULL GROUP BY config_key, seed",
+            (since,)).fetchall())
+        return [SeedResult(r["config_key"], r["seed"], r["min_last"], r["params"]) for r in rows]
+
+    def configs(self, keys: list[str]) -> dict[str, TrainConfig]:
+        """One config per setting key (what the board needs once per setting, not per run)."""
+        if not keys:
+            return {}
+        marks = ", ".join("?" for _ in keys)
+        rows = self._guard(lambda: self._connect().execute(
+            f"SELECT config_key, MIN(config) AS config FROM runs WHERE config_key IN ({marks}) GROUP BY config_key",
+            keys).fetchall())
+        return {r["config_key"]: TrainConfig.from_dict(json.loads(r["config"])) for r in rows}
+
+    # --- classes and exercises -----------------------------------------------------------------------
+
+    def start_class(self, name: str = "", predict_first: bool = False) -> int:
+        return self._write(lambda c: c.execute(
+            "INSERT INTO classes (started_at, name, predict_first) VALUES (?, ?, ?)",
+            (time.time(), name[:MAX_NAME], int(predict_first))).lastrowid)
+
+    def current_class(self) -> ClassInfo | None:
+        row = self._guard(lambda: self._connect().execute(
+            "SELECT * FROM classes ORDER BY id DESC LIMIT 1").fetchone())
+        return ClassInfo(row["id"], row["started_at"], row["name"], bool(row["predict_first"])) if row else None
+
+    def add_exercise(self, page: str, settings: dict[str, str], locked: list[str], hidden: list[str]) -> int:
+        values = (page, json.dumps(settings, sort_keys=True), json.dumps(sorted(locked)), json.dumps(sorted(hidden)),
+                  time.time())
+        return self._write(lambda c: c.execute(
+            "INSERT INTO exercises (page, settings, locked, hidden, created_at) VALUES (?, ?, ?, ?, ?)",
+            values).lastrowid)
+
+    def exercise(self, exercise_id: int) -> Exercise | None:
+        row = self._guard(lambda: self._connect().execute(
+            "SELECT * FROM exercises WHERE id = ?", (exercise_id,)).fetchone())
+        if row is None:
+            return None
+        return Exercise(row["id"], row["page"], json.loads(row["settings"]), frozenset(json.loads(row["locked"])),
+                        frozenset(json.loads(row["hidden"])))
+
     def get(self, run_id: int) -> StoredRun | None:
         found = self.runs(ids=[run_id])
         return found[0] if found else None
@@ -369,7 +566,7 @@ def _stored(row: sqlite3.Row, epochs: list[dict[str, float]]) -> StoredRun:
     return StoredRun(row["id"], row["step"], row["seed"], TrainConfig.from_dict(json.loads(row["config"])),
                      row["config_key"], row["label"], row["source"], row["device"], row["torch"], row["params"],
                      row["status"], row["reason"], row["started_at"], row["finished_at"], tuple(epochs),
-                     bool(row["has_weights"]))
+                     bool(row["has_weights"]), RunTags(row["session"], row["student"], row["prediction"]))
 
 
 def _to_bytes(weights: dict[str, torch.Tensor]) -> bytes:
@@ -396,8 +593,9 @@ class RunRecorder:
             self.store = None
             return None
 
-    def start(self, config: TrainConfig, source: str, device: str, params: int, label: str) -> None:
-        self.run_id = self._try(lambda: self.store.start_run(config, source, device, params, label))
+    def start(self, config: TrainConfig, source: str, device: str, params: int, label: str,
+              tags: RunTags = RunTags()) -> None:
+        self.run_id = self._try(lambda: self.store.start_run(config, source, device, params, label, tags))
 
     def epoch(self, row: dict[str, float]) -> None:
         if self.run_id is not None:

@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.steps import STEPS
 from core.store import SOURCES, STATUSES, StoreError, epochs_csv
+from ui.classroom import may_change
 from ui.controls import link_params
 from ui.state import run_store, runs_db, stored_runs
 from ui.router import guard
@@ -17,6 +18,16 @@ st.caption(f"Run store: `{runs_db()}` (change it on the *Data and run history* p
            "A run whose process ended before the run did is shown as *interrupted*, with the epochs it finished.")
 if store is None:
     st.stop()
+
+def delete_runs(store, chosen) -> None:
+    try:
+        for r in chosen:
+            if may_change(r.tags.session):  # checked again at the click
+                store.delete_run(r.id)
+    except StoreError as exc:
+        st.session_state["runs_delete_error"] = str(exc)
+    st.session_state.pop("runs_table", None)  # the selection named rows that are gone
+
 
 c1, c2, c3 = st.columns(3)
 step = c1.selectbox("Step", [None] + [s.number for s in STEPS], format_func=lambda n: "all" if n is None else f"step {n}")
@@ -37,14 +48,15 @@ target = chosen or runs
 st.download_button(f"Download the epochs of {'the selected' if chosen else 'all listed'} runs (CSV)",
                    epochs_csv(target), file_name="runs_epochs.csv", mime="text/csv", icon=":material/download:")
 if chosen:
-    if st.button(f"Delete {len(chosen)} selected run(s)", icon=":material/delete:"):
-        try:
-            for r in chosen:
-                store.delete_run(r.id)
-        except StoreError as exc:
-            st.error(str(exc))
-        else:
-            st.rerun()
+    # a student deletes only their own session's runs; the teacher's key (when the server has one) any
+    others = [r for r in chosen if not may_change(r.tags.session)]
+    if others:
+        st.caption(f"{len(others)} of the selected runs belong to other browser sessions: only their own session or "
+                   "the teacher (with the key, on the Class board) may delete them.")
+    st.button(f"Delete {len(chosen)} selected run(s)", icon=":material/delete:", disabled=bool(others),
+              on_click=delete_runs, args=(store, chosen))
+    if "runs_delete_error" in st.session_state:
+        st.error(st.session_state.pop("runs_delete_error"))
     for r in chosen[:3]:
         st.page_link("pages/design.py", label=f"Open run {r.id}'s network and recipe in Design",
                      icon=":material/design_services:",

@@ -13,7 +13,7 @@ from core.train import TrainConfig
 
 STEP9_PARAMS = describe_step(9)["params"]
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = [f"pages/step_{n}.py" for n in range(1, 10)] + ["pages/design.py", "pages/augmentation.py",
+PAGES = [f"pages/step_{n}.py" for n in range(1, 10)] + ["pages/design.py", "pages/board.py", "pages/augmentation.py",
                                                           "pages/data.py", "pages/runs.py"]
 
 

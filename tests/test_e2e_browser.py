@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from core.classroom import Prediction
 from core.lifecycle import describe_step
 from core.steps import STEPS
+from core.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,7 +27,7 @@ if CHROMIUM is None:
                 allow_module_level=True)
 
 playwright = pytest.importorskip("playwright.sync_api")
-PAGE_TITLES = {"The challenge", "Runs", "Design a network", "Inspect a trained network", "Augmentation viewer", "Data and run history",
+PAGE_TITLES = {"The challenge", "Runs", "Design a network", "Class board", "Inspect a trained network", "Augmentation viewer", "Data and run history",
                *(f"{s.number}. {s.title}" for s in STEPS)}
 SHOTS = Path(os.environ.get("E2E_SCREENSHOTS", "")) if os.environ.get("E2E_SCREENSHOTS") else None
 
@@ -283,3 +285,60 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
     (run,) = RunStore(os.environ["LIFECYCLE_RUNS"]).runs()
     assert run.config.net == "c12,c8,M,c16,c16,c16,c16,G" and run.status == "completed"
     shot(fresh, "design_trained")
+
+
+def test_a_class_trains_at_once_and_the_board_shows_it_live(server, browser, private_run_store):
+    """Two students type their names (one of them hostile) and press Train at once; the board, opened
+    before, shows both as plain text while they train, with no reload."""
+    board = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    board.goto(f"{server}/board", timeout=60_000)
+    board.get_by_text("Class board").first.wait_for(timeout=90_000)
+    names = ["Ada", "<b>Bob</b> **x**"]
+    pages = []
+    for name in names:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.goto(f"{server}/step_9?epochs=2", timeout=60_000)
+        page.get_by_role("button", name="Predict first").click()
+        field = page.get_by_label("Your name on the class board")
+        field.fill(name)
+        field.press("Enter")
+        page.get_by_text("better", exact=True).click()
+        page.wait_for_timeout(500)
+        page.keyboard.press("Escape")
+        pages.append(page)
+    for page in pages:
+        page.get_by_role("button", name="Train", exact=True).click()
+    for name in names:  # the grid's cells are drawn on a canvas; its accessible copy holds the text
+        board.locator("[id^='glide-cell']", has_text=name).first.wait_for(state="attached", timeout=180_000)
+    shot(board, "class_board")
+    runs = RunStore(private_run_store).runs()
+    assert sorted(r.tags.student for r in runs) == sorted(names)
+    assert all(Prediction.from_text(r.tags.prediction).versus_default == "better" for r in runs)
+
+
+def test_a_teacher_link_locks_and_only_the_key_unlocks_the_teachers_tools(mnist_root, browser, private_run_store,
+                                                                          monkeypatch):
+    """On a server started with a teacher's key: an exercise link shows its controls locked (the URL
+    cannot unlock them); a student sees no way to start a class until the key is typed."""
+    store = RunStore(private_run_store)
+    number = store.add_exercise("step_5", {"bn": "true", "dropout": "0.2"}, ["bn"], ["dropout"])
+    monkeypatch.setenv("LIFECYCLE_TEACHER_KEY", "open sesame")
+    proc, url = start_server(mnist_root)
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.goto(f"{url}/step_5?exercise={number}&bn=false&dropout=0", timeout=60_000)
+        locked = page.get_by_role("switch", name="BatchNorm")
+        locked.wait_for(timeout=90_000)
+        assert locked.is_disabled() and locked.is_checked()
+        page.get_by_text("Accuracy per epoch").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        shot(page, "exercise_locked")
+        assert page.get_by_text("Dropout after every block", exact=True).count() == 0  # hidden by the exercise
+
+        page.goto(f"{url}/board", timeout=60_000)
+        page.get_by_role("button", name="Teacher").click()
+        page.get_by_label("Teacher's key").fill("open sesame")
+        page.get_by_role("button", name="Unlock").click()
+        page.get_by_role("button", name="Start a new class").wait_for(timeout=60_000)
+    finally:
+        stop_server(proc)

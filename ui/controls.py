@@ -41,7 +41,7 @@ def config_controls(defaults: TrainConfig, link: LinkedWidgets) -> TrainConfig:
     """Toggles in one row, dropout, and the rest of the recipe one click away (a popover); every
     default is `defaults`' own (a step's, or a design's)."""
     t, r = defaults.toggles, defaults.recipe
-    c1, c2, c3 = st.columns([1.3, 0.8, 1.1])
+    c1, c2, c3 = st.columns([1.25, 1.0, 1.1])
     batchnorm = link.toggle(c1, "BatchNorm", t.batchnorm, "bn")
     gap = link.toggle(c2, "GAP", t.gap, "gap", help="on: the head is G (average each channel over the last grid, "
                                                     "then a 1x1 convolution); off: F (one convolution whose kernel "

@@ -12,12 +12,20 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-RESERVED = {"embed", "embed_options"}  # Streamlit's own query parameters
+from core.store import Exercise
+
+RESERVED = {"embed", "embed_options", "exercise"}  # Streamlit's own query parameters; a teacher's exercise id
+LOCK = ":material/lock:"
 
 
 class LinkedWidgets:
-    def __init__(self, page: str) -> None:
+    """The page's URL-bound widgets. With a teacher's exercise (core.store.Exercise), its locked
+    controls are drawn disabled at the exercise's values and its hidden ones are not drawn: neither
+    is bound to the URL, so no link can change them."""
+
+    def __init__(self, page: str, exercise: Exercise | None = None) -> None:
         self.page = page
+        self.exercise = exercise
         self.asked = {key: st.query_params.get_all(key)[-1] for key in st.query_params.keys()}
         self.shown: dict[str, str] = {}  # key -> the value as the URL would write it
 
@@ -25,21 +33,62 @@ class LinkedWidgets:
         self.shown[key] = as_text(value)
         return value
 
+    def _fixed(self, key: str, default: Any, read: Callable[[str], Any]) -> tuple[bool, Any]:
+        """(is the control fixed by the exercise, its value there)."""
+        if self.exercise is None or not self.exercise.fixes(key):
+            return False, None
+        raw = self.exercise.settings.get(key)
+        try:
+            return True, default if raw is None else read(raw)
+        except (TypeError, ValueError):
+            return True, default
+
+    def _draw_fixed(self, key: str) -> bool:
+        return self.exercise is not None and key in self.exercise.locked
+
     def toggle(self, where, label: str, default: bool, key: str, **kw: Any) -> bool:
-        return self._bind(key, where.toggle(label, value=default, key=key, bind="query-params", **kw),
-                          lambda v: "true" if v else "false")
+        as_text = lambda v: "true" if v else "false"  # noqa: E731
+        fixed, value = self._fixed(key, default, lambda raw: raw == "true")
+        if fixed:
+            if self._draw_fixed(key):
+                where.toggle(label, value=value, key=f"{key}__locked", disabled=True)
+            return self._bind(key, value, as_text)
+        return self._bind(key, where.toggle(label, value=default, key=key, bind="query-params", **kw), as_text)
 
     def slider(self, where, label: str, low: float, high: float, default: float, step: float, key: str,
                **kw: Any) -> float:
+        fixed, value = self._fixed(key, default, lambda raw: min(high, max(low, type(default)(float(raw)))))
+        if fixed:
+            if self._draw_fixed(key):
+                where.slider(label, low, high, value, step, key=f"{key}__locked", disabled=True,
+                             help="Locked by this exercise")
+            return self._bind(key, value, repr)
         return self._bind(key, where.slider(label, low, high, default, step, key=key, bind="query-params", **kw), repr)
 
     def number(self, where, label: str, low: Any, high: Any, default: Any, key: str, **kw: Any) -> Any:
+        fixed, value = self._fixed(key, default, lambda raw: min(high, max(low, type(default)(float(raw)))))
+        if fixed:
+            if self._draw_fixed(key):
+                where.number_input(label, low, high, value, key=f"{key}__locked", disabled=True,
+                                   help="Locked by this exercise", **{k: v for k, v in kw.items() if k == "format"})
+            return self._bind(key, value, repr)
         return self._bind(key, where.number_input(label, low, high, default, key=key, bind="query-params", **kw),
                           repr)
 
     def select(self, where, label: str, options: Sequence[Any], default: Any, key: str,
                format_func: Callable[[Any], str] = str, radio: bool = False, **kw: Any) -> Any:
         widget = where.radio if radio else where.selectbox
+
+        def read(raw: str) -> Any:
+            return next(o for o in options if format_func(o) == raw or str(o) == raw)
+
+        fixed, value = self._fixed(key, default, lambda raw: _or_raise(read, raw))
+        if fixed:
+            if self._draw_fixed(key):
+                widget(label, options, index=list(options).index(value), key=f"{key}__locked", format_func=format_func,
+                       disabled=True, help="Locked by this exercise",
+                       **{k: v for k, v in kw.items() if k == "horizontal"})
+            return self._bind(key, value, format_func)
         value = widget(label, options, index=list(options).index(default), key=key, format_func=format_func,
                        bind="query-params", **kw)
         return self._bind(key, value, format_func)
@@ -49,6 +98,9 @@ class LinkedWidgets:
         problems = []
         for key, raw in self.asked.items():
             if key in RESERVED:
+                continue
+            if self.exercise is not None and self.exercise.fixes(key):
+                problems.append(f"`{key}` (fixed by the teacher's exercise)")
                 continue
             if key not in self.shown:
                 problems.append(f"`{key}` (not a setting of this page)")
@@ -74,3 +126,10 @@ def _same(raw: str, shown: str) -> bool:
     except ValueError:
         return False
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _or_raise(read: Callable[[str], Any], raw: str) -> Any:
+    try:
+        return read(raw)
+    except StopIteration:
+        raise ValueError(raw) from None

@@ -24,6 +24,7 @@ def app_pages() -> dict[str, list]:
         "Lifecycle": [st.Page(f"pages/step_{s.number}.py", title=f"{s.number}. {s.title}") for s in STEPS],
         "Tools": [
             st.Page("pages/design.py", title="Design a network", icon=":material/design_services:"),
+            st.Page("pages/board.py", title="Class board", icon=":material/groups:"),
             st.Page("pages/inspect.py", title="Inspect a trained network", icon=":material/biotech:"),
             st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
             st.Page("pages/augmentation.py", title="Augmentation viewer", icon=":material/auto_awesome:"),

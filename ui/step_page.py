@@ -21,10 +21,11 @@ from core.steps import get_step
 from core.train import TrainConfig
 from ui.compare import compare_picker
 from ui.controls import budget_controls, step_controls
+from ui.classroom import current_class, exercise_banner, exercise_maker, exercise_of_link
 from ui.link import LinkedWidgets
-from ui.state import ablation, data_problem, device, references, show_data_problem, warm_workers
+from ui.state import ablation, data_problem, device, references, run_store, show_data_problem, warm_workers
 from ui.tables import layer_table
-from ui.training import LiveView, compare_key, compare_tables, live_batches, train_buttons
+from ui.training import LiveView, compare_key, compare_tables, live_batches, predicted_or_trained, train_buttons
 
 
 def safe(fn, *args: Any, **kwargs: Any) -> Any:
@@ -51,8 +52,10 @@ def figures(doc: dict[str, Any]) -> None:
 
 def render(number: int) -> None:
     step = get_step(number)
-    link = LinkedWidgets(f"step_{number}")
+    exercise = exercise_of_link(run_store(), f"step_{number}")
+    link = LinkedWidgets(f"step_{number}", exercise)
     st.markdown(f"#### Step {number} · {step.title}")
+    exercise_banner(exercise)
     left, right = st.columns([1, 2], gap="medium")
     with left:
         st.markdown("\n".join(f"- {t}" for t in lesson_for(number).target))
@@ -67,14 +70,17 @@ def render(number: int) -> None:
                 choice = safe(budget_controls, config, link, device().type == "cuda")
             if choice is not None:
                 train_buttons(number, choice)
-        if config is not None:
+        if config is not None and exercise is None:  # an exercise keeps the class on its page
             open_in_design(config)
     with right:
         doc = safe(cached_description, number, config.toggles.batchnorm, config.toggles.dropout,
                    config.toggles.gap) if config is not None else None
         if doc is not None:
             figures(doc)
-        chosen = compare_picker(number, compare_key(number))
+        hide = folded(number)
+        if hide:  # the reference runs on the chart would give the result away
+            st.caption("*Compare with* (the step's reference runs and the class's runs) opens with the result.")
+        chosen = (lambda: []) if hide else compare_picker(number, compare_key(number))
         live = LiveView(number, chosen)
         live.draw()
     link.notice()
@@ -82,7 +88,12 @@ def render(number: int) -> None:
     result, layers, table, batches = st.tabs(["Result and analysis", "Layers", "Compare: what differs",
                                               "Per-batch loss"])
     with result:
-        result_section(number)
+        if hide:
+            st.info("**Predict first.** In this class the measured result and the analysis open once you have "
+                    "written down a prediction (*Predict first*, under Train) or trained this step.",
+                    icon=":material/psychology:")
+        else:
+            result_section(number)
     with layers:
         if doc is not None:
             layer_table(doc["layers"])
@@ -90,7 +101,14 @@ def render(number: int) -> None:
         compare_tables(number)
     with batches:
         live_batches(number)
+    exercise_maker(run_store(), f"step_{number}", link.shown)
     live.follow()  # last: keeps the charts and status current while this session's runs go on
+
+
+def folded(number: int) -> bool:
+    """In a class the teacher started with 'predict first', a step's result waits for the student."""
+    klass = current_class(run_store())
+    return klass is not None and klass.predict_first and not predicted_or_trained(number)
 
 
 def open_in_design(config: TrainConfig) -> None:

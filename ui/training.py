@@ -9,13 +9,15 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from core.challenge import CHALLENGE
+from core.challenge import CHALLENGE, min_last
+from core.classroom import OUTCOMES, Prediction, outcome
 from core.compare import Group, Run, differing_table, group_runs, noise_verdicts
 from core.model import device_label
 from core.queue import Job, LimitError, Snapshot
 from ui.charts import batch_chart, history_specs, show_history
 from ui.controls import Choice
-from ui.state import allow_download, data_dir, device, run_queue, runs_db
+from ui.classroom import name_input, run_tags
+from ui.state import allow_download, data_dir, device, references, run_queue, runs_db
 
 SEEDS_PER_GROUP = 3
 PageKey = int | str  # a step's number, or "design": it keys the page's runs and widgets in the session
@@ -40,7 +42,8 @@ def submit(page: PageKey, choice: Choice, seeds: int) -> None:
         config = choice.config.with_overrides(seed=choice.config.seed + offset, device=str(device()))
         try:
             jobs.append(run_queue().submit(Job(config, data_dir(), allow_download(), label=choice.label,
-                                               estimate_s=choice.estimate_s, db=runs_db(), source="app")))
+                                               estimate_s=choice.estimate_s, db=runs_db(), source="app",
+                                               tags=run_tags(str(page)))))
         except LimitError as exc:  # the page said so already; a second guard for a page drawn before a change
             st.toast(f"Not queued: {exc}", icon=":material/block:")
             break
@@ -68,10 +71,42 @@ def train_buttons(page: PageKey, choice: Choice) -> None:
     b3.button("Stop", key=f"stop_{page}", disabled=not active, on_click=stop_all, args=(page,), width="stretch",
               icon=":material/stop:", help="A training run stops after its current batch (its epochs so far are "
                                            "kept); a run still in the queue leaves it")
+    prediction_controls(page)
     waiting, wait_s = run_queue().load()
     queue_note = f" · {waiting} run{'s' if waiting != 1 else ''} in the queue now, about {wait_s:.0f} s" if waiting else ""
     st.caption(f"{choice.label} ({choice.sizing}); about {choice.estimate_s:.0f} s once it starts on "
                f"{device_label(device())}{queue_note}")
+
+
+def prediction_key(page: PageKey) -> str:
+    return f"prediction_{page}"
+
+
+def prediction_controls(page: PageKey) -> None:
+    """Write down what you expect before you train: it is stored with the run, and the result
+    is shown beside it (and on the class board, beside the class's)."""
+    held: Prediction = st.session_state.get(prediction_key(page), Prediction())
+    label = "Predict first" if held.empty else f"Your prediction: {held.describe()}"
+
+    def keep() -> None:
+        versus = st.session_state.get(f"_versus_{page}")
+        figure = st.session_state.get(f"_figure_{page}")
+        st.session_state[prediction_key(page)] = Prediction(figure, versus)
+
+    with st.popover(label, icon=":material/psychology:", width="stretch"):
+        name_input()
+        st.session_state[f"_versus_{page}"] = held.versus_default
+        st.session_state[f"_figure_{page}"] = held.min_last
+        st.radio("Against the step's default settings, this run will do", OUTCOMES, index=None, horizontal=True,
+                 key=f"_versus_{page}", on_change=keep,
+                 help="Judged on the step's reference seeds: 'same' while the result stays within their range")
+        st.number_input(f"The min(last {CHALLENGE.last_epochs}) test accuracy I expect (%)", 0.0, 100.0, value=None,
+                        step=0.05, format="%.2f", key=f"_figure_{page}", on_change=keep)
+
+
+def predicted_or_trained(page: PageKey) -> bool:
+    """Has this session written a prediction on the page, or trained there?"""
+    return not st.session_state.get(prediction_key(page), Prediction()).empty or bool(live_jobs(page))
 
 
 # --- the live area: charts of live + compared runs, status ----------------------------------------
@@ -248,10 +283,37 @@ def verdict_line(finished: list[tuple[Job, Snapshot]]) -> None:
         best = max(e["test_acc"] for e in snap.epochs)
         (st.success if passed else st.warning)(f"Best test accuracy {best:.2f} % · {snap.params:,} parameters · "
                                                f"{snap.elapsed:.0f} s. {verdict}")
+    else:
+        met = sum(p for p, _ in results)
+        (st.success if met == len(results) else st.warning)(
+            f"{met} of {len(results)} seeds met the challenge ({CHALLENGE.describe()}).")
+    reveal(finished)
+
+
+def reveal(finished: list[tuple[Job, Snapshot]]) -> None:
+    """The prediction written before training, beside what happened."""
+    job = finished[0][0]
+    prediction = Prediction.from_text(job.tags.prediction)
+    if prediction.empty:
         return
-    met = sum(p for p, _ in results)
-    (st.success if met == len(results) else st.warning)(
-        f"{met} of {len(results)} seeds met the challenge ({CHALLENGE.describe()}).")
+    figures = [min_last([e["test_acc"] for e in s.epochs]) for _, s in finished]
+    figures = [f for f in figures if f is not None]
+    if not figures:
+        st.caption(f"You predicted {prediction.describe()}; the run was too short to tell "
+                   f"(min(last {CHALLENGE.last_epochs}) needs {CHALLENGE.last_epochs} epochs).")
+        return
+    worst = min(figures)
+    parts = [f"Min(last {CHALLENGE.last_epochs}) came out at {worst:.2f} %"
+             + (" (worst seed)" if len(figures) > 1 else "")]
+    if prediction.min_last is not None:
+        parts.append(f"{worst - prediction.min_last:+.2f} points from your {prediction.min_last:.2f} %")
+    if prediction.versus_default is not None:
+        result = outcome(worst, references().get(job.config.step))
+        if result is not None:
+            parts.append(f"{result} than the step's default (judged on its reference seeds; you said "
+                         f"{prediction.versus_default})")
+    st.info("You predicted " + prediction.describe() + ". " + "; ".join(parts) + ".",
+            icon=":material/psychology:")
 
 
 def compare_tables(page: PageKey) -> None:

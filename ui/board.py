@@ -1,0 +1,284 @@
+"""The Class board, made for the projector: every run of this class from every browser session
+(live while they train), the leaderboard judged on seeds, the frontier of parameters against
+min(last 3), and the class's predictions against what happened.
+
+A refresh is one query of the run store (core.classroom.board); what each setting means is
+computed once per setting and server (SettingCache)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from core.challenge import CHALLENGE
+from core.classroom import (SEEDS_TO_COUNT, BoardEntry, SettingCache, Standing, board, frontier_points, leaderboard,
+                            prediction_table, reference_marks, setting_of, writeup_mark)
+from core.queue import Job, LimitError
+from core.store import RunStore, StoreError, config_key
+from ui.classroom import current_class, is_teacher, may_change, name_input, run_tags, teacher_key, try_key
+from ui.controls import link_params
+from ui.state import allow_download, data_dir, references, run_queue, run_store, runs_db
+
+REFRESH_S = 4.0  # the board redraws this often; one query each time
+SHOWN_RUNS = 300  # the newest runs in the table (the leaderboard counts every run of the class)
+VIEWS = {"runs": "Runs", "leaderboard": "Leaderboard", "frontier": "Frontier", "predictions": "Predictions"}
+LAST = f"min(last {CHALLENGE.last_epochs})"
+
+
+@st.cache_resource(show_spinner=False)
+def settings_cache(path: str) -> SettingCache:  # one per store file and server
+    return SettingCache()
+
+
+def render() -> None:
+    store = run_store()
+    if store is None:
+        st.error("The class board needs the run store (see the *Data and run history* page).")
+        return
+    klass = current_class(store)
+    since = klass.started_at if klass is not None else 0.0
+    title = f"Class board · {klass.name}" if klass is not None and klass.name else "Class board"
+    st.markdown(f"#### {title}")
+    top_left, top_right = st.columns([1, 1], gap="medium")
+    with top_left:
+        name_input()
+        st.caption(("Counting runs since " + time.strftime("%H:%M on %d %b", time.localtime(since))
+                    if klass is not None else "Counting every stored run (the teacher can start a class)")
+                   + f" · refreshes every {REFRESH_S:.0f} s")
+    with top_right:
+        teacher_controls(store)
+    view = st.segmented_control("Show", list(VIEWS), format_func=VIEWS.get, default="runs", key="board_view",
+                                label_visibility="collapsed") or "runs"
+    if view in ("runs", "leaderboard"):
+        live_board(store, since, view)
+    else:  # a chart to click and a table of outcomes: drawn once per visit, not every few seconds
+        draw_view(store, since, view)
+
+
+def teacher_controls(store: RunStore) -> None:
+    if teacher_key() is not None and not st.session_state.get("teacher", False):
+        with st.popover("Teacher", icon=":material/key:"):
+            st.text_input("Teacher's key", type="password", key="_teacher_key")
+            st.button("Unlock", key="unlock", on_click=_unlock)
+            if st.session_state.get("_wrong_key"):
+                st.error("That is not the key this server was started with.")
+        return
+    with st.popover("Start a new class", icon=":material/restart_alt:"):
+        st.caption("The board then counts only the runs from now on; the run store keeps everything.")
+        st.text_input("Class name (optional)", key="_class_name", max_chars=40)
+        st.checkbox("Predict first: step pages keep their result folded until a student has predicted or trained",
+                    key="_predict_first")
+        st.button("Start the class", type="primary", key="start_class", on_click=_start_class, args=(store,))
+    if st.session_state.get("_class_error"):
+        st.error(st.session_state.pop("_class_error"))
+
+
+def _unlock() -> None:
+    st.session_state["_wrong_key"] = not try_key(st.session_state.get("_teacher_key", ""))
+
+
+def _start_class(store: RunStore) -> None:
+    if not is_teacher():  # checked again at the click
+        return
+    try:
+        store.start_class(st.session_state.get("_class_name", "").strip(), st.session_state.get("_predict_first", False))
+    except StoreError as exc:
+        st.session_state["_class_error"] = str(exc)
+
+
+@st.fragment(run_every=REFRESH_S)
+def live_board(store: RunStore, since: float, view: str) -> None:
+    draw_view(store, since, view)
+
+
+def draw_view(store: RunStore, since: float, view: str) -> None:
+    """One view of the board: each reads the run store with one query for what it shows."""
+    settings = settings_cache(str(store.path))
+    try:
+        if view == "runs":
+            runs_view(store, since, settings)
+        elif view == "leaderboard":
+            leaderboard_view(*leaderboard(store, since, settings))
+        elif view == "frontier":
+            frontier_view(*leaderboard(store, since, settings))
+        else:
+            predictions_view(board(store, since, settings, predicted_only=True))
+    except StoreError as exc:
+        st.warning(f"The run store could not be read: {exc}")
+
+
+# --- runs --------------------------------------------------------------------------------------------
+
+def queued_rows() -> list[dict[str, Any]]:
+    """Runs waiting in this server's queue (not in the store until they start)."""
+    rows = []
+    for place, job in enumerate((j for j in run_queue().active_jobs() if j.status == "queued"), start=1):
+        setting = setting_of(job.config)
+        rows.append({"run": None, "name": job.tags.student, "what": setting.what, "differs": setting.differs,
+                     "seed": job.config.seed, "params": None, "multiply-adds": setting.macs,
+                     "status": f"queued ({place})", "progress": 0.0, LAST: None, "verdict": "", "predicted": ""})
+    return rows
+
+
+def runs_view(store: RunStore, since: float, settings: SettingCache) -> None:
+    total, training, sessions = store.board_counts(since)
+    entries = board(store, since, settings, limit=SHOWN_RUNS)
+    queued = queued_rows()
+    st.caption(f"{total} run(s) from {sessions} browser session(s) · {training} training now · {len(queued)} queued"
+               + (f" · the newest {SHOWN_RUNS} shown" if total > SHOWN_RUNS else ""))
+    rows = queued + [e.as_row() for e in entries]
+    if not rows:
+        st.info("No runs yet in this class. Runs appear here as soon as anyone presses Train.")
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 560),
+                 column_config={
+                     "run": st.column_config.NumberColumn("run", format="%d"),
+                     "params": st.column_config.NumberColumn("params", format="localized"),
+                     "multiply-adds": st.column_config.NumberColumn("multiply-adds", format="compact"),
+                     "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
+                                                                 format="percent"),
+                     LAST: st.column_config.NumberColumn(LAST, format="%.2f %%"),
+                 })
+    stop_control()
+
+
+def stop_control() -> None:
+    """Stop a training run or cancel a queued one: the teacher any, a student their own."""
+    queue = run_queue()
+    active: list[tuple[str, Job]] = []
+    for job in queue.active_jobs():
+        if not may_change(job.tags.session):
+            continue
+        what = setting_of(job.config).what
+        who = job.tags.student or "no name"
+        run_id = job.snapshot().run_id
+        active.append((f"{'run ' + str(run_id) if run_id else 'queued'}: {what}, seed {job.config.seed} ({who})", job))
+    if not active:
+        return
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    labels = [label for label, _ in active]
+    picked = c1.selectbox("Stop a run (training: after its current batch; queued: it leaves the queue)", labels,
+                          key="board_stop_pick")
+    c2.button("Stop it", key="board_stop", icon=":material/stop:", width="stretch", on_click=_stop,
+              args=(dict(active)[picked], picked))
+
+
+def _stop(job: Job, label: str) -> None:
+    if may_change(job.tags.session):  # checked again at the click
+        job.stop()
+        st.toast(f"Stopping {label}", icon=":material/stop:")
+
+
+# --- leaderboard --------------------------------------------------------------------------------------
+
+def standing_row(rank: str, s: Standing) -> dict[str, Any]:
+    own = f"step {s.setting.config.step}'s recipe" if s.setting.config.is_design else "the step's own"
+    return {"rank": rank, "design": s.mark or s.setting.what, "settings": s.setting.differs or own,
+            "params": s.params, "multiply-adds": s.setting.macs, "seeds": len(s.seeds),
+            f"worst seed {LAST}": s.worst, f"best seed {LAST}": s.best}
+
+
+def leaderboard_view(counted: list[Standing], short: list[Standing]) -> None:
+    marks = reference_marks(references())
+    st.caption(f"A design counts once it holds ≥ {CHALLENGE.min_acc} % in each of its last {CHALLENGE.last_epochs} "
+               f"epochs on at least {SEEDS_TO_COUNT} seeds (every seed run, all images, ≤ {CHALLENGE.max_epochs} "
+               f"epochs, < {CHALLENGE.max_params:,} parameters); ranked by parameters, then multiply-adds. The worst "
+               "seed is the one that counts.")
+    rows = [standing_row(str(i), s) for i, s in enumerate(counted, start=1)]
+    rows += [standing_row("mark", m) for m in marks]
+    w = writeup_mark()
+    rows.append({"rank": "mark", "design": "the write-up's final network", "settings": w["note"],
+                 "params": None, "multiply-adds": None, "seeds": 1, f"worst seed {LAST}": None,
+                 f"best seed {LAST}": None})
+    frame = pd.DataFrame(rows).sort_values("params", na_position="last", kind="stable")
+    st.dataframe(frame, hide_index=True, width="stretch",
+                 column_config={"params": st.column_config.NumberColumn("params", format="localized"),
+                                "multiply-adds": st.column_config.NumberColumn("multiply-adds", format="compact"),
+                                f"worst seed {LAST}": st.column_config.NumberColumn(format="%.2f %%"),
+                                f"best seed {LAST}": st.column_config.NumberColumn(format="%.2f %%")})
+    st.caption(f"The write-up reports {w['params']} parameters and a best test accuracy of {w['best_test']} % on one "
+               "run, without per-epoch figures, so it is listed as reported and not judged here.")
+    if not short:
+        return
+    st.markdown(f"**Holding so far, short of {SEEDS_TO_COUNT} seeds**")
+    for s in short[:10]:
+        c1, c2 = st.columns([3, 1], vertical_alignment="center")
+        c1.markdown(f"{s.setting.what} · {s.params:,} parameters · seeds {sorted(s.seeds)} · worst {s.worst:.2f} %")
+        c1.caption(s.setting.differs or "the step's own settings")
+        missing = s.seeds_missing
+        c2.button(f"Verify on seeds {', '.join(map(str, missing))}", key=f"verify_{s.setting.config.net}_"
+                  f"{config_key(s.setting.config)}", on_click=verify, args=(s, missing), width="stretch")
+
+
+def verify(standing: Standing, seeds: list[int]) -> None:
+    """Queue the seeds a design is missing, as this session's runs."""
+    queue = run_queue()
+    for seed in seeds:
+        config = standing.setting.config.with_overrides(seed=seed)
+        try:
+            queue.submit(Job(config, data_dir(), allow_download(), label=f"verify: seed {seed}", db=runs_db(),
+                             source="app", tags=run_tags("board")))
+        except LimitError as exc:
+            st.toast(f"Not queued: {exc}", icon=":material/block:")
+            return
+    st.toast(f"Queued seeds {', '.join(map(str, seeds))}: they appear on the board as they train.",
+             icon=":material/playlist_add:")
+
+
+# --- frontier ------------------------------------------------------------------------------------------
+
+def frontier_chart(points: list[dict[str, Any]]) -> alt.LayerChart:
+    frame = pd.DataFrame(points)
+    pick = alt.selection_point(name="design", fields=["net", "step"], on="click")
+    x = alt.X("params:Q", scale=alt.Scale(type="log"), title="parameters (log scale)")
+    y = alt.Y("min_last:Q", scale=alt.Scale(zero=False), title=f"{LAST} test accuracy, %")
+    base = alt.Chart(frame).encode(x=x, color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom")))
+    bars = base.mark_rule().encode(y="low:Q", y2="high:Q")
+    dots = base.mark_point(filled=True, size=90).encode(
+        y=y, tooltip=["label:N", alt.Tooltip("params:Q", format=","), alt.Tooltip("min_last:Q", format=".2f"),
+                      alt.Tooltip("low:Q", format=".2f"), alt.Tooltip("high:Q", format=".2f"), "seeds:Q"],
+        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.5))).add_params(pick)
+    numbers = base.transform_filter(alt.datum.kind == "lifecycle step").mark_text(dx=9, dy=-9, fontSize=12).encode(
+        y=y, text="step:N")
+    target = alt.Chart(pd.DataFrame({"y": [CHALLENGE.min_acc]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q")
+    budget = alt.Chart(pd.DataFrame({"x": [CHALLENGE.max_params]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
+    return alt.layer(bars, dots, numbers, target, budget).properties(height=420)
+
+
+def frontier_view(counted: list[Standing], short: list[Standing]) -> None:
+    points = frontier_points(counted + short + reference_marks(references()), references())
+    if not points:
+        st.info("No finished full runs yet: the frontier fills as designs finish.")
+        return
+    st.caption(f"One mark per design (the class's full runs, mean of its seeds, the bar spans them) and per lifecycle "
+               f"step (its reference runs). Dashed: {CHALLENGE.min_acc} % and {CHALLENGE.max_params:,} parameters; "
+               "the challenge is the upper left. Click a mark to open that design.")
+    event = st.altair_chart(frontier_chart(points), on_select="rerun", key="frontier", width="stretch")
+    picked = (event.selection.get("design") or [None])[0] if event and event.selection else None
+    if picked:
+        target = next((p for p in points if p["net"] == picked.get("net") and p["step"] == picked.get("step")), None)
+        if target is not None:
+            open_design(target)
+
+
+def open_design(point: dict[str, Any]) -> None:
+    from core.train import TrainConfig
+
+    config = TrainConfig.for_step(int(point["step"]), net=point["net"])
+    st.switch_page("pages/design.py", query_params=link_params(config, "full"))
+
+
+# --- predictions ---------------------------------------------------------------------------------------
+
+def predictions_view(entries: list[BoardEntry]) -> None:
+    table = prediction_table(entries, references())
+    if not table:
+        st.info("No predictions yet. Before training, a student can write one down beside the Train button.")
+        return
+    st.caption("Per step and change: what the class predicted against what happened. A change counts as *better* or "
+               "*worse* only beyond the range of the step's reference seeds; within it, *same*.")
+    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
