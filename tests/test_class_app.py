@@ -103,6 +103,8 @@ def test_clearing_the_board_needs_the_teachers_key(keyed_app, private_run_store)
     at.button(key="start_class").click().run()
     klass = RunStore(private_run_store).current_class()
     assert klass is not None and klass.name == "Monday <b>group</b>"
+    title = next(m.value for m in at.markdown if m.value.startswith("#### Class board"))
+    assert title == r"#### Class board · Monday \<b\>group\</b\>"  # shown as typed, never as HTML
 
 
 def test_an_exercise_link_locks_its_controls_and_the_url_cannot_unlock_them(app, private_run_store):

@@ -242,9 +242,9 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
     page.get_by_text(step4.net, exact=False).first.wait_for(timeout=90_000)
     page.get_by_text(f"{describe_config(step4)['params']:,}", exact=True).first.wait_for(timeout=30_000)
 
-    page.goto(f"{server}/design?net=c8,c8,M,c16,c16,c16,c16,G", timeout=60_000)
+    page.goto(f"{server}/design?net=c8,c8,M,c16,c16,G", timeout=60_000)
     page.get_by_role("button", name="Train", exact=True).wait_for(timeout=90_000)
-    before = TrainConfig.for_step(9)
+    before = TrainConfig.for_step(9, net="c8,c8,M,c16,c16,G")  # receptive field 14: room to grow within 28
     page.get_by_text(f"{describe_config(before)['params']:,}", exact=True).first.wait_for(timeout=30_000)
     # the grid is drawn on a canvas: select the first row's 'row' cell (rows are 35 px high, under a
     # 35 px header; a 33 px row-marker column comes first), step right past 'layer' to 'channels',
@@ -260,16 +260,47 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
         page.wait_for_timeout(300)
         page.keyboard.press("Control+A")
         page.keyboard.type("12")
+        page.wait_for_timeout(300)  # the cell's editor takes the keys a moment after they are typed
         page.keyboard.press("Enter")
         try:
             page.wait_for_url("**net=c12*", timeout=10_000)
             break
         except playwright.TimeoutError:
             page.keyboard.press("Escape")
-    after = before.with_overrides(net="c12,c8,M,c16,c16,c16,c16,G")
+    after = before.with_overrides(net="c12,c8,M,c16,c16,G")
     page.get_by_text(f"{describe_config(after)['params']:,}", exact=True).first.wait_for(timeout=30_000)
+    # a 5x5 first kernel: every layer's receptive field grows with it (the layer table's RF column;
+    # its grid is drawn on a canvas, and its accessible copy holds the visible cells' text)
+    wider = before.with_overrides(net="c12k5,c8,M,c16,c16,G")
+    layers = page.get_by_test_id("stDataFrame").nth(1)
+
+    def rf_cell(row: int, doc: dict) -> None:
+        text = str(doc["layers"][row]["rf"])
+        layers.locator(f"#glide-cell-4-{row}", has_text=text).first.wait_for(state="attached", timeout=30_000)
+
+    rf_cell(0, describe_config(after))
+    assert describe_config(wider)["layers"][0]["rf"] == 5 > describe_config(after)["layers"][0]["rf"]
+    for _ in range(3):
+        page.wait_for_timeout(1000)
+        editor.click(position={"x": 60, "y": 35 + 17})
+        for _ in range(3):  # past 'layer' and 'channels' to 'kernel'
+            page.keyboard.press("ArrowRight")
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(300)
+        page.keyboard.press("Control+A")
+        page.keyboard.type("5")
+        page.wait_for_timeout(300)
+        page.keyboard.press("Enter")
+        try:
+            page.wait_for_url("**net=c12k5*", timeout=10_000)
+            break
+        except playwright.TimeoutError:
+            page.keyboard.press("Escape")
+    rf_cell(0, describe_config(wider))
+    page.get_by_text(f"{describe_config(wider)['params']:,}", exact=True).first.wait_for(timeout=30_000)
+    after = wider
     shot(page, "design_edited")
-    assert "c12%2Cc8" in page.url or "c12,c8" in page.url
+    assert "c12k5%2Cc8" in page.url or "c12k5,c8" in page.url
 
     fresh = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     fresh.goto(page.url, timeout=60_000)
@@ -283,7 +314,7 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
     fresh.get_by_text("Best test accuracy").wait_for(timeout=180_000)
     assert fresh.get_by_test_id("stVegaLiteChart").count() >= 2  # accuracy and loss, references included
     (run,) = RunStore(os.environ["LIFECYCLE_RUNS"]).runs()
-    assert run.config.net == "c12,c8,M,c16,c16,c16,c16,G" and run.status == "completed"
+    assert run.config.net == "c12k5,c8,M,c16,c16,G" and run.status == "completed"
     shot(fresh, "design_trained")
 
 

@@ -2,8 +2,9 @@
 (live while they train), the leaderboard judged on seeds, the frontier of parameters against
 min(last 3), and the class's predictions against what happened.
 
-A refresh is one query of the run store (core.classroom.board); what each setting means is
-computed once per setting and server (SettingCache)."""
+A refresh of a view reads the run store's runs table with one query for what it shows (plus one
+for the class's start, which another session may have moved); what each setting means is computed
+once per setting and server (SettingCache)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ from core.classroom import (SEEDS_TO_COUNT, BoardEntry, SettingCache, Standing, 
                             prediction_table, reference_marks, setting_of, writeup_mark)
 from core.queue import Job, LimitError
 from core.store import RunStore, StoreError, config_key
-from ui.classroom import current_class, is_teacher, may_change, name_input, run_tags, teacher_key, try_key
+from ui.classroom import current_class, is_teacher, may_change, name_input, plain, run_tags, teacher_key, try_key
 from ui.controls import link_params
 from ui.state import allow_download, data_dir, references, run_queue, run_store, runs_db
 
-REFRESH_S = 4.0  # the board redraws this often; one query each time
+REFRESH_S = 4.0  # the runs and leaderboard views redraw this often
 SHOWN_RUNS = 300  # the newest runs in the table (the leaderboard counts every run of the class)
 VIEWS = {"runs": "Runs", "leaderboard": "Leaderboard", "frontier": "Frontier", "predictions": "Predictions"}
 LAST = f"min(last {CHALLENGE.last_epochs})"
@@ -41,8 +42,7 @@ def render() -> None:
         return
     klass = current_class(store)
     since = klass.started_at if klass is not None else 0.0
-    title = f"Class board · {klass.name}" if klass is not None and klass.name else "Class board"
-    st.markdown(f"#### {title}")
+    st.markdown("#### Class board" + (f" · {plain(klass.name)}" if klass is not None and klass.name else ""))
     top_left, top_right = st.columns([1, 1], gap="medium")
     with top_left:
         name_input()
@@ -54,7 +54,7 @@ def render() -> None:
     view = st.segmented_control("Show", list(VIEWS), format_func=VIEWS.get, default="runs", key="board_view",
                                 label_visibility="collapsed") or "runs"
     if view in ("runs", "leaderboard"):
-        live_board(store, since, view)
+        live_board(store, view)
     else:  # a chart to click and a table of outcomes: drawn once per visit, not every few seconds
         draw_view(store, since, view)
 
@@ -91,8 +91,9 @@ def _start_class(store: RunStore) -> None:
 
 
 @st.fragment(run_every=REFRESH_S)
-def live_board(store: RunStore, since: float, view: str) -> None:
-    draw_view(store, since, view)
+def live_board(store: RunStore, view: str) -> None:
+    klass = current_class(store)  # the teacher may start a class from another browser meanwhile
+    draw_view(store, klass.started_at if klass is not None else 0.0, view)
 
 
 def draw_view(store: RunStore, since: float, view: str) -> None:
@@ -157,6 +158,7 @@ def stop_control() -> None:
         who = job.tags.student or "no name"
         run_id = job.snapshot().run_id
         active.append((f"{'run ' + str(run_id) if run_id else 'queued'}: {what}, seed {job.config.seed} ({who})", job))
+    # the labels hold typed names: a selectbox shows them as text; the toast below does not repeat them
     if not active:
         return
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -164,13 +166,13 @@ def stop_control() -> None:
     picked = c1.selectbox("Stop a run (training: after its current batch; queued: it leaves the queue)", labels,
                           key="board_stop_pick")
     c2.button("Stop it", key="board_stop", icon=":material/stop:", width="stretch", on_click=_stop,
-              args=(dict(active)[picked], picked))
+              args=(dict(active)[picked],))
 
 
-def _stop(job: Job, label: str) -> None:
+def _stop(job: Job) -> None:
     if may_change(job.tags.session):  # checked again at the click
         job.stop()
-        st.toast(f"Stopping {label}", icon=":material/stop:")
+        st.toast(f"Stopping seed {job.config.seed} of {setting_of(job.config).what}", icon=":material/stop:")
 
 
 # --- leaderboard --------------------------------------------------------------------------------------
@@ -256,7 +258,9 @@ def frontier_view(counted: list[Standing], short: list[Standing]) -> None:
         return
     st.caption(f"One mark per design (the class's full runs, mean of its seeds, the bar spans them) and per lifecycle "
                f"step (its reference runs). Dashed: {CHALLENGE.min_acc} % and {CHALLENGE.max_params:,} parameters; "
-               "the challenge is the upper left. Click a mark to open that design.")
+               "the challenge is the upper left. Click a mark to open that design."
+               + "".join(f" Step {n}'s reference is a reduced CPU run (not comparable) and is not drawn."
+                         for n, ref in sorted(references().items()) if ref.reduced))
     event = st.altair_chart(frontier_chart(points), on_select="rerun", key="frontier", width="stretch")
     picked = (event.selection.get("design") or [None])[0] if event and event.selection else None
     if picked:

@@ -5,6 +5,7 @@ exercise link. Pages call these; core.classroom decides what they mean."""
 from __future__ import annotations
 
 import os
+import re
 import uuid
 
 import streamlit as st
@@ -13,6 +14,13 @@ from core.classroom import Prediction, key_matches, may_change_run
 from core.store import MAX_NAME, ClassInfo, Exercise, RunStore, RunTags, StoreError
 
 KEY_ENV = "LIFECYCLE_TEACHER_KEY"
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+
+
+def plain(text: str) -> str:
+    """What a student or teacher typed, safe inside markdown: every character that markdown, HTML
+    or Streamlit's :icon: and $math$ syntax would act on is escaped, so it shows as typed."""
+    return _MARKUP.sub(r"\\\1", text)
 
 
 def session_id() -> str:

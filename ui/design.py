@@ -220,7 +220,7 @@ def render() -> None:
             st.caption(f"`{config.net}` · BatchNorm {'on' if config.toggles.batchnorm else 'off'}, dropout "
                        f"{config.toggles.dropout:g} · recipe and references of step {origin} · at most "
                        f"{MAX_TOKENS} layers of at most {MAX_CHANNELS:,} channels")
-            layer_table(doc["layers"], height=260)
+            layer_table(doc["layers"], height=260, geometry=False)
     if config is None:
         link.notice()
         return

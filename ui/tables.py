@@ -8,9 +8,15 @@ import pandas as pd
 import streamlit as st
 
 
-def layer_table(layers: list[dict[str, Any]], height: int | str = "auto") -> None:
-    """The per-layer table of core.lifecycle: output shape, parameters, jump and receptive field."""
-    rows = [{"layer": r["name"], "what": r.get("label", r["type"]), "kernel": r["kernel_size"], "stride": r["stride"],
-             "padding": r["padding"], "dilation": r["dilation"], "output (C×H×W)": "×".join(map(str, r["out_shape"])),
-             "params": r["params"], "jump": r["jump"], "RF": r["rf"]} for r in layers]
+def layer_table(layers: list[dict[str, Any]], height: int | str = "auto", geometry: bool = True) -> None:
+    """The per-layer table of core.lifecycle: output shape, parameters, jump and receptive field.
+    `geometry=False` leaves out kernel, stride, padding and dilation (the Design page's editor
+    shows them beside it), so the figures that follow from them fit without scrolling."""
+    rows = []
+    for r in layers:
+        row = {"layer": r["name"], "what": r.get("label", r["type"])}
+        if geometry:
+            row |= {"kernel": r["kernel_size"], "stride": r["stride"], "padding": r["padding"], "dilation": r["dilation"]}
+        rows.append(row | {"output (C×H×W)": "×".join(map(str, r["out_shape"])), "params": r["params"],
+                           "RF": r["rf"], "jump": r["jump"]})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=height)
