@@ -22,7 +22,7 @@ from core.queue import Job, LimitError
 from core.store import RunStore, StoreError, config_key
 from ui.classroom import current_class, is_teacher, may_change, name_input, plain, run_tags, teacher_key, try_key
 from ui.controls import link_params
-from ui.state import allow_download, data_dir, references, run_queue, run_store, runs_db
+from ui.state import allow_download, data_dir, device, references, run_queue, run_store, runs_db
 
 REFRESH_S = 4.0  # the runs and leaderboard views redraw this often
 SHOWN_RUNS = 300  # the newest runs in the table (the leaderboard counts every run of the class)
@@ -220,7 +220,7 @@ def verify(standing: Standing, seeds: list[int]) -> None:
     """Queue the seeds a design is missing, as this session's runs."""
     queue = run_queue()
     for seed in seeds:
-        config = standing.setting.config.with_overrides(seed=seed)
+        config = standing.setting.config.with_overrides(seed=seed, device=str(device()))
         try:
             queue.submit(Job(config, data_dir(), allow_download(), label=f"verify: seed {seed}", db=runs_db(),
                              source="app", tags=run_tags("board")))
