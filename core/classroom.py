@@ -269,9 +269,11 @@ def frontier_points(standings: list[Standing], references: dict[int, StepReferen
                        "min_last": figures.mean, "low": figures.low, "high": figures.high, "seeds": figures.n})
     for number, ref in sorted(references.items()):
         figures = ref.min_last3
-        if figures is None or ref.reduced:
+        if figures is None:
             continue
-        points.append({"kind": "lifecycle step", "label": f"step {number}: {ref.title}", "net": ref.first.config.net,
+        # a reduced reference run (step 1's, on a CPU) is drawn, but says it is not comparable
+        kind = "lifecycle step (reduced run)" if ref.reduced else "lifecycle step"
+        points.append({"kind": kind, "label": f"step {number}: {ref.title}", "net": ref.first.config.net,
                        "step": number, "params": ref.params, "min_last": figures.mean, "low": figures.low,
                        "high": figures.high, "seeds": figures.n})
     return points

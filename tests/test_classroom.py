@@ -9,7 +9,8 @@ import pytest
 
 import core.store as store_module
 from core.challenge import CHALLENGE
-from core.classroom import (SEEDS_TO_COUNT, Prediction, SettingCache, board, fill_store, key_matches, leaderboard,
+from core.classroom import (SEEDS_TO_COUNT, Prediction, SettingCache, board, fill_store, frontier_points, key_matches,
+                            leaderboard,
                             may_change_run, outcome, prediction_table, reference_marks, setting_of)
 from core.reference import load_references
 from core.store import RunStore, RunTags
@@ -223,3 +224,15 @@ def test_a_big_store_reads_as_one_board(tmp_path):
     assert counted and all(len(s.seeds) >= SEEDS_TO_COUNT and s.worst >= CHALLENGE.min_acc for s in counted)
     newest = entries[99].row.started_at
     assert len(board(store, newest, cache)) == 100
+
+
+def test_the_frontier_draws_every_step_and_says_which_reference_is_reduced():
+    references = load_references()
+    points = frontier_points(reference_marks(references), references)
+    steps = {p["step"]: p for p in points if p["kind"].startswith("lifecycle step")}
+    assert sorted(steps) == sorted(references)
+    for number, ref in references.items():
+        assert steps[number]["kind"].endswith("(reduced run)") is ref.reduced
+        assert steps[number]["params"] == ref.params and steps[number]["low"] <= steps[number]["min_last"]
+    (mark,) = [p for p in points if not p["kind"].startswith("lifecycle step")]
+    assert mark["seeds"] == len(references[9].runs)

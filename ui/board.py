@@ -28,6 +28,7 @@ REFRESH_S = 4.0  # the runs and leaderboard views redraw this often
 SHOWN_RUNS = 300  # the newest runs in the table (the leaderboard counts every run of the class)
 VIEWS = {"runs": "Runs", "leaderboard": "Leaderboard", "frontier": "Frontier", "predictions": "Predictions"}
 LAST = f"min(last {CHALLENGE.last_epochs})"
+FRONTIER_FLOOR = 97.0  # % : lower marks are clamped, so the region the challenge is about stays readable
 
 
 @st.cache_resource(show_spinner=False)
@@ -237,14 +238,16 @@ def frontier_chart(points: list[dict[str, Any]]) -> alt.LayerChart:
     frame = pd.DataFrame(points)
     pick = alt.selection_point(name="design", fields=["net", "step"], on="click")
     x = alt.X("params:Q", scale=alt.Scale(type="log"), title="parameters (log scale)")
-    y = alt.Y("min_last:Q", scale=alt.Scale(zero=False), title=f"{LAST} test accuracy, %")
+    floor = FRONTIER_FLOOR if frame["low"].min() < FRONTIER_FLOOR else None
+    scale = alt.Scale(domain=[floor, 100.0], clamp=True) if floor is not None else alt.Scale(zero=False)
+    y = alt.Y("min_last:Q", scale=scale, title=f"{LAST} test accuracy, %")
     base = alt.Chart(frame).encode(x=x, color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom")))
-    bars = base.mark_rule().encode(y="low:Q", y2="high:Q")
+    bars = base.mark_rule().encode(y=alt.Y("low:Q", scale=scale), y2="high:Q")
     dots = base.mark_point(filled=True, size=90).encode(
         y=y, tooltip=["label:N", alt.Tooltip("params:Q", format=","), alt.Tooltip("min_last:Q", format=".2f"),
                       alt.Tooltip("low:Q", format=".2f"), alt.Tooltip("high:Q", format=".2f"), "seeds:Q"],
         opacity=alt.condition(pick, alt.value(1.0), alt.value(0.5))).add_params(pick)
-    numbers = base.transform_filter(alt.datum.kind == "lifecycle step").mark_text(dx=9, dy=-9, fontSize=12).encode(
+    numbers = base.transform_filter(alt.expr.indexof(alt.datum.kind, "lifecycle step") == 0).mark_text(dx=9, dy=-9, fontSize=12).encode(
         y=y, text="step:N")
     target = alt.Chart(pd.DataFrame({"y": [CHALLENGE.min_acc]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y="y:Q")
     budget = alt.Chart(pd.DataFrame({"x": [CHALLENGE.max_params]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="x:Q")
@@ -259,7 +262,8 @@ def frontier_view(counted: list[Standing], short: list[Standing]) -> None:
     st.caption(f"One mark per design (the class's full runs, mean of its seeds, the bar spans them) and per lifecycle "
                f"step (its reference runs). Dashed: {CHALLENGE.min_acc} % and {CHALLENGE.max_params:,} parameters; "
                "the challenge is the upper left. Click a mark to open that design."
-               + "".join(f" Step {n}'s reference is a reduced CPU run (not comparable) and is not drawn."
+               + f" Marks below {FRONTIER_FLOOR:g} % sit on the bottom edge (their tooltip has the figure)."
+               + "".join(f" Step {n}'s reference is a reduced CPU run, not comparable with the others."
                          for n, ref in sorted(references().items()) if ref.reduced))
     event = st.altair_chart(frontier_chart(points), on_select="rerun", key="frontier", width="stretch")
     picked = (event.selection.get("design") or [None])[0] if event and event.selection else None
