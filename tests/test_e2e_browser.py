@@ -229,6 +229,33 @@ def test_stop_in_mid_run_and_a_reload_in_mid_run(slow_server, browser, private_r
     shot(page, "reloaded_mid_run")
 
 
+EDITOR_COLUMNS = ("layer", "channels", "kernel", "stride", "padding", "dilation")
+
+
+def edit_first_row(page, editor, column: str, text: str, url_glob: str) -> None:
+    """Type `text` into the Design editor's first row as a student would. The grid is drawn on a
+    canvas: select the row's 'row' cell (rows are 35 px high under a 35 px header; a 33 px
+    row-marker column comes first), step right to `column`, open its editor and type over it. A busy
+    machine can draw the grid late and drop keys, so it tries again until the link shows the edit."""
+    for _ in range(3):
+        page.wait_for_timeout(1000)
+        editor.click(position={"x": 60, "y": 35 + 17})
+        for _ in range(EDITOR_COLUMNS.index(column) + 1):
+            page.keyboard.press("ArrowRight")
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(300)
+        page.keyboard.press("Control+A")
+        page.keyboard.type(text)
+        page.wait_for_timeout(300)  # the cell's editor takes the keys a moment after they are typed
+        page.keyboard.press("Enter")
+        try:
+            page.wait_for_url(url_glob, timeout=10_000)
+            return
+        except playwright.TimeoutError:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"the edit of {column} to {text} never reached the link")
+
+
 def test_design_a_network_edit_it_and_share_it(server, browser):
     """Edit a stack in the table and watch the figures follow; the link carries the edit into a fresh
     browser; a step page opens its network in Design."""
@@ -244,29 +271,11 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
 
     page.goto(f"{server}/design?net=c8,c8,M,c16,c16,G", timeout=60_000)
     page.get_by_role("button", name="Train", exact=True).wait_for(timeout=90_000)
-    before = TrainConfig.for_step(9, net="c8,c8,M,c16,c16,G")  # receptive field 14: room to grow within 28
+    before = TrainConfig.for_step(9, net="c8,c8,M,c16,c16,G")  # small early receptive fields: room to grow
     page.get_by_text(f"{describe_config(before)['params']:,}", exact=True).first.wait_for(timeout=30_000)
-    # the grid is drawn on a canvas: select the first row's 'row' cell (rows are 35 px high, under a
-    # 35 px header; a 33 px row-marker column comes first), step right past 'layer' to 'channels',
-    # open its editor and type over it as a student would
     editor = page.get_by_test_id("stDataFrame").first
     editor.locator("canvas").first.wait_for(timeout=30_000)
-    for _ in range(3):  # a busy machine can draw the grid late and drop the first keys: try again
-        page.wait_for_timeout(1000)
-        editor.click(position={"x": 60, "y": 35 + 17})
-        page.keyboard.press("ArrowRight")
-        page.keyboard.press("ArrowRight")
-        page.keyboard.press("Enter")
-        page.wait_for_timeout(300)
-        page.keyboard.press("Control+A")
-        page.keyboard.type("12")
-        page.wait_for_timeout(300)  # the cell's editor takes the keys a moment after they are typed
-        page.keyboard.press("Enter")
-        try:
-            page.wait_for_url("**net=c12*", timeout=10_000)
-            break
-        except playwright.TimeoutError:
-            page.keyboard.press("Escape")
+    edit_first_row(page, editor, "channels", "12", "**net=c12*")
     after = before.with_overrides(net="c12,c8,M,c16,c16,G")
     page.get_by_text(f"{describe_config(after)['params']:,}", exact=True).first.wait_for(timeout=30_000)
     # a 5x5 first kernel: every layer's receptive field grows with it (the layer table's RF column;
@@ -280,22 +289,7 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
 
     rf_cell(0, describe_config(after))
     assert describe_config(wider)["layers"][0]["rf"] == 5 > describe_config(after)["layers"][0]["rf"]
-    for _ in range(3):
-        page.wait_for_timeout(1000)
-        editor.click(position={"x": 60, "y": 35 + 17})
-        for _ in range(3):  # past 'layer' and 'channels' to 'kernel'
-            page.keyboard.press("ArrowRight")
-        page.keyboard.press("Enter")
-        page.wait_for_timeout(300)
-        page.keyboard.press("Control+A")
-        page.keyboard.type("5")
-        page.wait_for_timeout(300)
-        page.keyboard.press("Enter")
-        try:
-            page.wait_for_url("**net=c12k5*", timeout=10_000)
-            break
-        except playwright.TimeoutError:
-            page.keyboard.press("Escape")
+    edit_first_row(page, editor, "kernel", "5", "**net=c12k5*")
     rf_cell(0, describe_config(wider))
     page.get_by_text(f"{describe_config(wider)['params']:,}", exact=True).first.wait_for(timeout=30_000)
     after = wider
