@@ -19,6 +19,12 @@ class Challenge:
     def params_ok(self, params: int) -> bool:
         return params < self.max_params
 
+    def meets(self, params: int, min_last: float | None, epochs_planned: int) -> bool:
+        """The rule itself, on a run's figures (`min_last`: the lowest of its last epochs, None when
+        it ran fewer)."""
+        return (self.params_ok(params) and epochs_planned <= self.max_epochs and min_last is not None
+                and min_last >= self.min_acc)
+
     def verdict(self, params: int, test_accs: list[float], epochs_planned: int) -> tuple[bool, str]:
         """Does a run meet the challenge? (passed, one-line explanation)."""
         n = self.last_epochs

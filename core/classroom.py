@@ -99,7 +99,11 @@ class Setting:
     differs: str  # from the step's own settings, in words ('' = the step as it is)
     macs: int
     full: bool  # all images, every epoch: a run that can be judged against the challenge
-    is_default: bool  # the step's own network, toggles and recipe
+
+    @property
+    def is_default(self) -> bool:
+        """The step's own network, toggles and recipe."""
+        return not self.differs and not self.config.is_design
 
 
 @functools.lru_cache(maxsize=1024)
@@ -134,9 +138,7 @@ def setting_of(config: TrainConfig) -> Setting:
                                train_fraction=config.train_fraction, test_limit=config.test_limit)
     names = [n for n in differing([config, own]) if n not in ("size", "seed", "net")]
     what = f"design {body_text(config.net)}" if config.is_design else f"step {config.step}"
-    full = config.max_batches is None and config.train_fraction == 1.0 and config.test_limit is None
-    return Setting(config, what, describe(config, names) if names else "", macs_of(config), full,
-                   not names and not config.is_design)
+    return Setting(config, what, describe(config, names) if names else "", macs_of(config), config.full_data)
 
 
 # --- the board ------------------------------------------------------------------------------------
@@ -156,8 +158,7 @@ class BoardEntry:
         config, row = self.setting.config, self.row
         if row.status != "completed" or row.epochs_done < config.recipe.epochs:
             return ""
-        met = (CHALLENGE.params_ok(row.params) and config.recipe.epochs <= CHALLENGE.max_epochs and self.setting.full
-               and row.min_last is not None and row.min_last >= CHALLENGE.min_acc)
+        met = self.setting.full and CHALLENGE.meets(row.params, row.min_last, config.recipe.epochs)
         return "met" if met else "not met" if self.setting.full else "not met (a quick run uses fewer images)"
 
     def as_row(self) -> dict[str, Any]:
@@ -200,7 +201,7 @@ class Standing:
     @property
     def holds(self) -> bool:
         """Every seed run so far holds the challenge's accuracy (whatever their number)."""
-        return bool(self.seeds) and self.worst >= CHALLENGE.min_acc and CHALLENGE.params_ok(self.params)
+        return bool(self.seeds) and CHALLENGE.meets(self.params, self.worst, self.setting.config.recipe.epochs)
 
     @property
     def counts(self) -> bool:

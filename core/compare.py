@@ -55,7 +55,7 @@ def flat(config: TrainConfig) -> dict[str, Any]:
 
 def run_size(config: TrainConfig) -> str:
     """How much of MNIST a run uses per epoch, in a few words ('all images' for a full run)."""
-    if config.max_batches is None and config.train_fraction == 1.0 and config.test_limit is None:
+    if config.full_data:
         return "all images"
     parts = []
     if config.max_batches is not None:

@@ -98,6 +98,11 @@ class TrainConfig:
         return expand(parse_net(self.net).spec, self.toggles)
 
     @property
+    def full_data(self) -> bool:
+        """Every training image each epoch and the whole test set: a run the challenge can judge."""
+        return self.max_batches is None and self.train_fraction == 1.0 and self.test_limit is None
+
+    @property
     def is_design(self) -> bool:
         """A network other than its step's own (with the same head)."""
         return self.net != format_net(net_of(get_step(self.step).spec, self.toggles.gap))

@@ -236,3 +236,11 @@ def test_the_frontier_draws_every_step_and_says_which_reference_is_reduced():
         assert steps[number]["params"] == ref.params and steps[number]["low"] <= steps[number]["min_last"]
     (mark,) = [p for p in points if not p["kind"].startswith("lifecycle step")]
     assert mark["seeds"] == len(references[9].runs)
+
+
+@pytest.mark.parametrize("params, accs, epochs", [
+    (9000, [99.5, 99.4, 99.45], 15), (10_000, [99.5] * 3, 15), (9000, [99.5, 99.39, 99.5], 15),
+    (9000, [99.5] * 3, 16), (9000, [99.5, 99.5], 15)])
+def test_the_boards_rule_is_the_challenges_sentence(params, accs, epochs):
+    from core.challenge import min_last
+    assert CHALLENGE.meets(params, min_last(accs), epochs) is CHALLENGE.verdict(params, accs, epochs)[0]
