@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.ablate import ABLATIONS
-from core.augment import AugmentConfig
-from core.data import DataError
-from core.recipe import OPTIMIZERS, SCHEDULES
-from core.reference import ReferenceFileError
-from core.spec import SpecError
-from core.store import STATUSES, SOURCES, StoreError
+from core.architecture.spec import SpecError
+from core.architecture.steps import FINAL_STEP
+from core.experiments.ablate import ABLATIONS
+from core.runs.reference import ReferenceFileError
+from core.runs.store import SOURCES, STATUSES, StoreError
+from core.training.augmentation import AugmentConfig
+from core.training.data import DataError
+from core.training.recipe import OPTIMIZERS, SCHEDULES
 
 EXIT_BAD_INPUT = 2
 NET_HELP = ("a network in the notation c<channels>[k<kernel>][s<stride>][p<padding>][d<dilation>][b] (convolution), "
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ablate", help="the final recipe with one part taken away at a time, over several seeds")
     _add_data(p)
-    p.add_argument("--step", type=int, default=9)
+    p.add_argument("--step", type=int, default=FINAL_STEP)
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--only", default=None, help="comma-separated variants (default: all): "
                    + ", ".join(a.name for a in ABLATIONS))
@@ -205,7 +206,7 @@ def set_threads(threads: int | None) -> None:
 # --- commands -----------------------------------------------------------------------------------
 
 def cmd_steps(args: argparse.Namespace) -> None:
-    from core.lifecycle import step_overview
+    from core.report.views import step_overview
 
     rows = step_overview()
     if args.json:
@@ -226,12 +227,12 @@ def _print_layers(layers: list[dict[str, Any]], params: int) -> None:
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
-    from core.lifecycle import describe_config
+    from core.report.views import describe_config
 
     if (args.step is None) == (args.net is None):
         raise ValueError("give either --step N or --net '...'")
-    from core.steps import STEPS
-    from core.train import TrainConfig
+    from core.architecture.steps import STEPS
+    from core.training.config import TrainConfig
 
     step = len(STEPS) if args.step is None else args.step  # a design takes the final step's recipe
     config = TrainConfig.for_step(step, net=args.net, batchnorm=args.batchnorm, dropout=args.dropout, gap=args.gap)
@@ -240,9 +241,9 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_rf(args: argparse.Namespace) -> None:
-    from core.lifecycle import describe_config, describe_stack
-    from core.steps import STEPS
-    from core.train import TrainConfig
+    from core.architecture.steps import STEPS
+    from core.report.views import describe_config, describe_stack
+    from core.training.config import TrainConfig
 
     if (args.layers is None) == (args.net is None):
         raise ValueError("give either --layers '[...]' or --net '...'")
@@ -267,7 +268,7 @@ def cmd_rf(args: argparse.Namespace) -> None:
 
 
 def train_config(args: argparse.Namespace):
-    from core.train import TrainConfig
+    from core.training.config import TrainConfig
 
     return TrainConfig.for_step(
         args.step, net=args.net, batchnorm=args.batchnorm, dropout=args.dropout, gap=args.gap, epochs=args.epochs,
@@ -278,12 +279,13 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.budget import describe_limits
-    from core.challenge import CHALLENGE
-    from core.data import load_mnist
-    from core.model import build_model, count_params, device_label, pick_device
-    from core.store import CTRL_C, RunRecorder, open_store
-    from core.train import fit
+    from core.architecture.builder import build_model, count_params
+    from core.architecture.challenge import CHALLENGE
+    from core.runs.store import CTRL_C, RunRecorder, open_store
+    from core.training.budget import describe_limits
+    from core.training.data import load_mnist
+    from core.training.device import device_label, pick_device
+    from core.training.loop import fit
 
     config = train_config(args)
     device = pick_device(config.device)
@@ -323,7 +325,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from core.store import RunStore
+    from core.runs.store import RunStore
 
     store = RunStore(args.runs_db)
     if args.action == "list":
@@ -360,10 +362,10 @@ def _pct(value: float | None) -> str:
 
 
 def trained_model(args: argparse.Namespace):
-    from core.inspect import reference_model, stored_model
-    from core.reference import load_references
-    from core.steps import get_step
-    from core.store import RunStore
+    from core.analysis.predictions import reference_model, stored_model
+    from core.architecture.steps import get_step
+    from core.runs.reference import load_references
+    from core.runs.store import RunStore
 
     if args.run is not None:
         return stored_model(RunStore(args.runs_db), args.run)
@@ -375,8 +377,8 @@ def trained_model(args: argparse.Namespace):
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
-    from core.data import load_mnist
-    from core.inspect import predict
+    from core.analysis.predictions import predict
+    from core.training.data import load_mnist
 
     trained = trained_model(args)
     data = load_mnist(args.data_dir, download=not args.no_download)
@@ -393,7 +395,7 @@ def cmd_inspect(args: argparse.Namespace) -> None:
     progress(f"{trained.name}: {doc['accuracy']:.2f} % of {len(data.test_images):,} test images, "
              f"{len(mistakes)} mistakes; one batched pass took {result.seconds:.2f} s")
     if args.preprocess_check:
-        from core.preprocess import robustness_check
+        from core.analysis.preprocess import robustness_check
         doc["preprocess_check"] = robustness_check(model, data.test_images, data.test_labels)
         c = doc["preprocess_check"]
         progress(f"preprocessing check: of {c['correct_before']:,} digits read correctly as they are, "
@@ -404,7 +406,7 @@ def cmd_inspect(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from core.export import export
+    from core.analysis.export import export
 
     trained = trained_model(args)
     paths = export(trained, Path(args.out))
@@ -414,27 +416,27 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from core.bench import run_bench, run_queue_bench
+    from core.experiments.bench import run_bench, run_queue_bench
 
     if args.browsers is not None:
-        from core.bench_browser import run_browser_bench
-        from core.reproduce import parse_seeds
+        from core.experiments.bench_browser import run_browser_bench
+        from core.experiments.reproduce import parse_seeds
         doc = run_browser_bench(args.data_dir, not args.no_download, parse_seeds(args.browsers, "--browsers") or [],
                                 parse_seeds(args.watchers, "--watchers") or [], args.step, args.query, progress)
     elif args.board is not None:
-        from core.classroom import board_bench
+        from core.runs.classroom import board_bench
         if not 1 <= args.board <= 1_000_000:
             raise ValueError(f"--board takes 1 to 1,000,000 runs, got {args.board}")
         doc = board_bench(args.board, progress)
     elif args.cost_model:
-        from core.bench import run_cost_model
+        from core.experiments.bench import run_cost_model
         doc = run_cost_model(args.data_dir, not args.no_download, progress)
     elif args.sessions is not None:
         doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress)
     else:
         doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)
         if args.variants:
-            from core.bench import VARIANTS, run_variants
+            from core.experiments.bench import VARIANTS, run_variants
             skip = tuple(v.strip() for v in args.skip.split(",") if v.strip())
             unknown = set(skip) - set(VARIANTS)
             if unknown:
@@ -445,9 +447,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_ablate(args: argparse.Namespace) -> None:
-    from core.ablate import ABLATIONS, ablate, ablation_rows, get_ablation
-    from core.reproduce import parse_seeds
-    from core.steps import get_step
+    from core.architecture.steps import get_step
+    from core.experiments.ablate import ABLATIONS, ablate, ablation_rows, get_ablation
+    from core.experiments.reproduce import parse_seeds
 
     get_step(args.step)
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else [a.name for a in ABLATIONS]
@@ -465,9 +467,9 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from core.reference import load_references
-    from core.reproduce import parse_seeds, parse_steps, reproduce
-    from core.report import write_lifecycle
+    from core.experiments.reproduce import parse_seeds, parse_steps, reproduce
+    from core.report.markdown import write_lifecycle
+    from core.runs.reference import load_references
 
     if args.markdown_only:
         refs = load_references(args.output)

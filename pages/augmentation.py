@@ -5,9 +5,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from core.augment import AugmentConfig, augment_batch, to_float
-from ui.state import data_problem, device, load_data, show_data_problem
+from core.training.augmentation import AugmentConfig, augment_batch, to_float
 from ui.router import guard
+from ui.state import data_problem, device, load_data, show_data_problem
 
 guard()
 

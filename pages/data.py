@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from core.data import FILES, raw_dir, resolve_root
-from core.store import resolve_db
-from ui.state import data_dir, data_problem, run_store, runs_db
+from core.runs.store import resolve_db
+from core.training.data import FILES, raw_dir, resolve_root
 from ui.router import guard
+from ui.state import data_dir, data_problem, run_store, runs_db
 
 guard()
 

@@ -3,11 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from core.challenge import CHALLENGE
-from core.lifecycle import step_overview
-from core.report import step_change
-from ui.state import references
+from core.architecture.challenge import CHALLENGE
+from core.report.markdown import step_change
+from core.report.views import step_overview
 from ui.router import guard
+from ui.state import references
 
 guard()
 

@@ -3,12 +3,12 @@
 import pandas as pd
 import streamlit as st
 
-from core.steps import STEPS
-from core.store import SOURCES, STATUSES, StoreError, epochs_csv
+from core.architecture.steps import STEPS
+from core.runs.store import SOURCES, STATUSES, StoreError, epochs_csv
 from ui.classroom import may_change
 from ui.controls import link_params
-from ui.state import run_store, runs_db, stored_runs
 from ui.router import guard
+from ui.state import run_store, runs_db, stored_runs
 
 guard()
 

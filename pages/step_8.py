@@ -1,7 +1,7 @@
 """Step 8 of the lifecycle (the layout is in ui/step_page.py)."""
 
-from ui.step_page import render
 from ui.router import guard
+from ui.step_page import render
 
 guard()
 

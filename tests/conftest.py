@@ -16,6 +16,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def project_modules(*folders: str) -> list[str]:
+    """Every importable module under the given top-level folders, as dotted names (subpackages too)."""
+    return sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                  for folder in folders for path in (ROOT / folder).rglob("*.py") if path.stem != "__main__")
+
+
 def synthetic_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A learnable stand-in for MNIST: class c is a stripe texture with one of 5 orientations
     and one of 2 periods, random phase, plus noise. Local texture, so GAP heads can learn it."""

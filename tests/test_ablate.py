@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core.ablate import ABLATIONS, ablation_facts, ablation_markdown, ablation_rows, load_ablation
-from core.lessons import fill_facts, load_lesson
-from core.train import TrainConfig
+from core.experiments.ablate import ABLATIONS, ablation_facts, ablation_markdown, ablation_rows, load_ablation
+from core.report.lessons import fill_facts, load_lesson
+from core.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def test_bench_variants_print_every_option(mnist_root):
 
 
 def _runs(*lows: float):
-    from core.reference import Provenance, ReferenceRun
+    from core.runs.reference import Provenance, ReferenceRun
 
     def one(seed: int, low: float) -> ReferenceRun:
         accs = [99.0] * 12 + [low + 0.02, low, low + 0.01]
@@ -93,7 +93,7 @@ def _runs(*lows: float):
 
 
 def test_facts_name_the_parts_beyond_and_within_the_seed_spread():
-    from core.ablate import AblationResult, get_ablation
+    from core.experiments.ablate import AblationResult, get_ablation
 
     results = [AblationResult(get_ablation("full"), 9032, _runs(99.45, 99.50, 99.55)),
                AblationResult(get_ablation("no-bn"), 8872, _runs(99.20, 99.30, 99.38)),

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.lifecycle import describe_config, describe_step
-from core.store import RunStore
-from core.train import TrainConfig
+from core.report.views import describe_config, describe_step
+from core.runs.store import RunStore
+from core.training.config import TrainConfig
 
 STEP9_PARAMS = describe_step(9)["params"]
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -241,6 +241,7 @@ def png_bytes(image) -> bytes:
 def drawing(stroke: bool = True) -> dict:
     """What the drawing canvas keeps in session state: its Fabric.js objects and a PNG data URL."""
     import base64
+
     from PIL import Image, ImageDraw
 
     image = Image.new("RGBA", (280, 280), (0, 0, 0, 255))
@@ -253,9 +254,9 @@ def drawing(stroke: bool = True) -> dict:
 @pytest.fixture
 def inspect_page(app, mnist_root):
     """The Inspect page showing a run trained here (on the generated digits)."""
+    import json as _json
     import subprocess
     import sys
-    import json as _json
 
     done = subprocess.run([sys.executable, "-m", "core", "train", "--epochs", "1", "--max-batches", "3", "--data-dir",
                            str(mnist_root), "--no-download", "--device", "cpu", "--json"],

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from core.augment import AugmentConfig, augment_batch, v2_transform
+from core.training.augmentation import AugmentConfig, augment_batch, v2_transform
 
 
 def digit_batch(n=16):

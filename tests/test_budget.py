@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.budget import CPU_TRAIN, describe_limits, estimate_seconds, fit_to_budget, modelled_speed, work_of
-from core.model import build_model, macs
-from core.steps import STEPS
-from core.train import TrainConfig
+from core.architecture.builder import build_model, macs
+from core.architecture.steps import STEPS
+from core.training.budget import CPU_TRAIN, describe_limits, estimate_seconds, fit_to_budget, modelled_speed, work_of
+from core.training.config import TrainConfig
 
 
 def measured_work(model: nn.Module) -> tuple[int, int]:

@@ -4,8 +4,8 @@ specs (checked against altair's Vega-Lite schema) and show what the groups hold.
 import altair as alt
 import pytest
 
-from core.compare import Run, group_runs
-from core.train import TrainConfig
+from core.runs.compare import Run, group_runs
+from core.training.config import TrainConfig
 from ui.charts import batch_spec, history_specs
 
 

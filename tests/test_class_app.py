@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
-
-from core.classroom import SEEDS_TO_COUNT, Prediction
-from core.store import RunStore, RunTags
-from core.train import TrainConfig
 from test_app import finish_jobs, open_page
 from test_classroom import HOSTILE, full_run, record
+
+from core.runs.classroom import SEEDS_TO_COUNT, Prediction
+from core.runs.store import RunStore, RunTags
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -120,7 +119,7 @@ def test_an_exercise_link_locks_its_controls_and_the_url_cannot_unlock_them(app,
     assert "fixed by the teacher's exercise" in toast.value
     # the run it trains is the exercise's: dropout 0.2 (hidden), BatchNorm on (locked)
     shown = next(m.value for m in at.markdown if "parameters" in m.value and "receptive field" in m.value)
-    from core.lifecycle import describe_step
+    from core.report.views import describe_step
     assert f"{describe_step(5, batchnorm=True, dropout=0.2, gap=False)['params']:,}" in shown
     assert not [p for p in at.get("page_link") if "Design" in str(p.proto.label)]  # no way out to Design
     # an exercise of another page does nothing here

@@ -7,14 +7,26 @@ import time
 
 import pytest
 
-import core.store as store_module
-from core.challenge import CHALLENGE
-from core.classroom import (SEEDS_TO_COUNT, Prediction, SettingCache, board, fill_store, frontier_points, key_matches,
-                            leaderboard,
-                            may_change_run, outcome, prediction_table, reference_marks, setting_of)
-from core.reference import load_references
-from core.store import RunStore, RunTags
-from core.train import TrainConfig
+import core.runs.store as store_module
+from core.architecture.challenge import CHALLENGE
+from core.runs.classroom import (
+    SEEDS_TO_COUNT,
+    Prediction,
+    SettingCache,
+    board,
+    fill_store,
+    frontier_points,
+    key_matches,
+    leaderboard,
+    may_change_run,
+    outcome,
+    prediction_table,
+    reference_marks,
+    setting_of,
+)
+from core.runs.reference import load_references
+from core.runs.store import RunStore, RunTags
+from core.training.config import TrainConfig
 
 HOSTILE = ["<script>alert(1)</script>", "**bold** [link](http://x)", "'; DROP TABLE runs; --", "名前 🙂", ""]
 
@@ -242,5 +254,5 @@ def test_the_frontier_draws_every_step_and_says_which_reference_is_reduced():
     (9000, [99.5, 99.4, 99.45], 15), (10_000, [99.5] * 3, 15), (9000, [99.5, 99.39, 99.5], 15),
     (9000, [99.5] * 3, 16), (9000, [99.5, 99.5], 15)])
 def test_the_boards_rule_is_the_challenges_sentence(params, accs, epochs):
-    from core.challenge import min_last
+    from core.architecture.challenge import min_last
     assert CHALLENGE.meets(params, min_last(accs), epochs) is CHALLENGE.verdict(params, accs, epochs)[0]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import project_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_KEYS = {"name", "type", "kernel_size", "stride", "padding", "dilation", "out_shape", "params", "rf", "jump"}
@@ -167,11 +168,12 @@ def test_missing_and_corrupt_data(tmp_path, fresh_mnist_root):
 
 
 def test_core_never_imports_streamlit():
-    modules = sorted(p.stem for p in (ROOT / "core").glob("*.py") if p.stem != "__main__")
-    code = f"import sys, {', '.join('core.' + m for m in modules)}; print('streamlit' in sys.modules)"
+    modules = project_modules("core")
+    assert "core.runs.store" in modules and "core.training.loop" in modules
+    code = f"import sys, {', '.join(modules)}; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
-    for path in (ROOT / "core").glob("*.py"):
+    for path in (ROOT / "core").rglob("*.py"):
         assert "import streamlit" not in path.read_text() and "from streamlit" not in path.read_text(), path
 
 
@@ -180,7 +182,7 @@ def test_reproduce_writes_reference_weights_and_markdown(mnist_root, tmp_path):
     result = cli("reproduce", "--data-dir", str(mnist_root), "--no-download", "--steps", "3,9", "--budget", "4",
                  "--device", "cpu", "--output", str(out), "--markdown", str(md), "--weights-dir", str(weights))
     assert result.returncode == 0, result.stderr
-    from core.reference import load_references
+    from core.runs.reference import load_references
     refs = load_references(out)
     assert sorted(refs) == [3, 9]
     for ref in refs.values():
@@ -201,7 +203,7 @@ def test_reproduce_adds_seeds_to_an_entry_and_reports_the_spread(mnist_root, tmp
               "--output", str(out), "--markdown", str(md), "--weights-dir", ""]
     assert cli("reproduce", "--seeds", "1,2", *common).returncode == 0
     assert cli("reproduce", "--seeds", "3", "--merge", *common).returncode == 0  # a later call adds seed 3
-    from core.reference import load_references
+    from core.runs.reference import load_references
     ref = load_references(out)[9]
     assert ref.seeds == [1, 2, 3]
     mins = [r.min_last3 for r in ref.runs]
@@ -218,9 +220,10 @@ def test_reproduce_rejects_bad_seed_lists(seeds, tmp_path):
 
 
 def test_bench_writeup_model_matches_the_writeup_notebook():
-    from core.bench import writeup_final_model
-    from core.model import count_params
     import torch
+
+    from core.architecture.builder import count_params
+    from core.experiments.writeup import writeup_final_model
 
     model = writeup_final_model()
     assert count_params(model) == 9_964  # the write-up notebook's torchsummary total
@@ -236,7 +239,7 @@ def test_two_reproduce_processes_fill_one_file_without_losing_steps(mnist_root, 
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    from core.reference import load_references
+    from core.runs.reference import load_references
     refs = load_references(out)
     assert sorted(refs) == [3, 4, 8, 9]
     assert all(r.first.provenance.device == "CPU (1 thread)" for r in refs.values())
@@ -255,7 +258,7 @@ def test_reproduce_markdown_only_renders_without_training(tmp_path):
 
 
 def test_bench_prints_both_pipelines(mnist_root):
-    from core.train import TrainConfig
+    from core.training.config import TrainConfig
 
     doc = ok_json("bench", "--data-dir", str(mnist_root), "--no-download", "--batches", "2", "--device", "cpu")
     assert doc["writeup_recipe"]["params"] == 9_964 and doc["ours"]["params"] < 10_000

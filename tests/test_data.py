@@ -4,7 +4,7 @@ import shutil
 import pytest
 import torch
 
-from core.data import FILES, DataError, load_mnist, raw_dir, resolve_root
+from core.training.data import FILES, DataError, load_mnist, raw_dir, resolve_root
 
 
 def test_loads_idx_files_into_uint8_tensors(mnist_root):
@@ -32,12 +32,12 @@ def test_missing_files_are_named_with_instructions(tmp_path):
 
 
 def test_offline_download_failure_is_clear(tmp_path, monkeypatch):
-    import core.data
+    import core.training.data
 
     def no_network(root, train, download):
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(core.data, "_read", no_network)
+    monkeypatch.setattr(core.training.data, "_read", no_network)
     monkeypatch.setattr("torchvision.datasets.MNIST.download", lambda self: (_ for _ in ()).throw(OSError("offline")))
     with pytest.raises(DataError, match="could not download MNIST.*Put the four MNIST files"):
         load_mnist(str(tmp_path / "nowhere"), download=True)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core.classroom import Prediction
-from core.lifecycle import describe_step
-from core.steps import STEPS
-from core.store import RunStore
+from core.architecture.steps import STEPS
+from core.report.views import describe_step
+from core.runs.classroom import Prediction
+from core.runs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -199,7 +199,7 @@ def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server
 def test_stop_in_mid_run_and_a_reload_in_mid_run(slow_server, browser, private_run_store):
     """Stop keeps the epochs so far; a page reloaded while its run trains comes back whole, and the
     run (which trains in the server's worker process, not in the page) goes on and is recorded."""
-    from core.store import RunStore
+    from core.runs.store import RunStore
 
     server = slow_server
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -259,8 +259,8 @@ def edit_first_row(page, editor, column: str, text: str, url_glob: str) -> None:
 def test_design_a_network_edit_it_and_share_it(server, browser):
     """Edit a stack in the table and watch the figures follow; the link carries the edit into a fresh
     browser; a step page opens its network in Design."""
-    from core.lifecycle import describe_config
-    from core.train import TrainConfig
+    from core.report.views import describe_config
+    from core.training.config import TrainConfig
 
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(f"{server}/step_4", timeout=60_000)
@@ -301,7 +301,7 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
     fresh.get_by_text(f"{describe_config(after)['params']:,}", exact=True).first.wait_for(timeout=90_000)
 
     # train it (one epoch) beside step 9's reference runs; the run is recorded with its network
-    from core.store import RunStore
+    from core.runs.store import RunStore
 
     fresh.goto(page.url + "&epochs=1", timeout=60_000)
     fresh.get_by_role("button", name="Train", exact=True).click()

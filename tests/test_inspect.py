@@ -14,13 +14,15 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from core.data import load_mnist
-from core.lifecycle import describe_step
-from core.export import CLASS_NAME, export, model_source
-from core.inspect import TrainedModel, classify, feature_maps, predict, reference_model
-from core.preprocess import MAX_BYTES, ImageError, decode_upload, displace, to_mnist
-from core.reference import load_references
-from core.train import TrainConfig, run
+from core.analysis.export import CLASS_NAME, export, model_source
+from core.analysis.feature_maps import feature_maps
+from core.analysis.predictions import TrainedModel, classify, predict, reference_model
+from core.analysis.preprocess import MAX_BYTES, ImageError, decode_upload, displace, to_mnist
+from core.report.views import describe_step
+from core.runs.reference import load_references
+from core.training.config import TrainConfig
+from core.training.data import load_mnist
+from core.training.loop import run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,7 +155,7 @@ def test_prepared_digits_keep_their_predictions():
     use MNIST, so the digits come from a font and the network is trained on them here, as an MNIST
     network is on MNIST; `python -m core inspect --preprocess-check` measures the same on the real
     test set with the shipped network."""
-    from core.data import MNISTTensors
+    from core.training.data import MNISTTensors
 
     def u8(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy((a * 255).round().astype(np.uint8))
@@ -233,7 +235,7 @@ def test_cli_export_and_inspect(mnist_root, tmp_path):
 
 
 def test_folded_batchnorm_computes_the_same_function(trained):
-    from core.bench import fold_batchnorm
+    from core.experiments.bench import fold_batchnorm
 
     model = trained.network()
     folded = fold_batchnorm(model)
@@ -244,7 +246,7 @@ def test_folded_batchnorm_computes_the_same_function(trained):
 
 def test_the_shipped_reference_network_loads_with_its_provenance():
     """The Inspect page works from the first second: the step-9 reference weights are in assets/."""
-    from core.model import count_params
+    from core.architecture.builder import count_params
 
     ref = load_references()[9]
     shipped = reference_model(ref)

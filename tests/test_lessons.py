@@ -3,10 +3,10 @@ same text LIFECYCLE.md prints."""
 
 import pytest
 
-from core.ablate import ablation_facts, load_ablation
-from core.lessons import bullets, fill_facts, load_lesson, parse_sections
-from core.lifecycle import lesson_facts
-from core.steps import STEPS
+from core.architecture.steps import STEPS
+from core.experiments.ablate import ablation_facts, load_ablation
+from core.report.lessons import bullets, fill_facts, load_lesson, parse_sections
+from core.report.views import lesson_facts
 
 ROOT_MD = __import__("pathlib").Path(__file__).resolve().parents[1] / "LIFECYCLE.md"
 
@@ -34,7 +34,7 @@ def test_lifecycle_md_carries_the_lesson_text():
 def test_parsing_joins_wrapped_bullets_and_names_a_missing_section(tmp_path, monkeypatch):
     sections = parse_sections("## Target\n- one\n  two\n- three\n\n## Analysis\n- four\n")
     assert bullets(sections["Target"]) == ("one two", "three") and bullets(sections["Analysis"]) == ("four",)
-    import core.lessons as lessons
+    import core.report.lessons as lessons
     (tmp_path / "step_1.md").write_text("## Target\n- only this\n")
     monkeypatch.setattr(lessons, "LESSONS_DIR", tmp_path)
     lessons.load_lesson.cache_clear()

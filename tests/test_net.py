@@ -7,12 +7,12 @@ import random
 
 import pytest
 
-from core.model import build_model, count_params
-from core.net import MAX_TOKENS, Net, NetError, format_net, net_of, parse_net, repair_net
-from core.rf import rf_table
-from core.spec import SpecError, Toggles, expand
-from core.steps import STEPS
-from core.train import TrainConfig
+from core.architecture.builder import build_model, count_params
+from core.architecture.notation import MAX_TOKENS, Net, NetError, format_net, net_of, parse_net, repair_net
+from core.architecture.receptive_field import rf_table
+from core.architecture.spec import SpecError, Toggles, expand
+from core.architecture.steps import STEPS
+from core.training.config import TrainConfig
 
 
 def independent(text: str, batchnorm: bool) -> tuple[int, int]:

@@ -5,10 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import project_modules
+
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = "import sys; sys.modules['fcntl'] = None  # import fcntl now raises ImportError, as on Windows\n"
-MODULES = sorted(f"{p.parent.name}.{p.stem}" for folder in ("core", "ui") for p in (ROOT / folder).glob("*.py")
-                 if p.stem not in ("__init__", "__main__"))
+MODULES = project_modules("core", "ui")
 
 
 def python(code: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -17,11 +18,11 @@ def python(code: str, *args: str, timeout: int = 300) -> subprocess.CompletedPro
 
 
 def test_every_module_imports_without_fcntl():
-    assert "core.store" in MODULES and "ui.step_page" in MODULES
+    assert "core.runs.store" in MODULES and "ui.step_page" in MODULES
     code = "import importlib\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\nprint('ok')"
     result = python(code, *MODULES)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
-    assert "fcntl" not in "".join(p.read_text() for p in ROOT.glob("*/*.py") if p.parent.name in ("core", "ui", "pages"))
+    assert "fcntl" not in "".join(p.read_text() for folder in ("core", "ui", "pages") for p in (ROOT / folder).rglob("*.py"))
 
 
 def test_the_cli_runs_without_fcntl(tmp_path):

@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from core.data import load_mnist
-from core.executor import ProcessExecutor
-from core.queue import Job, RunQueue
-from core.store import RunStore
-from core.train import TrainConfig, run
+from core.runs.executor import ProcessExecutor
+from core.runs.run_queue import Job, RunQueue
+from core.runs.store import RunStore
+from core.training.config import TrainConfig
+from core.training.data import load_mnist
+from core.training.loop import run
 
 
 @pytest.fixture(scope="module")

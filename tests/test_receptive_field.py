@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from core.lifecycle import describe_stack
-from core.model import build_model
-from core.rf import rf_table
-from core.spec import SpecError, Toggles, layers_from_dicts
-from core.steps import get_step
+from core.architecture.builder import build_model
+from core.architecture.receptive_field import rf_table
+from core.architecture.spec import SpecError, Toggles, layers_from_dicts
+from core.architecture.steps import get_step
+from core.report.views import describe_stack
 
 
 def measurable(model: nn.Sequential) -> nn.Sequential:
@@ -63,7 +63,7 @@ def check_stack(layers, size=28):
 
 
 def textbook_rf(layers, size=28):
-    """Independent recurrence, written separately from core.rf on purpose."""
+    """Independent recurrence, written separately from core.architecture.receptive_field on purpose."""
     r, j, out = 1, 1, []
     for layer in layers:
         if layer.type in ("conv", "maxpool", "avgpool"):

@@ -5,10 +5,17 @@ import json
 
 import pytest
 
-from core.lifecycle import describe_step
-from core.reference import (Provenance, ReferenceFileError, ReferenceRun, StepReference, load_references,
-                            merge_step, same_setting)
-from core.train import TrainConfig
+from core.report.views import describe_step
+from core.runs.reference import (
+    Provenance,
+    ReferenceFileError,
+    ReferenceRun,
+    StepReference,
+    load_references,
+    merge_step,
+    same_setting,
+)
+from core.training.config import TrainConfig
 
 
 def record(seed: int, **overrides) -> ReferenceRun:
@@ -90,7 +97,7 @@ def _with_low(seed: int, low: float) -> ReferenceRun:
 
 
 def test_a_step_change_is_judged_against_both_steps_seed_spread():
-    from core.report import step_change
+    from core.report.markdown import step_change
 
     before = entry(_with_low(1, 99.10), _with_low(2, 99.20), _with_low(3, 99.30))
     assert step_change(before, entry(_with_low(1, 99.35), _with_low(2, 99.40), _with_low(3, 99.45))) == \

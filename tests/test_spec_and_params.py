@@ -4,10 +4,10 @@ import pytest
 import torch
 from torchinfo import summary
 
-from core.lifecycle import describe_step
-from core.model import build_model, count_params
-from core.spec import SpecError, Toggles
-from core.steps import STEPS, get_step
+from core.architecture.builder import build_model, count_params
+from core.architecture.spec import SpecError, Toggles
+from core.architecture.steps import STEPS, get_step
+from core.report.views import describe_step
 
 # The write-up's lifecycle table (parameters per step); ours must be within 20 %.
 WRITEUP_PARAMS = {1: 6.3e6, 2: 51e3, 3: 12e3, 4: 12.2e3, 5: 12.2e3, 6: 9.8e3, 7: 12.5e3, 8: 12.5e3}

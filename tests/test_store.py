@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import core.store as store_module
-from core.store import RunRecorder, RunStore, StoreError, epochs_csv, resolve_db
-from core.train import EPOCH_FIELDS, TrainConfig, build_for
+import core.runs.store as store_module
+from core.runs.store import RunRecorder, RunStore, StoreError, epochs_csv, resolve_db
+from core.training.config import TrainConfig
+from core.training.events import EPOCH_FIELDS
+from core.training.loop import build_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,8 +123,8 @@ def test_many_threads_write_at_once(tmp_path):
 CHILD = """
 import sys, time
 sys.path.insert(0, {root!r})
-from core.store import RunStore
-from core.train import TrainConfig
+from core.runs.store import RunStore
+from core.training.loop import TrainConfig
 store = RunStore({db!r})
 run_id = store.start_run(TrainConfig.for_step(9), "cli", "cpu", 5824, "full")
 store.add_epoch(run_id, {row!r})

@@ -8,14 +8,17 @@ import threading
 import pytest
 import torch
 
-from core.augment import AugmentConfig
-from core.challenge import CHALLENGE, min_last
-from core.data import DataError, load_mnist
-from core.lifecycle import describe_step
-from core.recipe import OPTIMIZERS, SCHEDULES, Recipe
-from core.spec import Toggles
-from core.train import (BatchEvent, DoneEvent, EpochEvent, TrainConfig, WeightAverage, build_for, fit, run,
-                        schedule_at)
+from core.architecture.challenge import CHALLENGE, min_last
+from core.architecture.spec import Toggles
+from core.report.views import describe_step
+from core.training.augmentation import AugmentConfig
+from core.training.average import WeightAverage
+from core.training.config import TrainConfig
+from core.training.data import DataError, load_mnist
+from core.training.events import BatchEvent, DoneEvent, EpochEvent
+from core.training.loop import build_for, fit, run
+from core.training.recipe import OPTIMIZERS, SCHEDULES, Recipe
+from core.training.schedule import schedule_at
 
 
 @pytest.fixture(scope="module")

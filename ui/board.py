@@ -15,11 +15,22 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.challenge import CHALLENGE
-from core.classroom import (SEEDS_TO_COUNT, BoardEntry, SettingCache, Standing, board, frontier_points, leaderboard,
-                            prediction_table, reference_marks, setting_of, writeup_mark)
-from core.queue import Job, LimitError
-from core.store import RunStore, StoreError, config_key
+from core.architecture.challenge import CHALLENGE
+from core.runs.classroom import (
+    SEEDS_TO_COUNT,
+    BoardEntry,
+    SettingCache,
+    Standing,
+    board,
+    frontier_points,
+    leaderboard,
+    prediction_table,
+    reference_marks,
+    setting_of,
+    writeup_mark,
+)
+from core.runs.run_queue import Job, LimitError
+from core.runs.store import RunStore, StoreError, config_key
 from ui.classroom import current_class, is_teacher, may_change, name_input, plain, run_tags, teacher_key, try_key
 from ui.controls import link_params
 from ui.state import allow_download, data_dir, device, references, run_queue, run_store, runs_db
@@ -274,7 +285,7 @@ def frontier_view(counted: list[Standing], short: list[Standing]) -> None:
 
 
 def open_design(point: dict[str, Any]) -> None:
-    from core.train import TrainConfig
+    from core.training.config import TrainConfig
 
     config = TrainConfig.for_step(int(point["step"]), net=point["net"])
     st.switch_page("pages/design.py", query_params=link_params(config, "full"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.compare import Group
+from core.runs.compare import Group
 
 LEGEND_ROW = 22  # px per legend entry, added to the chart so the plot keeps its height
 METRICS = {"acc": ("test_acc", "train_acc", "accuracy %"), "loss": ("test_loss", "train_loss", "loss")}

@@ -1,6 +1,6 @@
 """Who is using this browser session: its id (a student may change only their own runs), the name
 typed for the class board, the teacher's key, the class the teacher started and a teacher's
-exercise link. Pages call these; core.classroom decides what they mean."""
+exercise link. Pages call these; core.runs.classroom decides what they mean."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import uuid
 
 import streamlit as st
 
-from core.classroom import Prediction, key_matches, may_change_run
-from core.store import MAX_NAME, ClassInfo, Exercise, RunStore, RunTags, StoreError
+from core.runs.classroom import Prediction, key_matches, may_change_run
+from core.runs.store import MAX_NAME, ClassInfo, Exercise, RunStore, RunTags, StoreError
 
 KEY_ENV = "LIFECYCLE_TEACHER_KEY"
 _MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")

@@ -6,10 +6,10 @@ from typing import Callable
 
 import streamlit as st
 
-from core.compare import Run, describe, differing
-from core.reference import StepReference
-from core.store import StoredRun
-from core.train import TrainConfig
+from core.runs.compare import Run, describe, differing
+from core.runs.reference import StepReference
+from core.runs.store import StoredRun
+from core.training.config import TrainConfig
 from ui.state import references, run_store, stored_runs
 
 REFERENCE = "reference"

@@ -1,7 +1,7 @@
 """The Design page: a student edits a network as a table, sees its figures on every edit, and
 trains it exactly as a step is trained (same controls, queue, run store and charts).
 
-The whole design lives in the URL: `net` (core.net's notation, head included), `from` (the step
+The whole design lives in the URL: `net` (core.architecture.notation's notation, head included), `from` (the step
 whose recipe, references and runs it is compared with) and the step pages' own controls."""
 
 from __future__ import annotations
@@ -15,14 +15,23 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.lifecycle import describe_config
-from core.limits import server_limits
-from core.net import MAX_CHANNELS, MAX_KERNEL, MAX_TOKENS, Net, NetError, format_layer, format_net, net_of, \
-    parse_net, repair_net
-from core.rf import rf_table
-from core.spec import Layer, SpecError
-from core.steps import STEPS, get_step
-from core.train import TrainConfig
+from core.architecture.notation import (
+    MAX_CHANNELS,
+    MAX_KERNEL,
+    MAX_TOKENS,
+    Net,
+    NetError,
+    format_net,
+    net_of,
+    parse_net,
+    repair_net,
+)
+from core.architecture.receptive_field import rf_table
+from core.architecture.spec import Layer, SpecError
+from core.architecture.steps import STEPS, get_step
+from core.report.views import describe_config
+from core.runs.limits import server_limits
+from core.training.config import TrainConfig
 from ui.compare import compare_picker
 from ui.controls import budget_controls, config_controls, link_params
 from ui.inspect import _clicked, digit_chart

@@ -11,10 +11,18 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.export import FILES, config_json, model_source, weights_bytes
-from core.inspect import FeatureMap, ModelError, Predictions, TrainedModel, classify, feature_maps, predict, \
-    reference_model, stored_model
-from core.preprocess import ImageError, canvas_to_grey, decode_upload, to_mnist
+from core.analysis.export import FILES, config_json, model_source, weights_bytes
+from core.analysis.feature_maps import FeatureMap, feature_maps
+from core.analysis.predictions import (
+    ModelError,
+    Predictions,
+    TrainedModel,
+    classify,
+    predict,
+    reference_model,
+    stored_model,
+)
+from core.analysis.preprocess import ImageError, canvas_to_grey, decode_upload, to_mnist
 from ui.state import data_problem, load_data, references, run_store, stored_runs
 
 CANVAS_PX = 280

@@ -9,19 +9,19 @@ from typing import Any
 
 import streamlit as st
 
-from core.data import DataError, MNISTTensors, load_cached, resolve_root, validate
-from core.model import pick_device
-from core.limits import server_limits
-from core.queue import RunQueue
-from core.ablate import ABLATION_FILE, load_ablation
-from core.reference import REFERENCE_FILE, ReferenceFileError, StepReference, load_references
-from core.store import RunStore, StoreError, resolve_db
+from core.experiments.ablate import ABLATION_FILE, load_ablation
+from core.runs.limits import server_limits
+from core.runs.reference import REFERENCE_FILE, ReferenceFileError, StepReference, load_references
+from core.runs.run_queue import RunQueue
+from core.runs.store import RunStore, StoreError, resolve_db
+from core.training.data import DataError, MNISTTensors, load_cached, resolve_root, validate
+from core.training.device import pick_device
 
 # --- data -------------------------------------------------------------------------------------
 
 
 def data_dir() -> str:
-    """The app setting, else $MNIST_DIR, else ./data (see core.data.resolve_root)."""
+    """The app setting, else $MNIST_DIR, else ./data (see core.training.data.resolve_root)."""
     return st.session_state.get("data_dir") or str(resolve_root(None))
 
 

@@ -10,18 +10,18 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.ablate import ablation_facts, ablation_rows
-from core.challenge import CHALLENGE
-from core.data import DataError
-from core.lessons import fill_facts
-from core.lifecycle import describe_step, lesson_facts
-from core.reference import StepReference
-from core.spec import SpecError
-from core.steps import get_step
-from core.train import TrainConfig
+from core.architecture.challenge import CHALLENGE
+from core.architecture.spec import SpecError
+from core.architecture.steps import get_step
+from core.experiments.ablate import ablation_facts, ablation_rows
+from core.report.lessons import fill_facts
+from core.report.views import describe_step, lesson_facts
+from core.runs.reference import StepReference
+from core.training.config import TrainConfig
+from core.training.data import DataError
+from ui.classroom import current_class, exercise_banner, exercise_maker, exercise_of_link
 from ui.compare import compare_picker
 from ui.controls import budget_controls, step_controls
-from ui.classroom import current_class, exercise_banner, exercise_maker, exercise_of_link
 from ui.link import LinkedWidgets
 from ui.state import ablation, data_problem, device, references, run_store, show_data_problem, warm_workers
 from ui.tables import layer_table

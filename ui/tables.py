@@ -9,7 +9,7 @@ import streamlit as st
 
 
 def layer_table(layers: list[dict[str, Any]], height: int | str = "auto", geometry: bool = True) -> None:
-    """The per-layer table of core.lifecycle: output shape, parameters, jump and receptive field.
+    """The per-layer table of core.report.views: output shape, parameters, jump and receptive field.
     `geometry=False` leaves out kernel, stride, padding and dilation (the Design page's editor
     shows them beside it), so the figures that follow from them fit without scrolling."""
     rows = []

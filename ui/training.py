@@ -9,14 +9,14 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from core.challenge import CHALLENGE, min_last
-from core.classroom import OUTCOMES, Prediction, outcome
-from core.compare import Group, Run, differing_table, group_runs, noise_verdicts
-from core.model import device_label
-from core.queue import Job, LimitError, Snapshot
+from core.architecture.challenge import CHALLENGE, min_last
+from core.runs.classroom import OUTCOMES, Prediction, outcome
+from core.runs.compare import Group, Run, differing_table, group_runs, noise_verdicts
+from core.runs.run_queue import Job, LimitError, Snapshot
+from core.training.device import device_label
 from ui.charts import batch_chart, history_specs, show_history
-from ui.controls import Choice
 from ui.classroom import name_input, run_tags
+from ui.controls import Choice
 from ui.state import allow_download, data_dir, device, references, run_queue, runs_db
 
 SEEDS_PER_GROUP = 3

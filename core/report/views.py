@@ -1,0 +1,70 @@
+"""Shared views of steps and stacks (CLI, app and tests all use these)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from core.architecture.builder import build_model, count_params, macs, summarize
+from core.architecture.notation import format_net, net_of
+from core.architecture.spec import Layer, SpecError, layers_from_dicts
+from core.architecture.steps import STEPS, get_step, with_toggles
+from core.training.config import TrainConfig
+
+
+def _layers_doc(layers: list[Layer], input_size: int = 28) -> dict[str, Any]:
+    model = build_model(layers, input_size)
+    rows = summarize(layers, input_size, model)
+    return {"params": count_params(model), "rf": rows[-1].rf if rows else 1, "macs": macs(model, input_size),
+            "layers": [r.as_dict() | {"label": r.label} for r in rows]}
+
+
+def describe_step(number: int, batchnorm: bool | None = None, dropout: float | None = None,
+                  gap: bool | None = None) -> dict[str, Any]:
+    step = get_step(number)
+    toggles = with_toggles(step, batchnorm, dropout, gap)
+    doc = _layers_doc(step.layers(toggles))
+    return {"step": number, "title": step.title, "toggles": asdict(toggles), **doc}
+
+
+def describe_config(config: TrainConfig) -> dict[str, Any]:
+    """The per-layer document of a training config's network (a step's own or a design)."""
+    doc = _layers_doc(config.layers())
+    return {"step": config.step, "title": get_step(config.step).title, "net": config.net, "design": config.is_design,
+            "toggles": asdict(config.toggles), **doc}
+
+
+def describe_stack(raw: Any, input_size: int = 28) -> dict[str, Any]:
+    """A user-supplied stack (list of dicts) -> the same per-layer document as a step."""
+    layers = layers_from_dicts(raw)
+    try:
+        return _layers_doc(layers, input_size)
+    except SpecError:
+        raise
+    except (RuntimeError, ValueError) as exc:  # a safety net: PyTorch refused the stack
+        raise SpecError(f"PyTorch could not run this stack: {str(exc).splitlines()[0]}") from exc
+
+
+def step_overview() -> list[dict[str, Any]]:
+    rows = []
+    for step in STEPS:
+        doc = _layers_doc(step.layers())
+        lesson = step.lesson
+        rows.append({
+            "number": step.number, "title": step.title, "net": format_net(net_of(step.spec, step.toggles.gap)),
+            "params": doc["params"], "rf": doc["rf"],
+            "macs": doc["macs"], "toggles": asdict(step.toggles), "recipe": asdict(step.recipe),
+            "augment": step.recipe.augment.describe(), "target": list(lesson.target),
+            "analysis": list(lesson.analysis), "writeup": asdict(step.writeup),
+        })
+    return rows
+
+
+def lesson_facts(number: int) -> dict[str, str]:
+    """Figures a lesson may quote as `{step:params}`, `{step:macs}`, `{writeup:macs}`: computed here,
+    never typed into the prose."""
+    from core.experiments.writeup import writeup_final_model
+
+    doc = describe_step(number)
+    return {"step:params": f"{doc['params']:,}", "step:macs": f"{doc['macs'] / 1e6:.2f} M",
+            "step:rf": str(doc["rf"]), "writeup:macs": f"{macs(writeup_final_model()) / 1e6:.2f} M"}

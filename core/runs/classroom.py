@@ -1,0 +1,411 @@
+"""The class together: the board of a class's runs, a leaderboard judged on seeds the way the
+challenge is, predictions against outcomes, and the teacher's key. Plain Python over the run
+store; the Class board page draws what this computes.
+
+A refresh of the board is one query (`RunStore.board`: the runs table's own columns, newest
+first, from the class's start). What a run's config says (its network, what differs from its
+step, its multiply-adds) is the same for every seed of a setting, so it is read and computed
+once per setting key and kept in `SettingCache`, never once per run or per refresh.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from core.architecture.builder import build_model, macs
+from core.architecture.challenge import CHALLENGE
+from core.architecture.notation import body_text, parse_net
+from core.architecture.spec import Toggles, expand
+from core.architecture.steps import STEPS, get_step
+from core.runs.compare import describe, differing
+from core.runs.reference import StepReference, spread
+from core.runs.store import BoardRow, RunStore
+from core.training.config import TrainConfig
+
+SEEDS_TO_COUNT = 3  # a design counts on the leaderboard once this many seeds hold: a lucky seed cannot win
+OUTCOMES = ("better", "same", "worse")  # a prediction about a change, against the step's default settings
+
+
+# --- predictions ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a student wrote down before training: the min(last 3) they expect, and/or whether the
+    run will do better, the same or worse than the step's default settings."""
+
+    min_last: float | None = None
+    versus_default: str | None = None  # one of OUTCOMES
+
+    def __post_init__(self) -> None:
+        if self.min_last is not None and not (isinstance(self.min_last, (int, float)) and 0 <= self.min_last <= 100
+                                              and math.isfinite(self.min_last)):
+            raise ValueError("a predicted accuracy is a percentage between 0 and 100")
+        if self.versus_default is not None and self.versus_default not in OUTCOMES:
+            raise ValueError(f"a prediction about a change is one of {', '.join(OUTCOMES)}")
+
+    @property
+    def empty(self) -> bool:
+        return self.min_last is None and self.versus_default is None
+
+    def to_text(self) -> str:
+        if self.empty:
+            return ""
+        return json.dumps({k: v for k, v in (("min_last", self.min_last), ("versus_default", self.versus_default))
+                           if v is not None}, sort_keys=True)
+
+    @classmethod
+    def from_text(cls, text: str) -> "Prediction":
+        """The stored form back; text that is not a prediction reads as none (a store is never trusted)."""
+        if not text:
+            return cls()
+        try:
+            raw = json.loads(text)
+            return cls(raw.get("min_last"), raw.get("versus_default"))
+        except (ValueError, TypeError, AttributeError):
+            return cls()
+
+    def describe(self) -> str:
+        parts = []
+        if self.versus_default is not None:
+            parts.append(f"{self.versus_default} than the step's default")
+        if self.min_last is not None:
+            parts.append(f"min(last {CHALLENGE.last_epochs}) {self.min_last:.2f} %")
+        return ", ".join(parts) or "no prediction"
+
+
+def outcome(min_last: float, default: StepReference | None) -> str | None:
+    """better / same / worse than the step's default settings, judged on the default's seeds:
+    'same' while the result lies within the range its reference seeds reached."""
+    span = default.min_last3 if default is not None else None
+    if span is None:
+        return None
+    return "better" if min_last > span.high else "worse" if min_last < span.low else "same"
+
+
+# --- what the board shows of a setting -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Setting:
+    """What every seed of one configuration shares."""
+
+    config: TrainConfig
+    what: str  # "step 5" or "design c8,c8,M,..."
+    differs: str  # from the step's own settings, in words ('' = the step as it is)
+    macs: int
+    full: bool  # all images, every epoch: a run that can be judged against the challenge
+
+    @property
+    def is_default(self) -> bool:
+        """The step's own network, toggles and recipe."""
+        return not self.differs and not self.config.is_design
+
+
+@functools.lru_cache(maxsize=1024)
+def _macs(net: str, toggles: Toggles) -> int:
+    return macs(build_model(expand(parse_net(net).spec, toggles)))
+
+
+def macs_of(config: TrainConfig) -> int:
+    """Multiply-adds per image of a config's network (computed once per network and toggles)."""
+    return _macs(config.net, config.toggles)
+
+
+class SettingCache:
+    """Setting key -> Setting, filled on demand from the store (one query per batch of new keys).
+    One per store file and server: a setting never changes once recorded."""
+
+    def __init__(self) -> None:
+        self._settings: dict[str, Setting] = {}
+        self._lock = threading.Lock()
+
+    def get(self, store: RunStore, keys: list[str]) -> dict[str, Setting]:
+        with self._lock:
+            missing = [k for k in dict.fromkeys(keys) if k not in self._settings]
+        found = {key: setting_of(config) for key, config in store.configs(missing).items()}
+        with self._lock:
+            self._settings.update(found)
+            return {k: self._settings[k] for k in keys if k in self._settings}
+
+
+def setting_of(config: TrainConfig) -> Setting:
+    own = TrainConfig.for_step(config.step, seed=config.seed, device=config.device, max_batches=config.max_batches,
+                               train_fraction=config.train_fraction, test_limit=config.test_limit)
+    names = [n for n in differing([config, own]) if n not in ("size", "seed", "net")]
+    what = f"design {body_text(config.net)}" if config.is_design else f"step {config.step}"
+    return Setting(config, what, describe(config, names) if names else "", macs_of(config), config.full_data)
+
+
+# --- the board ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BoardEntry:
+    row: BoardRow
+    setting: Setting
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.row.epochs_done / max(1, self.setting.config.recipe.epochs))
+
+    @property
+    def verdict(self) -> str:
+        """Met / not met / '' while the run has not finished all its epochs."""
+        config, row = self.setting.config, self.row
+        if row.status != "completed" or row.epochs_done < config.recipe.epochs:
+            return ""
+        met = self.setting.full and CHALLENGE.meets(row.params, row.min_last, config.recipe.epochs)
+        return "met" if met else "not met" if self.setting.full else "not met (a quick run uses fewer images)"
+
+    def as_row(self) -> dict[str, Any]:
+        """One flat row for the board's table (every text a student typed stays a plain value)."""
+        prediction = Prediction.from_text(self.row.tags.prediction)
+        return {"run": self.row.id, "name": self.row.tags.student, "what": self.setting.what,
+                "differs": self.setting.differs, "seed": self.row.seed, "params": self.row.params,
+                "multiply-adds": self.setting.macs, "status": self.row.status, "progress": self.progress,
+                f"min(last {CHALLENGE.last_epochs})": self.row.min_last, "verdict": self.verdict,
+                "predicted": "" if prediction.empty else prediction.describe()}
+
+
+def board(store: RunStore, since: float, settings: SettingCache, limit: int | None = None,
+          predicted_only: bool = False) -> list[BoardEntry]:
+    """The class's runs, newest first, each with its setting."""
+    rows = store.board(since, limit, predicted_only)
+    known = settings.get(store, [r.config_key for r in rows])
+    return [BoardEntry(r, known[r.config_key]) for r in rows if r.config_key in known]
+
+
+# --- the leaderboard ------------------------------------------------------------------------------------
+
+@dataclass
+class Standing:
+    """One design (every seed of one full-budget setting) on the leaderboard."""
+
+    setting: Setting
+    seeds: dict[int, float] = field(default_factory=dict)  # seed -> min(last 3) of its best completed run
+    params: int = 0
+    mark: str = ""  # '' for the class's designs; a reference mark says what it is
+
+    @property
+    def worst(self) -> float:
+        return min(self.seeds.values())
+
+    @property
+    def best(self) -> float:
+        return max(self.seeds.values())
+
+    @property
+    def holds(self) -> bool:
+        """Every seed run so far holds the challenge's accuracy (whatever their number)."""
+        return bool(self.seeds) and CHALLENGE.meets(self.params, self.worst, self.setting.config.recipe.epochs)
+
+    @property
+    def counts(self) -> bool:
+        return self.holds and len(self.seeds) >= SEEDS_TO_COUNT
+
+    @property
+    def seeds_missing(self) -> list[int]:
+        """The next seeds to train so that the design can count."""
+        have = set(self.seeds)
+        missing, seed = [], 1
+        while len(have) + len(missing) < SEEDS_TO_COUNT:
+            if seed not in have:
+                missing.append(seed)
+            seed += 1
+        return missing
+
+
+def leaderboard(store: RunStore, since: float, settings: SettingCache) -> tuple[list[Standing], list[Standing]]:
+    """(designs that count, ranked by parameters then multiply-adds; designs that hold on every
+    seed so far but have fewer than SEEDS_TO_COUNT). Only completed full-data runs of at most the
+    challenge's epochs are judged; a seed trained twice counts with its better run."""
+    results = store.seed_results(since)
+    known = settings.get(store, [r.config_key for r in results])
+    standings: dict[str, Standing] = {}
+    for result in results:
+        setting = known.get(result.config_key)
+        if setting is None or not setting.full or setting.config.recipe.epochs > CHALLENGE.max_epochs:
+            continue
+        standing = standings.setdefault(result.config_key, Standing(setting, params=result.params))
+        standing.seeds[result.seed] = result.min_last
+    ranked = sorted((s for s in standings.values() if s.holds), key=lambda s: (s.params, s.setting.macs, -s.worst))
+    return [s for s in ranked if s.counts], [s for s in ranked if not s.counts]
+
+
+def reference_marks(references: dict[int, StepReference]) -> list[Standing]:
+    """The marks to beat: the final step's reference network, on all its reference seeds."""
+    final = references.get(len(STEPS))
+    if final is None:
+        return []
+    mark = Standing(setting_of(final.first.config), params=final.params,
+                    mark=f"step {final.step} reference ({len(final.runs)} seeds, {final.first.provenance.device})")
+    for run in final.runs:
+        if run.min_last3 is not None and not run.provenance.reduced:
+            mark.seeds[run.seed] = run.min_last3
+    return [mark] if mark.seeds else []
+
+
+def writeup_mark() -> dict[str, Any]:
+    """The write-up's own final network, as the write-up reports it (one run, best test accuracy;
+    it gives no per-epoch figures, so it cannot be judged on min(last 3) here)."""
+    w = get_step(len(STEPS)).writeup
+    return {"params": w.params, "best_test": w.best_test_acc, "note": w.note}
+
+
+# --- the frontier ----------------------------------------------------------------------------------
+
+def frontier_points(standings: list[Standing], references: dict[int, StepReference]) -> list[dict[str, Any]]:
+    """One point per design (its seeds' mean min(last 3), with the range) and one per lifecycle
+    step's reference runs: what the frontier chart draws."""
+    points = []
+    for s in standings:
+        figures = spread(list(s.seeds.values()))
+        points.append({"kind": s.mark or "class design", "label": s.setting.what + (f" ({s.setting.differs})"
+                                                                                  if s.setting.differs else ""),
+                       "net": s.setting.config.net, "step": s.setting.config.step, "params": s.params,
+                       "min_last": figures.mean, "low": figures.low, "high": figures.high, "seeds": figures.n})
+    for number, ref in sorted(references.items()):
+        figures = ref.min_last3
+        if figures is None:
+            continue
+        # a reduced reference run (step 1's, on a CPU) is drawn, but says it is not comparable
+        kind = "lifecycle step (reduced run)" if ref.reduced else "lifecycle step"
+        points.append({"kind": kind, "label": f"step {number}: {ref.title}", "net": ref.first.config.net,
+                       "step": number, "params": ref.params, "min_last": figures.mean, "low": figures.low,
+                       "high": figures.high, "seeds": figures.n})
+    return points
+
+
+# --- predictions against outcomes ------------------------------------------------------------------
+
+def prediction_table(entries: list[BoardEntry], references: dict[int, StepReference]) -> list[dict[str, Any]]:
+    """Per step and change: how many predicted better / same / worse, how many turned out so, and
+    how far the predicted min(last 3) figures were from what happened."""
+    groups: dict[tuple[int, str], dict[str, Any]] = {}
+    for entry in entries:
+        row, setting = entry.row, entry.setting
+        prediction = Prediction.from_text(row.tags.prediction)
+        if prediction.empty or row.status != "completed" or row.min_last is None:
+            continue
+        key = (row.step, setting.differs if not setting.config.is_design else f"design {body_text(setting.config.net)}")
+        group = groups.setdefault(key, {"step": row.step, "change": key[1] or "the step's own settings",
+                                        **{f"predicted {o}": 0 for o in OUTCOMES},
+                                        **{f"was {o}": 0 for o in OUTCOMES}, "errors": []})
+        if prediction.versus_default is not None:
+            group[f"predicted {prediction.versus_default}"] += 1
+            result = outcome(row.min_last, references.get(row.step))
+            if result is not None:
+                group[f"was {result}"] += 1
+        if prediction.min_last is not None:
+            group["errors"].append(row.min_last - prediction.min_last)
+    table = []
+    for group in groups.values():
+        errors = group.pop("errors")
+        group["runs with a figure"] = len(errors)
+        group["mean (result - prediction), points"] = round(sum(errors) / len(errors), 2) if errors else None
+        table.append(group)
+    return sorted(table, key=lambda g: (g["step"], g["change"]))
+
+
+# --- the teacher's key --------------------------------------------------------------------------------
+
+def key_matches(expected: str | None, given: str) -> bool:
+    """Constant-time comparison of the key typed with the server's; False when none is set."""
+    if not expected:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+def may_change_run(run_session: str, my_session: str, teacher: bool, key_set: bool) -> bool:
+    """Cancel or delete a run: the teacher may touch any; a student only their own session's runs;
+    with no key set (one user on a laptop) everything is allowed."""
+    return not key_set or teacher or (bool(my_session) and run_session == my_session)
+
+
+# --- the board's refresh, measured ------------------------------------------------------------------
+
+def fill_store(store: RunStore, runs: int, settings: int = 200, seed: int = 0) -> None:
+    """A store as a busy course leaves it: `runs` completed 15-epoch runs of `settings` designs from
+    60 browser sessions, each run with its epochs, inserted in one transaction (the app would take
+    hours to record them one by one)."""
+    import random
+    import time
+
+    from core.runs.store import config_key
+
+    rng = random.Random(seed)
+    widths = [4, 6, 8, 10, 12, 16]
+    configs = []
+    for i in range(settings):
+        net = ",".join([f"c{rng.choice(widths)}", f"c{rng.choice(widths)}", "M"]
+                       + [f"c{rng.choice(widths)}" for _ in range(4)] + ["G"])
+        configs.append(TrainConfig.for_step(len(STEPS), net=net, dropout=rng.choice([0.0, 0.05, 0.1])))
+    start = time.time() - runs
+    run_rows, epoch_rows = [], []
+    for run_id in range(1, runs + 1):
+        config = configs[rng.randrange(settings)].with_overrides(seed=rng.randint(1, 5))
+        accs = [min(99.7, 97.0 + 0.2 * e + rng.gauss(0, 0.1)) for e in range(15)]
+        run_rows.append((run_id, config.step, config.seed, json.dumps(config.as_dict()), config_key(config),
+                         "full: all images", "app", "cpu", "bench", 9000 + rng.randrange(900), "completed", "", "bench",
+                         start + run_id, start + run_id + 1, f"s{rng.randrange(60)}", f"student {rng.randrange(60)}",
+                         "", 15, max(accs), min(accs[-CHALLENGE.last_epochs:])))
+        epoch_rows += [(run_id, e + 1, 0.1, 98.0, 0.05, a, 0.01, 10.0, 5000.0) for e, a in enumerate(accs)]
+
+    def insert(c: Any) -> None:
+        c.executemany("INSERT INTO runs (id, step, seed, config, config_key, label, source, device, torch, params, "
+                      "status, reason, owner, started_at, finished_at, session, student, prediction, epochs_done, "
+                      "best_acc, min_last) VALUES (" + ", ".join("?" * 21) + ")", run_rows)
+        c.executemany("INSERT INTO epochs (run_id, epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds, "
+                      "images_per_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", epoch_rows)
+    store._write(insert)
+
+
+def refresh(store: RunStore, since: float, settings: SettingCache, view: str = "both", shown: int = 300) -> None:
+    """What one refresh of the board's page computes (the runs view, the leaderboard view, or both)."""
+    if view in ("both", "runs view"):
+        store.board_counts(since)
+        [entry.as_row() for entry in board(store, since, settings, limit=shown)]
+    if view in ("both", "leaderboard view"):
+        leaderboard(store, since, settings)
+
+
+def board_bench(runs: int, log: Callable[[str], None], refreshes: int = 20) -> dict[str, Any]:
+    """Time the board's refresh on a store of `runs` runs: the first one (every setting new to the
+    server) and steady ones of each view, for a class that holds every run and for one that holds
+    the newest 300."""
+    import statistics
+    import tempfile
+    import time
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        store = RunStore(Path(folder) / "board.sqlite3")
+        started = time.perf_counter()
+        fill_store(store, runs)
+        log(f"board benchmark: a store of {runs:,} runs ({time.perf_counter() - started:.1f} s to fill)")
+        newest = store.board(0.0, 300)[-1].started_at
+        doc: dict[str, Any] = {"runs_in_store": runs, "date": time.strftime("%Y-%m-%d")}
+        for name, since in (("class of every run", 0.0), ("class of the newest 300 runs", newest)):
+            cache = SettingCache()
+            t0 = time.perf_counter()
+            refresh(store, since, cache)
+            first = time.perf_counter() - t0
+            times = {"runs view": [], "leaderboard view": []}
+            for _ in range(refreshes):
+                for view in times:
+                    t0 = time.perf_counter()
+                    refresh(store, since, cache, view)
+                    times[view].append(time.perf_counter() - t0)
+            steady = {view: statistics.median(t) for view, t in times.items()}
+            runs_total = store.board_counts(since)[0]
+            log(f"  {name} ({runs_total:,} runs): first refresh {1000 * first:.0f} ms (every setting new to the "
+                f"server), then per refresh (median of {refreshes}): runs view {1000 * steady['runs view']:.1f} ms, "
+                f"leaderboard view {1000 * steady['leaderboard view']:.1f} ms")
+            doc[name] = {"runs": runs_total, "first_ms": round(1000 * first, 1),
+                         **{f"{view.replace(' ', '_')}_ms": round(1000 * t, 2) for view, t in steady.items()}}
+        store.close()
+    return doc

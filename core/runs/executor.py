@@ -1,0 +1,432 @@
+"""Where runs train: in worker processes, never in the web server's own process.
+
+Streamlit serves every browser session from threads of one Python process. A run trained there
+shares that process's GIL with every page's rerun, so a class watching its runs slowed them
+several times over. The server's queue (`core.runs.run_queue`) therefore only decides *which* run goes
+next; an executor trains it elsewhere and streams its events back.
+
+`ProcessExecutor` keeps one worker process per slot (one on a CPU, which then uses all its cores;
+one per GPU): a fresh Python (`python -c ...`, the same on Linux, macOS and Windows) that reads
+pickled messages on its stdin and writes its events on its stdout. A worker loads MNIST once,
+trains with the one trainer (`core.training.loop.fit`), records the run into the run store itself and
+streams the run's events back. When a worker dies, its stdout ends: its run is reported failed
+with the reason and a fresh worker takes the next run. When the server dies, the worker's stdin
+ends and it exits too (the run store then shows its run as interrupted).
+
+Another executor (a cluster, say) implements the same `Executor` calls: `start`, `warm`, `pace`, `run`,
+`stop` and `close`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue as stdlib_queue
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO, Callable, Protocol
+
+from core.project import ROOT
+from core.runs.store import RunTags
+from core.training.config import TrainConfig
+from core.training.events import BatchEvent, DoneEvent, EpochEvent
+
+READY_TIMEOUT_S = 300.0  # importing torch on a cold, busy machine can take a while
+BATCH_EVENT_EVERY_S = 0.25  # the page redraws once a second; more batch events only cost pickling
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a worker needs to train and record one run (picklable, no callables)."""
+
+    job_id: int
+    config: TrainConfig
+    data_dir: str | None = None
+    download: bool = True
+    db: str | None = None  # run store file; None: the default one
+    record: bool = True
+    label: str = ""
+    source: str = "app"
+    tags: RunTags = RunTags()
+
+
+# --- messages from a worker (besides the trainer's own Batch/Epoch/Done events) ----------------
+
+@dataclass(frozen=True)
+class Ready:
+    pid: int
+    device: str
+    pace: float | None  # on a GPU: measured seconds per modelled second (core.training.budget); None on a CPU
+
+
+@dataclass(frozen=True)
+class Started:
+    job_id: int
+    run_id: int | None  # in the run store; None when not recorded
+    params: int
+    device: str
+
+
+@dataclass(frozen=True)
+class RunWarning:
+    job_id: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    job_id: int
+    reason: str
+
+
+Message = Started | RunWarning | Failed | BatchEvent | EpochEvent | DoneEvent
+
+
+class WorkerLost(RuntimeError):
+    """The worker ended in the middle of a run; the message says how."""
+
+
+class Executor(Protocol):
+    slots: int
+
+    def start(self) -> None: ...
+
+    def warm(self, data_dir: str | None, download: bool) -> None: ...
+
+    def pace(self) -> float | None: ...
+
+    def run(self, slot: int, spec: RunSpec, on_message: Callable[[Message], None]) -> None:
+        """Train `spec` on slot `slot`, calling `on_message` as events arrive; returns when the
+        run has ended; raises WorkerLost when the slot's worker died mid-run."""
+
+    def stop(self, slot: int, job_id: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --- the process executor (server side) ----------------------------------------------------------
+
+class _Worker:
+    """One worker process, fed through its stdin and heard through its stdout (pickled, length-
+    prefixed messages), restarted when it dies. A plain subprocess rather than multiprocessing:
+    `spawn` would re-run the server's main script in the child, which only works when that
+    script guards itself, and Streamlit's, pytest's or a user's may not."""
+
+    def __init__(self, device: str | None, threads: int | None) -> None:
+        self.device, self.threads = device, threads
+        self.process: subprocess.Popen[bytes] | None = None
+        self.ready: Ready | None = None
+        self._send_lock = threading.Lock()
+        self._ready_lock = threading.Lock()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+        self.process = subprocess.Popen([sys.executable, "-c", "from core.runs.executor import worker_process; "
+                                         "worker_process()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        cwd=ROOT, env=env)
+        self.ready = None
+        self.send(("init", self.device, self.threads))
+
+    def wait_ready(self) -> Ready:
+        with self._ready_lock:
+            if self.ready is None:
+                process = self.process
+                # a worker that has not said it is ready in time is killed, which ends the read below
+                timer = threading.Timer(READY_TIMEOUT_S, lambda: process is not None and process.kill())
+                timer.daemon = True
+                timer.start()
+                try:
+                    message = self.recv()
+                except WorkerLost as exc:
+                    raise WorkerLost(f"the training process did not start ({exc})") from None
+                finally:
+                    timer.cancel()
+                if not isinstance(message, Ready):
+                    self.kill()
+                    raise WorkerLost(f"the training process sent {type(message).__name__} before it was ready")
+                self.ready = message
+            return self.ready
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            if self.process is None or self.process.stdin is None:
+                return
+            try:
+                write_message(self.process.stdin, message)
+            except (OSError, ValueError):  # a dead worker: run() notices and says so
+                pass
+
+    def recv(self) -> Any:
+        if self.process is None or self.process.stdout is None:
+            raise WorkerLost("the training process is not running")
+        try:
+            return read_message(self.process.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            raise WorkerLost(self.death()) from None
+
+    def death(self) -> str:
+        """How the worker ended, in words."""
+        if self.process is None:
+            return "the training process is not running"
+        try:
+            code = self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            return "the training process stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"the training process was killed ({name})"
+        return f"the training process exited with code {code}"
+
+    def kill(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def write_message(stream: BinaryIO, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(struct.pack("!Q", len(data)) + data)
+    stream.flush()
+
+
+def read_message(stream: BinaryIO) -> Any:
+    header = _read_exactly(stream, 8)
+    return pickle.loads(_read_exactly(stream, struct.unpack("!Q", header)[0]))
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = stream.read(left)
+        if not chunk:
+            raise EOFError("the pipe ended")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+class ProcessExecutor:
+    """One worker process per device: `devices` is [None] for a CPU, ['cuda:0', ...] for GPUs."""
+
+    def __init__(self, devices: list[str | None], threads: int | None = None) -> None:
+        self.devices = devices
+        self._workers = [_Worker(device, threads) for device in devices]
+        self._lock = threading.Lock()
+
+    @property
+    def slots(self) -> int:
+        return len(self._workers)
+
+    def start(self) -> None:
+        """Start every worker now, so the first Train does not wait for torch to import."""
+        with self._lock:
+            for worker in self._workers:
+                if not worker.alive:
+                    worker.start()
+                    # read its Ready (and GPU pace) as soon as it comes, so estimates use it before the first run
+                    threading.Thread(target=self._ready_quietly, args=(worker,), daemon=True).start()
+
+    @staticmethod
+    def _ready_quietly(worker: _Worker) -> None:
+        try:
+            worker.wait_ready()
+        except WorkerLost:
+            pass  # the next run restarts it and reports why
+    def pace(self) -> float | None:
+        """The first ready worker's measured pace (seconds per modelled second), if any."""
+        return next((w.ready.pace for w in self._workers if w.ready is not None and w.ready.pace is not None), None)
+
+    def warm(self, data_dir: str | None, download: bool) -> None:
+        """Ask every worker to load MNIST now (a failure here is ignored: the run reports it)."""
+        for worker in self._workers:
+            worker.send(("warm", data_dir, download))
+
+    def run(self, slot: int, spec: RunSpec, on_message: Callable[[Message], None]) -> None:
+        worker = self._workers[slot]
+        with self._lock:
+            if not worker.alive:
+                worker.kill()
+                worker.start()
+        try:
+            worker.wait_ready()
+        except WorkerLost:
+            worker.kill()
+            raise
+        worker.send(("run", spec))
+        try:
+            while True:
+                message = worker.recv()
+                if isinstance(message, Ready):  # a late Ready of a restarted worker
+                    worker.ready = message
+                    continue
+                on_message(message)
+                if isinstance(message, (DoneEvent, Failed)):
+                    return
+        except WorkerLost:
+            worker.kill()
+            raise
+
+    def stop(self, slot: int, job_id: int) -> None:
+        self._workers[slot].send(("stop", job_id))
+
+    def kill_worker(self, slot: int) -> int | None:
+        """Kill a slot's worker as a crash would (for tests and the benchmark); its pid."""
+        worker = self._workers[slot]
+        if not worker.alive:
+            return None
+        assert worker.process is not None
+        worker.process.kill()
+        return worker.process.pid
+
+    def worker_pids(self) -> list[int | None]:
+        return [w.process.pid if w.alive and w.process is not None else None for w in self._workers]
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.kill()
+
+
+# --- the worker process ------------------------------------------------------------------------
+
+class _StopFlag:
+    """What `fit` checks after every batch: has the server asked this job to stop?"""
+
+    def __init__(self, job_id: int, stopped: set[int], lock: threading.Lock) -> None:
+        self.job_id, self._stopped, self._lock = job_id, stopped, lock
+
+    def is_set(self) -> bool:
+        with self._lock:
+            return self.job_id in self._stopped
+
+
+def worker_process() -> None:
+    """Entry point of a worker process (see _Worker.start): messages arrive on stdin, events leave
+    on stdout. Anything else that would print to stdout is sent to stderr instead, so it can
+    never corrupt the events."""
+    events = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    commands = sys.stdin.buffer
+    _, device, threads = read_message(commands)
+    worker_main(commands, events, device, threads)
+
+
+def worker_main(commands: BinaryIO, events: BinaryIO, device: str | None, threads: int | None) -> None:
+    """Train the runs the server sends, one at a time."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    inbox: stdlib_queue.Queue[tuple[Any, ...]] = stdlib_queue.Queue()
+    stopped: set[int] = set()
+    lock = threading.Lock()
+    send_lock = threading.Lock()
+
+    def send(message: Any) -> None:
+        with send_lock:
+            write_message(events, message)
+
+    def listen() -> None:
+        while True:
+            try:
+                message = read_message(commands)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                os._exit(0)  # the server is gone; its runs show as interrupted in the store
+            if message[0] == "stop":
+                with lock:
+                    stopped.add(message[1])
+            else:
+                inbox.put(message)
+
+    from core.training.budget import measure_pace
+    from core.training.device import device_label, pick_device
+
+    dev = pick_device(device or "auto")
+    # the cost model was fitted on a CPU; on a GPU a short probe tells how far off it is until real runs do
+    send(Ready(os.getpid(), device_label(dev), measure_pace(device or "auto") if dev.type != "cpu" else None))
+    threading.Thread(target=listen, name="commands", daemon=True).start()
+    stores: dict[str | None, tuple[Any, list[str]]] = {}
+    while True:
+        message = inbox.get()
+        if message[0] == "warm":
+            _warm(message[1], message[2], device)
+        elif message[0] == "run":
+            spec: RunSpec = message[1]
+            _train(spec, device, send, _StopFlag(spec.job_id, stopped, lock), stores)
+            with lock:
+                stopped.discard(spec.job_id)
+
+
+def _warm(data_dir: str | None, download: bool, device: str | None) -> None:
+    from core.training.data import DataError, load_cached
+    from core.training.device import pick_device
+
+    try:
+        load_cached(data_dir, download=download, device=pick_device(device or "auto"))
+    except (DataError, ValueError):
+        pass
+
+
+def _train(spec: RunSpec, device_name: str | None, send: Callable[[Any], None], stop: _StopFlag,
+           stores: dict[str | None, tuple[Any, list[str]]]) -> None:
+    from core.architecture.builder import build_model, count_params
+    from core.runs.store import RunRecorder, open_store
+    from core.training.data import load_cached
+    from core.training.device import device_label, pick_device
+
+    config = spec.config
+    if device_name is not None and config.device in ("auto", "cuda"):
+        config = replace(config, device=device_name)
+
+    def warn(message: str) -> None:
+        send(RunWarning(spec.job_id, message))
+
+    store = None
+    if spec.record:
+        if spec.db not in stores:
+            problems: list[str] = []
+            stores[spec.db] = (open_store(spec.db, problems.append), problems)
+        store, problems = stores[spec.db]
+        for problem in problems:  # every run that goes unrecorded is told so, not just the first
+            warn(problem)
+    recorder = RunRecorder(store, warn)
+    try:
+        device = pick_device(config.device)
+        data = load_cached(spec.data_dir, download=spec.download, device=device)
+        params = count_params(build_model(config.layers()))
+        recorder.start(config, spec.source, device_label(device), params, spec.label, spec.tags)
+        send(Started(spec.job_id, recorder.run_id, params, device_label(device)))
+        from core.training.loop import fit
+
+        last_sent = 0.0
+        for event in recorder.follow(fit(config, data, stop)):
+            if isinstance(event, BatchEvent):
+                now = time.perf_counter()
+                if now - last_sent < BATCH_EVENT_EVERY_S and event.batch != event.batches:
+                    continue
+                last_sent = now
+            elif isinstance(event, DoneEvent):
+                event = replace(event, weights=None)  # stored by the recorder; the page needs none
+            send(event)
+    except Exception as exc:  # reported to the page; the worker lives on for the next run
+        send(Failed(spec.job_id, f"{type(exc).__name__}: {exc}"))

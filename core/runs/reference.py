@@ -1,0 +1,230 @@
+"""The reference runs in `assets/reference_runs.json`: a small typed reader and an atomic, locked
+writer. `python -m core reproduce` fills the file; the app, the CLI and LIFECYCLE.md read it.
+
+A step's entry holds one run per seed, each with its config, every epoch and its provenance
+(command, device, torch, date, wall time). Summaries (best, min of the last 3, spread across
+seeds) are computed from the epochs here, never stored twice."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from core.architecture.challenge import CHALLENGE, min_last
+from core.project import ASSETS
+from core.training.config import TrainConfig
+
+REFERENCE_FILE = ASSETS / "reference_runs.json"
+FORMAT = 2
+
+
+@dataclass(frozen=True)
+class Provenance:
+    command: str
+    device: str
+    torch: str
+    python: str
+    date: str
+    wall_seconds: float
+    limits: str  # "full: ..." or "reduced: ..." (core.training.budget.describe_limits)
+
+    @property
+    def reduced(self) -> bool:
+        return self.limits.startswith("reduced")
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    config: TrainConfig
+    epochs: tuple[dict[str, float], ...]
+    reason: str
+    provenance: Provenance
+    weights: str | None = None  # path, relative to the project root, of the tested weights
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def test_accs(self) -> list[float]:
+        return [e["test_acc"] for e in self.epochs]
+
+    @property
+    def best_test(self) -> float | None:
+        return max(self.test_accs, default=None)
+
+    @property
+    def best_train(self) -> float | None:
+        return max((e["train_acc"] for e in self.epochs), default=None)
+
+    @property
+    def min_last3(self) -> float | None:
+        return min_last(self.test_accs)
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(e["seconds"] for e in self.epochs)
+
+    def verdict(self, params: int) -> tuple[bool, str]:
+        return CHALLENGE.verdict(params, self.test_accs, self.config.recipe.epochs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"config": self.config.as_dict(), "epochs": list(self.epochs), "reason": self.reason,
+                "provenance": asdict(self.provenance), "weights": self.weights}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "ReferenceRun":
+        return cls(TrainConfig.from_dict(raw["config"]), tuple(raw["epochs"]), raw["reason"],
+                   Provenance(**raw["provenance"]), raw.get("weights"))
+
+
+@dataclass(frozen=True)
+class Spread:
+    """min / mean / max of one figure across seeds."""
+
+    low: float
+    mean: float
+    high: float
+    n: int
+
+    def overlaps(self, other: "Spread") -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} % ({self.low:.2f}-{self.high:.2f}, {self.n} seeds)" if self.n > 1 else f"{self.mean:.2f} %"
+
+
+def points(delta: float) -> str:
+    """A signed change in percentage points, e.g. '+0.05'; a rounded -0.0 prints as '+0.00', never '-0.00'."""
+    return f"{round(delta, 2) + 0.0:+.2f}"
+
+
+def spread(values: list[float]) -> Spread | None:
+    return Spread(min(values), statistics.fmean(values), max(values), len(values)) if values else None
+
+
+@dataclass(frozen=True)
+class StepReference:
+    step: int
+    title: str
+    params: int
+    rf: int
+    macs: int
+    runs: tuple[ReferenceRun, ...]  # one per seed, in seed order
+
+    @property
+    def first(self) -> ReferenceRun:
+        return self.runs[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def min_last3(self) -> Spread | None:
+        return spread([r.min_last3 for r in self.runs if r.min_last3 is not None])
+
+    @property
+    def best_test(self) -> Spread | None:
+        return spread([r.best_test for r in self.runs if r.best_test is not None])
+
+    @property
+    def all_passed(self) -> bool:
+        return all(r.verdict(self.params)[0] for r in self.runs)
+
+    @property
+    def reduced(self) -> bool:
+        return any(r.provenance.reduced for r in self.runs)
+
+    def distribution(self) -> str:
+        """The seeds' spread as one markdown sentence: the figures the challenge is judged on."""
+        m = self.min_last3
+        if m is None:
+            return "No run of this step finished an epoch."
+        runs = sorted((r for r in self.runs if r.min_last3 is not None), key=lambda r: r.min_last3)
+        worst = ", ".join(f"seed {r.seed} ({r.min_last3:.2f} %)" for r in runs[:3])
+        met = sum(r.verdict(self.params)[0] for r in self.runs)
+        return (f"**Across {m.n} seeds** (the lowest of each run's last 3 test accuracies): min **{m.low:.2f} %**, "
+                f"mean **{m.mean:.2f} %**, max {m.high:.2f} %; the three worst: {worst}. "
+                f"The challenge is met by **{met} of {len(self.runs)}** seeds.")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "title": self.title, "params": self.params, "rf": self.rf, "macs": self.macs,
+                "runs": [r.as_dict() for r in self.runs]}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "StepReference":
+        runs = tuple(sorted((ReferenceRun.from_dict(r) for r in raw["runs"]), key=lambda r: r.seed))
+        return cls(raw["step"], raw["title"], raw["params"], raw["rf"], raw["macs"], runs)
+
+
+class ReferenceFileError(ValueError):
+    """The reference file exists but cannot be read."""
+
+
+def load_references(path: str | Path = REFERENCE_FILE) -> dict[int, StepReference]:
+    """Reference runs by step number; {} when the file is absent. A damaged file raises
+    ReferenceFileError naming the file (callers decide whether that is fatal)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ReferenceFileError(f"cannot read the reference runs in {path}: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ReferenceFileError(f"{path} is not a format-{FORMAT} reference file: rerun `python -m core reproduce`")
+    try:
+        steps = [StepReference.from_dict(raw) for raw in doc["steps"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReferenceFileError(f"{path} has a damaged entry ({type(exc).__name__}: {exc})") from exc
+    return {s.step: s for s in steps}
+
+
+def write_references(path: str | Path, steps: dict[int, StepReference]) -> None:
+    """Atomic: a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": FORMAT, "challenge": asdict(CHALLENGE), "steps": [steps[k].as_dict() for k in sorted(steps)]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def merge_step(path: str | Path, entry: StepReference, keep_others: bool) -> dict[int, StepReference]:
+    """Write one step into the file under a lock (so two reproduce processes can share it) and
+    return everything the file now holds. With `keep_others`, the other steps stay, and runs of
+    the same configuration with other seeds stay too (a rerun with new seeds adds them);
+    otherwise the file starts afresh with this step."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        steps = load_references(path) if keep_others else {}
+        old = steps.get(entry.step)
+        if old is not None and _same_recipe(old, entry):
+            by_seed = {r.seed: r for r in old.runs} | {r.seed: r for r in entry.runs}
+            entry = StepReference(entry.step, entry.title, entry.params, entry.rf, entry.macs,
+                                  tuple(by_seed[s] for s in sorted(by_seed)))
+        steps[entry.step] = entry
+        write_references(path, steps)
+        return steps
+
+
+def _same_recipe(a: StepReference, b: StepReference) -> bool:
+    return a.params == b.params and all(same_setting(r.config, b.first.config) for r in a.runs)
+
+
+def same_setting(a: TrainConfig, b: TrainConfig) -> bool:
+    """Same network, training and limits: runs that may stand side by side as seeds of one setting
+    (the seed, the device and how often progress is logged may differ)."""
+    def key(config: TrainConfig) -> dict[str, Any]:
+        d = config.as_dict()
+        for name in ("seed", "device", "log_every"):
+            d.pop(name)
+        return d
+    return key(a) == key(b)

@@ -1,0 +1,326 @@
+"""One training queue per server, shared by every browser session.
+
+When a class presses Train at once, running every run at the same time makes them all crawl (each
+fights the others for the same cores). Here runs wait in one first-in-first-out queue and each
+slot of an executor (`core.runs.executor`: one worker process on a CPU, which then uses all its cores;
+one per GPU) takes them in turn. A queued run knows its place and when it should start, can be
+cancelled, and starts by itself. The queue lives in the server, but no run trains there: the page
+only ever reads a job's `snapshot()`, which the worker's events keep current. Plain Python, no UI.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.runs.executor import Executor, Failed, Message, ProcessExecutor, RunSpec, RunWarning, Started, WorkerLost
+from core.runs.limits import ServerLimits, run_problems
+from core.runs.store import RunTags, open_store, resolve_db
+from core.training.budget import Speed, estimate_seconds, modelled_speed
+from core.training.config import TrainConfig
+from core.training.data import resolve_root
+from core.training.events import BatchEvent, DoneEvent, EpochEvent
+
+FINAL_STATES = ("completed", "stopped", "failed", "cancelled")
+_job_ids = itertools.count(1)
+
+
+@dataclass
+class Snapshot:
+    status: str  # queued | running | completed | stopped | failed | cancelled
+    batches: list[dict[str, Any]]
+    epochs: list[dict[str, Any]]
+    progress: float  # 0..1
+    elapsed: float  # seconds since the run started (0 while queued)
+    eta: float | None  # seconds left while running
+    reason: str
+    params: int | None
+    device: str
+    run_id: int | None  # its id in the run store, once recorded
+    ahead: int  # runs before it in the queue (while queued)
+    starts_in: float | None  # estimated seconds until it starts (while queued)
+    warnings: list[str]
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+
+@dataclass(eq=False)
+class Job:
+    config: TrainConfig
+    data_dir: str | None = None  # MNIST root; None: $MNIST_DIR or ./data
+    download: bool = True
+    label: str = ""
+    estimate_s: float = 60.0  # for the queue's start-time estimates
+    db: Path | None = None  # run store to record into; None: the default one
+    source: str = "app"
+    record: bool = True
+    tags: RunTags = RunTags()
+    status: str = "queued"
+    id: int = field(default_factory=lambda: next(_job_ids))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _batches: list[dict[str, Any]] = field(default_factory=list)
+    _epochs: list[dict[str, Any]] = field(default_factory=list)
+    _done: DoneEvent | None = None
+    _reason: str = ""
+    _progress: float = 0.0
+    _started: float = 0.0
+    _finished: float | None = None
+    _run_id: int | None = None
+    _params: int | None = None
+    _device: str = ""
+    _warnings: list[str] = field(default_factory=list)
+    _queue: "RunQueue | None" = None
+    _slot: int | None = None
+    _stop_requested: bool = False
+    _finished_event: threading.Event = field(default_factory=threading.Event)
+
+    def spec(self) -> RunSpec:
+        """What the worker runs; folders are resolved here, where the server's settings apply."""
+        return RunSpec(self.id, self.config, str(resolve_root(self.data_dir)), self.download,
+                       str(resolve_db(self.db)), self.record, self.label, self.source, self.tags)
+
+    def stop(self) -> None:
+        """Stop a running job after its current batch; cancel a queued one."""
+        if self._queue is not None and self._queue.cancel(self):
+            return
+        with self._lock:
+            self._stop_requested = True
+            slot = self._slot
+        if self._queue is not None and slot is not None:
+            self._queue.executor.stop(slot, self.id)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job has ended (completed, stopped, failed or cancelled)."""
+        return self._finished_event.wait(timeout)
+
+    def remaining_s(self) -> float:
+        """Seconds this job still needs: measured while it runs, estimated before."""
+        with self._lock:
+            if self.status == "running" and self._progress > 0:
+                elapsed = time.perf_counter() - self._started
+                return elapsed * (1 - self._progress) / self._progress
+            if self.status == "running":
+                return max(0.0, self.estimate_s - (time.perf_counter() - self._started))
+            return self.estimate_s if self.status == "queued" else 0.0
+
+    def warn(self, message: str) -> None:
+        with self._lock:
+            if message not in self._warnings:
+                self._warnings.append(message)
+
+    # --- called by the queue, as the executor's messages arrive --------------------------------
+
+    def _on_message(self, message: Message) -> None:
+        if isinstance(message, RunWarning):
+            self.warn(message.message)
+            return
+        with self._lock:
+            if isinstance(message, Started):
+                self._run_id, self._params, self._device = message.run_id, message.params, message.device
+            elif isinstance(message, BatchEvent):
+                self._batches.append({"step": message.step, "epoch": message.epoch, "loss": message.loss,
+                                      "acc": message.acc, "lr": message.lr})
+                self._progress = message.step / message.total_steps
+            elif isinstance(message, EpochEvent):
+                self._epochs.append(message.row())
+            elif isinstance(message, DoneEvent):
+                self._done = message
+            elif isinstance(message, Failed):
+                self._reason = message.reason
+
+    def _set(self, status: str, reason: str = "") -> None:
+        with self._lock:
+            self.status = status
+            if reason:
+                self._reason = reason
+            if status == "running":
+                self._started = time.perf_counter()
+            if status in FINAL_STATES:
+                self._finished = time.perf_counter()
+        if status in FINAL_STATES:
+            self._finished_event.set()
+
+    def _final_status(self) -> str:
+        from core.runs.store import status_of
+
+        with self._lock:
+            if self._done is None or self._reason:
+                return "failed"
+            return status_of(self._done.reason)
+
+    def snapshot(self) -> Snapshot:
+        ahead, starts_in = self._queue.ahead(self) if self._queue is not None and self.status == "queued" else (0, None)
+        with self._lock:
+            now = self._finished or time.perf_counter()
+            elapsed = now - self._started if self._started else 0.0
+            reason = self._reason or (self._done.reason if self._done is not None else "")
+            eta = None
+            if self.status == "running" and self._progress > 0:
+                eta = elapsed * (1 - self._progress) / self._progress
+            return Snapshot(self.status, list(self._batches), list(self._epochs), self._progress, elapsed, eta,
+                            reason, self._params, self._device, self._run_id, ahead, starts_in,
+                            list(self._warnings))
+
+
+def default_devices() -> list[str | None]:
+    """One slot per GPU, else one for the CPU (a run then has every core)."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [f"cuda:{i}" for i in range(gpus)] if gpus else [None]
+
+
+class LimitError(ValueError):
+    """A run over the server's limits (core.runs.limits); the message says which and what to change."""
+
+
+class RunQueue:
+    def __init__(self, executor: Executor | None = None, limits: ServerLimits | None = None) -> None:
+        self.executor = executor if executor is not None else ProcessExecutor(default_devices())
+        self.limits = limits  # None: no limits (a queue on your own machine)
+        self._cv = threading.Condition()
+        self._waiting: deque[Job] = deque()
+        self._running: list[Job] = []
+        self._threads: list[threading.Thread] = []
+        self._pace: float | None = None  # measured seconds per modelled second, from completed runs
+        self._paces: list[float] = []
+        self._stores: dict[Path | None, Any] = {}
+
+    @property
+    def workers(self) -> int:
+        return self.executor.slots
+
+    def start(self) -> None:
+        """Start the workers ahead of the first run (they take a few seconds to import torch)."""
+        self.executor.start()
+
+    def submit(self, job: Job) -> Job:
+        """Queue a job; raises LimitError (and queues nothing) when it is over the limits."""
+        problems = self.problems(job.config)
+        if problems:
+            raise LimitError("; ".join(problems))
+        with self._cv:
+            job._queue = self
+            self._waiting.append(job)
+            self._start_threads()
+            self._cv.notify()
+        return job
+
+    def cancel(self, job: Job) -> bool:
+        """Take a job out of the queue before it starts; False if it already started."""
+        with self._cv:
+            if job not in self._waiting:
+                return False
+            self._waiting.remove(job)
+        job._set("cancelled", "cancelled before it started")
+        return True
+
+    def ahead(self, job: Job) -> tuple[int, float]:
+        """(runs before this one, estimated seconds until it starts)."""
+        with self._cv:
+            if job not in self._waiting:
+                return 0, 0.0
+            before = list(self._running) + list(self._waiting)[:list(self._waiting).index(job)]
+        return len(before), sum(j.remaining_s() for j in before) / self.workers
+
+    def active_jobs(self) -> list[Job]:
+        """The runs training now, then the queued ones in their order."""
+        with self._cv:
+            return list(self._running) + list(self._waiting)
+
+    def job_of_run(self, run_id: int) -> Job | None:
+        """The job recording stored run `run_id`, while it trains on this server."""
+        return next((j for j in self.active_jobs() if j._run_id == run_id), None)
+
+    def load(self) -> tuple[int, float]:
+        """(runs queued or running now, estimated seconds before a run submitted now would start)."""
+        with self._cv:
+            before = list(self._running) + list(self._waiting)
+        return len(before), sum(j.remaining_s() for j in before) / self.workers
+
+    def pace(self) -> float:
+        """Seconds per modelled second on this server: from the last completed runs, else the
+        workers' own probe (on a GPU), else 1 (the cost model's own CPU)."""
+        if self._pace is not None:
+            return self._pace
+        probe = self.executor.pace()
+        return probe if probe is not None else 1.0
+
+    def estimate(self, config: TrainConfig, speed: Speed | None = None) -> float:
+        """How long `config` should take here, once it has started (queue time not included)."""
+        return estimate_seconds(config, speed or modelled_speed(config)) * self.pace()
+
+    def problems(self, config: TrainConfig) -> list[str]:
+        """Why `config` may not be queued here ([] when it may, or when there are no limits)."""
+        return run_problems(config, self.estimate(config), self.limits) if self.limits is not None else []
+
+    def close(self) -> None:
+        self.executor.close()
+
+    def _start_threads(self) -> None:
+        while len(self._threads) < self.workers:
+            slot = len(self._threads)
+            thread = threading.Thread(target=self._work, args=(slot,), daemon=True, name=f"train-slot-{slot}")
+            self._threads.append(thread)
+            thread.start()
+
+    def _work(self, slot: int) -> None:
+        """One per slot: hand the next run to the executor and relay its events to the job."""
+        while True:
+            with self._cv:
+                while not self._waiting:
+                    self._cv.wait()
+                job = self._waiting.popleft()
+                self._running.append(job)
+            with job._lock:
+                job._slot = slot
+                stop_early = job._stop_requested
+            job._set("running")
+            if stop_early:
+                self.executor.stop(slot, job.id)
+            try:
+                self.executor.run(slot, job.spec(), job._on_message)
+            except WorkerLost as exc:
+                self._lost(job, f"{exc}; the epochs it finished are kept, and a fresh training process "
+                                "takes the next run")
+            except Exception as exc:  # a slot thread must never die: the queue would stall
+                self._lost(job, f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._cv:
+                    self._running.remove(job)
+                status = job._final_status()
+                if status == "completed":
+                    self._learn_pace(job)
+                job._set(status)
+
+    def _lost(self, job: Job, reason: str) -> None:
+        """The worker died mid-run: the job fails with the reason, and so does its stored run."""
+        job._on_message(Failed(job.id, reason))
+        run_id = job.snapshot().run_id
+        if run_id is None or not job.record:
+            return
+        if job.db not in self._stores:
+            self._stores[job.db] = open_store(job.db, job.warn)
+        store = self._stores[job.db]
+        if store is not None:
+            try:
+                store.finish_run(run_id, "failed", reason)
+            except Exception as exc:  # the store's own trouble is a warning, as everywhere
+                job.warn(f"could not mark run {run_id} failed in the run store: {exc}")
+
+    def _learn_pace(self, job: Job) -> None:
+        """Measured training seconds per modelled second: the median of the last few completed runs."""
+        done = job._done
+        modelled = estimate_seconds(job.config, modelled_speed(job.config))
+        if done is None or modelled <= 0 or done.seconds <= 0:
+            return
+        self._paces = (self._paces + [done.seconds / modelled])[-5:]
+        self._pace = statistics.median(self._paces)

@@ -1,0 +1,649 @@
+"""The run store: every training run from the app and the CLI, kept in one SQLite file.
+
+A run is recorded when it starts (step, full config, seed, device, torch version, source), each
+epoch as it finishes, and its end (completed / stopped / failed, with the reason) together with
+the weights that were tested. Plain stdlib sqlite3:
+- WAL journal and a busy timeout, so readers never block the writer and writers wait their turn;
+- every write is one short `BEGIN IMMEDIATE` transaction, and writes are serialised within a
+  process (the SQLite here predates the fix for a rare WAL bug with two simultaneous writers);
+- one connection per thread;
+- the schema version lives in `PRAGMA user_version`, and MIGRATIONS moves a file forward.
+
+A run whose process died (kill -9, a closed laptop) must not stay "running" forever. Each process
+holds an exclusive lock file for as long as it lives (`<db>.owners/<token>.lock`, via the portable
+`filelock`); the operating system drops the lock when the process dies, so a "running" run whose
+owner's lock can be taken was interrupted, and is marked so with the epochs it finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from filelock import FileLock, Timeout
+
+from core.architecture.challenge import CHALLENGE, min_last
+from core.project import ROOT
+from core.training.config import TrainConfig
+from core.training.events import EPOCH_FIELDS, STOPPED, DoneEvent, EpochEvent, Event
+
+DEFAULT_DB = ROOT / "runs" / "runs.sqlite3"
+BUSY_TIMEOUT_S = 10.0
+STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
+SOURCES = ("app", "cli")
+CTRL_C = "stopped by the user (Ctrl-C)"
+MAX_NAME = 40  # characters of a student's name
+INTERRUPTED_CHECK_S = 10.0
+
+MIGRATIONS: list[str] = [
+    # version 1
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        step INTEGER NOT NULL,
+        seed INTEGER NOT NULL,
+        config TEXT NOT NULL,         -- TrainConfig.as_dict() as JSON
+        config_key TEXT NOT NULL,     -- the config without seed and device: groups the seeds of one setting
+        label TEXT NOT NULL,          -- the run's limits ("full: ..." / "reduced: ...")
+        source TEXT NOT NULL,         -- app | cli
+        device TEXT NOT NULL,
+        torch TEXT NOT NULL,
+        params INTEGER NOT NULL,
+        status TEXT NOT NULL,         -- running | completed | stopped | failed | interrupted
+        reason TEXT NOT NULL DEFAULT '',
+        owner TEXT NOT NULL,          -- the recording process's token (see the module docstring)
+        started_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX runs_by_step ON runs(step, started_at);
+    CREATE TABLE epochs (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        epoch INTEGER NOT NULL,
+        train_loss REAL, train_acc REAL, test_loss REAL, test_acc REAL, lr REAL, seconds REAL, images_per_s REAL,
+        PRIMARY KEY (run_id, epoch)
+    );
+    CREATE TABLE weights (
+        run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        state_dict BLOB NOT NULL      -- torch.save of the tested state_dict
+    );
+    """,
+    # version 2: the class together. Who started a run (browser session, typed name), what they
+    # predicted, and a summary kept up to date per epoch, so the class board reads one row per run
+    # and never the epochs table. Classes mark where a board starts counting; exercises are
+    # teacher links that lock or hide controls.
+    f"""
+    ALTER TABLE runs ADD COLUMN session TEXT NOT NULL DEFAULT '';    -- the browser session ('' = command line)
+    ALTER TABLE runs ADD COLUMN student TEXT NOT NULL DEFAULT '';    -- the name typed (shown as text only)
+    ALTER TABLE runs ADD COLUMN prediction TEXT NOT NULL DEFAULT ''; -- JSON (core.runs.classroom.Prediction)
+    ALTER TABLE runs ADD COLUMN epochs_done INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN best_acc REAL;
+    ALTER TABLE runs ADD COLUMN min_last REAL;                       -- min of the last {CHALLENGE.last_epochs} test accuracies
+    UPDATE runs SET
+        epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = runs.id),
+        best_acc = (SELECT MAX(test_acc) FROM epochs WHERE run_id = runs.id),
+        min_last = CASE WHEN (SELECT COUNT(*) FROM epochs WHERE run_id = runs.id) >= {CHALLENGE.last_epochs} THEN
+            (SELECT MIN(test_acc) FROM (SELECT test_acc FROM epochs WHERE run_id = runs.id
+                                         ORDER BY epoch DESC LIMIT {CHALLENGE.last_epochs})) END;
+    CREATE INDEX runs_by_start ON runs(started_at);
+    CREATE INDEX runs_by_status ON runs(status);
+    CREATE TABLE classes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at REAL NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        predict_first INTEGER NOT NULL DEFAULT 0  -- step pages fold their result until a student predicted or trained
+    );
+    CREATE TABLE exercises (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        page TEXT NOT NULL,             -- step_N or design
+        settings TEXT NOT NULL,         -- JSON object: link key -> value as the link writes it
+        locked TEXT NOT NULL,           -- JSON list of link keys: shown, cannot change
+        hidden TEXT NOT NULL,           -- JSON list of link keys: not shown, cannot change
+        created_at REAL NOT NULL
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """A class the teacher started: the board counts the runs from `started_at` on."""
+
+    id: int
+    started_at: float
+    name: str
+    predict_first: bool
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A teacher link: a page whose `locked` controls are shown but fixed at `settings`, and
+    whose `hidden` ones are fixed and not shown. The link carries only the id, so editing the
+    URL cannot unlock anything."""
+
+    id: int
+    page: str
+    settings: dict[str, str]
+    locked: frozenset[str]
+    hidden: frozenset[str]
+
+    def fixes(self, key: str) -> bool:
+        return key in self.locked or key in self.hidden
+
+
+class StoreError(RuntimeError):
+    """The run store cannot be used; the message says which file and what to do."""
+
+
+def resolve_db(path: str | os.PathLike | None = None) -> Path:
+    """--runs-db / the app's setting, else $LIFECYCLE_RUNS, else runs/runs.sqlite3 in the project."""
+    return Path(path or os.environ.get("LIFECYCLE_RUNS") or DEFAULT_DB).expanduser()
+
+
+def config_key(config: TrainConfig) -> str:
+    d = config.as_dict()
+    for name in ("seed", "device", "log_every"):
+        d.pop(name, None)
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RunTags:
+    """Who started a run and what they expected of it (all optional; the CLI sets none)."""
+
+    session: str = ""  # the browser session: a student may cancel or delete only their own runs
+    student: str = ""  # the name typed for the class board; stored and shown as plain text
+    prediction: str = ""  # core.runs.classroom.Prediction as JSON, '' = none
+
+    def __post_init__(self) -> None:
+        for name, longest in (("session", 64), ("student", MAX_NAME), ("prediction", 500)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or len(value) > longest:
+                raise ValueError(f"a run's {name} is text of at most {longest} characters")
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One run as the class board shows it: the runs table's own columns, no epochs."""
+
+    id: int
+    step: int
+    seed: int
+    config_key: str
+    label: str
+    params: int
+    status: str
+    started_at: float
+    epochs_done: int
+    best_acc: float | None
+    min_last: float | None
+    tags: RunTags
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed of one setting, as the leaderboard judges it."""
+
+    config_key: str
+    seed: int
+    min_last: float
+    params: int
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    id: int
+    step: int
+    seed: int
+    config: TrainConfig
+    config_key: str
+    label: str
+    source: str
+    device: str
+    torch: str
+    params: int
+    status: str
+    reason: str
+    started_at: float
+    finished_at: float | None
+    epochs: tuple[dict[str, float], ...]
+    has_weights: bool
+    tags: RunTags = RunTags()
+
+    @property
+    def test_accs(self) -> list[float]:
+        return [e["test_acc"] for e in self.epochs]
+
+    @property
+    def best_test(self) -> float | None:
+        return max(self.test_accs) if self.epochs else None
+
+    @property
+    def min_last3(self) -> float | None:
+        return min_last(self.test_accs)
+
+    @property
+    def started(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.started_at))
+
+    def summary(self) -> dict[str, Any]:
+        """One flat row for tables and `runs list --json`."""
+        return {"id": self.id, "step": self.step, "net": self.config.net if self.config.is_design else "",
+                "seed": self.seed, "status": self.status, "source": self.source, "student": self.tags.student,
+                "started": self.started, "epochs": len(self.epochs), "best_test_acc": self.best_test,
+                "min_last3_test_acc": self.min_last3, "params": self.params, "device": self.device,
+                "label": self.label, "reason": self.reason}
+
+
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _write_lock(path: Path) -> threading.Lock:
+    """One lock per database file per process: writes from every thread take turns."""
+    key = str(path.resolve())
+    with _write_locks_guard:
+        return _write_locks.setdefault(key, threading.Lock())
+
+
+class RunStore:
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = resolve_db(path)
+        self.owner = uuid.uuid4().hex
+        self._local = threading.local()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for the runs database {self.path}: {exc.strerror}") from exc
+        self._lock = _write_lock(self.path)
+        self._interrupted_checked = -math.inf
+        self._owner_dir = self.path.with_name(self.path.name + ".owners")
+        self._owner_lock = self._hold_owner_lock()
+        self._guard(self._migrate)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _hold_owner_lock(self) -> FileLock | None:
+        """Held for this process's lifetime; None when the folder is not writable (then runs
+        this process records cannot be told apart from interrupted ones, and none are written)."""
+        try:
+            self._owner_dir.mkdir(exist_ok=True)
+            lock = FileLock(str(self._owner_dir / f"{self.owner}.lock"), thread_local=False)
+            lock.acquire(timeout=1)
+            return lock
+        except (OSError, Timeout):
+            return None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal" and not self._read_only():
+                raise StoreError(f"{self.path}: SQLite refused WAL mode ({mode})")
+            self._local.conn = conn
+        return conn
+
+    def _read_only(self) -> bool:
+        return self.path.exists() and not os.access(self.path, os.W_OK)
+
+    def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Every sqlite error leaves as one StoreError that names the file and what to do."""
+        try:
+            return fn(*args)
+        except StoreError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            text = str(exc)
+            if "readonly" in text or "read-only" in text:
+                hint = "the file or its folder is read-only: point the app or --runs-db at a writable place"
+            elif "not a database" in text or "malformed" in text:
+                hint = "the file is damaged: move it away (runs recorded before are in it) or choose another file"
+            elif "locked" in text or "busy" in text:
+                hint = "another program holds it locked for too long: try again"
+            else:
+                hint = "choose another file with --runs-db, $LIFECYCLE_RUNS or the app's Data page"
+            raise StoreError(f"runs database {self.path}: {text}; {hint}") from exc
+        except OSError as exc:
+            raise StoreError(f"runs database {self.path}: {exc}") from exc
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """One short BEGIN IMMEDIATE transaction (a read that upgrades to a write could fail at
+        once with SQLITE_BUSY), serialised with this process's other writers."""
+        def go() -> Any:
+            conn = self._connect()
+            with self._lock:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return result
+        return self._guard(go)
+
+    def _migrate(self) -> None:
+        conn = self._connect()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"runs database {self.path} has schema version {version}, newer than this program "
+                             f"({SCHEMA_VERSION}): update the program or choose another file")
+        if version == SCHEMA_VERSION:
+            return
+
+        def upgrade(conn: sqlite3.Connection) -> None:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read inside the lock
+            for number in range(current, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+        self._write(upgrade)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        if self._owner_lock is not None:
+            self._owner_lock.release()
+            Path(self._owner_lock.lock_file).unlink(missing_ok=True)
+            self._owner_lock = None
+
+    @property
+    def writable(self) -> bool:
+        return self._owner_lock is not None and not self._read_only()
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def start_run(self, config: TrainConfig, source: str, device: str, params: int, label: str,
+                  tags: RunTags = RunTags()) -> int:
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        if self._owner_lock is None:
+            raise StoreError(f"runs database {self.path}: cannot create {self._owner_dir}; "
+                             "point the app or --runs-db at a writable place")
+        values = (config.step, config.seed, json.dumps(config.as_dict()), config_key(config), label, source, device,
+                  torch.__version__, params, "running", self.owner, time.time(), tags.session, tags.student,
+                  tags.prediction)
+        return self._write(lambda c: c.execute(
+            "INSERT INTO runs (step, seed, config, config_key, label, source, device, torch, params, status, owner, "
+            "started_at, session, student, prediction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            values).lastrowid)
+
+    def add_epoch(self, run_id: int, row: dict[str, float]) -> None:
+        columns = ", ".join(EPOCH_FIELDS)
+        marks = ", ".join("?" for _ in EPOCH_FIELDS)
+
+        def add(c: sqlite3.Connection) -> None:
+            c.execute(f"INSERT OR REPLACE INTO epochs (run_id, {columns}) VALUES (?, {marks})",
+                      (run_id, *(row[k] for k in EPOCH_FIELDS)))
+            # the run's summary, in the same transaction: the class board reads it without the epochs
+            c.execute("UPDATE runs SET epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = :id), "
+                      "best_acc = (SELECT MAX(test_acc) FROM epochs WHERE run_id = :id), "
+                      "min_last = CASE WHEN (SELECT COUNT(*) FROM epochs WHERE run_id = :id) >= :n THEN "
+                      "(SELECT MIN(test_acc) FROM (SELECT test_acc FROM epochs WHERE run_id = :id "
+                      "ORDER BY epoch DESC LIMIT :n)) END WHERE id = :id", {"id": run_id, "n": CHALLENGE.last_epochs})
+        self._write(add)
+
+    def finish_run(self, run_id: int, status: str, reason: str = "",
+                   weights: dict[str, torch.Tensor] | None = None) -> None:
+        if status not in STATUSES[1:]:
+            raise ValueError(f"a run ends as one of {STATUSES[1:]}, got {status!r}")
+        blob = _to_bytes(weights) if weights is not None else None
+
+        def finish(c: sqlite3.Connection) -> None:
+            c.execute("UPDATE runs SET status = ?, reason = ?, finished_at = ? WHERE id = ?",
+                      (status, reason, time.time(), run_id))
+            if blob is not None:
+                c.execute("INSERT OR REPLACE INTO weights (run_id, state_dict) VALUES (?, ?)", (run_id, blob))
+        self._write(finish)
+
+    def delete_run(self, run_id: int) -> bool:
+        return self._write(lambda c: c.execute("DELETE FROM runs WHERE id = ?", (run_id,)).rowcount) > 0
+
+    def mark_interrupted(self) -> int:
+        """Runs left 'running' by a process that no longer exists become 'interrupted'."""
+        owners = [row[0] for row in self._guard(lambda: self._connect().execute(
+            "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND owner != ?", (self.owner,)).fetchall())]
+        gone = [o for o in owners if not self._owner_alive(o)]
+        if not gone:
+            return 0
+        marks = ", ".join("?" for _ in gone)
+        return self._write(lambda c: c.execute(
+            f"UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?), "
+            f"reason = 'its process ended before the run did (closed, killed or crashed)' "
+            f"WHERE status = 'running' AND owner IN ({marks})", (time.time(), *gone)).rowcount)
+
+    def _owner_alive(self, owner: str) -> bool:
+        path = self._owner_dir / f"{owner}.lock"
+        if not path.exists():
+            return False
+        probe = FileLock(str(path), thread_local=False)
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            return True
+        except OSError:
+            return True  # cannot tell: never mark a live run interrupted
+        probe.release()
+        path.unlink(missing_ok=True)
+        return False
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def runs(self, step: int | None = None, status: str | None = None, source: str | None = None,
+             ids: list[int] | None = None) -> list[StoredRun]:
+        """Newest first. Interrupted runs are found (and marked) before every listing."""
+        if self.writable:
+            self.mark_interrupted()
+        where, args = [], []
+        for column, value in (("step", step), ("status", status), ("source", source)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if ids is not None:
+            where.append(f"id IN ({', '.join('?' for _ in ids) or 'NULL'})")
+            args.extend(ids)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+
+        def read() -> list[StoredRun]:
+            conn = self._connect()
+            rows = conn.execute(f"SELECT runs.*, EXISTS (SELECT 1 FROM weights WHERE run_id = runs.id) AS has_weights "
+                                f"FROM runs {clause} ORDER BY started_at DESC, id DESC", args).fetchall()
+            epochs: dict[int, list[dict[str, float]]] = {}
+            if rows:
+                marks = ", ".join("?" for _ in rows)
+                for e in conn.execute(f"SELECT * FROM epochs WHERE run_id IN ({marks}) ORDER BY run_id, epoch",
+                                      [r["id"] for r in rows]):
+                    epochs.setdefault(e["run_id"], []).append({k: e[k] for k in EPOCH_FIELDS})
+            return [_stored(r, epochs.get(r["id"], [])) for r in rows]
+        return self._guard(read)
+
+    def _check_interrupted(self) -> None:
+        """Interrupted runs are looked for at most every INTERRUPTED_CHECK_S by the board's reads,
+        not on every refresh of every watching page."""
+        if self.writable and time.monotonic() - self._interrupted_checked > INTERRUPTED_CHECK_S:
+            self._interrupted_checked = time.monotonic()
+            self.mark_interrupted()
+
+    def board(self, since: float, limit: int | None = None, predicted_only: bool = False) -> list[BoardRow]:
+        """The runs started at or after `since`, newest first: one indexed query over the runs
+        table's own columns (the epochs, configs and weights are not read)."""
+        self._check_interrupted()
+        sql = ("SELECT id, step, seed, config_key, label, params, status, started_at, epochs_done, best_acc, min_last, "
+               "session, student, prediction FROM runs WHERE started_at >= ?"
+               + (" AND prediction != ''" if predicted_only else "") + " ORDER BY started_at DESC, id DESC")
+        args: list[Any] = [since]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = self._guard(lambda: self._connect().execute(sql, args).fetchall())
+        return [BoardRow(r["id"], r["step"], r["seed"], r["config_key"], r["label"], r["params"], r["status"],
+                         r["started_at"], r["epochs_done"], r["best_acc"], r["min_last"],
+                         RunTags(r["session"], r["student"], r["prediction"])) for r in rows]
+
+    def board_counts(self, since: float) -> tuple[int, int, int]:
+        """(runs, runs training now, browser sessions) from `since` on: one aggregate query."""
+        row = self._guard(lambda: self._connect().execute(
+            "SELECT COUNT(*), COALESCE(SUM(status = 'running'), 0), COUNT(DISTINCT NULLIF(session, '')) FROM runs "
+            "WHERE started_at >= ?", (since,)).fetchone())
+        return row[0], row[1], row[2]
+
+    def seed_results(self, since: float) -> list[SeedResult]:
+        """Per setting and seed, the best min(last 3) of its completed runs from `since` on (a
+        completed run trained every epoch it planned): what the leaderboard judges, one grouped query."""
+        self._check_interrupted()
+        rows = self._guard(lambda: self._connect().execute(
+            "SELECT config_key, seed, MAX(min_last) AS min_last, MAX(params) AS params FROM runs "
+            "WHERE started_at >= ? AND status = 'completed' AND min_last IS NOT NULL GROUP BY config_key, seed",
+            (since,)).fetchall())
+        return [SeedResult(r["config_key"], r["seed"], r["min_last"], r["params"]) for r in rows]
+
+    def configs(self, keys: list[str]) -> dict[str, TrainConfig]:
+        """One config per setting key (what the board needs once per setting, not per run)."""
+        if not keys:
+            return {}
+        marks = ", ".join("?" for _ in keys)
+        rows = self._guard(lambda: self._connect().execute(
+            f"SELECT config_key, MIN(config) AS config FROM runs WHERE config_key IN ({marks}) GROUP BY config_key",
+            keys).fetchall())
+        return {r["config_key"]: TrainConfig.from_dict(json.loads(r["config"])) for r in rows}
+
+    # --- classes and exercises -----------------------------------------------------------------------
+
+    def start_class(self, name: str = "", predict_first: bool = False) -> int:
+        return self._write(lambda c: c.execute(
+            "INSERT INTO classes (started_at, name, predict_first) VALUES (?, ?, ?)",
+            (time.time(), name[:MAX_NAME], int(predict_first))).lastrowid)
+
+    def current_class(self) -> ClassInfo | None:
+        row = self._guard(lambda: self._connect().execute(
+            "SELECT * FROM classes ORDER BY id DESC LIMIT 1").fetchone())
+        return ClassInfo(row["id"], row["started_at"], row["name"], bool(row["predict_first"])) if row else None
+
+    def add_exercise(self, page: str, settings: dict[str, str], locked: list[str], hidden: list[str]) -> int:
+        values = (page, json.dumps(settings, sort_keys=True), json.dumps(sorted(locked)), json.dumps(sorted(hidden)),
+                  time.time())
+        return self._write(lambda c: c.execute(
+            "INSERT INTO exercises (page, settings, locked, hidden, created_at) VALUES (?, ?, ?, ?, ?)",
+            values).lastrowid)
+
+    def exercise(self, exercise_id: int) -> Exercise | None:
+        row = self._guard(lambda: self._connect().execute(
+            "SELECT * FROM exercises WHERE id = ?", (exercise_id,)).fetchone())
+        if row is None:
+            return None
+        return Exercise(row["id"], row["page"], json.loads(row["settings"]), frozenset(json.loads(row["locked"])),
+                        frozenset(json.loads(row["hidden"])))
+
+    def get(self, run_id: int) -> StoredRun | None:
+        found = self.runs(ids=[run_id])
+        return found[0] if found else None
+
+    def weights(self, run_id: int) -> dict[str, torch.Tensor] | None:
+        row = self._guard(lambda: self._connect().execute(
+            "SELECT state_dict FROM weights WHERE run_id = ?", (run_id,)).fetchone())
+        return torch.load(io.BytesIO(row[0]), weights_only=True) if row else None
+
+
+def _stored(row: sqlite3.Row, epochs: list[dict[str, float]]) -> StoredRun:
+    return StoredRun(row["id"], row["step"], row["seed"], TrainConfig.from_dict(json.loads(row["config"])),
+                     row["config_key"], row["label"], row["source"], row["device"], row["torch"], row["params"],
+                     row["status"], row["reason"], row["started_at"], row["finished_at"], tuple(epochs),
+                     bool(row["has_weights"]), RunTags(row["session"], row["student"], row["prediction"]))
+
+
+def _to_bytes(weights: dict[str, torch.Tensor]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(weights, buffer)
+    return buffer.getvalue()
+
+
+class RunRecorder:
+    """Writes one run into a store as its events arrive. A store that fails is reported once
+    (through `warn`) and then left alone: training never stops because history cannot be kept."""
+
+    def __init__(self, store: RunStore | None, warn: Callable[[str], None]) -> None:
+        self.store, self.warn = store, warn
+        self.run_id: int | None = None
+
+    def _try(self, fn: Callable[[], Any]) -> Any:
+        if self.store is None:
+            return None
+        try:
+            return fn()
+        except StoreError as exc:
+            self.warn(f"{exc}. Training goes on without history.")
+            self.store = None
+            return None
+
+    def start(self, config: TrainConfig, source: str, device: str, params: int, label: str,
+              tags: RunTags = RunTags()) -> None:
+        self.run_id = self._try(lambda: self.store.start_run(config, source, device, params, label, tags))
+
+    def epoch(self, row: dict[str, float]) -> None:
+        if self.run_id is not None:
+            self._try(lambda: self.store.add_epoch(self.run_id, row))
+
+    def finish(self, status: str, reason: str, weights: dict[str, torch.Tensor] | None = None) -> None:
+        if self.run_id is not None:
+            self._try(lambda: self.store.finish_run(self.run_id, status, reason, weights))
+
+    def follow(self, events: Iterator[Event]) -> Iterator[Event]:
+        """Pass the trainer's events on, recording each epoch and the end as they go by. A run that
+        raises (or is interrupted with Ctrl-C) is recorded as failed (stopped) before it leaves."""
+        try:
+            for event in events:
+                if isinstance(event, EpochEvent):
+                    self.epoch(event.row())
+                elif isinstance(event, DoneEvent):
+                    self.finish(status_of(event.reason), event.reason, event.weights)
+                yield event
+        except KeyboardInterrupt:
+            self.finish("stopped", CTRL_C)
+            raise
+        except Exception as exc:
+            self.finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def status_of(reason: str) -> str:
+    """A DoneEvent's reason -> the stored status."""
+    return "completed" if reason == "completed" else "stopped" if reason == STOPPED else "failed"
+
+
+def open_store(path: str | os.PathLike | None, warn: Callable[[str], None]) -> RunStore | None:
+    """The store, or None (after one warning) when it cannot be opened."""
+    try:
+        return RunStore(path)
+    except StoreError as exc:
+        warn(f"{exc}. Runs are not recorded.")
+        return None
+
+
+def epochs_csv(runs: list[StoredRun]) -> str:
+    """Every epoch of the given runs, one row each, with the run's id, step and seed."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(("run_id", "step", "seed") + EPOCH_FIELDS)
+    for run in runs:
+        for e in run.epochs:
+            writer.writerow((run.id, run.step, run.seed, *(e[k] for k in EPOCH_FIELDS)))
+    return out.getvalue()

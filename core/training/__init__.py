@@ -1,0 +1,1 @@
+"""How a network is trained: the config, the loop and its events, schedule, weight average, augmentation, data, device and budget."""
