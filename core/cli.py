@@ -63,24 +63,25 @@ def _add_recipe(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--step", type=int, default=9, help="a step's shipped reference weights (assets/models/)")
+    p.add_argument("--step", type=int, default=FINAL_STEP, help="a step's shipped reference weights (assets/models/)")
     p.add_argument("--run", type=int, default=None, help="instead: a stored run (see `python -m core runs list`)")
     p.add_argument("--runs-db", default=None)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = CleanParser(prog="python -m core", description="Tiny-CNN lifecycle engine: nine MNIST steps as data.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=CleanParser)
-
+def _steps_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("steps", help="list the nine lifecycle steps")
     p.add_argument("--json", action="store_true")
 
+
+def _summary_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summary", help="per-layer table of one step or design: shapes, params, receptive field")
     p.add_argument("--step", type=int, default=None, help="a lifecycle step (or give --net)")
     p.add_argument("--net", default=None, help=NET_HELP)
     _add_toggles(p)
     p.add_argument("--json", action="store_true")
 
+
+def _rf_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rf", help="receptive-field table of any layer stack given as JSON",
                        description="Layers: conv (out_channels, kernel_size=3, stride=1, padding=0, dilation=1, "
                                    "bias=false), maxpool/avgpool (kernel_size=2, stride=kernel_size, padding=0), "
@@ -92,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", type=int, default=28)
     p.add_argument("--json", action="store_true")
 
+
+def _train_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one step or design on MNIST (recorded in the run store)")
-    p.add_argument("--step", type=int, default=9, help="the step (with --net: the step whose recipe the design uses)")
+    p.add_argument("--step", type=int, default=FINAL_STEP, help="the step (with --net: the step whose recipe the design uses)")
     p.add_argument("--net", default=None, help="train this network instead of the step's own: " + NET_HELP)
     _add_toggles(p)
     _add_recipe(p)
@@ -106,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-record", action="store_true", help="do not record this run in the run store")
     p.add_argument("--json", action="store_true")
 
+
+def _runs_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="the run store: list, show or delete recorded runs")
     p.add_argument("action", choices=("list", "show", "delete"))
     p.add_argument("id", nargs="?", type=int, help="run id (show, delete)")
@@ -115,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-db", default=None)
     p.add_argument("--json", action="store_true")
 
+
+def _inspect_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="a trained network on all test images: accuracy, confusion, mistakes, timing")
     _add_model(p)
     _add_data(p)
@@ -123,11 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "preprocessing and count how many correct predictions it keeps")
     p.add_argument("--json", action="store_true")
 
+
+def _export_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a trained network's weights, a standalone model.py and its config")
     _add_model(p)
     p.add_argument("--out", required=True, help="folder for weights.pt, model.py and config.json (created if missing)")
     p.add_argument("--json", action="store_true")
 
+
+def _bench_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="images/s and s/epoch: this project's pipeline vs the write-up's recipe")
     _add_data(p)
     p.add_argument("--batches", type=int, default=None, help="time only this many training batches per pipeline")
@@ -144,15 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. 4,8), timed against the same runs back to back; then one run with --watchers pages "
                         "watching")
     p.add_argument("--watchers", default="0,1,5", help="with --browsers: extra watching pages to time one run with")
-    p.add_argument("--step", type=int, default=9, help="with --browsers: the step page to train on")
+    p.add_argument("--step", type=int, default=FINAL_STEP, help="with --browsers: the step page to train on")
     p.add_argument("--query", default="", help="with --browsers: the page's link settings, e.g. 'epochs=2&budget=full'")
     p.add_argument("--board", type=int, default=None, metavar="RUNS",
                    help="instead: time the class board's refresh on a store of this many runs (no data needed)")
     p.add_argument("--cost-model", action="store_true",
                    help="instead: time training and evaluation of many networks and fit the cost model that sizes "
-                        "quick runs (core/budget.py)")
+                        "quick runs (core/training/budget.py)")
     p.add_argument("--json", action="store_true")
 
+
+def _ablate_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ablate", help="the final recipe with one part taken away at a time, over several seeds")
     _add_data(p)
     p.add_argument("--step", type=int, default=FINAL_STEP)
@@ -166,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", action="store_true", help="keep other variants and seeds already in --output")
     p.add_argument("--json", action="store_true")
 
+
+def _reproduce_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="reference runs on MNIST -> assets/reference_runs.json and LIFECYCLE.md")
     _add_data(p)
     p.add_argument("--steps", default="1-9", help="e.g. 1-9, 2,5,9")
@@ -183,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the other steps in --output, and runs of the same recipe with other seeds")
     p.add_argument("--markdown-only", action="store_true",
                    help="train nothing: regenerate --markdown from the runs already in --output")
+
+
+COMMAND_PARSERS = (_steps_command, _summary_command, _rf_command, _train_command, _runs_command, _inspect_command, _export_command, _bench_command, _ablate_command, _reproduce_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = CleanParser(prog="python -m core", description="Tiny-CNN lifecycle engine: nine MNIST steps as data.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CleanParser)
+    for add_command in COMMAND_PARSERS:
+        add_command(sub)
     return parser
 
 
@@ -231,17 +256,15 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
     if (args.step is None) == (args.net is None):
         raise ValueError("give either --step N or --net '...'")
-    from core.architecture.steps import STEPS
     from core.training.config import TrainConfig
 
-    step = len(STEPS) if args.step is None else args.step  # a design takes the final step's recipe
+    step = FINAL_STEP if args.step is None else args.step  # a design takes the final step's recipe
     config = TrainConfig.for_step(step, net=args.net, batchnorm=args.batchnorm, dropout=args.dropout, gap=args.gap)
     doc = describe_config(config)
     emit(doc) if args.json else _print_layers(doc["layers"], doc["params"])
 
 
 def cmd_rf(args: argparse.Namespace) -> None:
-    from core.architecture.steps import STEPS
     from core.report.views import describe_config, describe_stack
     from core.training.config import TrainConfig
 
@@ -250,7 +273,7 @@ def cmd_rf(args: argparse.Namespace) -> None:
     if args.net is not None:
         if args.input_size != 28:
             raise ValueError("--net describes networks for 28x28 MNIST digits; use --layers for other input sizes")
-        doc = describe_config(TrainConfig.for_step(len(STEPS), net=args.net))
+        doc = describe_config(TrainConfig.for_step(FINAL_STEP, net=args.net))
         emit(doc) if args.json else _print_layers(doc["layers"], doc["params"])
         return
     text = args.layers
@@ -279,32 +302,28 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.architecture.builder import build_model, count_params
     from core.architecture.challenge import CHALLENGE
-    from core.runs.store import CTRL_C, RunRecorder, open_store
+    from core.runs.record import CTRL_C, RunRecorder, open_store, start_recorded
     from core.training.budget import describe_limits
     from core.training.data import load_mnist
-    from core.training.device import device_label, pick_device
-    from core.training.loop import fit
+    from core.training.device import pick_device
 
     config = train_config(args)
-    device = pick_device(config.device)
-    data = load_mnist(args.data_dir, download=not args.no_download, device=device)
-    params = count_params(build_model(config.layers()))
+    data = load_mnist(args.data_dir, download=not args.no_download, device=pick_device(config.device))
     store = None if args.no_record else open_store(args.runs_db, progress)
-    recorder = RunRecorder(store, progress)
     recipe = config.recipe
     limits = describe_limits(config, len(data.train_images), len(data.test_images))
-    recorder.start(config, "cli", device_label(device), params, limits)
+    run = start_recorded(config, data, RunRecorder(store, progress), "cli", limits)
+    params = run.params
     finish = "".join([f", last {recipe.clean_fraction:.0%} of the run un-augmented" if recipe.clean_fraction else "",
                       f", testing a weight average (EMA {recipe.ema:g})" if recipe.ema else ""])
     what = f"design {config.net} (step {config.step}'s recipe)" if config.is_design else f"step {config.step}"
-    progress(f"{what}, {params:,} parameters, on {device_label(device)}: {limits}, augment: {recipe.augment.describe()}{finish}"
-             + (f"; recorded as run {recorder.run_id} in {store.path}" if recorder.run_id is not None else ""))
+    progress(f"{what}, {params:,} parameters, on {run.device}: {limits}, augment: {recipe.augment.describe()}{finish}"
+             + (f"; recorded as run {run.run_id} in {store.path}" if run.run_id is not None else ""))
     epochs: list[dict[str, Any]] = []
     final = None
     try:
-        for event in recorder.follow(fit(config, data)):
+        for event in run.events:
             if event.kind == "epoch":
                 epochs.append(event.row())
                 progress(f"epoch {event.epoch:>2}  train {event.train_loss:.4f} / {event.train_acc:6.2f} %   "
@@ -316,8 +335,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         pass
     reason = final.reason if final else CTRL_C
     passed, verdict = CHALLENGE.verdict(params, [e["test_acc"] for e in epochs], recipe.epochs)
-    doc = {"params": params, "device": device_label(device), "config": config.as_dict(), "epochs": epochs,
-           "stopped_reason": reason, "run_id": recorder.run_id, "challenge": {"passed": passed, "verdict": verdict}}
+    doc = {"params": params, "device": run.device, "config": config.as_dict(), "epochs": epochs,
+           "stopped_reason": reason, "run_id": run.run_id, "challenge": {"passed": passed, "verdict": verdict}}
     progress(f"{reason}. {verdict}")
     if args.json:
         emit(doc)

@@ -29,7 +29,7 @@ refs = references()
 rows = []
 for s in overview():
     ref = refs.get(s["number"])
-    m = ref.min_last3 if ref else None
+    m = ref.min_last_spread if ref else None
     change = step_change(refs.get(s["number"] - 1), ref) if ref else None
     rows.append({
         "step": s["number"], "title": s["title"], "params": s["params"], "final RF": s["rf"],

@@ -60,7 +60,7 @@ if chosen:
     for r in chosen[:3]:
         st.page_link("pages/design.py", label=f"Open run {r.id}'s network and recipe in Design",
                      icon=":material/design_services:",
-                     query_params=link_params(r.config, "full" if r.label.startswith("full") else "quick"))
+                     query_params=link_params(r.config, "full" if r.limits.startswith("full") else "quick"))
         with st.expander(f"Run {r.id}: step {r.step}, seed {r.seed}, {r.status}"):
             st.json(r.config.as_dict(), expanded=False)
             if r.reason:

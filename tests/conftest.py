@@ -3,10 +3,15 @@ so the real loading code (header checks + torchvision.datasets.MNIST) runs on th
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import struct
+import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -14,6 +19,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` run inside this process (the same `main`, its stdout, stderr and exit
+    code), which saves each call the two seconds of a fresh interpreter importing torch. Tests of
+    the real process (a second process, Ctrl-C, imports) start one with `subprocess` instead."""
+    import torch
+
+    from core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    threads = torch.get_num_threads()
+    with mock.patch.dict(os.environ, env or {}), redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors and --help
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            torch.set_num_threads(threads)  # --threads must not leak into the next test
+    return subprocess.CompletedProcess(["python", "-m", "core", *args], code, out.getvalue(), err.getvalue())
 
 
 def project_modules(*folders: str) -> list[str]:
@@ -57,6 +82,12 @@ def make_mnist_root(root: Path, n_train: int = 1200, n_test: int = 400) -> Path:
 @pytest.fixture(scope="session")
 def mnist_root(tmp_path_factory) -> Path:
     return make_mnist_root(tmp_path_factory.mktemp("mnist"))
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist_root(tmp_path_factory) -> Path:
+    """300 training and 100 test images: for tests that train whole 15-epoch runs, several of them."""
+    return make_mnist_root(tmp_path_factory.mktemp("tiny_mnist"), 300, 100)
 
 
 @pytest.fixture

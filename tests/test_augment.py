@@ -1,7 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from core.training.augmentation import AugmentConfig, augment_batch, v2_transform
+from core.training.augmentation import AugmentConfig, affine_theta, augment_batch, v2_transform
 
 
 def digit_batch(n=16):
@@ -57,7 +58,47 @@ def test_out_of_range_settings_are_refused(field, value):
         AugmentConfig(**{field: value})
 
 
-def test_v2_preview_path_runs_per_image():
+def smooth_digit() -> torch.Tensor:
+    """Two blurred blobs, off-centre and of different sizes, so any wrong turn, shift or zoom shows."""
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    blobs = torch.exp(-((xx - 10) ** 2 + (yy - 16) ** 2) / 20) + 0.5 * torch.exp(-((xx - 19) ** 2 + (yy - 8) ** 2) / 8)
+    return blobs[None, None]
+
+
+@pytest.mark.parametrize("angle, shift, zoom", [(12.0, (0.0, 0.0), 1.0), (0.0, (0.1, -0.05), 1.0),
+                                                (0.0, (0.0, 0.0), 1.2), (-7.0, (0.05, 0.1), 0.9),
+                                                (25.0, (-0.1, 0.0), 1.1)])
+def test_rotation_shift_and_zoom_match_torchvision_pixel_for_pixel(angle, shift, zoom):
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as TF
+
+    image = smooth_digit()
+    theta = affine_theta(torch.tensor([angle]), torch.tensor([0.0]), torch.tensor([zoom]), torch.tensor([shift]))
+    grid = F.affine_grid(theta, list(image.shape), align_corners=False)
+    ours = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    theirs = TF.affine(image, angle=angle, translate=[shift[0] * 28, shift[1] * 28], scale=zoom, shear=[0.0, 0.0],
+                       interpolation=v2.InterpolationMode.BILINEAR)
+    assert (ours - theirs).abs().max() < 1e-4
+    assert (ours - image).abs().max() > 0.1  # the transform did move the digit
+
+
+def test_our_shear_is_torchvisions_mirrored():
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as TF
+
+    image = smooth_digit()
+    theta = affine_theta(torch.tensor([0.0]), torch.tensor([10.0]), torch.tensor([1.0]), torch.zeros(1, 2))
+    ours = F.grid_sample(image, F.affine_grid(theta, list(image.shape), align_corners=False), align_corners=False)
+
+    def theirs(shear: float) -> torch.Tensor:
+        return TF.affine(image, angle=0.0, translate=[0, 0], scale=1.0, shear=[shear, 0.0],
+                         interpolation=v2.InterpolationMode.BILINEAR)
+    assert (ours - theirs(-10.0)).abs().max() < 1e-4 and (ours - theirs(10.0)).abs().max() > 0.1
+
+
+def test_v2_preview_draws_new_parameters_on_every_call():
     t = v2_transform(AugmentConfig(rotation=20, translate=0.1, brightness=0.2, erase=0.2))
-    out = t(digit_batch(1)[0])
-    assert out.shape == (1, 28, 28)
+    torch.manual_seed(0)
+    outs = [t(digit_batch(1)[0]) for _ in range(4)]
+    assert all(o.shape == (1, 28, 28) for o in outs)
+    assert len({tuple(o.flatten().round(decimals=3).tolist()) for o in outs}) == 4

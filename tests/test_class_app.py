@@ -10,7 +10,8 @@ from streamlit.testing.v1 import AppTest
 from test_app import finish_jobs, open_page
 from test_classroom import HOSTILE, full_run, record
 
-from core.runs.classroom import SEEDS_TO_COUNT, Prediction
+from core.architecture.challenge import CHALLENGE
+from core.runs.classroom import Prediction
 from core.runs.store import RunStore, RunTags
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -54,7 +55,7 @@ def test_the_board_shows_every_sessions_runs_with_names_as_plain_text(app, priva
 
 def test_a_verified_design_is_on_the_leaderboard_and_a_single_seed_is_not(app, private_run_store):
     store = RunStore(private_run_store)
-    for seed in range(1, SEEDS_TO_COUNT + 1):
+    for seed in range(1, CHALLENGE.min_seeds + 1):
         record(store, full_run("c8,M,c12,c12,G", seed), [99.5] * 15, params=4000)
     record(store, full_run("c6,M,c8,c8,G", 1), [99.6] * 15, params=3000)
     at = open_page(app, "pages/board.py")

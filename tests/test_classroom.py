@@ -10,7 +10,6 @@ import pytest
 import core.runs.store as store_module
 from core.architecture.challenge import CHALLENGE
 from core.runs.classroom import (
-    SEEDS_TO_COUNT,
     Prediction,
     SettingCache,
     board,
@@ -128,7 +127,7 @@ def test_an_exercise_round_trips(tmp_path):
 def test_a_design_counts_only_once_it_holds_on_enough_seeds(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite3")
     small, big, lucky, shaky = "c8,M,c12,c12,G", "c12,c12,M,c16,c16,c16,G", "c6,M,c8,c8,G", "c4,M,c8,G"
-    for seed in range(1, SEEDS_TO_COUNT + 1):
+    for seed in range(1, CHALLENGE.min_seeds + 1):
         record(store, full_run(small, seed), epochs_ending(99.0, 99.5, 99.45, 99.5), params=4000)
         record(store, full_run(big, seed), epochs_ending(99.6, 99.6, 99.6), params=9000)
         record(store, full_run(shaky, seed), epochs_ending(99.5, 99.5, 99.3 if seed == 2 else 99.5), params=3000)
@@ -145,7 +144,7 @@ def test_a_design_counts_only_once_it_holds_on_enough_seeds(tmp_path):
 
 def test_a_seed_trained_twice_counts_with_its_better_run(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite3")
-    for seed in range(1, SEEDS_TO_COUNT + 1):
+    for seed in range(1, CHALLENGE.min_seeds + 1):
         record(store, full_run(seed=seed), epochs_ending(99.5, 99.5, 99.5))
     record(store, full_run(seed=1), epochs_ending(99.0, 99.0, 99.0))
     (standing,), _ = leaderboard(store, 0.0, SettingCache())
@@ -157,7 +156,7 @@ def test_the_final_steps_reference_stands_as_the_mark_to_beat():
     (mark,) = reference_marks(references)
     final = references[9]
     assert mark.params == final.params and len(mark.seeds) == len(final.runs) and mark.counts
-    assert mark.worst == pytest.approx(final.min_last3.low)
+    assert mark.worst == pytest.approx(final.min_last_spread.low)
 
 
 def test_setting_says_what_differs_from_its_step():
@@ -175,7 +174,7 @@ def test_a_prediction_round_trips_and_junk_reads_as_none():
     assert Prediction.from_text(p.to_text()) == p and Prediction().to_text() == ""
     for junk in ("{", "[1]", '{"min_last": 140}', '{"versus_default": "amazing"}', "null"):
         assert Prediction.from_text(junk).empty
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="percentage between 0 and 100"):
         Prediction(float("nan"))
     with pytest.raises(ValueError, match="better"):
         Prediction(versus_default="much better")
@@ -183,7 +182,7 @@ def test_a_prediction_round_trips_and_junk_reads_as_none():
 
 def test_outcomes_are_judged_on_the_defaults_seeds():
     ref = load_references()[9]
-    span = ref.min_last3
+    span = ref.min_last_spread
     assert outcome(span.high + 0.01, ref) == "better" and outcome(span.low - 0.01, ref) == "worse"
     assert outcome((span.low + span.high) / 2, ref) == "same" and outcome(99.0, None) is None
 
@@ -191,7 +190,7 @@ def test_outcomes_are_judged_on_the_defaults_seeds():
 def test_the_class_predictions_are_set_against_what_happened(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite3")
     references = load_references()
-    low = references[9].min_last3.low
+    low = references[9].min_last_spread.low
     record(store, TrainConfig.for_step(9, dropout=0.1), epochs_ending(low - 1, low - 1, low - 1),
            RunTags("a", "A", Prediction(99.0, "better").to_text()))
     record(store, TrainConfig.for_step(9, dropout=0.1), epochs_ending(low - 1, low - 1, low - 1),
@@ -233,7 +232,7 @@ def test_a_big_store_reads_as_one_board(tmp_path):
     assert [e.row.started_at for e in entries] == sorted((e.row.started_at for e in entries), reverse=True)
     assert store.board_counts(0.0) == (500, 0, len({e.row.tags.session for e in entries}))
     counted, short = leaderboard(store, 0.0, cache)
-    assert counted and all(len(s.seeds) >= SEEDS_TO_COUNT and s.worst >= CHALLENGE.min_acc for s in counted)
+    assert counted and all(len(s.seeds) >= CHALLENGE.min_seeds and s.worst >= CHALLENGE.min_acc for s in counted)
     newest = entries[99].row.started_at
     assert len(board(store, newest, cache)) == 100
 

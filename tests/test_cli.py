@@ -1,4 +1,6 @@
-"""The command line as a user runs it: a subprocess, JSON on stdout, one-line errors."""
+"""The command line as a user runs it: JSON on stdout, one-line errors, exit codes. Most calls run
+`main` in this process (`run_cli`); the real `python -m core` process is started where it matters:
+the first test, two processes sharing a file, and the imports."""
 
 import json
 import os
@@ -7,13 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import project_modules
+from conftest import project_modules, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_KEYS = {"name", "type", "kernel_size", "stride", "padding", "dilation", "out_shape", "params", "rf", "jump"}
 
 
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+cli = run_cli
+
+
+def cli_process(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env={**os.environ, **(env or {})})
 
@@ -24,8 +29,10 @@ def ok_json(*args: str, **kw):
     return json.loads(result.stdout)
 
 
-def test_steps():
-    steps = ok_json("steps")
+def test_steps_as_a_real_process():
+    result = cli_process("steps", "--json")
+    assert result.returncode == 0, result.stderr
+    steps = json.loads(result.stdout)
     assert [s["number"] for s in steps] == list(range(1, 10))
     assert all({"number", "title", "params", "rf"} <= set(s) for s in steps)
     assert steps[8]["params"] < 10_000 and steps[0]["params"] > 6_000_000
@@ -154,7 +161,9 @@ def test_bad_input_is_one_clear_line(args, words):
 
 
 def test_usage_errors_point_at_the_right_help():
-    top = cli("bogus").stderr
+    real = cli_process("bogus")
+    assert real.returncode == 2 and real.stderr == cli("bogus").stderr  # in process and for real: the same line
+    top = real.stderr
     assert "(see `python -m core --help`)" in top and "core core" not in top
     assert "(see `python -m core train --help`)" in cli("train", "--epochs", "x").stderr
 
@@ -189,25 +198,25 @@ def test_reproduce_writes_reference_weights_and_markdown(mnist_root, tmp_path):
         (run,) = ref.runs
         assert len(run.epochs) == 15 and run.seed == 1 and run.provenance.reduced
         assert run.provenance.command.startswith("python -m core reproduce") and run.provenance.date
-        assert run.min_last3 == min(e["test_acc"] for e in run.epochs[-3:])
+        assert run.min_last == min(e["test_acc"] for e in run.epochs[-3:])
         assert run.weights == str(weights / f"step_{ref.step}_seed_1.pt") and Path(run.weights).exists()
     text = md.read_text()
     assert "| 3 | Lighter model |" in text and "not run" in text  # steps not run are marked as such
 
 
-def test_reproduce_adds_seeds_to_an_entry_and_reports_the_spread(mnist_root, tmp_path):
+def test_reproduce_adds_seeds_to_an_entry_and_reports_the_spread(tiny_mnist_root, tmp_path):
     out, md = tmp_path / "ref.json", tmp_path / "LIFECYCLE.md"
     # a budget the small generated set always fits in: the runs are full, so the second call's setting
     # cannot differ from the first's through a speed measured on a busy machine
-    common = ["--data-dir", str(mnist_root), "--no-download", "--steps", "9", "--budget", "600", "--device", "cpu",
+    common = ["--data-dir", str(tiny_mnist_root), "--no-download", "--steps", "9", "--budget", "600", "--device", "cpu",
               "--output", str(out), "--markdown", str(md), "--weights-dir", ""]
     assert cli("reproduce", "--seeds", "1,2", *common).returncode == 0
     assert cli("reproduce", "--seeds", "3", "--merge", *common).returncode == 0  # a later call adds seed 3
     from core.runs.reference import load_references
     ref = load_references(out)[9]
     assert ref.seeds == [1, 2, 3]
-    mins = [r.min_last3 for r in ref.runs]
-    assert ref.min_last3.low == min(mins) and ref.min_last3.high == max(mins) and ref.min_last3.n == 3
+    mins = [r.min_last for r in ref.runs]
+    assert ref.min_last_spread.low == min(mins) and ref.min_last_spread.high == max(mins) and ref.min_last_spread.n == 3
     assert len({tuple(r.test_accs) for r in ref.runs}) == 3  # the seeds really differ
     text = md.read_text()
     assert "## Step 9, every seed" in text and "*Measured here:*" in text

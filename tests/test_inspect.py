@@ -116,7 +116,7 @@ def png(image: Image.Image) -> bytes:
     (b"%PDF-1.4 a document", "not an image"),
     (png(Image.new("L", (4100, 12), 255)), "at most 4096 per side"),
     (b"\x89PNG" + b"\x00" * (MAX_BYTES + 1), "up to 10 MB"),
-])
+], ids=["empty", "gif-text", "pdf", "too-wide", "too-big"])
 def test_bad_uploads_get_a_clear_message(data, words):
     with pytest.raises(ImageError, match=words):
         decode_upload(data)

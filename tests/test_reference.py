@@ -35,7 +35,7 @@ def test_round_trip_and_summaries(tmp_path):
     merge_step(path, entry(record(1), record(2)), keep_others=False)
     (loaded,) = load_references(path).values()
     assert loaded.seeds == [1, 2] and loaded.first.config == TrainConfig.for_step(9, seed=1)
-    assert loaded.min_last3.n == 2 and loaded.min_last3.low == pytest.approx(99.431)
+    assert loaded.min_last_spread.n == 2 and loaded.min_last_spread.low == pytest.approx(99.431)
     assert loaded.all_passed and not loaded.reduced
 
 

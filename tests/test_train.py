@@ -139,12 +139,23 @@ def test_step_and_constant_schedules():
     assert schedule_at(Recipe(lr=0.3), 7, 9) == (0.3, None)
 
 
-@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(lr=float("nan")), dict(train_fraction=1.5),
-                                 dict(max_batches=0), dict(optimizer="rmsprop"), dict(clean_fraction=1.5),
-                                 dict(ema=1.0), dict(ema=-0.1), dict(batch_size=0), dict(dropout=1.0),
-                                 dict(seed=-1), dict(weight_decay=-1e-3)])
-def test_bad_configs_are_refused(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, says", [
+    (dict(epochs=0), "epochs must be between 1 and 200, got 0"),
+    (dict(lr=-1.0), r"learning rate must be in \(0, 10\], got -1.0"),
+    (dict(lr=float("nan")), "learning rate .* got nan"),
+    (dict(train_fraction=1.5), "train fraction .* got 1.5"),
+    (dict(max_batches=0), "max batches must be >= 1, got 0"),
+    (dict(optimizer="rmsprop"), "optimizer must be one of sgd, adam, got 'rmsprop'"),
+    (dict(clean_fraction=1.5), "un-augmented fraction .* got 1.5"),
+    (dict(ema=1.0), r"EMA decay must be in \[0, 1\), got 1.0"),
+    (dict(ema=-0.1), "EMA decay .* got -0.1"),
+    (dict(batch_size=0), "batch size must be between 1 and 8192, got 0"),
+    (dict(dropout=1.0), r"dropout rate must be in \[0, 1\), got 1.0"),
+    (dict(seed=-1), "seed must be a non-negative integer, got -1"),
+    (dict(weight_decay=-1e-3), "weight decay .* got -0.001"),
+])
+def test_bad_configs_are_refused_with_what_is_wrong(bad, says):
+    with pytest.raises(ValueError, match=says):
         quick(**bad)
 
 
@@ -165,7 +176,7 @@ def test_overrides_reach_the_dataclass_that_owns_them():
 def test_config_round_trips_through_a_dict():
     config = TrainConfig.for_step(9, seed=3, max_batches=7, dropout=0.05)
     assert TrainConfig.from_dict(config.as_dict()) == config
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="colour"):
         TrainConfig.from_dict({**config.as_dict(), "colour": "red"})
 
 
@@ -217,5 +228,5 @@ def test_challenge_verdict():
 
 
 def test_data_errors_surface_as_data_errors(tmp_path):
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
         load_mnist(str(tmp_path / "none"), download=False)

@@ -17,7 +17,6 @@ import streamlit as st
 
 from core.architecture.challenge import CHALLENGE
 from core.runs.classroom import (
-    SEEDS_TO_COUNT,
     BoardEntry,
     SettingCache,
     Standing,
@@ -30,7 +29,8 @@ from core.runs.classroom import (
     writeup_mark,
 )
 from core.runs.run_queue import Job, LimitError
-from core.runs.store import RunStore, StoreError, config_key
+from core.runs.store import RunStore, StoreError
+from core.runs.summary import setting_key
 from ui.classroom import current_class, is_teacher, may_change, name_input, plain, run_tags, teacher_key, try_key
 from ui.controls import link_params
 from ui.state import allow_download, data_dir, device, references, run_queue, run_store, runs_db
@@ -199,7 +199,7 @@ def standing_row(rank: str, s: Standing) -> dict[str, Any]:
 def leaderboard_view(counted: list[Standing], short: list[Standing]) -> None:
     marks = reference_marks(references())
     st.caption(f"A design counts once it holds ≥ {CHALLENGE.min_acc} % in each of its last {CHALLENGE.last_epochs} "
-               f"epochs on at least {SEEDS_TO_COUNT} seeds (every seed run, all images, ≤ {CHALLENGE.max_epochs} "
+               f"epochs on at least {CHALLENGE.min_seeds} seeds (every seed run, all images, ≤ {CHALLENGE.max_epochs} "
                f"epochs, < {CHALLENGE.max_params:,} parameters); ranked by parameters, then multiply-adds. The worst "
                "seed is the one that counts.")
     rows = [standing_row(str(i), s) for i, s in enumerate(counted, start=1)]
@@ -218,14 +218,14 @@ def leaderboard_view(counted: list[Standing], short: list[Standing]) -> None:
                "run, without per-epoch figures, so it is listed as reported and not judged here.")
     if not short:
         return
-    st.markdown(f"**Holding so far, short of {SEEDS_TO_COUNT} seeds**")
+    st.markdown(f"**Holding so far, short of {CHALLENGE.min_seeds} seeds**")
     for s in short[:10]:
         c1, c2 = st.columns([3, 1], vertical_alignment="center")
         c1.markdown(f"{s.setting.what} · {s.params:,} parameters · seeds {sorted(s.seeds)} · worst {s.worst:.2f} %")
         c1.caption(s.setting.differs or "the step's own settings")
         missing = s.seeds_missing
         c2.button(f"Verify on seeds {', '.join(map(str, missing))}", key=f"verify_{s.setting.config.net}_"
-                  f"{config_key(s.setting.config)}", on_click=verify, args=(s, missing), width="stretch")
+                  f"{setting_key(s.setting.config)}", on_click=verify, args=(s, missing), width="stretch")
 
 
 def verify(standing: Standing, seeds: list[int]) -> None:

@@ -22,8 +22,8 @@ def reference_runs(ref: StepReference) -> list[Run]:
 def _stored_label(run: StoredRun, default: TrainConfig) -> str:
     names = [k for k in differing([default, run.config]) if k not in ("seed", "size")]
     what = describe(run.config, names) if names else "step defaults"
-    size = "full" if run.label.startswith("full") else "≈1 min"
-    score = f"{run.min_last3:.2f} %" if run.min_last3 is not None else (
+    size = "full" if run.limits.startswith("full") else "≈1 min"
+    score = f"{run.min_last:.2f} %" if run.min_last is not None else (
         f"{run.best_test:.2f} %" if run.best_test is not None else "no epoch")
     return f"#{run.id} · {what} · seed {run.seed} · {size} · {score} · {run.status} · {run.started}"
 
@@ -40,7 +40,7 @@ def compare_picker(number: int, key: str, default: TrainConfig | None = None) ->
     if ref is not None:
         labels[REFERENCE] = (f"reference run{'s' if len(ref.runs) > 1 else ''}: step defaults, seed"
                              f"{'s' if len(ref.runs) > 1 else ''} {', '.join(map(str, ref.seeds))} · "
-                             f"{ref.first.provenance.limits.split(':')[0]} · min(last 3) {ref.min_last3}")
+                             f"{ref.first.provenance.limits.split(':')[0]} · min(last 3) {ref.min_last_spread}")
     labels |= {k: _stored_label(r, default) for k, r in stored.items()}
     if key in st.session_state:  # runs deleted elsewhere drop out instead of breaking the widget
         st.session_state[key] = [k for k in st.session_state[key] if k in labels]

@@ -21,14 +21,15 @@ from core.architecture.notation import (
     MAX_TOKENS,
     Net,
     NetError,
+    format_layer,
     format_net,
     net_of,
     parse_net,
     repair_net,
 )
 from core.architecture.receptive_field import rf_table
-from core.architecture.spec import Layer, SpecError
-from core.architecture.steps import STEPS, get_step
+from core.architecture.spec import Layer, SpecError, takes
+from core.architecture.steps import FINAL_STEP, STEPS, get_step
 from core.report.views import describe_config
 from core.runs.limits import server_limits
 from core.training.config import TrainConfig
@@ -42,7 +43,7 @@ from ui.tables import layer_table
 from ui.training import LiveView, compare_key, compare_tables, live_batches, train_buttons
 
 PAGE = "design"
-DEFAULT_STEP = len(STEPS)  # a new design starts from the final step's network and recipe
+DEFAULT_STEP = FINAL_STEP  # a new design starts from the final step's network and recipe
 KINDS = {"conv": "convolution", "1x1": "1x1 convolution", "max": "max pool", "avg": "average pool"}
 EMPTY = Net((), gap=True)  # the empty stack: just the head
 CONTROL_KEYS = tuple(k for k in link_params(TrainConfig.for_step(DEFAULT_STEP), "quick") if k not in ("net", "from"))
@@ -50,19 +51,23 @@ CONTROL_KEYS = tuple(k for k in link_params(TrainConfig.for_step(DEFAULT_STEP), 
 
 # --- the stack as a table ------------------------------------------------------------------------
 
+COLUMNS = {"channels": "out_channels", "kernel": "kernel_size", "stride": "stride", "padding": "padding",
+           "dilation": "dilation"}  # the table's column -> the Layer field it edits
+
+
+def _kind(layer: Layer) -> str:
+    if layer.type == "conv":
+        return "1x1" if layer.kernel_size == 1 else "conv"
+    return "max" if layer.type == "maxpool" else "avg"
+
+
 def table_of(body: tuple[Layer, ...]) -> pd.DataFrame:
-    """One row per layer, numbered from 1 as the messages about them are."""
-    rows = []
-    for layer in body:
-        if layer.type == "conv":
-            kind = "1x1" if layer.kernel_size == 1 else "conv"
-            rows.append({"layer": kind, "channels": layer.out_channels, "kernel": layer.kernel_size,
-                         "stride": layer.effective_stride, "padding": layer.padding, "dilation": layer.dilation})
-        else:
-            rows.append({"layer": "max" if layer.type == "maxpool" else "avg", "channels": None,
-                         "kernel": layer.kernel_size, "stride": layer.effective_stride, "padding": layer.padding,
-                         "dilation": None})
-    frame = pd.DataFrame(rows, columns=["layer", "channels", "kernel", "stride", "padding", "dilation"])
+    """One row per layer, numbered from 1 as the messages about them are; a cell is blank where
+    its layer type has no such field."""
+    rows = [{"layer": _kind(layer)} | {column: (layer.effective_stride if field == "stride" else getattr(layer, field))
+                                       if takes(layer.type, field) else None for column, field in COLUMNS.items()}
+            for layer in body]
+    frame = pd.DataFrame(rows, columns=["layer", *COLUMNS])
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
     return frame
 
@@ -80,18 +85,16 @@ def token_of(row: dict[str, Any]) -> str | None:
     kind = row.get("layer")
     if kind not in KINDS:
         return None
-    stride, padding = row.get("stride"), _number(row.get("padding"), 0)
+    padding = _number(row.get("padding"), 0)
     if kind in ("conv", "1x1"):
         kernel = 1 if kind == "1x1" else _number(row.get("kernel"), 3)
-        token = f"c{_number(row.get('channels'), 8)}" + (f"k{kernel}" if kernel != 3 else "")
-        token += f"s{_number(stride, 1)}" if _number(stride, 1) != 1 else ""
-        token += f"p{padding}" if padding else ""
-        dilation = _number(row.get("dilation"), 1)
-        return token + (f"d{dilation}" if dilation != 1 else "")
-    kernel = _number(row.get("kernel"), 2)
-    token = ("M" if kind == "max" else "A") + (str(kernel) if kernel != 2 else "")
-    token += f"s{_number(stride, kernel)}" if _number(stride, kernel) != kernel else ""
-    return token + (f"p{padding}" if padding else "")
+        layer = Layer("conv", out_channels=_number(row.get("channels"), 8), kernel_size=kernel,
+                      stride=_number(row.get("stride"), 1), padding=padding, dilation=_number(row.get("dilation"), 1))
+    else:
+        kernel = _number(row.get("kernel"), 2)
+        layer = Layer("maxpool" if kind == "max" else "avgpool", kernel_size=kernel,
+                      stride=_number(row.get("stride"), kernel), padding=padding)
+    return format_layer(layer)
 
 
 def net_text(frame: pd.DataFrame, gap: bool, head_bias: bool) -> tuple[str, list[int], list[int]]:

@@ -40,9 +40,9 @@ def model_choices() -> dict[str, str]:
                for n in sorted(refs, reverse=True) if any(r.weights for r in refs[n].runs)}
     for run in stored_runs(run_store()):
         if run.has_weights:
-            score = f"min(last 3) {run.min_last3:.2f} %" if run.min_last3 is not None else f"{len(run.epochs)} epoch(s)"
+            score = f"min(last 3) {run.min_last:.2f} %" if run.min_last is not None else f"{len(run.epochs)} epoch(s)"
             what = f"design {run.config.net}" if run.config.is_design else f"step {run.step}"
-            choices[f"run:{run.id}"] = f"Run {run.id}: {what}, seed {run.seed}, {run.label}, {score}"
+            choices[f"run:{run.id}"] = f"Run {run.id}: {what}, seed {run.seed}, {run.limits}, {score}"
     return choices
 
 

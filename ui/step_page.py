@@ -145,7 +145,7 @@ def result_section(number: int) -> None:
         st.markdown("**Analysis**")
         st.markdown("\n".join(f"- {t}" for t in lesson.analysis))
     ref = references().get(number)
-    if ref is not None and len(ref.runs) >= 5:
+    if ref is not None and ref.judgeable:
         seed_distribution(ref)
     step_of_ablation, results = ablation()
     if step_of_ablation == number and results:
@@ -157,7 +157,7 @@ def result_section(number: int) -> None:
 def seed_distribution(ref: StepReference) -> None:
     """Many seeds of the reference recipe: the spread the challenge is judged on."""
     st.markdown(ref.distribution())
-    frame = pd.DataFrame([{"seed": r.seed, "min of last 3 (%)": r.min_last3} for r in ref.runs])
+    frame = pd.DataFrame([{"seed": r.seed, "min of last 3 (%)": r.min_last} for r in ref.runs])
     dots = alt.Chart(frame).mark_circle(size=70).encode(
         x=alt.X("min of last 3 (%):Q", scale=alt.Scale(zero=False)), y=alt.value(20), tooltip=["seed", "min of last 3 (%)"])
     rule = alt.Chart(pd.DataFrame({"x": [CHALLENGE.min_acc]})).mark_rule(color="#e4572e", strokeDash=[4, 3]).encode(x="x:Q")
@@ -176,12 +176,12 @@ def reference_summary(ref: StepReference | None) -> None:
         st.markdown("- *Measured here:* no reference run yet (`python -m core reproduce` makes them).")
         return
     p = ref.first.provenance
-    st.markdown(f"- *Measured here* ({p.limits}): min of the last 3 epochs {ref.min_last3}, best test "
-                f"{ref.best_test}; the challenge met by {sum(r.verdict(ref.params)[0] for r in ref.runs)} of "
+    st.markdown(f"- *Measured here* ({p.limits}): min of the last 3 epochs {ref.min_last_spread}, best test "
+                f"{ref.best_spread}; the challenge met by {sum(r.verdict(ref.params)[0] for r in ref.runs)} of "
                 f"{len(ref.runs)} seed(s).")
     st.caption(f"`{p.command}` · {p.device} · torch {p.torch} · {p.date}")
     if len(ref.runs) > 1:
         st.dataframe(pd.DataFrame([{"seed": r.seed, "last 3 test %": " / ".join(f"{t:.2f}" for t in r.test_accs[-3:]),
-                                    "min last 3": r.min_last3, "best": r.best_test,
+                                    "min last 3": r.min_last, "best": r.best_test,
                                     "met": r.verdict(ref.params)[0]} for r in ref.runs]),
                      hide_index=True, width="stretch", height="content")

@@ -41,7 +41,7 @@ def submit(page: PageKey, choice: Choice, seeds: int) -> None:
     for offset in range(seeds):
         config = choice.config.with_overrides(seed=choice.config.seed + offset, device=str(device()))
         try:
-            jobs.append(run_queue().submit(Job(config, data_dir(), allow_download(), label=choice.label,
+            jobs.append(run_queue().submit(Job(config, data_dir(), allow_download(), limits=choice.label,
                                                estimate_s=choice.estimate_s, db=runs_db(), source="app",
                                                tags=run_tags(str(page)))))
         except LimitError as exc:  # the page said so already; a second guard for a page drawn before a change

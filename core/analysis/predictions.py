@@ -56,8 +56,8 @@ def reference_model(ref: StepReference) -> TrainedModel:
                 raise ModelError(f"cannot load the step-{ref.step} reference weights {path}: {exc}") from exc
             p = run.provenance
             origin = f"`{p.command}` · {p.device} · torch {p.torch} · {p.date} · {p.limits}"
-            if run.min_last3 is not None:
-                origin += f" · min(last 3) {run.min_last3:.2f} %"
+            if run.min_last is not None:
+                origin += f" · min(last 3) {run.min_last:.2f} %"
             return TrainedModel(f"step {ref.step} reference, seed {run.seed}", run.config, weights, origin)
     raise ModelError(f"step {ref.step} has no shipped reference weights: train it and pick the run instead")
 
@@ -69,11 +69,11 @@ def stored_model(store: RunStore, run_id: int) -> TrainedModel:
     weights = store.weights(run_id)
     if weights is None:
         raise ModelError(f"run {run_id} kept no weights (it ended before its first epoch, or was interrupted)")
-    score = f", min(last 3) {run.min_last3:.2f} %" if run.min_last3 is not None else ""
+    score = f", min(last 3) {run.min_last:.2f} %" if run.min_last is not None else ""
     what = f"design {run.config.net}" if run.config.is_design else f"step {run.step}"
     return TrainedModel(f"run {run.id}: {what}, seed {run.seed}", run.config, weights,
                         f"run {run.id} in {store.path} · {run.source} · {run.device} · {run.started} · "
-                        f"{run.label} · {run.status}{score}")
+                        f"{run.limits} · {run.status}{score}")
 
 
 @dataclass(frozen=True)

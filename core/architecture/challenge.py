@@ -11,6 +11,9 @@ class Challenge:
     min_acc: float = 99.4  # % test accuracy, in each of the last epochs
     last_epochs: int = 3
     max_epochs: int = 15
+    # seeds a setting must hold on before it counts, and before two settings are said to differ by
+    # more than their seeds do: one lucky seed proves nothing
+    min_seeds: int = 3
 
     def describe(self) -> str:
         return (f"fewer than {self.max_params:,} parameters, at least {self.min_acc} % test accuracy in each of "

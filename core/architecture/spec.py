@@ -20,6 +20,22 @@ NUM_CLASSES = 10
 MAX_CHANNELS = 4096  # keeps a typo like 80000 from allocating gigabytes
 
 
+# the fields that mean something for each layer type (the others keep their defaults): the one list
+# the parser, the notation and the Design page's table follow
+SPATIAL = ("kernel_size", "stride", "padding")
+LAYER_FIELDS: dict[str, tuple[str, ...]] = {
+    "conv": ("out_channels", *SPATIAL, "dilation", "bias"),
+    "maxpool": SPATIAL,
+    "avgpool": SPATIAL,
+    "linear": ("out_channels", "bias"),
+    "dropout": ("p",),
+}
+
+
+def takes(kind: str, field: str) -> bool:
+    return field in LAYER_FIELDS.get(kind, ())
+
+
 class SpecError(ValueError):
     """An architecture that cannot be built; the message names the offending layer."""
 
@@ -145,7 +161,7 @@ def layer_from_dict(raw: dict[str, Any], index: int) -> Layer:
         out = integer("out_features", out, 1)
     if out is not None and out > MAX_CHANNELS:
         raise SpecError(f"layer {index} ({kind}): at most {MAX_CHANNELS} output channels, got {out}")
-    if kind in ("conv", "linear") and out is None:
+    if takes(kind, "out_channels") and out is None:
         raise SpecError(f"layer {index} ({kind}): needs out_channels")
     kernel = integer("kernel_size", 3 if kind == "conv" else 2 if kind in ("maxpool", "avgpool") else 1, 1)
     if kernel > 1024:
@@ -155,11 +171,11 @@ def layer_from_dict(raw: dict[str, Any], index: int) -> Layer:
         raise SpecError(f"layer {index} (dropout): p must be a number in [0, 1), got {p!r}")
     return Layer(
         kind,
-        out_channels=out if kind in ("conv", "linear") else None,
-        kernel_size=kernel if kind in ("conv", "maxpool", "avgpool") else 1,
-        stride=integer("stride", None, 1) if kind in ("conv", "maxpool", "avgpool") else None,
-        padding=integer("padding", 0, 0) if kind in ("conv", "maxpool", "avgpool") else 0,
-        dilation=integer("dilation", 1, 1) if kind == "conv" else 1,
+        out_channels=out if takes(kind, "out_channels") else None,
+        kernel_size=kernel if takes(kind, "kernel_size") else 1,
+        stride=integer("stride", None, 1) if takes(kind, "stride") else None,
+        padding=integer("padding", 0, 0) if takes(kind, "padding") else 0,
+        dilation=integer("dilation", 1, 1) if takes(kind, "dilation") else 1,
         bias=bool(raw.get("bias", False)),
         p=float(p),
         act=False,  # user stacks are taken literally: no implicit BN/ReLU

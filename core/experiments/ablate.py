@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
-
-from filelock import FileLock
 
 from core.architecture.challenge import CHALLENGE
 from core.experiments.reference_run import reference_run
 from core.project import ASSETS
-from core.runs.reference import ReferenceRun, Spread, points, same_setting, spread
+from core.runs.files import locked, merge_by_seed, write_json
+from core.runs.reference import ReferenceRun
+from core.runs.summary import SeedRuns, points, same_setting
 from core.training.augmentation import AugmentConfig
 from core.training.budget import fit_to_budget, modelled_speed
 from core.training.config import TrainConfig
@@ -62,14 +62,10 @@ def get_ablation(name: str) -> Ablation:
 
 
 @dataclass(frozen=True)
-class AblationResult:
+class AblationResult(SeedRuns):
     ablation: Ablation
     params: int
     runs: tuple[ReferenceRun, ...]  # one per seed
-
-    @property
-    def min_last3(self) -> Spread | None:
-        return spread([r.min_last3 for r in self.runs if r.min_last3 is not None])
 
     @property
     def failed(self) -> list[ReferenceRun]:
@@ -106,22 +102,18 @@ def load_ablation(path: str | Path = ABLATION_FILE) -> tuple[int, list[AblationR
 
 def _write(path: Path, step: int, results: list[AblationResult]) -> None:
     doc = {"format": FORMAT, "step": step, "variants": [r.as_dict() for r in results]}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    write_json(path, doc)
 
 
 def merge_result(path: Path, step: int, result: AblationResult, keep: bool) -> list[AblationResult]:
     """Add one variant's runs to the file under a lock: runs of the same setting with other seeds
     stay (same-seed runs are replaced); a changed setting replaces the variant's runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    with locked(path):
         held = load_ablation(path) if keep else None
         results = {r.ablation.name: r for r in held[1]} if held and held[0] == step else {}
         old = results.get(result.ablation.name)
         if old is not None and same_setting(old.runs[0].config, result.runs[0].config):
-            by_seed = {r.seed: r for r in old.runs} | {r.seed: r for r in result.runs}
-            result = AblationResult(result.ablation, result.params, tuple(by_seed[s] for s in sorted(by_seed)))
+            result = replace(result, runs=merge_by_seed(old.runs, result.runs))
         results[result.ablation.name] = result
         ordered = [results[a.name] for a in ABLATIONS if a.name in results]
         _write(path, step, ordered)
@@ -154,10 +146,10 @@ def ablate(step: int, names: list[str], seeds: list[int], data_dir: str | None, 
 def ablation_rows(results: list[AblationResult]) -> list[dict[str, Any]]:
     """The table the page and LIFECYCLE.md show: each variant against the full recipe."""
     full = next((r for r in results if r.ablation.name == "full"), None)
-    base = full.min_last3 if full else None
+    base = full.min_last_spread if full else None
     rows = []
     for r in results:
-        m = r.min_last3
+        m = r.min_last_spread
         row: dict[str, Any] = {"taken away": r.ablation.label, "params": r.params, "seeds": len(r.runs),
                                "min last 3: mean": round(m.mean, 2) if m else None,
                                "lowest seed": round(m.low, 2) if m else None,
@@ -207,14 +199,14 @@ def ablation_facts(results: list[AblationResult]) -> dict[str, str]:
     the seeds differ, and `ablation:seeds` names the seeds."""
     full = next((r for r in results if r.ablation.name == "full"), None)
     facts: dict[str, str] = {}
-    if full is None or full.min_last3 is None:
+    if full is None or full.min_last_spread is None:
         return facts
-    base = full.min_last3
+    base = full.min_last_spread
     facts["ablation:full"] = f"{base.mean:.2f} % mean min(last 3) over {base.n} seeds ({base.low:.2f}-{base.high:.2f})"
     facts["ablation:seeds"] = f"seeds {', '.join(str(r.seed) for r in full.runs)}"
     beyond, within = [], []
     for r in results:
-        m = r.min_last3
+        m = r.min_last_spread
         if r is full or m is None:
             continue
         overlaps = m.overlaps(base)

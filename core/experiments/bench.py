@@ -29,7 +29,7 @@ from core.training.average import WeightAverage
 from core.training.config import TrainConfig
 from core.training.data import MNISTTensors, load_mnist
 from core.training.device import device_label, pick_device
-from core.training.loop import EVAL_BATCH, build_for, evaluate, run
+from core.training.loop import EVAL_BATCH, build_for, evaluate, run, train_step
 from core.training.schedule import make_optimizer
 
 
@@ -45,11 +45,7 @@ def time_writeup_recipe(data: MNISTTensors, device: torch.device, batches: int |
     for i, (x, y) in enumerate(train_loader):
         if i == total:
             break
-        x, y = x.to(device), y.to(device)
-        loss = F.nll_loss(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, x.to(device), y.to(device))
         seen += len(y)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -70,8 +66,7 @@ def time_ours(data: MNISTTensors, device: torch.device, batches: int | None) -> 
                                   clean_fraction=0.0)
     model = build_for(config)
     epoch = run(config, data, model=model).history[0]
-    seen = config.batches_per_epoch(len(data.train_images)) * config.recipe.batch_size
-    seen = min(seen, len(data.train_images))
+    seen = config.images_per_epoch(len(data.train_images))
     train_s = seen / epoch.images_per_s
     return _figures("this project (resident tensors, batched per-image augmentation)", model, seen, train_s,
                     epoch.seconds - train_s, len(data.train_images))
@@ -121,7 +116,7 @@ def run_queue_bench(data_dir: str | None, download: bool, sessions: int, log: Ca
     queue.executor.warm(data_dir, download)
     queue.submit(Job(configs[0].with_overrides(max_batches=5), data_dir, download, record=False)).wait()
     start = time.perf_counter()
-    jobs = [queue.submit(Job(c, data_dir, download, label=f"session {i + 1}", record=False))
+    jobs = [queue.submit(Job(c, data_dir, download, record=False))
             for i, c in enumerate(configs)]
     for job in jobs:
         job.wait()
@@ -177,11 +172,7 @@ def train_rate(data: MNISTTensors, batches: int, channels_last: bool = False, co
                       _augment_nearest(x, aug, generator) if augment_mode == "nearest" else x)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        loss = F.nll_loss(forward(x), data.train_labels[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        average.update()
+        train_step(forward, optimizer, x, data.train_labels[idx], average)
 
     torch.set_flush_denormal(flush_denormal)
     try:

@@ -40,6 +40,6 @@ def reference_run(config: TrainConfig, data: MNISTTensors, command: str, weights
                             wall_seconds=round(wall, 1), limits=limits)
     epochs = tuple({k: round(v, 5) if isinstance(v, float) else v for k, v in e.row().items()} for e in done.history)
     result = ReferenceRun(config, epochs, done.reason, provenance, weights)
-    log(f"  min(last 3) {result.min_last3:.2f} %: {result.verdict(done.params)[1]} ({wall:.0f} s)"
-        if result.min_last3 is not None else f"  {done.reason} ({wall:.0f} s)")
+    log(f"  min(last 3) {result.min_last:.2f} %: {result.verdict(done.params)[1]} ({wall:.0f} s)"
+        if result.min_last is not None else f"  {done.reason} ({wall:.0f} s)")
     return result, done.params

@@ -9,7 +9,8 @@ from core.architecture.challenge import CHALLENGE
 from core.architecture.steps import FINAL_STEP, STEPS
 from core.experiments.ablate import ABLATION_FILE, AblationResult, ablation_markdown, load_ablation
 from core.report.lessons import fill_facts
-from core.runs.reference import StepReference, points
+from core.runs.reference import StepReference
+from core.runs.summary import points
 
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:
@@ -20,7 +21,7 @@ def step_change(before: StepReference | None, after: StepReference | None) -> st
     """How min(last 3) moved from one step to the next, judged against the seeds' spread."""
     if before is None or after is None or before.reduced or after.reduced:
         return None
-    a, b = before.min_last3, after.min_last3
+    a, b = before.min_last_spread, after.min_last_spread
     if a is None or b is None:
         return None
     delta = points(b.mean - a.mean)
@@ -36,7 +37,7 @@ def measured_note(number: int, refs: dict[int, StepReference]) -> str:
     if r is None:
         return ""
     gaps = [run.epochs[-1]["train_acc"] - run.epochs[-1]["test_acc"] for run in r.runs]
-    text = (f"{r.params:,} parameters; min(last 3) {r.min_last3}; best test {r.best_test}; last-epoch train minus "
+    text = (f"{r.params:,} parameters; min(last 3) {r.min_last_spread}; best test {r.best_spread}; last-epoch train minus "
             f"test {statistics.fmean(gaps):+.2f} points")
     if r.reduced:
         return text + f" ({r.first.provenance.limits}, so not comparable with full runs)."
@@ -69,7 +70,7 @@ def overview_lines(refs: dict[int, StepReference]) -> list[str]:
         if r is None:
             lines.append(f"| {step.number} | {step.title} | | | | | | | {tail} | not run |")
             continue
-        m, b = r.min_last3, r.best_test
+        m, b = r.min_last_spread, r.best_spread
         span = f"{m.mean:.2f} ({m.low:.2f}-{m.high:.2f})" if m and m.n > 1 else _fmt(m.mean if m else None)
         seconds = statistics.fmean(run.train_seconds for run in r.runs)
         lines.append(f"| {step.number} | {step.title} | {r.params:,} | {r.rf} | {len(r.runs)} | {_fmt(b.mean if b else None)} "
@@ -102,7 +103,7 @@ def seed_lines(refs: dict[int, StepReference]) -> list[str]:
     lines: list[str] = []
     for k in sorted(refs):
         r = refs[k]
-        if len(r.runs) < 2:
+        if len(r.runs) < CHALLENGE.min_seeds:
             continue
         lines += ["", f"## Step {k}, every seed", "", r.distribution(), ""]
         if k == FINAL_STEP:
@@ -115,7 +116,7 @@ def seed_lines(refs: dict[int, StepReference]) -> list[str]:
                   "|---:|---|---:|---:|---|"]
         for run in r.runs:
             lines.append(f"| {run.seed} | {' '.join(f'{t:.2f}' for t in run.test_accs)} | {run.best_test:.2f} | "
-                         f"{_fmt(run.min_last3)} | {'met' if run.verdict(r.params)[0] else 'not met'} |")
+                         f"{_fmt(run.min_last)} | {'met' if run.verdict(r.params)[0] else 'not met'} |")
     return lines
 
 

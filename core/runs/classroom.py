@@ -22,13 +22,13 @@ from core.architecture.builder import build_model, macs
 from core.architecture.challenge import CHALLENGE
 from core.architecture.notation import body_text, parse_net
 from core.architecture.spec import Toggles, expand
-from core.architecture.steps import STEPS, get_step
+from core.architecture.steps import FINAL_STEP, get_step
 from core.runs.compare import describe, differing
-from core.runs.reference import StepReference, spread
+from core.runs.reference import StepReference
 from core.runs.store import BoardRow, RunStore
+from core.runs.summary import spread
 from core.training.config import TrainConfig
 
-SEEDS_TO_COUNT = 3  # a design counts on the leaderboard once this many seeds hold: a lucky seed cannot win
 OUTCOMES = ("better", "same", "worse")  # a prediction about a change, against the step's default settings
 
 
@@ -82,7 +82,7 @@ class Prediction:
 def outcome(min_last: float, default: StepReference | None) -> str | None:
     """better / same / worse than the step's default settings, judged on the default's seeds:
     'same' while the result lies within the range its reference seeds reached."""
-    span = default.min_last3 if default is not None else None
+    span = default.min_last_spread if default is not None else None
     if span is None:
         return None
     return "better" if min_last > span.high else "worse" if min_last < span.low else "same"
@@ -205,14 +205,14 @@ class Standing:
 
     @property
     def counts(self) -> bool:
-        return self.holds and len(self.seeds) >= SEEDS_TO_COUNT
+        return self.holds and len(self.seeds) >= CHALLENGE.min_seeds
 
     @property
     def seeds_missing(self) -> list[int]:
         """The next seeds to train so that the design can count."""
         have = set(self.seeds)
         missing, seed = [], 1
-        while len(have) + len(missing) < SEEDS_TO_COUNT:
+        while len(have) + len(missing) < CHALLENGE.min_seeds:
             if seed not in have:
                 missing.append(seed)
             seed += 1
@@ -221,7 +221,7 @@ class Standing:
 
 def leaderboard(store: RunStore, since: float, settings: SettingCache) -> tuple[list[Standing], list[Standing]]:
     """(designs that count, ranked by parameters then multiply-adds; designs that hold on every
-    seed so far but have fewer than SEEDS_TO_COUNT). Only completed full-data runs of at most the
+    seed so far but have fewer than CHALLENGE.min_seeds). Only completed full-data runs of at most the
     challenge's epochs are judged; a seed trained twice counts with its better run."""
     results = store.seed_results(since)
     known = settings.get(store, [r.config_key for r in results])
@@ -238,21 +238,21 @@ def leaderboard(store: RunStore, since: float, settings: SettingCache) -> tuple[
 
 def reference_marks(references: dict[int, StepReference]) -> list[Standing]:
     """The marks to beat: the final step's reference network, on all its reference seeds."""
-    final = references.get(len(STEPS))
+    final = references.get(FINAL_STEP)
     if final is None:
         return []
     mark = Standing(setting_of(final.first.config), params=final.params,
                     mark=f"step {final.step} reference ({len(final.runs)} seeds, {final.first.provenance.device})")
     for run in final.runs:
-        if run.min_last3 is not None and not run.provenance.reduced:
-            mark.seeds[run.seed] = run.min_last3
+        if run.min_last is not None and not run.provenance.reduced:
+            mark.seeds[run.seed] = run.min_last
     return [mark] if mark.seeds else []
 
 
 def writeup_mark() -> dict[str, Any]:
     """The write-up's own final network, as the write-up reports it (one run, best test accuracy;
     it gives no per-epoch figures, so it cannot be judged on min(last 3) here)."""
-    w = get_step(len(STEPS)).writeup
+    w = get_step(FINAL_STEP).writeup
     return {"params": w.params, "best_test": w.best_test_acc, "note": w.note}
 
 
@@ -269,7 +269,7 @@ def frontier_points(standings: list[Standing], references: dict[int, StepReferen
                        "net": s.setting.config.net, "step": s.setting.config.step, "params": s.params,
                        "min_last": figures.mean, "low": figures.low, "high": figures.high, "seeds": figures.n})
     for number, ref in sorted(references.items()):
-        figures = ref.min_last3
+        figures = ref.min_last_spread
         if figures is None:
             continue
         # a reduced reference run (step 1's, on a CPU) is drawn, but says it is not comparable
@@ -335,7 +335,7 @@ def fill_store(store: RunStore, runs: int, settings: int = 200, seed: int = 0) -
     import random
     import time
 
-    from core.runs.store import config_key
+    from core.runs.summary import setting_key
 
     rng = random.Random(seed)
     widths = [4, 6, 8, 10, 12, 16]
@@ -343,13 +343,13 @@ def fill_store(store: RunStore, runs: int, settings: int = 200, seed: int = 0) -
     for i in range(settings):
         net = ",".join([f"c{rng.choice(widths)}", f"c{rng.choice(widths)}", "M"]
                        + [f"c{rng.choice(widths)}" for _ in range(4)] + ["G"])
-        configs.append(TrainConfig.for_step(len(STEPS), net=net, dropout=rng.choice([0.0, 0.05, 0.1])))
+        configs.append(TrainConfig.for_step(FINAL_STEP, net=net, dropout=rng.choice([0.0, 0.05, 0.1])))
     start = time.time() - runs
     run_rows, epoch_rows = [], []
     for run_id in range(1, runs + 1):
         config = configs[rng.randrange(settings)].with_overrides(seed=rng.randint(1, 5))
         accs = [min(99.7, 97.0 + 0.2 * e + rng.gauss(0, 0.1)) for e in range(15)]
-        run_rows.append((run_id, config.step, config.seed, json.dumps(config.as_dict()), config_key(config),
+        run_rows.append((run_id, config.step, config.seed, json.dumps(config.as_dict()), setting_key(config),
                          "full: all images", "app", "cpu", "bench", 9000 + rng.randrange(900), "completed", "", "bench",
                          start + run_id, start + run_id + 1, f"s{rng.randrange(60)}", f"student {rng.randrange(60)}",
                          "", 15, max(accs), min(accs[-CHALLENGE.last_epochs:])))

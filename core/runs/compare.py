@@ -8,15 +8,12 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from core.architecture.challenge import min_last
+from core.architecture.challenge import CHALLENGE
 from core.architecture.notation import body_text
+from core.runs.summary import JudgedRun, SeedRuns, setting_key
 from core.training.config import TrainConfig
 
 IGNORED = ("device", "log_every", "step")  # the step is where a run belongs; its network is `net`
-
-
-def _pct(v: float) -> str:
-    return f"{v:.0%}"
 
 
 # every config field a label may mention, in the order labels mention them
@@ -79,7 +76,7 @@ def describe(config: TrainConfig, names: list[str]) -> str:
 
 
 @dataclass
-class Run:
+class Run(JudgedRun):
     """A run to draw: from the run store, the reference file, or the live session."""
 
     key: str  # unique among the runs drawn: "run 12", "reference seed 2", "live"
@@ -87,17 +84,10 @@ class Run:
     epochs: list[dict[str, float]]
     kind: str = "stored"  # stored | reference | live
 
-    @property
-    def min_last3(self) -> float | None:
-        return min_last([e["test_acc"] for e in self.epochs])
-
-    @property
-    def best_test(self) -> float | None:
-        return max((e["test_acc"] for e in self.epochs), default=None)
 
 
 @dataclass
-class Group:
+class Group(SeedRuns):
     """Runs of one configuration (they differ only in the seed)."""
 
     label: str
@@ -108,16 +98,8 @@ class Group:
         return self.runs[0].config
 
     @property
-    def seeds(self) -> list[int]:
-        return [r.config.seed for r in self.runs]
-
-    @property
     def live(self) -> bool:
         return any(r.kind == "live" for r in self.runs)
-
-    def min_last3_range(self) -> tuple[float, float] | None:
-        values = [v for v in (r.min_last3 for r in self.runs) if v is not None]
-        return (min(values), max(values)) if values else None
 
     def band(self) -> list[dict[str, Any]]:
         """Per epoch and metric: mean, min, max over the runs that reached that epoch."""
@@ -132,18 +114,12 @@ class Group:
         return rows
 
 
-def _config_key(config: TrainConfig) -> str:
-    values = flat(config)
-    values.pop("seed")
-    return repr(sorted(values.items()))
-
-
 def group_runs(runs: list[Run]) -> list[Group]:
     """Runs with the same config apart from the seed form one group, labelled by what differs
     between the groups (the seed too, for single-seed groups whose seeds differ)."""
     groups: dict[str, list[Run]] = {}
     for r in runs:
-        key = "live" if r.kind == "live" else _config_key(r.config)
+        key = "live" if r.kind == "live" else setting_key(r.config)
         groups.setdefault(key, []).append(r)
     firsts = [members[0].config for members in groups.values()]
     names = [k for k in differing(firsts) if k != "seed"]
@@ -180,26 +156,23 @@ def differing_table(groups: list[Group]) -> list[dict[str, Any]]:
         row |= {k.split(".")[-1]: ", ".join(map(str, g.seeds)) if k == "seed" else values[k] for k in names}
         if "seed" not in names:
             row["seeds"] = ", ".join(map(str, g.seeds))
-        bests = [r.best_test for r in g.runs if r.best_test is not None]
-        span = g.min_last3_range()
-        row["best test %"] = round(statistics.fmean(bests), 2) if bests else None
-        row["min last 3 %"] = (f"{span[0]:.2f}" if span[0] == span[1] else f"{span[0]:.2f}-{span[1]:.2f}") if span else None
+        best, span = g.best_spread, g.min_last_spread
+        row["best test %"] = round(best.mean, 2) if best else None
+        row[f"min last {CHALLENGE.last_epochs} %"] = span.range_text() if span else None
         rows.append(row)
     return rows
 
 
-MIN_SEEDS = 3
-
-
 def noise_verdicts(groups: list[Group]) -> list[str]:
-    """For every pair of groups with at least 3 seeds each: are their min(last 3) ranges apart?"""
-    judged = [(g, g.min_last3_range()) for g in groups if len([r for r in g.runs if r.min_last3 is not None]) >= MIN_SEEDS]
+    """For every pair of groups with enough seeds each (CHALLENGE.min_seeds): are their min(last N)
+    ranges apart?"""
+    judged = [(g, g.min_last_spread) for g in groups if g.judgeable]
+    last = CHALLENGE.last_epochs
     sentences = []
     for i, (a, ra) in enumerate(judged):
         for b, rb in judged[i + 1:]:
-            overlap = ra[0] <= rb[1] and rb[0] <= ra[1]
-            text = (f"**{a.label}** (min of last 3: {ra[0]:.2f}-{ra[1]:.2f} %) vs **{b.label}** "
-                    f"({rb[0]:.2f}-{rb[1]:.2f} %): ")
-            sentences.append(text + ("the ranges overlap, so the difference is within seed noise." if overlap else
-                                     "the ranges do not overlap: the difference is larger than the seed noise."))
+            text = (f"**{a.label}** (min of last {last}: {ra.low:.2f}-{ra.high:.2f} %) vs **{b.label}** "
+                    f"({rb.low:.2f}-{rb.high:.2f} %): ")
+            sentences.append(text + ("the ranges overlap, so the difference is within seed noise." if ra.overlaps(rb)
+                                     else "the ranges do not overlap: the difference is larger than the seed noise."))
     return sentences

@@ -50,7 +50,7 @@ class RunSpec:
     download: bool = True
     db: str | None = None  # run store file; None: the default one
     record: bool = True
-    label: str = ""
+    limits: str = ""  # "full: ..." / "reduced: ...", recorded with the run
     source: str = "app"
     tags: RunTags = RunTags()
 
@@ -389,10 +389,9 @@ def _warm(data_dir: str | None, download: bool, device: str | None) -> None:
 
 def _train(spec: RunSpec, device_name: str | None, send: Callable[[Any], None], stop: _StopFlag,
            stores: dict[str | None, tuple[Any, list[str]]]) -> None:
-    from core.architecture.builder import build_model, count_params
-    from core.runs.store import RunRecorder, open_store
+    from core.runs.record import RunRecorder, open_store, start_recorded
     from core.training.data import load_cached
-    from core.training.device import device_label, pick_device
+    from core.training.device import pick_device
 
     config = spec.config
     if device_name is not None and config.device in ("auto", "cuda"):
@@ -411,15 +410,11 @@ def _train(spec: RunSpec, device_name: str | None, send: Callable[[Any], None], 
             warn(problem)
     recorder = RunRecorder(store, warn)
     try:
-        device = pick_device(config.device)
-        data = load_cached(spec.data_dir, download=spec.download, device=device)
-        params = count_params(build_model(config.layers()))
-        recorder.start(config, spec.source, device_label(device), params, spec.label, spec.tags)
-        send(Started(spec.job_id, recorder.run_id, params, device_label(device)))
-        from core.training.loop import fit
-
+        data = load_cached(spec.data_dir, download=spec.download, device=pick_device(config.device))
+        run = start_recorded(config, data, recorder, spec.source, spec.limits, spec.tags, stop)
+        send(Started(spec.job_id, run.run_id, run.params, run.device))
         last_sent = 0.0
-        for event in recorder.follow(fit(config, data, stop)):
+        for event in run.events:
             if isinstance(event, BatchEvent):
                 now = time.perf_counter()
                 if now - last_sent < BATCH_EVENT_EVERY_S and event.batch != event.batches:

@@ -8,15 +8,14 @@ seeds) are computed from the epochs here, never stored twice."""
 from __future__ import annotations
 
 import json
-import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
-from core.architecture.challenge import CHALLENGE, min_last
+from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
+from core.runs.files import locked, merge_by_seed, write_json
+from core.runs.summary import JudgedRun, SeedRuns, same_setting
 from core.training.config import TrainConfig
 
 REFERENCE_FILE = ASSETS / "reference_runs.json"
@@ -39,7 +38,7 @@ class Provenance:
 
 
 @dataclass(frozen=True)
-class ReferenceRun:
+class ReferenceRun(JudgedRun):
     config: TrainConfig
     epochs: tuple[dict[str, float], ...]
     reason: str
@@ -51,27 +50,8 @@ class ReferenceRun:
         return self.config.seed
 
     @property
-    def test_accs(self) -> list[float]:
-        return [e["test_acc"] for e in self.epochs]
-
-    @property
-    def best_test(self) -> float | None:
-        return max(self.test_accs, default=None)
-
-    @property
-    def best_train(self) -> float | None:
-        return max((e["train_acc"] for e in self.epochs), default=None)
-
-    @property
-    def min_last3(self) -> float | None:
-        return min_last(self.test_accs)
-
-    @property
     def train_seconds(self) -> float:
         return sum(e["seconds"] for e in self.epochs)
-
-    def verdict(self, params: int) -> tuple[bool, str]:
-        return CHALLENGE.verdict(params, self.test_accs, self.config.recipe.epochs)
 
     def as_dict(self) -> dict[str, Any]:
         return {"config": self.config.as_dict(), "epochs": list(self.epochs), "reason": self.reason,
@@ -84,32 +64,7 @@ class ReferenceRun:
 
 
 @dataclass(frozen=True)
-class Spread:
-    """min / mean / max of one figure across seeds."""
-
-    low: float
-    mean: float
-    high: float
-    n: int
-
-    def overlaps(self, other: "Spread") -> bool:
-        return self.low <= other.high and other.low <= self.high
-
-    def __str__(self) -> str:
-        return f"{self.mean:.2f} % ({self.low:.2f}-{self.high:.2f}, {self.n} seeds)" if self.n > 1 else f"{self.mean:.2f} %"
-
-
-def points(delta: float) -> str:
-    """A signed change in percentage points, e.g. '+0.05'; a rounded -0.0 prints as '+0.00', never '-0.00'."""
-    return f"{round(delta, 2) + 0.0:+.2f}"
-
-
-def spread(values: list[float]) -> Spread | None:
-    return Spread(min(values), statistics.fmean(values), max(values), len(values)) if values else None
-
-
-@dataclass(frozen=True)
-class StepReference:
+class StepReference(SeedRuns):
     step: int
     title: str
     params: int
@@ -122,18 +77,6 @@ class StepReference:
         return self.runs[0]
 
     @property
-    def seeds(self) -> list[int]:
-        return [r.seed for r in self.runs]
-
-    @property
-    def min_last3(self) -> Spread | None:
-        return spread([r.min_last3 for r in self.runs if r.min_last3 is not None])
-
-    @property
-    def best_test(self) -> Spread | None:
-        return spread([r.best_test for r in self.runs if r.best_test is not None])
-
-    @property
     def all_passed(self) -> bool:
         return all(r.verdict(self.params)[0] for r in self.runs)
 
@@ -143,13 +86,13 @@ class StepReference:
 
     def distribution(self) -> str:
         """The seeds' spread as one markdown sentence: the figures the challenge is judged on."""
-        m = self.min_last3
+        m = self.min_last_spread
         if m is None:
             return "No run of this step finished an epoch."
-        runs = sorted((r for r in self.runs if r.min_last3 is not None), key=lambda r: r.min_last3)
-        worst = ", ".join(f"seed {r.seed} ({r.min_last3:.2f} %)" for r in runs[:3])
+        runs = sorted((r for r in self.runs if r.min_last is not None), key=lambda r: r.min_last)
+        worst = ", ".join(f"seed {r.seed} ({r.min_last:.2f} %)" for r in runs[:3])
         met = sum(r.verdict(self.params)[0] for r in self.runs)
-        return (f"**Across {m.n} seeds** (the lowest of each run's last 3 test accuracies): min **{m.low:.2f} %**, "
+        return (f"**Across {m.n} seeds** (the lowest of each run's last {CHALLENGE.last_epochs} test accuracies): min **{m.low:.2f} %**, "
                 f"mean **{m.mean:.2f} %**, max {m.high:.2f} %; the three worst: {worst}. "
                 f"The challenge is met by **{met} of {len(self.runs)}** seeds.")
 
@@ -188,12 +131,8 @@ def load_references(path: str | Path = REFERENCE_FILE) -> dict[int, StepReferenc
 
 def write_references(path: str | Path, steps: dict[int, StepReference]) -> None:
     """Atomic: a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, "challenge": asdict(CHALLENGE), "steps": [steps[k].as_dict() for k in sorted(steps)]}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    write_json(Path(path), doc)
 
 
 def merge_step(path: str | Path, entry: StepReference, keep_others: bool) -> dict[int, StepReference]:
@@ -202,14 +141,11 @@ def merge_step(path: str | Path, entry: StepReference, keep_others: bool) -> dic
     the same configuration with other seeds stay too (a rerun with new seeds adds them);
     otherwise the file starts afresh with this step."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
+    with locked(path):
         steps = load_references(path) if keep_others else {}
         old = steps.get(entry.step)
         if old is not None and _same_recipe(old, entry):
-            by_seed = {r.seed: r for r in old.runs} | {r.seed: r for r in entry.runs}
-            entry = StepReference(entry.step, entry.title, entry.params, entry.rf, entry.macs,
-                                  tuple(by_seed[s] for s in sorted(by_seed)))
+            entry = replace(entry, runs=merge_by_seed(old.runs, entry.runs))
         steps[entry.step] = entry
         write_references(path, steps)
         return steps
@@ -218,13 +154,3 @@ def merge_step(path: str | Path, entry: StepReference, keep_others: bool) -> dic
 def _same_recipe(a: StepReference, b: StepReference) -> bool:
     return a.params == b.params and all(same_setting(r.config, b.first.config) for r in a.runs)
 
-
-def same_setting(a: TrainConfig, b: TrainConfig) -> bool:
-    """Same network, training and limits: runs that may stand side by side as seeds of one setting
-    (the seed, the device and how often progress is logged may differ)."""
-    def key(config: TrainConfig) -> dict[str, Any]:
-        d = config.as_dict()
-        for name in ("seed", "device", "log_every"):
-            d.pop(name)
-        return d
-    return key(a) == key(b)

@@ -23,7 +23,8 @@ import torch
 
 from core.runs.executor import Executor, Failed, Message, ProcessExecutor, RunSpec, RunWarning, Started, WorkerLost
 from core.runs.limits import ServerLimits, run_problems
-from core.runs.store import RunTags, open_store, resolve_db
+from core.runs.record import open_store
+from core.runs.store import RunTags, resolve_db
 from core.training.budget import Speed, estimate_seconds, modelled_speed
 from core.training.config import TrainConfig
 from core.training.data import resolve_root
@@ -59,7 +60,7 @@ class Job:
     config: TrainConfig
     data_dir: str | None = None  # MNIST root; None: $MNIST_DIR or ./data
     download: bool = True
-    label: str = ""
+    limits: str = ""  # "full: ..." / "reduced: ...", recorded with the run
     estimate_s: float = 60.0  # for the queue's start-time estimates
     db: Path | None = None  # run store to record into; None: the default one
     source: str = "app"
@@ -87,7 +88,7 @@ class Job:
     def spec(self) -> RunSpec:
         """What the worker runs; folders are resolved here, where the server's settings apply."""
         return RunSpec(self.id, self.config, str(resolve_root(self.data_dir)), self.download,
-                       str(resolve_db(self.db)), self.record, self.label, self.source, self.tags)
+                       str(resolve_db(self.db)), self.record, self.limits, self.source, self.tags)
 
     def stop(self) -> None:
         """Stop a running job after its current batch; cancel a queued one."""
@@ -151,7 +152,7 @@ class Job:
             self._finished_event.set()
 
     def _final_status(self) -> str:
-        from core.runs.store import status_of
+        from core.runs.record import status_of
 
         with self._lock:
             if self._done is None or self._reason:

@@ -18,7 +18,6 @@ owner's lock can be taken was interrupted, and is marked so with the epochs it f
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -29,21 +28,21 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from filelock import FileLock, Timeout
 
-from core.architecture.challenge import CHALLENGE, min_last
+from core.architecture.challenge import CHALLENGE
 from core.project import ROOT
+from core.runs.summary import JudgedRun, setting_key
 from core.training.config import TrainConfig
-from core.training.events import EPOCH_FIELDS, STOPPED, DoneEvent, EpochEvent, Event
+from core.training.events import EPOCH_FIELDS
 
 DEFAULT_DB = ROOT / "runs" / "runs.sqlite3"
 BUSY_TIMEOUT_S = 10.0
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
 SOURCES = ("app", "cli")
-CTRL_C = "stopped by the user (Ctrl-C)"
 MAX_NAME = 40  # characters of a student's name
 INTERRUPTED_CHECK_S = 10.0
 
@@ -152,13 +151,6 @@ def resolve_db(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("LIFECYCLE_RUNS") or DEFAULT_DB).expanduser()
 
 
-def config_key(config: TrainConfig) -> str:
-    d = config.as_dict()
-    for name in ("seed", "device", "log_every"):
-        d.pop(name, None)
-    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class RunTags:
     """Who started a run and what they expected of it (all optional; the CLI sets none)."""
@@ -182,7 +174,7 @@ class BoardRow:
     step: int
     seed: int
     config_key: str
-    label: str
+    limits: str  # stored in the column `label`: "full: ..." / "reduced: ..."
     params: int
     status: str
     started_at: float
@@ -203,13 +195,13 @@ class SeedResult:
 
 
 @dataclass(frozen=True)
-class StoredRun:
+class StoredRun(JudgedRun):
     id: int
     step: int
     seed: int
     config: TrainConfig
     config_key: str
-    label: str
+    limits: str  # stored in the column `label`: "full: ..." / "reduced: ..."
     source: str
     device: str
     torch: str
@@ -223,18 +215,6 @@ class StoredRun:
     tags: RunTags = RunTags()
 
     @property
-    def test_accs(self) -> list[float]:
-        return [e["test_acc"] for e in self.epochs]
-
-    @property
-    def best_test(self) -> float | None:
-        return max(self.test_accs) if self.epochs else None
-
-    @property
-    def min_last3(self) -> float | None:
-        return min_last(self.test_accs)
-
-    @property
     def started(self) -> str:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.started_at))
 
@@ -243,8 +223,8 @@ class StoredRun:
         return {"id": self.id, "step": self.step, "net": self.config.net if self.config.is_design else "",
                 "seed": self.seed, "status": self.status, "source": self.source, "student": self.tags.student,
                 "started": self.started, "epochs": len(self.epochs), "best_test_acc": self.best_test,
-                "min_last3_test_acc": self.min_last3, "params": self.params, "device": self.device,
-                "label": self.label, "reason": self.reason}
+                "min_last3_test_acc": self.min_last, "params": self.params, "device": self.device,
+                "label": self.limits, "reason": self.reason}
 
 
 _write_locks: dict[str, threading.Lock] = {}
@@ -372,14 +352,14 @@ class RunStore:
 
     # --- writing --------------------------------------------------------------------------------
 
-    def start_run(self, config: TrainConfig, source: str, device: str, params: int, label: str,
+    def start_run(self, config: TrainConfig, source: str, device: str, params: int, limits: str,
                   tags: RunTags = RunTags()) -> int:
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
         if self._owner_lock is None:
             raise StoreError(f"runs database {self.path}: cannot create {self._owner_dir}; "
                              "point the app or --runs-db at a writable place")
-        values = (config.step, config.seed, json.dumps(config.as_dict()), config_key(config), label, source, device,
+        values = (config.step, config.seed, json.dumps(config.as_dict()), setting_key(config), limits, source, device,
                   torch.__version__, params, "running", self.owner, time.time(), tags.session, tags.student,
                   tags.prediction)
         return self._write(lambda c: c.execute(
@@ -574,68 +554,6 @@ def _to_bytes(weights: dict[str, torch.Tensor]) -> bytes:
     buffer = io.BytesIO()
     torch.save(weights, buffer)
     return buffer.getvalue()
-
-
-class RunRecorder:
-    """Writes one run into a store as its events arrive. A store that fails is reported once
-    (through `warn`) and then left alone: training never stops because history cannot be kept."""
-
-    def __init__(self, store: RunStore | None, warn: Callable[[str], None]) -> None:
-        self.store, self.warn = store, warn
-        self.run_id: int | None = None
-
-    def _try(self, fn: Callable[[], Any]) -> Any:
-        if self.store is None:
-            return None
-        try:
-            return fn()
-        except StoreError as exc:
-            self.warn(f"{exc}. Training goes on without history.")
-            self.store = None
-            return None
-
-    def start(self, config: TrainConfig, source: str, device: str, params: int, label: str,
-              tags: RunTags = RunTags()) -> None:
-        self.run_id = self._try(lambda: self.store.start_run(config, source, device, params, label, tags))
-
-    def epoch(self, row: dict[str, float]) -> None:
-        if self.run_id is not None:
-            self._try(lambda: self.store.add_epoch(self.run_id, row))
-
-    def finish(self, status: str, reason: str, weights: dict[str, torch.Tensor] | None = None) -> None:
-        if self.run_id is not None:
-            self._try(lambda: self.store.finish_run(self.run_id, status, reason, weights))
-
-    def follow(self, events: Iterator[Event]) -> Iterator[Event]:
-        """Pass the trainer's events on, recording each epoch and the end as they go by. A run that
-        raises (or is interrupted with Ctrl-C) is recorded as failed (stopped) before it leaves."""
-        try:
-            for event in events:
-                if isinstance(event, EpochEvent):
-                    self.epoch(event.row())
-                elif isinstance(event, DoneEvent):
-                    self.finish(status_of(event.reason), event.reason, event.weights)
-                yield event
-        except KeyboardInterrupt:
-            self.finish("stopped", CTRL_C)
-            raise
-        except Exception as exc:
-            self.finish("failed", f"{type(exc).__name__}: {exc}")
-            raise
-
-
-def status_of(reason: str) -> str:
-    """A DoneEvent's reason -> the stored status."""
-    return "completed" if reason == "completed" else "stopped" if reason == STOPPED else "failed"
-
-
-def open_store(path: str | os.PathLike | None, warn: Callable[[str], None]) -> RunStore | None:
-    """The store, or None (after one warning) when it cannot be opened."""
-    try:
-        return RunStore(path)
-    except StoreError as exc:
-        warn(f"{exc}. Runs are not recorded.")
-        return None
 
 
 def epochs_csv(runs: list[StoredRun]) -> str:

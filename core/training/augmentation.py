@@ -59,12 +59,21 @@ def _uniform(n: int, bound: float, generator: torch.Generator | None, device: to
 
 def affine_matrices(n: int, cfg: AugmentConfig, generator: torch.Generator | None,
                     device: torch.device) -> torch.Tensor:
-    """Per-image inverse affine maps (output -> input coordinates) for `affine_grid`, in the
-    normalised [-1, 1] frame (square images, so the frame is isotropic)."""
-    angle = torch.deg2rad(_uniform(n, cfg.rotation, generator, device))
-    shear = torch.tan(torch.deg2rad(_uniform(n, cfg.shear, generator, device)))
+    """Per-image random affine maps for `affine_grid`, drawn within the config's bounds."""
+    angle = _uniform(n, cfg.rotation, generator, device)
+    shear = _uniform(n, cfg.shear, generator, device)
     zoom = 1 + _uniform(n, cfg.scale, generator, device)
-    shift = torch.stack([_uniform(n, 2 * cfg.translate, generator, device) for _ in range(2)], dim=1)
+    shift = torch.stack([_uniform(n, cfg.translate, generator, device) for _ in range(2)], dim=1)
+    return affine_theta(angle, shear, zoom, shift)
+
+
+def affine_theta(angle: torch.Tensor, shear: torch.Tensor, zoom: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Inverse affine maps (output -> input coordinates) for `affine_grid`, in the normalised
+    [-1, 1] frame (square images, so the frame is isotropic), from per-image parameters: rotation
+    and horizontal shear in degrees, zoom factor, and shift [x, y] as a fraction of the image side.
+    Rotation, zoom and shift are torchvision's `affine` (tests/test_augment.py checks it pixel by
+    pixel); the shear leans the other way, which a symmetric random draw does not notice."""
+    angle, shear = torch.deg2rad(angle), torch.tan(torch.deg2rad(shear))
     cos, sin = torch.cos(angle), torch.sin(angle)
     # forward map A = zoom * R(angle) @ Shear; grid_sample needs its inverse.
     forward = torch.stack([
@@ -72,7 +81,7 @@ def affine_matrices(n: int, cfg: AugmentConfig, generator: torch.Generator | Non
         torch.stack([sin, sin * shear + cos], dim=1),
     ], dim=1) * zoom[:, None, None]
     inverse = torch.linalg.inv(forward)
-    offset = -(inverse @ shift[:, :, None])
+    offset = -(inverse @ (2 * shift)[:, :, None])  # the frame spans 2 units per image side
     return torch.cat([inverse, offset], dim=2)
 
 

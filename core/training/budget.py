@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 
 from core.architecture.builder import build_model
 from core.architecture.receptive_field import rf_table
@@ -23,7 +22,7 @@ from core.architecture.steps import FINAL_STEP
 from core.training.augmentation import augment_batch
 from core.training.config import TrainConfig
 from core.training.device import pick_device
-from core.training.loop import sync
+from core.training.loop import sync, train_step
 from core.training.schedule import make_optimizer
 
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
@@ -104,10 +103,7 @@ def measure_pace(device: str = "auto", steps: int = 8) -> float:
     y = torch.randint(0, 10, (batch,), device=dev)
 
     def step() -> None:
-        loss = F.nll_loss(model(augment_batch(x, config.recipe.augment)), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, augment_batch(x, config.recipe.augment), y)
 
     for _ in range(3):  # allocators and kernels warm up
         step()
@@ -120,14 +116,9 @@ def measure_pace(device: str = "auto", steps: int = 8) -> float:
     return measured / modelled_speed(config).train_s
 
 
-def train_images_per_epoch(config: TrainConfig, n_train: int = MNIST_TRAIN) -> int:
-    images = max(1, round(n_train * config.train_fraction))
-    return min(images, config.max_batches * config.recipe.batch_size) if config.max_batches else images
-
-
 def estimate_seconds(config: TrainConfig, speed: Speed, n_train: int = MNIST_TRAIN, n_test: int = MNIST_TEST) -> float:
     test_images = min(n_test, config.test_limit or n_test)
-    per_epoch = train_images_per_epoch(config, n_train) * speed.train_s + test_images * speed.eval_s
+    per_epoch = config.images_per_epoch(n_train) * speed.train_s + test_images * speed.eval_s
     return config.recipe.epochs * per_epoch
 
 
@@ -161,7 +152,7 @@ def _shrunk(config: TrainConfig, speed: Speed, seconds: float, n_train: int, n_t
 
 def describe_limits(config: TrainConfig, n_train: int = MNIST_TRAIN, n_test: int = MNIST_TEST) -> str:
     """'full: ...' or 'reduced: ...': what a run's limits mean, for labels and provenance."""
-    images = train_images_per_epoch(config, n_train)
+    images = config.images_per_epoch(n_train)
     epochs = config.recipe.epochs
     if images >= n_train and config.test_limit is None:
         return f"full: {epochs} epochs on all {n_train:,} training images"

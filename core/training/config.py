@@ -70,10 +70,18 @@ class TrainConfig:
         return replace(config, toggles=replace(config.toggles, **parts["toggles"]),
                        recipe=replace(config.recipe, **parts["recipe"]))
 
+    def subset_size(self, n_train: int) -> int:
+        """How many of the n_train training images the run draws its batches from."""
+        return max(1, round(n_train * self.train_fraction))
+
     def batches_per_epoch(self, n_train: int) -> int:
-        images = max(1, round(n_train * self.train_fraction))
-        batches = math.ceil(images / self.recipe.batch_size)
+        batches = math.ceil(self.subset_size(n_train) / self.recipe.batch_size)
         return min(batches, self.max_batches) if self.max_batches else batches
+
+    def images_per_epoch(self, n_train: int) -> int:
+        """Training images seen per epoch (the last batch of the subset may be short)."""
+        images = self.subset_size(n_train)
+        return min(images, self.max_batches * self.recipe.batch_size) if self.max_batches else images
 
     def layers(self) -> list[Layer]:
         return expand(parse_net(self.net).spec, self.toggles)

@@ -1,0 +1,113 @@
+"""What runs are judged on, defined once: a run's best and min(last N) test accuracy and its
+verdict; the spread of a figure across seeds and whether two spreads overlap; the key of a
+setting (everything but the seed); and how many seeds a setting needs before it is judged.
+Every kind of run (stored, reference, drawn, ablated) takes these through the two mixins below."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+from core.architecture.challenge import CHALLENGE, min_last
+
+if TYPE_CHECKING:
+    from core.training.config import TrainConfig
+
+# not part of a setting: runs that differ only in these stand side by side as seeds of one setting
+NOT_SETTING = ("seed", "device", "log_every")
+
+
+class JudgedRun:
+    """A run's figures, from its `epochs` (dicts with a "test_acc") and its `config`."""
+
+    epochs: Sequence[dict[str, float]]
+    config: TrainConfig
+
+    @property
+    def test_accs(self) -> list[float]:
+        return [e["test_acc"] for e in self.epochs]
+
+    @property
+    def best_test(self) -> float | None:
+        return max(self.test_accs, default=None)
+
+    @property
+    def min_last(self) -> float | None:
+        """The lowest test accuracy of the last CHALLENGE.last_epochs epochs (None before that many)."""
+        return min_last(self.test_accs)
+
+    def verdict(self, params: int) -> tuple[bool, str]:
+        return CHALLENGE.verdict(params, self.test_accs, self.config.recipe.epochs)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """min / mean / max of one figure across seeds."""
+
+    low: float
+    mean: float
+    high: float
+    n: int
+
+    def overlaps(self, other: Spread) -> bool:
+        return self.low <= other.high and other.low <= self.high
+
+    def range_text(self) -> str:
+        return f"{self.low:.2f}" if self.low == self.high else f"{self.low:.2f}-{self.high:.2f}"
+
+    def __str__(self) -> str:
+        return f"{self.mean:.2f} % ({self.low:.2f}-{self.high:.2f}, {self.n} seeds)" if self.n > 1 else f"{self.mean:.2f} %"
+
+
+def spread(values: Sequence[float | None]) -> Spread | None:
+    """The spread of the values that exist (None: a run without that figure)."""
+    present = [v for v in values if v is not None]
+    return Spread(min(present), statistics.fmean(present), max(present), len(present)) if present else None
+
+
+def points(delta: float) -> str:
+    """A signed change in percentage points, e.g. '+0.05'; a rounded -0.0 prints as '+0.00', never '-0.00'."""
+    return f"{round(delta, 2) + 0.0:+.2f}"
+
+
+class SeedRuns:
+    """The same setting over several seeds, from `runs` (JudgedRun)."""
+
+    runs: Sequence[JudgedRun]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.config.seed for r in self.runs]
+
+    @property
+    def min_last_spread(self) -> Spread | None:
+        return spread([r.min_last for r in self.runs])
+
+    @property
+    def best_spread(self) -> Spread | None:
+        return spread([r.best_test for r in self.runs])
+
+    @property
+    def judgeable(self) -> bool:
+        """Enough seeds with a min(last N) to be judged (CHALLENGE.min_seeds)."""
+        spread_ = self.min_last_spread
+        return spread_ is not None and spread_.n >= CHALLENGE.min_seeds
+
+
+def setting_of(config: TrainConfig) -> dict[str, Any]:
+    d = config.as_dict()
+    for name in NOT_SETTING:
+        d.pop(name)
+    return d
+
+
+def setting_key(config: TrainConfig) -> str:
+    """A short key that two configs share exactly when they differ only in NOT_SETTING."""
+    return hashlib.sha1(json.dumps(setting_of(config), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def same_setting(a: TrainConfig, b: TrainConfig) -> bool:
+    return setting_key(a) == setting_key(b)
