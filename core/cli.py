@@ -476,7 +476,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
         get_ablation(name)
     set_threads(args.threads)
     results = ablate(args.step, names, parse_seeds(args.seeds), args.data_dir, not args.no_download, args.device,
-                     args.budget, args.output, args.merge, sys.argv, progress)
+                     args.budget, args.output, args.merge, args.argv, progress)
     rows = ablation_rows(results)
     for row in rows:
         progress(f"  {row['taken away']:<70} min(last 3) {row['min last 3: mean']} "
@@ -500,7 +500,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     reproduce(parse_steps(args.steps), parse_seeds(args.seeds), data_dir=args.data_dir, download=not args.no_download,
               device=args.device, budget=args.budget, output=args.output, markdown=args.markdown, merge=args.merge,
-              argv=sys.argv, log=progress, weights_dir=args.weights_dir or None)
+              argv=args.argv, log=progress, weights_dir=args.weights_dir or None)
 
 
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,
@@ -509,7 +509,9 @@ COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": c
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # what provenance records as the command
     try:
         return COMMANDS[args.command](args) or 0
     except (SpecError, DataError, ValueError, StoreError, ReferenceFileError, FileNotFoundError, OSError) as exc:

@@ -121,11 +121,11 @@ def merge_result(path: Path, step: int, result: AblationResult, keep: bool) -> l
 
 
 def ablate(step: int, names: list[str], seeds: list[int], data_dir: str | None, download: bool, device: str,
-           budget: float | None, output: str, merge: bool, argv: list[str],
+           budget: float | None, output: str, merge: bool, argv: list[str],  # after `python -m core`
            log: Callable[[str], None]) -> list[AblationResult]:
     dev = pick_device(device)
     data = load_mnist(data_dir, download=download, device=dev)
-    command = "python -m core " + " ".join(shlex.quote(a) for a in argv[1:])
+    command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     path = Path(output)
     results: list[AblationResult] = []
     for i, name in enumerate(names):

@@ -50,11 +50,11 @@ def parse_seeds(text: str | None, option: str = "--seeds") -> list[int] | None:
 
 
 def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, download: bool, device: str,
-              budget: float | None, output: str, markdown: str, merge: bool, argv: list[str],
+              budget: float | None, output: str, markdown: str, merge: bool, argv: list[str],  # after `python -m core`
               log: Callable[[str], None], weights_dir: str | None = "assets/models") -> dict[int, StepReference]:
     dev = pick_device(device)
     data = load_mnist(data_dir, download=download, device=dev)
-    command = "python -m core " + " ".join(shlex.quote(a) for a in argv[1:])
+    command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     log(f"reference runs on {device_label(dev)}, seed(s) {', '.join(map(str, seeds))}")
     held: dict[int, StepReference] = {}
     first_write = True
