@@ -2,9 +2,13 @@
 shown, links carry settings (and bad link values are reported, not obeyed), training goes through
 the queue into the run store, and runs are compared."""
 
+import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from streamlit.testing.v1 import AppTest
 
 from core.report.views import describe_config, describe_step
@@ -251,19 +255,30 @@ def drawing(stroke: bool = True) -> dict:
     return {"drawing": {"raw": {"objects": [{"type": "path"}]}, "data": url}}
 
 
-@pytest.fixture
-def inspect_page(app, mnist_root):
-    """The Inspect page showing a run trained here (on the generated digits)."""
-    import json as _json
-    import subprocess
-    import sys
+@pytest.fixture(scope="module")
+def trained_store(mnist_root, tmp_path_factory) -> tuple[Path, int]:
+    """One short run trained here (on the generated digits), once for every Inspect test: (its store, its id)."""
+    db = tmp_path_factory.mktemp("inspect") / "runs.sqlite3"
+    done = run_cli("train", "--epochs", "1", "--max-batches", "3", "--data-dir", str(mnist_root), "--no-download",
+                   "--device", "cpu", "--runs-db", str(db), "--json")
+    assert done.returncode == 0, done.stderr
+    return db, json.loads(done.stdout)["run_id"]
 
-    done = subprocess.run([sys.executable, "-m", "core", "train", "--epochs", "1", "--max-batches", "3", "--data-dir",
-                           str(mnist_root), "--no-download", "--device", "cpu", "--json"],
-                          cwd=Path(APP).parent, capture_output=True, text=True, timeout=300)
-    run_id = _json.loads(done.stdout)["run_id"]
+
+@pytest.fixture
+def stored_run(trained_store, private_run_store) -> int:
+    """This test's own copy of the trained run's store, put where the app looks before it starts."""
+    private_run_store.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(trained_store[0])) as source, closing(sqlite3.connect(private_run_store)) as copy:
+        source.backup(copy)  # the WAL's pages too, which copying the file alone could miss
+    return trained_store[1]
+
+
+@pytest.fixture
+def inspect_page(stored_run, app):
+    """The Inspect page showing the trained run."""
     at = open_page(app, "pages/inspect.py")
-    at.selectbox(key="inspect_model").set_value(f"run:{run_id}").run()
+    at.selectbox(key="inspect_model").set_value(f"run:{stored_run}").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     return at
 

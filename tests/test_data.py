@@ -3,15 +3,19 @@ import shutil
 
 import pytest
 import torch
+from conftest import synthetic_digits
 
 from core.training.data import FILES, DataError, load_mnist, raw_dir, resolve_root
 
 
-def test_loads_idx_files_into_uint8_tensors(mnist_root):
+def test_loads_idx_files_into_uint8_tensors_pixel_for_pixel(mnist_root):
     data = load_mnist(str(mnist_root), download=False)
-    assert data.train_images.dtype == torch.uint8 and data.train_images.shape == (1200, 28, 28)
-    assert data.test_images.shape == (400, 28, 28)
-    assert data.train_labels.dtype == torch.int64 and 0 <= data.train_labels.min() <= data.train_labels.max() <= 9
+    assert data.train_images.dtype == torch.uint8 and data.train_labels.dtype == torch.int64
+    for (images, labels), seed, n in (((data.train_images, data.train_labels), 0, 1200),
+                                      ((data.test_images, data.test_labels), 1, 400)):
+        written_images, written_labels = synthetic_digits(n, seed)  # what conftest wrote into the IDX files
+        assert torch.equal(images, torch.from_numpy(written_images))
+        assert torch.equal(labels, torch.from_numpy(written_labels).long())
 
 
 def test_root_resolution_order(monkeypatch, tmp_path):

@@ -144,29 +144,40 @@ def test_three_sessions_train_at_once_through_one_queue(server, browser):
     shot(pages[-1], "three_sessions_last")
 
 
-@pytest.mark.parametrize("width, height", [(1280, 720), (1920, 1080)])
-def test_the_toggle_and_see_loop_fits_one_screen(server, browser, width, height):
+SCREENS = ((1280, 720), (1920, 1080))
+
+
+def test_the_toggle_and_see_loop_fits_one_screen(server, browser):
+    """Every step page, at a laptop's and a projector's size: the controls, the count and the chart on the
+    first screen (one load per step; the window is resized as a projector would be plugged in)."""
+    (width, height), *others = SCREENS
     page = browser.new_context(viewport={"width": width, "height": height}).new_page()
     for step in STEPS:
+        page.set_viewport_size({"width": width, "height": height})
         page.goto(f"{server}/step_{step.number}", timeout=60_000)
-        train = page.get_by_role("button", name="Train", exact=True)
-        train.wait_for(timeout=90_000)
+        page.get_by_role("button", name="Train", exact=True).wait_for(timeout=90_000)
         page.locator(".vega-embed").first.wait_for(timeout=60_000)  # the reference run is drawn from the start
-        page.wait_for_timeout(500)
-        visible = {
-            "BatchNorm toggle": page.get_by_role("switch", name="BatchNorm"),
-            "dropout slider": page.get_by_role("slider").first,
-            "Train button": train,
-            "parameter count": page.get_by_text(f"{describe_step(step.number)['params']:,}", exact=True).first,
-            "accuracy chart": page.locator(".vega-embed").first,
-        }
-        for what, locator in visible.items():
-            box = locator.bounding_box()
-            assert box is not None and box["y"] >= 0 and box["y"] + min(box["height"], 150) <= height, (
-                f"step {step.number} at {width}x{height}: {what} is not on the first screen ({box})")
-        chart = page.locator(".vega-embed").first.bounding_box()
-        assert chart["width"] >= 300, f"step {step.number}: a chart {chart['width']:.0f} px wide is too narrow to read"
-        shot(page, f"step{step.number}_{width}x{height}")
+        for size in SCREENS:
+            page.set_viewport_size({"width": size[0], "height": size[1]})
+            page.wait_for_timeout(400)  # the layout follows the new width
+            fits_one_screen(page, step.number, *size)
+
+
+def fits_one_screen(page, number: int, width: int, height: int) -> None:
+    visible = {
+        "BatchNorm toggle": page.get_by_role("switch", name="BatchNorm"),
+        "dropout slider": page.get_by_role("slider").first,
+        "Train button": page.get_by_role("button", name="Train", exact=True),
+        "parameter count": page.get_by_text(f"{describe_step(number)['params']:,}", exact=True).first,
+        "accuracy chart": page.locator(".vega-embed").first,
+    }
+    for what, locator in visible.items():
+        box = locator.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + min(box["height"], 150) <= height, (
+            f"step {number} at {width}x{height}: {what} is not on the first screen ({box})")
+    chart = page.locator(".vega-embed").first.bounding_box()
+    assert chart["width"] >= 300, f"step {number}: a chart {chart['width']:.0f} px wide is too narrow to read"
+    shot(page, f"step{number}_{width}x{height}")
 
 
 def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server, browser):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image, ImageDraw, ImageFont
 
 from core.analysis.export import CLASS_NAME, export, model_source
@@ -211,10 +212,7 @@ def test_exported_files_reproduce_the_predictions_without_this_project(trained, 
 
 
 def test_cli_export_and_inspect(mnist_root, tmp_path):
-    def cli(*args):
-        return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=300)
-
+    cli = run_cli
     done = cli("export", "--step", "9", "--out", str(tmp_path / "ref"), "--json")
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "ref").iterdir()) == ["config.json", "model.py", "weights.pt"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 
 import core.runs.store as store_module
 from core.runs.record import RunRecorder
@@ -211,17 +212,15 @@ def test_a_read_only_store_keeps_history_readable_and_training_going(tmp_path, m
     locked = [db, folder] if folder_too else [db]
     make_read_only(locked)
     try:
-        env = {**os.environ, "LIFECYCLE_RUNS": str(db)}
-        listed = subprocess.run([sys.executable, "-m", "core", "runs", "list", "--json"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=120)
+        env = {"LIFECYCLE_RUNS": str(db)}
+        listed = run_cli("runs", "list", "--json", env=env)
         assert listed.returncode in (0, 2) and "Traceback" not in listed.stderr, listed.stderr
         if listed.returncode == 0:  # SQLite could read it without writing: the history is all there
             assert [r["id"] for r in json.loads(listed.stdout)] == [run_id]
         else:  # one line that names the file and says what to do
             assert str(db) in listed.stderr and len(listed.stderr.strip().splitlines()) == 1, listed.stderr
-        trained = subprocess.run([sys.executable, "-m", "core", "train", "--epochs", "1", "--max-batches", "2",
-                                  "--data-dir", str(mnist_root), "--no-download", "--device", "cpu", "--json"],
-                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        trained = run_cli("train", "--epochs", "1", "--max-batches", "2", "--data-dir", str(mnist_root),
+                          "--no-download", "--device", "cpu", "--json", env=env)
         assert trained.returncode == 0, trained.stderr
         assert json.loads(trained.stdout)["stopped_reason"] == "completed"
         assert "Traceback" not in trained.stderr, trained.stderr
