@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.architecture.spec import SpecError
+from core.architecture.spec import MNIST_SIDE, SpecError
 from core.architecture.steps import FINAL_STEP
 from core.experiments.ablate import ABLATIONS
 from core.runs.reference import ReferenceFileError
@@ -90,7 +90,7 @@ def _rf_command(sub: argparse._SubParsersAction) -> None:
                                    '\'[{"type":"conv","out_channels":8},{"type":"maxpool"},{"type":"gap"}]\'')
     p.add_argument("--layers", default=None, help="JSON list of layer objects, or @file.json")
     p.add_argument("--net", default=None, help="instead of --layers: " + NET_HELP)
-    p.add_argument("--input-size", type=int, default=28)
+    p.add_argument("--input-size", type=int, default=MNIST_SIDE)
     p.add_argument("--json", action="store_true")
 
 
@@ -271,7 +271,7 @@ def cmd_rf(args: argparse.Namespace) -> None:
     if (args.layers is None) == (args.net is None):
         raise ValueError("give either --layers '[...]' or --net '...'")
     if args.net is not None:
-        if args.input_size != 28:
+        if args.input_size != MNIST_SIDE:
             raise ValueError("--net describes networks for 28x28 MNIST digits; use --layers for other input sizes")
         doc = describe_config(TrainConfig.for_step(FINAL_STEP, net=args.net))
         emit(doc) if args.json else _print_layers(doc["layers"], doc["params"])

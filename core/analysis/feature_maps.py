@@ -10,7 +10,7 @@ from torch import nn
 
 from core.architecture.builder import module_names
 from core.architecture.receptive_field import RFRow, rf_table
-from core.architecture.spec import Layer
+from core.architecture.spec import MNIST_SIDE, Layer
 from core.training.augmentation import normalize
 
 
@@ -23,7 +23,7 @@ class FeatureMap:
 
     def window(self, i: int, j: int) -> tuple[int, int, int, int]:
         """Input rows/cols (inclusive) that unit (i, j) sees."""
-        return self.row.window(i, j, 28)
+        return self.row.window(i, j, MNIST_SIDE)
 
 
 @torch.no_grad()

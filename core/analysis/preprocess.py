@@ -14,9 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.architecture.spec import MNIST_SIDE
+
 MAX_BYTES = 10 * 1024 * 1024
 MAX_SIDE = 4096
-BOX, SIZE = 20, 28
+BOX, SIZE = 20, MNIST_SIDE  # MNIST's digits fit a 20 x 20 box in the 28 x 28 image
 INK = 0.15  # a pixel counts as ink above this fraction of the brightest one
 
 

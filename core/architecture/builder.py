@@ -11,7 +11,7 @@ from typing import Any
 from torch import nn
 
 from core.architecture.receptive_field import RFRow, rf_table
-from core.architecture.spec import Layer, SpecError
+from core.architecture.spec import MNIST_SIDE, Layer, SpecError
 
 
 def _module(layer: Layer, channels: int, features: int) -> nn.Module:
@@ -51,7 +51,7 @@ def module_names(layers: list[Layer]) -> list[str]:
     return names
 
 
-def build_model(layers: list[Layer], input_size: int = 28, in_channels: int = 1) -> nn.Sequential:
+def build_model(layers: list[Layer], input_size: int = MNIST_SIDE, in_channels: int = 1) -> nn.Sequential:
     """Validates the geometry first, so an impossible stack fails with a SpecError naming the
     layer instead of a shape error deep inside PyTorch."""
     rows = rf_table(layers, input_size, in_channels)
@@ -89,7 +89,7 @@ class LayerSummary:
         return {k: getattr(self, k) for k in keys}
 
 
-def summarize(layers: list[Layer], input_size: int = 28, model: nn.Sequential | None = None) -> list[LayerSummary]:
+def summarize(layers: list[Layer], input_size: int = MNIST_SIDE, model: nn.Sequential | None = None) -> list[LayerSummary]:
     """Per-layer table. Shapes and params come from torchinfo on the built model; kernel,
     stride, RF and jump from the spec. The two must agree on shapes (asserted here)."""
     from torchinfo import summary
@@ -110,7 +110,7 @@ def summarize(layers: list[Layer], input_size: int = 28, model: nn.Sequential | 
     return result
 
 
-def macs(model: nn.Module, input_size: int = 28) -> int:
+def macs(model: nn.Module, input_size: int = MNIST_SIDE) -> int:
     """Multiply-accumulates for one image (convs and linears), via torchinfo."""
     from torchinfo import summary
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.architecture.spec import ArchSpec, Layer, SpecError
+from core.architecture.spec import MNIST_SIDE, ArchSpec, Layer, SpecError
 
 HEADS = {"G": True, "F": False}  # head letter -> global average pooling?
 MAX_TOKENS = 64  # a longer stack is a typo or a test of the server, not a design
 MAX_CHANNELS = 1024  # per convolution; the parameter and time limits catch the rest
-MAX_KERNEL = 28  # an MNIST digit is 28x28
+MAX_KERNEL = MNIST_SIDE  # no window wider than the digit
 
 _TOKEN = re.compile(r"(?P<kind>[cCmMaAgGfF])(?P<number>\d+)?(?P<rest>(?:[kKsSpPdD]\d+|[bB])*)")
 _SUFFIX = re.compile(r"([kKsSpPdD])(\d+)|([bB])")
@@ -141,7 +141,7 @@ def parse_net(text: str) -> Net:
     return Net(tuple(body), HEADS[_head_letter(tokens[-1])], head[1])
 
 
-def _check_grid(body: list[Layer], tokens: list[str], input_size: int = 28) -> None:
+def _check_grid(body: list[Layer], tokens: list[str], input_size: int = MNIST_SIDE) -> None:
     """Raise NetError naming the first token whose window no longer fits the grid."""
     from core.architecture.receptive_field import output_size
 
@@ -220,7 +220,7 @@ def repair_net(text: str, fallback: Net) -> tuple[Net, list[str]]:
     return Net(_fitting(body, changes), *head), changes
 
 
-def _fitting(body: list[Layer], changes: list[str], input_size: int = 28) -> tuple[Layer, ...]:
+def _fitting(body: list[Layer], changes: list[str], input_size: int = MNIST_SIDE) -> tuple[Layer, ...]:
     """The body without the layers that would shrink the grid below 1x1."""
     from core.architecture.receptive_field import output_size
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.architecture.spec import PASS_THROUGH, Layer, SpecError
+from core.architecture.spec import MNIST_SIDE, PASS_THROUGH, Layer, SpecError
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _window(size: int, kernel: int, stride: int, padding: int, dilation: int, in
     return out
 
 
-def rf_table(layers: list[Layer], input_size: int = 28, in_channels: int = 1) -> list[RFRow]:
+def rf_table(layers: list[Layer], input_size: int = MNIST_SIDE, in_channels: int = 1) -> list[RFRow]:
     """Per-layer geometry. Raises SpecError naming the first impossible layer."""
     if not 1 <= input_size <= 1024:
         raise SpecError(f"input size must be between 1 and 1024, got {input_size}")
@@ -93,7 +93,7 @@ def rf_table(layers: list[Layer], input_size: int = 28, in_channels: int = 1) ->
     return rows
 
 
-def output_size(layers: list[Layer], input_size: int = 28) -> int:
+def output_size(layers: list[Layer], input_size: int = MNIST_SIDE) -> int:
     """Grid side after `layers` (input_size for an empty list)."""
     rows = rf_table(layers, input_size)
     return rows[-1].out_shape[1] if rows else input_size

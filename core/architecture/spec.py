@@ -17,6 +17,7 @@ LAYER_TYPES = ("conv", "maxpool", "avgpool", "gap", "bn", "relu", "dropout", "fl
 PASS_THROUGH = ("bn", "relu", "dropout", "softmax")
 
 NUM_CLASSES = 10
+MNIST_SIDE = 28  # an MNIST digit is 28 x 28 pixels: every network's default input
 MAX_CHANNELS = 4096  # keeps a typo like 80000 from allocating gigabytes
 
 
@@ -100,7 +101,7 @@ class ArchSpec:
     """A step's architecture: the body, before any toggle is applied."""
 
     body: tuple[Layer, ...]
-    input_size: int = 28
+    input_size: int = MNIST_SIDE
     bias_in_head: bool = False  # the step-1 baseline keeps PyTorch's default conv bias
 
 

@@ -72,8 +72,8 @@ def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, down
             entry = StepReference(number, get_step(number).title, params, doc["rf"], doc["macs"], (result,))
             # after every run: a stop in mid-way keeps what was done. Runs of the same recipe with other
             # seeds stay in the entry; without --merge the first run starts the file afresh.
-            held = merge_step(output, entry, keep_others=merge or not first_write)
+            held = merge_step(output, entry, keep_others=merge or not first_write,
+                              then=lambda steps: write_lifecycle(Path(markdown), steps))
             first_write = False
-            write_lifecycle(Path(markdown), held)
     log(f"wrote {output} and {markdown}")
     return held

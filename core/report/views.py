@@ -7,12 +7,12 @@ from typing import Any
 
 from core.architecture.builder import build_model, count_params, macs, summarize
 from core.architecture.notation import format_net, net_of
-from core.architecture.spec import Layer, SpecError, layers_from_dicts
+from core.architecture.spec import MNIST_SIDE, Layer, SpecError, layers_from_dicts
 from core.architecture.steps import STEPS, get_step, with_toggles
 from core.training.config import TrainConfig
 
 
-def _layers_doc(layers: list[Layer], input_size: int = 28) -> dict[str, Any]:
+def _layers_doc(layers: list[Layer], input_size: int = MNIST_SIDE) -> dict[str, Any]:
     model = build_model(layers, input_size)
     rows = summarize(layers, input_size, model)
     return {"params": count_params(model), "rf": rows[-1].rf if rows else 1, "macs": macs(model, input_size),
@@ -34,7 +34,7 @@ def describe_config(config: TrainConfig) -> dict[str, Any]:
             "toggles": asdict(config.toggles), **doc}
 
 
-def describe_stack(raw: Any, input_size: int = 28) -> dict[str, Any]:
+def describe_stack(raw: Any, input_size: int = MNIST_SIDE) -> dict[str, Any]:
     """A user-supplied stack (list of dicts) -> the same per-layer document as a step."""
     layers = layers_from_dicts(raw)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
@@ -135,11 +135,13 @@ def write_references(path: str | Path, steps: dict[int, StepReference]) -> None:
     write_json(Path(path), doc)
 
 
-def merge_step(path: str | Path, entry: StepReference, keep_others: bool) -> dict[int, StepReference]:
+def merge_step(path: str | Path, entry: StepReference, keep_others: bool,
+               then: Callable[[dict[int, StepReference]], None] | None = None) -> dict[int, StepReference]:
     """Write one step into the file under a lock (so two reproduce processes can share it) and
     return everything the file now holds. With `keep_others`, the other steps stay, and runs of
     the same configuration with other seeds stay too (a rerun with new seeds adds them);
-    otherwise the file starts afresh with this step."""
+    otherwise the file starts afresh with this step. `then` runs under the same lock with what the
+    file now holds (a file written from it, such as LIFECYCLE.md, cannot be overtaken by an older view)."""
     path = Path(path)
     with locked(path):
         steps = load_references(path) if keep_others else {}
@@ -148,6 +150,8 @@ def merge_step(path: str | Path, entry: StepReference, keep_others: bool) -> dic
             entry = replace(entry, runs=merge_by_seed(old.runs, entry.runs))
         steps[entry.step] = entry
         write_references(path, steps)
+        if then is not None:
+            then(steps)
         return steps
 
 

@@ -17,7 +17,7 @@ import torch
 
 from core.architecture.builder import build_model
 from core.architecture.receptive_field import rf_table
-from core.architecture.spec import Layer
+from core.architecture.spec import MNIST_SIDE, Layer
 from core.architecture.steps import FINAL_STEP
 from core.training.augmentation import augment_batch
 from core.training.config import TrainConfig
@@ -38,7 +38,7 @@ class Work:
     dropped: int  # output elements of dropout layers (each needs a random number: dearer on a CPU)
 
 
-def work_of(layers: list[Layer], input_size: int = 28) -> Work:
+def work_of(layers: list[Layer], input_size: int = MNIST_SIDE) -> Work:
     macs = activations = dropped = 0
     channels = 1
     for row in rf_table(layers, input_size):
@@ -99,7 +99,7 @@ def measure_pace(device: str = "auto", steps: int = 8) -> float:
     model = build_model(config.layers()).to(dev)
     optimizer = make_optimizer(config.recipe, model)
     batch = config.recipe.batch_size
-    x = torch.rand(batch, 1, 28, 28, device=dev)
+    x = torch.rand(batch, 1, MNIST_SIDE, MNIST_SIDE, device=dev)
     y = torch.randint(0, 10, (batch,), device=dev)
 
     def step() -> None:

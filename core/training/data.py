@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from core.architecture.spec import NUM_CLASSES
+from core.architecture.spec import MNIST_SIDE, NUM_CLASSES
 
 # file name -> IDX magic number (2051: images, 2049: labels)
 FILES = {
@@ -87,8 +87,8 @@ def check_file(path: Path, magic: int) -> None:
     if len(head) < 8 or int.from_bytes(head[:4], "big") != magic:
         raise DataError(f"{path} is not an MNIST IDX file (bad header); delete it and fetch it again")
     n = int.from_bytes(head[4:8], "big")
-    expected = 16 + n * 28 * 28 if magic == 2051 else 8 + n
-    if magic == 2051 and (len(head) < 16 or head[8:16] != (28).to_bytes(4, "big") * 2):
+    expected = 16 + n * MNIST_SIDE * MNIST_SIDE if magic == 2051 else 8 + n
+    if magic == 2051 and (len(head) < 16 or head[8:16] != MNIST_SIDE.to_bytes(4, "big") * 2):
         raise DataError(f"{path} does not hold 28x28 images; delete it and fetch it again")
     if size != expected:
         raise DataError(f"{path} is truncated or corrupt: {size} bytes, expected {expected} for {n} items")
