@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.architecture.spec import MNIST_SIDE, SpecError
-from core.architecture.steps import FINAL_STEP
-from core.experiments.ablate import ABLATIONS
+from core.runs.ablation import ABLATIONS
 from core.runs.reference import ReferenceFileError
 from core.runs.store import SOURCES, STATUSES, StoreError
 from core.training.augmentation import AugmentConfig
 from core.training.data import DataError
 from core.training.recipe import OPTIMIZERS, SCHEDULES
+from core.training.steps import FINAL_STEP
 
 EXIT_BAD_INPUT = 2
 NET_HELP = ("a network in the notation c<channels>[k<kernel>][s<stride>][p<padding>][d<dilation>][b] (convolution), "
@@ -382,9 +382,9 @@ def _pct(value: float | None) -> str:
 
 def trained_model(args: argparse.Namespace):
     from core.analysis.predictions import reference_model, stored_model
-    from core.architecture.steps import get_step
     from core.runs.reference import load_references
     from core.runs.store import RunStore
+    from core.training.steps import get_step
 
     if args.run is not None:
         return stored_model(RunStore(args.runs_db), args.run)
@@ -466,9 +466,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_ablate(args: argparse.Namespace) -> None:
-    from core.architecture.steps import get_step
-    from core.experiments.ablate import ABLATIONS, ablate, ablation_rows, get_ablation
+    from core.experiments.ablate import ablate
     from core.experiments.reproduce import parse_seeds
+    from core.runs.ablation import ABLATIONS, ablation_rows, get_ablation
+    from core.training.steps import get_step
 
     get_step(args.step)
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else [a.name for a in ABLATIONS]

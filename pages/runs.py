@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from core.architecture.steps import STEPS
 from core.runs.store import SOURCES, STATUSES, StoreError, epochs_csv
+from core.training.steps import STEPS
 from ui.classroom import may_change
 from ui.controls import link_params
 from ui.router import guard

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from core.experiments.ablate import ABLATIONS, ablation_facts, ablation_markdown, ablation_rows, load_ablation
 from core.report.lessons import fill_facts, load_lesson
+from core.runs.ablation import ABLATIONS, ablation_facts, ablation_markdown, ablation_rows, load_ablation
 from core.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def _runs(*lows: float):
 
 
 def test_facts_name_the_parts_beyond_and_within_the_seed_spread():
-    from core.experiments.ablate import AblationResult, get_ablation
+    from core.runs.ablation import AblationResult, get_ablation
 
     results = [AblationResult(get_ablation("full"), 9032, _runs(99.45, 99.50, 99.55)),
                AblationResult(get_ablation("no-bn"), 8872, _runs(99.20, 99.30, 99.38)),

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from core.architecture.builder import build_model, macs
-from core.architecture.steps import STEPS
 from core.training.budget import CPU_TRAIN, describe_limits, estimate_seconds, fit_to_budget, modelled_speed, work_of
 from core.training.config import TrainConfig
+from core.training.steps import STEPS
 
 
 def measured_work(model: nn.Module) -> tuple[int, int]:

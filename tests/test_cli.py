@@ -232,7 +232,7 @@ def test_bench_writeup_model_matches_the_writeup_notebook():
     import torch
 
     from core.architecture.builder import count_params
-    from core.experiments.writeup import writeup_final_model
+    from core.architecture.writeup import writeup_final_model
 
     model = writeup_final_model()
     assert count_params(model) == 9_964  # the write-up notebook's torchsummary total
@@ -281,3 +281,25 @@ def test_bench_sessions_goes_through_the_queue(mnist_root):
     doc = ok_json("bench", "--sessions", "3", "--data-dir", str(mnist_root), "--no-download")
     assert doc["sessions"] == 3 and doc["workers"] == 1 and doc["identical_results"] is True
     assert doc["ratio"] == pytest.approx(doc["queued_seconds"] / doc["back_to_back_seconds"], rel=0.002)
+
+
+LAYERS = {"project": 0, "architecture": 1, "training": 2, "runs": 3, "analysis": 4, "report": 4, "experiments": 5,
+          "cli": 6, "__main__": 7}
+
+
+def test_core_imports_in_one_direction():
+    """architecture <- training <- runs <- analysis, report <- experiments <- cli: no subpackage imports one
+    above it, not even inside a function, so the layers can be read (and tested) from the bottom up."""
+    import ast
+
+    upward = []
+    for path in (ROOT / "core").rglob("*.py"):
+        parts = path.relative_to(ROOT / "core").with_suffix("").parts
+        source = parts[0]  # a subpackage, or a top-level module (cli, __main__, project)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core."):
+                target = node.module.split(".")[1]
+                if target != source and LAYERS[target] >= LAYERS[source]:
+                    upward.append(f"{path.relative_to(ROOT)}: {node.module}")
+    assert upward == []
+    assert set(LAYERS) >= {p.name for p in (ROOT / "core").iterdir() if p.is_dir() and p.name != "__pycache__"}

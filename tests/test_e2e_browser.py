@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core.architecture.steps import STEPS
 from core.report.views import describe_step
 from core.runs.classroom import Prediction
 from core.runs.store import RunStore
+from core.training.steps import STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

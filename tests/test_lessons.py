@@ -3,10 +3,10 @@ same text LIFECYCLE.md prints."""
 
 import pytest
 
-from core.architecture.steps import STEPS
-from core.experiments.ablate import ablation_facts, load_ablation
 from core.report.lessons import bullets, fill_facts, load_lesson, parse_sections
 from core.report.views import lesson_facts
+from core.runs.ablation import ablation_facts, load_ablation
+from core.training.steps import STEPS
 
 ROOT_MD = __import__("pathlib").Path(__file__).resolve().parents[1] / "LIFECYCLE.md"
 
@@ -25,7 +25,7 @@ def test_lifecycle_md_carries_the_lesson_text():
     held = load_ablation()
     measured = ablation_facts(held[1]) if held else {}
     for step in STEPS:
-        lesson = fill_facts(step.lesson, measured | lesson_facts(step.number))  # as the report fills it
+        lesson = fill_facts(load_lesson(step.number), measured | lesson_facts(step.number))  # as the report fills it
         assert "{" not in " ".join(lesson.target + lesson.analysis) + lesson.in_depth.splitlines()[0]
         assert all(b in text for b in lesson.target + lesson.analysis)
         assert lesson.in_depth.splitlines()[0] in text

@@ -11,8 +11,8 @@ from core.architecture.builder import build_model, count_params
 from core.architecture.notation import MAX_TOKENS, Net, NetError, format_net, net_of, parse_net, repair_net
 from core.architecture.receptive_field import rf_table
 from core.architecture.spec import SpecError, Toggles, expand
-from core.architecture.steps import STEPS
 from core.training.config import TrainConfig
+from core.training.steps import STEPS
 
 
 def independent(text: str, batchnorm: bool) -> tuple[int, int]:

@@ -10,8 +10,8 @@ from torch import nn
 from core.architecture.builder import build_model
 from core.architecture.receptive_field import rf_table
 from core.architecture.spec import SpecError, Toggles, layers_from_dicts
-from core.architecture.steps import get_step
 from core.report.views import describe_stack
+from core.training.steps import get_step
 
 
 def measurable(model: nn.Sequential) -> nn.Sequential:

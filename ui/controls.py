@@ -7,11 +7,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.architecture.steps import ROTATE
 from core.training.augmentation import AugmentConfig
 from core.training.budget import describe_limits, fit_to_budget, modelled_speed
 from core.training.config import TrainConfig
 from core.training.recipe import OPTIMIZERS, SCHEDULES, Recipe
+from core.training.steps import ROTATE
 from ui.link import LinkedWidgets
 from ui.state import run_queue
 

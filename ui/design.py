@@ -29,10 +29,10 @@ from core.architecture.notation import (
 )
 from core.architecture.receptive_field import rf_table
 from core.architecture.spec import Layer, SpecError, takes
-from core.architecture.steps import FINAL_STEP, STEPS, get_step
 from core.report.views import describe_config
 from core.runs.limits import server_limits
 from core.training.config import TrainConfig
+from core.training.steps import FINAL_STEP, STEPS, get_step
 from ui.compare import compare_picker
 from ui.controls import budget_controls, config_controls, link_params
 from ui.inspect import _clicked, digit_chart

@@ -12,7 +12,7 @@ import threading
 
 import streamlit as st
 
-from core.architecture.steps import STEPS
+from core.training.steps import STEPS
 from ui.layout import compact
 
 _routing = threading.local()

@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.experiments.ablate import ABLATION_FILE, load_ablation
+from core.runs.ablation import ABLATION_FILE, load_ablation
 from core.runs.limits import server_limits
 from core.runs.reference import REFERENCE_FILE, ReferenceFileError, StepReference, load_references
 from core.runs.run_queue import RunQueue

@@ -12,13 +12,13 @@ import streamlit as st
 
 from core.architecture.challenge import CHALLENGE
 from core.architecture.spec import SpecError
-from core.architecture.steps import get_step
-from core.experiments.ablate import ablation_facts, ablation_rows
-from core.report.lessons import fill_facts
+from core.report.lessons import fill_facts, load_lesson
 from core.report.views import describe_step, lesson_facts
+from core.runs.ablation import ablation_facts, ablation_rows
 from core.runs.reference import StepReference
 from core.training.config import TrainConfig
 from core.training.data import DataError
+from core.training.steps import get_step
 from ui.classroom import current_class, exercise_banner, exercise_maker, exercise_of_link
 from ui.compare import compare_picker
 from ui.controls import budget_controls, step_controls
@@ -123,7 +123,7 @@ def lesson_for(number: int):
     """The step's lesson with its `{ablation:...}` figures filled in from assets/ablation.json."""
     step_of_ablation, results = ablation()
     facts = ablation_facts(results) if step_of_ablation == number else {}
-    return fill_facts(get_step(number).lesson, facts | cached_lesson_facts(number))
+    return fill_facts(load_lesson(number), facts | cached_lesson_facts(number))
 
 
 @st.cache_data(show_spinner=False)

@@ -17,8 +17,8 @@ from torch import nn
 from core.analysis.predictions import TrainedModel
 from core.architecture.builder import build_model, count_params, module_names
 from core.architecture.receptive_field import rf_table
-from core.architecture.steps import get_step
 from core.training.augmentation import MNIST_MEAN, MNIST_STD
+from core.training.steps import get_step
 
 CLASS_NAME = "TinyCNN"
 

@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.architecture.builder import count_params, macs
-from core.architecture.steps import FINAL_STEP, STEPS
-from core.experiments.writeup import writeup_final_model, writeup_loaders
+from core.architecture.writeup import writeup_final_model
 from core.runs.run_queue import Job, RunQueue
 from core.training.augmentation import augment_batch, normalize, to_float
 from core.training.average import WeightAverage
@@ -31,6 +30,26 @@ from core.training.data import MNISTTensors, load_mnist
 from core.training.device import device_label, pick_device
 from core.training.loop import EVAL_BATCH, build_for, evaluate, run, train_step
 from core.training.schedule import make_optimizer
+from core.training.steps import FINAL_STEP, STEPS
+
+
+def writeup_loaders(root: str, batch_size: int = 128, workers: int = 0):
+    """The write-up notebook's data pipeline as written: per-image PIL transforms through a
+    DataLoader, for training and for the test set. On a machine without CUDA its loader
+    arguments are only shuffle and batch size, so images are decoded in the main process."""
+    from torchvision import datasets, transforms
+
+    normalize = [transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))]
+    train_tf = transforms.Compose([
+        transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
+        transforms.RandomAffine(degrees=7, shear=10, translate=(0.1, 0.1), scale=(0.8, 1.2)),
+        transforms.RandomRotation((-7.0, 7.0), fill=(1,)),
+        *normalize,
+    ])
+    train = datasets.MNIST(root, train=True, download=False, transform=train_tf)
+    test = datasets.MNIST(root, train=False, download=False, transform=transforms.Compose(normalize))
+    return tuple(torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers)
+                 for ds in (train, test))
 
 
 def time_writeup_recipe(data: MNISTTensors, device: torch.device, batches: int | None) -> dict[str, Any]:

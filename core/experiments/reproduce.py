@@ -8,7 +8,6 @@ import shlex
 from pathlib import Path
 from typing import Callable, Iterable
 
-from core.architecture.steps import get_step
 from core.experiments.reference_run import reference_run
 from core.report.markdown import write_lifecycle
 from core.report.views import describe_step
@@ -17,6 +16,7 @@ from core.training.budget import fit_to_budget, modelled_speed
 from core.training.config import TrainConfig
 from core.training.data import load_mnist
 from core.training.device import device_label, pick_device
+from core.training.steps import get_step
 
 
 def parse_steps(text: str) -> list[int]:

@@ -6,11 +6,11 @@ import statistics
 from pathlib import Path
 
 from core.architecture.challenge import CHALLENGE
-from core.architecture.steps import FINAL_STEP, STEPS
-from core.experiments.ablate import ABLATION_FILE, AblationResult, ablation_markdown, load_ablation
-from core.report.lessons import fill_facts
+from core.report.lessons import fill_facts, load_lesson
+from core.runs.ablation import ABLATION_FILE, AblationResult, ablation_markdown, load_ablation
 from core.runs.reference import StepReference
 from core.runs.summary import points
+from core.training.steps import FINAL_STEP, STEPS
 
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:
@@ -125,7 +125,7 @@ def lesson_lines(refs: dict[int, StepReference], facts: dict[str, str]) -> list[
     from core.report.views import lesson_facts
 
     for step in STEPS:
-        lesson = fill_facts(step.lesson, facts | lesson_facts(step.number))
+        lesson = fill_facts(load_lesson(step.number), facts | lesson_facts(step.number))
         lines += [f"### {step.number}. {step.title}", ""]
         lines += [f"- {t}" for t in lesson.target + lesson.analysis]
         note = measured_note(step.number, refs)
@@ -136,7 +136,7 @@ def lesson_lines(refs: dict[int, StepReference], facts: dict[str, str]) -> list[
 
 
 def lifecycle_markdown(refs: dict[int, StepReference], ablation: list[AblationResult]) -> str:
-    from core.experiments.ablate import ablation_facts
+    from core.runs.ablation import ablation_facts
 
     lines = header_lines() + overview_lines(refs) + change_lines(refs) + ablation_markdown(ablation)
     lines += provenance_lines(refs) + seed_lines(refs) + lesson_lines(refs, ablation_facts(ablation))

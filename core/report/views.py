@@ -8,8 +8,9 @@ from typing import Any
 from core.architecture.builder import build_model, count_params, macs, summarize
 from core.architecture.notation import format_net, net_of
 from core.architecture.spec import MNIST_SIDE, Layer, SpecError, layers_from_dicts
-from core.architecture.steps import STEPS, get_step, with_toggles
+from core.report.lessons import load_lesson
 from core.training.config import TrainConfig
+from core.training.steps import STEPS, get_step, with_toggles
 
 
 def _layers_doc(layers: list[Layer], input_size: int = MNIST_SIDE) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def step_overview() -> list[dict[str, Any]]:
     rows = []
     for step in STEPS:
         doc = _layers_doc(step.layers())
-        lesson = step.lesson
+        lesson = load_lesson(step.number)
         rows.append({
             "number": step.number, "title": step.title, "net": format_net(net_of(step.spec, step.toggles.gap)),
             "params": doc["params"], "rf": doc["rf"],
@@ -63,7 +64,7 @@ def step_overview() -> list[dict[str, Any]]:
 def lesson_facts(number: int) -> dict[str, str]:
     """Figures a lesson may quote as `{step:params}`, `{step:macs}`, `{writeup:macs}`: computed here,
     never typed into the prose."""
-    from core.experiments.writeup import writeup_final_model
+    from core.architecture.writeup import writeup_final_model
 
     doc = describe_step(number)
     return {"step:params": f"{doc['params']:,}", "step:macs": f"{doc['macs'] / 1e6:.2f} M",

@@ -22,12 +22,12 @@ from core.architecture.builder import build_model, macs
 from core.architecture.challenge import CHALLENGE
 from core.architecture.notation import body_text, parse_net
 from core.architecture.spec import Toggles, expand
-from core.architecture.steps import FINAL_STEP, get_step
 from core.runs.compare import describe, differing
 from core.runs.reference import StepReference
 from core.runs.store import BoardRow, RunStore
 from core.runs.summary import spread
 from core.training.config import TrainConfig
+from core.training.steps import FINAL_STEP, get_step
 
 OUTCOMES = ("better", "same", "worse")  # a prediction about a change, against the step's default settings
 

@@ -18,12 +18,12 @@ import torch
 from core.architecture.builder import build_model
 from core.architecture.receptive_field import rf_table
 from core.architecture.spec import MNIST_SIDE, Layer
-from core.architecture.steps import FINAL_STEP
 from core.training.augmentation import augment_batch
 from core.training.config import TrainConfig
 from core.training.device import pick_device
 from core.training.loop import sync, train_step
 from core.training.schedule import make_optimizer
+from core.training.steps import FINAL_STEP
 
 MNIST_TRAIN, MNIST_TEST = 60_000, 10_000
 MIN_TEST_IMAGES = 500

@@ -9,9 +9,9 @@ from typing import Any
 
 from core.architecture.notation import format_net, net_of, parse_net
 from core.architecture.spec import Layer, Toggles, expand
-from core.architecture.steps import FINAL_STEP, get_step
 from core.training.augmentation import AugmentConfig
 from core.training.recipe import Recipe
+from core.training.steps import FINAL_STEP, get_step
 
 
 @dataclass(frozen=True)

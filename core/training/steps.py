@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from core.architecture.spec import ArchSpec, Layer, SpecError, Toggles, conv, expand, maxpool
-from core.report.lessons import Lesson, load_lesson
 from core.training.augmentation import AugmentConfig
 from core.training.recipe import Recipe
 
@@ -38,9 +37,6 @@ class Step:
     def layers(self, toggles: Toggles | None = None) -> list[Layer]:
         return expand(self.spec, toggles or self.toggles)
 
-    @property
-    def lesson(self) -> Lesson:
-        return load_lesson(self.number)
 
 
 # --- bodies -----------------------------------------------------------------------------------
