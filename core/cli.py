@@ -200,7 +200,8 @@ def _reproduce_command(sub: argparse._SubParsersAction) -> None:
                    help="train nothing: regenerate --markdown from the runs already in --output")
 
 
-COMMAND_PARSERS = (_steps_command, _summary_command, _rf_command, _train_command, _runs_command, _inspect_command, _export_command, _bench_command, _ablate_command, _reproduce_command)
+COMMAND_PARSERS = (_steps_command, _summary_command, _rf_command, _train_command, _runs_command, _inspect_command,
+                   _export_command, _bench_command, _ablate_command, _reproduce_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

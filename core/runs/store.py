@@ -273,7 +273,7 @@ class RunStore:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             conn.execute("PRAGMA foreign_keys = ON")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _wal_mode(conn)
             if mode.lower() != "wal" and not self._read_only():
                 raise StoreError(f"{self.path}: SQLite refused WAL mode ({mode})")
             self._local.conn = conn
@@ -541,6 +541,20 @@ class RunStore:
         row = self._guard(lambda: self._connect().execute(
             "SELECT state_dict FROM weights WHERE run_id = ?", (run_id,)).fetchone())
         return torch.load(io.BytesIO(row[0]), weights_only=True) if row else None
+
+
+def _wal_mode(conn: sqlite3.Connection) -> str:
+    """Switch to WAL (a no-op once the file is in WAL mode). Two processes creating the file at once
+    both need an exclusive lock for it, and SQLite answers one of them 'locked' at once, without
+    waiting for its busy timeout: so wait here, as the busy timeout would."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _stored(row: sqlite3.Row, epochs: list[dict[str, float]]) -> StoredRun:
