@@ -61,11 +61,16 @@ def _kind(layer: Layer) -> str:
     return "max" if layer.type == "maxpool" else "avg"
 
 
+def _cell(layer: Layer, field: str) -> int | None:
+    """A layer's value for one column; blank (None) where its type has no such field."""
+    if not takes(layer.type, field):
+        return None
+    return layer.effective_stride if field == "stride" else getattr(layer, field)
+
+
 def table_of(body: tuple[Layer, ...]) -> pd.DataFrame:
-    """One row per layer, numbered from 1 as the messages about them are; a cell is blank where
-    its layer type has no such field."""
-    rows = [{"layer": _kind(layer)} | {column: (layer.effective_stride if field == "stride" else getattr(layer, field))
-                                       if takes(layer.type, field) else None for column, field in COLUMNS.items()}
+    """One row per layer, numbered from 1 as the messages about them are."""
+    rows = [{"layer": _kind(layer)} | {column: _cell(layer, field) for column, field in COLUMNS.items()}
             for layer in body]
     frame = pd.DataFrame(rows, columns=["layer", *COLUMNS])
     frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")

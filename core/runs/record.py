@@ -11,13 +11,13 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from core.architecture.builder import build_model, count_params
+from core.architecture.builder import count_params
 from core.runs.store import RunStore, RunTags, StoreError
 from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
 from core.training.device import device_label, pick_device
 from core.training.events import STOPPED, DoneEvent, EpochEvent, Event
-from core.training.loop import fit
+from core.training.loop import build_for, fit
 
 CTRL_C = "stopped by the user (Ctrl-C)"
 
@@ -98,6 +98,7 @@ def start_recorded(config: TrainConfig, data: MNISTTensors, recorder: RunRecorde
                    tags: RunTags = RunTags(), stop: threading.Event | None = None) -> RecordedRun:
     """Open the run's record and return its events: nothing trains until they are iterated."""
     device = device_label(pick_device(config.device))
-    params = count_params(build_model(config.layers()))
+    model = build_for(config)  # built once: counted here, trained by fit (the seed's weights either way)
+    params = count_params(model)
     recorder.start(config, source, device, params, limits, tags)
-    return RecordedRun(params, device, recorder.run_id, recorder.follow(fit(config, data, stop)))
+    return RecordedRun(params, device, recorder.run_id, recorder.follow(fit(config, data, stop, model)))

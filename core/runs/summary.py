@@ -97,7 +97,7 @@ class SeedRuns:
         return spread_ is not None and spread_.n >= CHALLENGE.min_seeds
 
 
-def setting_of(config: TrainConfig) -> dict[str, Any]:
+def _setting_fields(config: TrainConfig) -> dict[str, Any]:
     d = config.as_dict()
     for name in NOT_SETTING:
         d.pop(name)
@@ -106,7 +106,7 @@ def setting_of(config: TrainConfig) -> dict[str, Any]:
 
 def setting_key(config: TrainConfig) -> str:
     """A short key that two configs share exactly when they differ only in NOT_SETTING."""
-    return hashlib.sha1(json.dumps(setting_of(config), sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha1(json.dumps(_setting_fields(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def same_setting(a: TrainConfig, b: TrainConfig) -> bool:
