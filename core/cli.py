@@ -157,6 +157,9 @@ def _bench_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--watchers", default="0,1,5", help="with --browsers: extra watching pages to time one run with")
     p.add_argument("--step", type=int, default=FINAL_STEP, help="with --browsers: the step page to train on")
     p.add_argument("--query", default="", help="with --browsers: the page's link settings, e.g. 'epochs=2&budget=full'")
+    p.add_argument("--seed-groups", default=None, metavar="G,G",
+                   help="instead: seed-images/s of step 9 trained as one group of G seeds (e.g. 1,3,8,20), "
+                        "--batches per seed (default 100)")
     p.add_argument("--board", type=int, default=None, metavar="RUNS",
                    help="instead: time the class board's refresh on a store of this many runs (no data needed)")
     p.add_argument("--cost-model", action="store_true",
@@ -177,6 +180,8 @@ def _ablate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, default=None, help="cap each run at about this many seconds (labelled)")
     p.add_argument("--output", default="assets/ablation.json")
     p.add_argument("--merge", action="store_true", help="keep other variants and seeds already in --output")
+    p.add_argument("--together", type=int, default=None, metavar="N",
+                   help="train at most N seeds side by side as one grouped network (default: all of --seeds)")
     p.add_argument("--json", action="store_true")
 
 
@@ -192,6 +197,8 @@ def _reproduce_command(sub: argparse._SubParsersAction) -> None:
                    help="cap each run at about this many seconds (fewer batches per epoch, labelled as reduced)")
     p.add_argument("--output", default="assets/reference_runs.json")
     p.add_argument("--markdown", default="LIFECYCLE.md")
+    p.add_argument("--together", type=int, default=None, metavar="N",
+                   help="train at most N seeds side by side as one grouped network (default: all of --seeds)")
     p.add_argument("--weights-dir", default="assets/models",
                    help="where the tested weights of the first seed go (models under 100k parameters); '' = nowhere")
     p.add_argument("--merge", action="store_true",
@@ -200,8 +207,26 @@ def _reproduce_command(sub: argparse._SubParsersAction) -> None:
                    help="train nothing: regenerate --markdown from the runs already in --output")
 
 
+def _search_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="the frontier search: how small a network holds the challenge on every seed "
+                                      "-> assets/frontier.json")
+    _add_data(p)
+    p.add_argument("--only", default=None, help="comma-separated candidates (default: the whole family)")
+    p.add_argument("--seeds", default="1-3", help="seeds to train each candidate on (default 1-3: the screen)")
+    p.add_argument("--confirm", type=int, default=None, metavar="N",
+                   help="instead of --only: the N smallest candidates whose screened seeds all held, on --seeds "
+                        "(give --seeds 1-20)")
+    p.add_argument("--list", action="store_true", help="train nothing: print the family and what is recorded")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--together", type=int, default=None, metavar="N",
+                   help="train at most N seeds side by side as one grouped network (default: all of --seeds)")
+    p.add_argument("--output", default="assets/frontier.json")
+    p.add_argument("--json", action="store_true")
+
+
 COMMAND_PARSERS = (_steps_command, _summary_command, _rf_command, _train_command, _runs_command, _inspect_command,
-                   _export_command, _bench_command, _ablate_command, _reproduce_command)
+                   _export_command, _bench_command, _ablate_command, _reproduce_command, _search_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -443,6 +468,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from core.experiments.reproduce import parse_seeds
         doc = run_browser_bench(args.data_dir, not args.no_download, parse_seeds(args.browsers, "--browsers") or [],
                                 parse_seeds(args.watchers, "--watchers") or [], args.step, args.query, progress)
+    elif args.seed_groups is not None:
+        from core.experiments.bench import run_group_bench
+        from core.experiments.reproduce import parse_seeds
+        doc = run_group_bench(args.data_dir, not args.no_download, parse_seeds(args.seed_groups, "--seed-groups") or [],
+                              args.batches or 100, args.device, progress)
     elif args.board is not None:
         from core.runs.classroom import board_bench
         if not 1 <= args.board <= 1_000_000:
@@ -478,11 +508,52 @@ def cmd_ablate(args: argparse.Namespace) -> None:
         get_ablation(name)
     set_threads(args.threads)
     results = ablate(args.step, names, parse_seeds(args.seeds), args.data_dir, not args.no_download, args.device,
-                     args.budget, args.output, args.merge, args.argv, progress)
+                     args.budget, args.output, args.merge, args.argv, progress, args.together)
     rows = ablation_rows(results)
     for row in rows:
         progress(f"  {row['taken away']:<70} min(last 3) {row['min last 3: mean']} "
                  f"({row['lowest seed']}-{row['highest seed']})  {row.get('vs full recipe', '')}")
+    if args.json:
+        emit(rows)
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from core.experiments.reproduce import parse_seeds
+    from core.experiments.search import promising, search
+    from core.runs.frontier import (
+        CANDIDATES,
+        frontier_rows,
+        get_candidate,
+        load_frontier,
+    )
+
+    entries = load_frontier(args.output)
+    if args.list:
+        recorded = {row["candidate"]: row for row in frontier_rows(entries)}
+        for c in CANDIDATES:
+            row = recorded.get(c.name)
+            status = (f"{row['params']:,} params, {row['seeds']} seed(s), lowest {row['lowest seed']} %, "
+                      f"held on {row['held on']}" if row else "not trained yet")
+            progress(f"  {c.name:<18} {c.net:<52} {status}")
+        if args.json:
+            emit(list(recorded.values()))
+        return
+    if args.confirm is not None:
+        if args.only:
+            raise ValueError("give either --only or --confirm, not both")
+        candidates = promising(entries, args.confirm)
+        if not candidates:
+            raise ValueError(f"no screened candidate in {args.output} held on all its seeds: nothing to confirm")
+    else:
+        candidates = [get_candidate(n.strip()) for n in args.only.split(",") if n.strip()] if args.only \
+            else list(CANDIDATES)
+    set_threads(args.threads)
+    entries = search(candidates, parse_seeds(args.seeds) or [], args.data_dir, not args.no_download, args.device,
+                     args.together, args.output, args.argv, progress)
+    rows = frontier_rows(entries)
+    for row in rows:
+        progress(f"  {row['candidate']:<18} {row['params']:>6,} params  {row['seeds']:>2} seeds  lowest "
+                 f"{row['lowest seed']} %  held on {row['held on']}")
     if args.json:
         emit(rows)
 
@@ -502,11 +573,11 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     reproduce(parse_steps(args.steps), parse_seeds(args.seeds), data_dir=args.data_dir, download=not args.no_download,
               device=args.device, budget=args.budget, output=args.output, markdown=args.markdown, merge=args.merge,
-              argv=args.argv, log=progress, weights_dir=args.weights_dir or None)
+              argv=args.argv, log=progress, weights_dir=args.weights_dir or None, together=args.together)
 
 
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,
-            "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "ablate": cmd_ablate,
+            "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "ablate": cmd_ablate, "search": cmd_search,
             "reproduce": cmd_reproduce}
 
 

@@ -67,6 +67,30 @@ def test_runs_train_in_a_worker_process_one_after_another_and_match_the_same_see
     assert all(r.has_weights for r in stored)  # the worker stored the tested weights
 
 
+def test_seeds_submitted_together_train_side_by_side_each_with_its_own_record(
+        queue, data, mnist_root, private_run_store):
+    blocker = queue.submit(job(quick(seed=9, epochs=200), mnist_root, estimate_s=30))
+    wait_for(lambda: blocker.snapshot().status == "running")
+    jobs = queue.submit_seeds([job(quick(seed=s, epochs=2), mnist_root, estimate_s=5) for s in (1, 2, 3)])
+    assert [j.snapshot().ahead for j in jobs] == [1, 2, 3]  # each keeps its own place while queued
+    jobs[1].stop()  # cancelled before the start: the other two train without it
+    blocker.stop()
+    assert all(j.wait(300) for j in jobs)
+    snaps = [j.snapshot() for j in jobs]
+    assert [s.status for s in snaps] == ["completed", "cancelled", "completed"], [s.reason for s in snaps]
+    for seed, snap in ((1, snaps[0]), (3, snaps[2])):
+        alone = run(quick(seed=seed, epochs=2), data).history
+        # one grouped network: the same figures as alone, up to floating-point summation order
+        assert [e["train_loss"] for e in snap.epochs] == pytest.approx([e.train_loss for e in alone], rel=1e-4)
+        assert [e["test_acc"] for e in snap.epochs] == pytest.approx([e.test_acc for e in alone], abs=0.25)
+        assert snap.batches and snap.batches[-1]["step"] == 6  # the batch curve reached each job
+    stored = {r.id: r for r in RunStore(private_run_store).runs()}
+    assert {stored[s.run_id].seed for s in (snaps[0], snaps[2])} == {1, 3}
+    assert all(stored[s.run_id].status == "completed" and stored[s.run_id].has_weights for s in (snaps[0], snaps[2]))
+    with pytest.raises(ValueError, match="differ only in their seed"):
+        queue.submit_seeds([job(quick(seed=1), mnist_root), job(quick(seed=2, lr=0.5), mnist_root)])
+
+
 def test_a_queued_run_knows_its_place_and_can_be_cancelled(queue, mnist_root):
     first = queue.submit(job(quick(seed=1, epochs=200), mnist_root, estimate_s=30))
     second = queue.submit(job(quick(seed=2), mnist_root, estimate_s=20))

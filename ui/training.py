@@ -32,21 +32,19 @@ def live_jobs(page: PageKey) -> list[Job]:
 
 
 def submit(page: PageKey, choice: Choice, seeds: int) -> None:
-    """Queue `seeds` runs (seed, seed+1, ...). The runs shown until now move to 'Compare with',
-    so the new run is drawn beside the last one."""
+    """Queue `seeds` runs (seed, seed+1, ...), trained side by side. The runs shown until now move
+    to 'Compare with', so the new run is drawn beside the last one."""
     keep = [f"run {s.run_id}" for s in (j.snapshot() for j in live_jobs(page)) if s.run_id is not None]
     picked = st.session_state.get(compare_key(page), [])
     st.session_state[compare_key(page)] = list(dict.fromkeys(picked + keep))
-    jobs = []
-    for offset in range(seeds):
-        config = choice.config.with_overrides(seed=choice.config.seed + offset, device=str(device()))
-        try:
-            jobs.append(run_queue().submit(Job(config, data_dir(), allow_download(), limits=choice.label,
-                                               estimate_s=choice.estimate_s, db=runs_db(), source="app",
-                                               tags=run_tags(str(page)))))
-        except LimitError as exc:  # the page said so already; a second guard for a page drawn before a change
-            st.toast(f"Not queued: {exc}", icon=":material/block:")
-            break
+    jobs = [Job(choice.config.with_overrides(seed=choice.config.seed + offset, device=str(device())), data_dir(),
+                allow_download(), limits=choice.label, estimate_s=choice.estimate_s, db=runs_db(), source="app",
+                tags=run_tags(str(page))) for offset in range(seeds)]
+    try:  # the seeds train side by side, as one grouped network
+        jobs = run_queue().submit_seeds(jobs)
+    except LimitError as exc:  # the page said so already; a second guard for a page drawn before a change
+        st.toast(f"Not queued: {exc}", icon=":material/block:")
+        jobs = []
     st.session_state[live_key(page)] = jobs
 
 

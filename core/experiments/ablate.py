@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Callable
 
-from core.experiments.reference_run import reference_run
+from core.experiments.reference_run import reference_runs, seed_groups
 from core.runs.ablation import AblationResult, get_ablation, merge_result
 from core.training.budget import fit_to_budget, modelled_speed
 from core.training.config import TrainConfig
@@ -21,7 +21,7 @@ from core.training.device import pick_device
 
 def ablate(step: int, names: list[str], seeds: list[int], data_dir: str | None, download: bool, device: str,
            budget: float | None, output: str, merge: bool, argv: list[str],  # after `python -m core`
-           log: Callable[[str], None]) -> list[AblationResult]:
+           log: Callable[[str], None], together: int | None = None) -> list[AblationResult]:
     dev = pick_device(device)
     data = load_mnist(data_dir, download=download, device=dev)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
@@ -34,9 +34,9 @@ def ablate(step: int, names: list[str], seeds: list[int], data_dir: str | None, 
             config = fit_to_budget(config, modelled_speed(config), budget,
                                    n_train=len(data.train_images), n_test=len(data.test_images))
         runs = []
-        for seed in seeds:
-            result, params = reference_run(config.with_overrides(seed=seed), data, command, None, log)
-            runs.append(result)
+        for chunk in seed_groups(seeds, together):
+            chunk_runs, params = reference_runs([config.with_overrides(seed=s) for s in chunk], data, command, None, log)
+            runs.extend(chunk_runs)
         results = merge_result(path, step, AblationResult(ablation, params, tuple(runs)), keep=merge or i > 0)
     log(f"wrote {path}; `python -m core reproduce --markdown-only` puts it into LIFECYCLE.md")
     return results

@@ -28,7 +28,14 @@ from core.training.average import WeightAverage
 from core.training.config import TrainConfig
 from core.training.data import MNISTTensors, load_mnist
 from core.training.device import device_label, pick_device
-from core.training.loop import EVAL_BATCH, build_for, evaluate, run, train_step
+from core.training.loop import (
+    EVAL_BATCH,
+    build_for,
+    evaluate,
+    run,
+    run_seeds,
+    train_step,
+)
 from core.training.schedule import make_optimizer
 from core.training.steps import FINAL_STEP, STEPS
 
@@ -152,6 +159,37 @@ def run_queue_bench(data_dir: str | None, download: bool, sessions: int, log: Ca
             "batches_per_run": max_batches, "workers": queue.workers, "back_to_back_seconds": round(serial_s, 3),
             "queued_seconds": round(queued_s, 3), "ratio": round(ratio, 3), "identical_results": all(same),
             "date": time.strftime("%Y-%m-%d")}
+
+
+def run_group_bench(data_dir: str | None, download: bool, sizes: list[int], batches: int, device_name: str,
+                    log: Callable[[str], None]) -> dict[str, Any]:
+    """Seed-images/s of step 9 trained as one seed group of each size (seeds 1..G, one augmented
+    epoch of `batches` batches, test evaluation included), one size after the other."""
+    if not sizes or any(not 1 <= g <= 64 for g in sizes):
+        raise ValueError(f"group sizes must be between 1 and 64, got {sizes}")
+    device = pick_device(device_name)
+    data = load_mnist(data_dir, download=download, device=device)
+    base = TrainConfig.for_step(FINAL_STEP, epochs=1, max_batches=batches, device=str(device), log_every=10_000,
+                                clean_fraction=0.0)
+    log(f"seed-group benchmark on {device_label(device)}, torch {torch.__version__}: step {FINAL_STEP}, "
+        f"{batches} augmented batches of {base.recipe.batch_size} per seed, plus the test set per seed")
+    run_seeds([base.with_overrides(max_batches=3)], data)  # warm-up
+    rows: list[dict[str, Any]] = []
+    for size in sizes:
+        configs = [base.with_overrides(seed=s) for s in range(1, size + 1)]
+        start = time.perf_counter()
+        finals = run_seeds(configs, data)
+        seconds = time.perf_counter() - start
+        epoch = finals[0].history[0]
+        images = base.images_per_epoch(len(data.train_images))
+        row = {"seeds": size, "seconds": round(seconds, 2), "train_seconds": round(images / epoch.images_per_s, 2),
+               "seed_images_per_s": round(size * epoch.images_per_s, 1)}
+        row["time_vs_one_seed"] = round(row["seconds"] / rows[0]["seconds"], 2) if rows and rows[0]["seeds"] == 1 else None
+        rows.append(row)
+        versus = f", {row['time_vs_one_seed']:.2f}x the time of one seed" if row["time_vs_one_seed"] else ""
+        log(f"  {size:>2} seed(s): {seconds:6.1f} s, {row['seed_images_per_s']:8,.0f} seed-images/s{versus}")
+    return {"device": device_label(device), "torch": torch.__version__, "step": FINAL_STEP, "batches": batches,
+            "rows": rows, "date": time.strftime("%Y-%m-%d")}
 
 
 # --- variants: what could make an epoch faster on this machine, measured side by side ----------

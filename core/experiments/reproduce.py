@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Callable, Iterable
 
-from core.experiments.reference_run import reference_run
+from core.experiments.reference_run import reference_runs, seed_groups
 from core.report.markdown import write_lifecycle
 from core.report.views import describe_step
 from core.runs.reference import StepReference, merge_step
@@ -38,12 +38,19 @@ def parse_steps(text: str) -> list[int]:
 
 
 def parse_seeds(text: str | None, option: str = "--seeds") -> list[int] | None:
+    """'1,2,3' or '1-20' or '1-3,7' -> distinct non-negative integers, in the order given."""
     if not text:
         return None
+    seeds: list[int] = []
     try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
+        for part in (p.strip() for p in text.split(",")):
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                seeds.extend(range(int(lo), int(hi) + 1))
+            elif part:
+                seeds.append(int(part))
     except ValueError:
-        raise ValueError(f"{option} must be comma-separated integers, got {text!r}") from None
+        raise ValueError(f"{option} must be comma-separated integers or ranges like 1-20, got {text!r}") from None
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"{option} must be distinct non-negative integers, got {text!r}")
     return seeds
@@ -51,7 +58,8 @@ def parse_seeds(text: str | None, option: str = "--seeds") -> list[int] | None:
 
 def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, download: bool, device: str,
               budget: float | None, output: str, markdown: str, merge: bool, argv: list[str],  # after `python -m core`
-              log: Callable[[str], None], weights_dir: str | None = "assets/models") -> dict[int, StepReference]:
+              log: Callable[[str], None], weights_dir: str | None = "assets/models",
+              together: int | None = None) -> dict[int, StepReference]:
     dev = pick_device(device)
     data = load_mnist(data_dir, download=download, device=dev)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
@@ -64,14 +72,16 @@ def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, down
             config = fit_to_budget(config, modelled_speed(config), budget,
                                    n_train=len(data.train_images), n_test=len(data.test_images))
         doc = describe_step(number)
-        for s in seeds:
-            result, params = reference_run(config.with_overrides(seed=s), data, command,
-                                           Path(weights_dir) if weights_dir and s == seeds[0] else None, log)
-            if result.reason != "completed":  # a reference run is the recipe working: this one did not
-                raise ValueError(f"step {number}, seed {s} did not complete ({result.reason}); nothing was written")
-            entry = StepReference(number, get_step(number).title, params, doc["rf"], doc["macs"], (result,))
-            # after every run: a stop in mid-way keeps what was done. Runs of the same recipe with other
-            # seeds stay in the entry; without --merge the first run starts the file afresh.
+        for chunk in seed_groups(seeds, together):
+            runs, params = reference_runs([config.with_overrides(seed=s) for s in chunk], data, command,
+                                          Path(weights_dir) if weights_dir and chunk[0] == seeds[0] else None, log)
+            for result in runs:
+                if result.reason != "completed":  # a reference run is the recipe working: this one did not
+                    raise ValueError(f"step {number}, seed {result.seed} did not complete ({result.reason}); "
+                                     "nothing of its seed group was written")
+            entry = StepReference(number, get_step(number).title, params, doc["rf"], doc["macs"], tuple(runs))
+            # after every seed group: a stop in mid-way keeps what was done. Runs of the same recipe with
+            # other seeds stay in the entry; without --merge the first group starts the file afresh.
             held = merge_step(output, entry, keep_others=merge or not first_write,
                               then=lambda steps: write_lifecycle(Path(markdown), steps))
             first_write = False

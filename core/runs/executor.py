@@ -84,6 +84,14 @@ class Failed:
     reason: str
 
 
+@dataclass(frozen=True)
+class Tagged:
+    """A trainer event of one job of the run (a run can train several jobs' seeds side by side)."""
+
+    job_id: int
+    event: BatchEvent | EpochEvent | DoneEvent
+
+
 Message = Started | RunWarning | Failed | BatchEvent | EpochEvent | DoneEvent
 
 
@@ -100,9 +108,10 @@ class Executor(Protocol):
 
     def pace(self) -> float | None: ...
 
-    def run(self, slot: int, spec: RunSpec, on_message: Callable[[Message], None]) -> None:
-        """Train `spec` on slot `slot`, calling `on_message` as events arrive; returns when the
-        run has ended; raises WorkerLost when the slot's worker died mid-run."""
+    def run(self, slot: int, specs: list[RunSpec], on_message: Callable[[int, Message], None]) -> None:
+        """Train `specs` (one job, or the seeds of one setting side by side) on slot `slot`, calling
+        `on_message(job_id, message)` as events arrive; returns when every job has ended; raises
+        WorkerLost when the slot's worker died mid-run."""
 
     def stop(self, slot: int, job_id: int) -> None: ...
 
@@ -261,7 +270,7 @@ class ProcessExecutor:
         for worker in self._workers:
             worker.send(("warm", data_dir, download))
 
-    def run(self, slot: int, spec: RunSpec, on_message: Callable[[Message], None]) -> None:
+    def run(self, slot: int, specs: list[RunSpec], on_message: Callable[[int, Message], None]) -> None:
         worker = self._workers[slot]
         with self._lock:
             if not worker.alive:
@@ -272,16 +281,19 @@ class ProcessExecutor:
         except WorkerLost:
             worker.kill()
             raise
-        worker.send(("run", spec))
+        worker.send(("run", list(specs)))
+        running = {spec.job_id for spec in specs}
         try:
-            while True:
+            while running:
                 message = worker.recv()
                 if isinstance(message, Ready):  # a late Ready of a restarted worker
                     worker.ready = message
                     continue
-                on_message(message)
+                job_id, message = (message.job_id, message.event) if isinstance(message, Tagged) \
+                    else (message.job_id, message)
+                on_message(job_id, message)
                 if isinstance(message, (DoneEvent, Failed)):
-                    return
+                    running.discard(job_id)
         except WorkerLost:
             worker.kill()
             raise
@@ -311,12 +323,13 @@ class ProcessExecutor:
 class _StopFlag:
     """What `fit` checks after every batch: has the server asked this job to stop?"""
 
-    def __init__(self, job_id: int, stopped: set[int], lock: threading.Lock) -> None:
-        self.job_id, self._stopped, self._lock = job_id, stopped, lock
+    def __init__(self, job_ids: set[int], stopped: set[int], lock: threading.Lock) -> None:
+        self.job_ids, self._stopped, self._lock = job_ids, stopped, lock
 
     def is_set(self) -> bool:
+        """Seeds trained side by side stop together: a stop of any of their jobs stops them all."""
         with self._lock:
-            return self.job_id in self._stopped
+            return bool(self.job_ids & self._stopped)
 
 
 def worker_process() -> None:
@@ -371,10 +384,11 @@ def worker_main(commands: BinaryIO, events: BinaryIO, device: str | None, thread
         if message[0] == "warm":
             _warm(message[1], message[2], device)
         elif message[0] == "run":
-            spec: RunSpec = message[1]
-            _train(spec, device, send, _StopFlag(spec.job_id, stopped, lock), stores)
+            specs: list[RunSpec] = message[1]
+            ids = {spec.job_id for spec in specs}
+            _train(specs, device, send, _StopFlag(ids, stopped, lock), stores)
             with lock:
-                stopped.discard(spec.job_id)
+                stopped.difference_update(ids)
 
 
 def _warm(data_dir: str | None, download: bool, device: str | None) -> None:
@@ -387,41 +401,51 @@ def _warm(data_dir: str | None, download: bool, device: str | None) -> None:
         pass
 
 
-def _train(spec: RunSpec, device_name: str | None, send: Callable[[Any], None], stop: _StopFlag,
+def _train(specs: list[RunSpec], device_name: str | None, send: Callable[[Any], None], stop: _StopFlag,
            stores: dict[str | None, tuple[Any, list[str]]]) -> None:
-    from core.runs.record import RunRecorder, open_store, start_recorded
+    """Train the jobs' configs as one seed group (one job: a group of one), recording each job's run."""
+    from core.runs.record import RunRecorder, open_store, start_recorded_seeds
     from core.training.data import load_cached
     from core.training.device import pick_device
 
-    config = spec.config
-    if device_name is not None and config.device in ("auto", "cuda"):
-        config = replace(config, device=device_name)
+    configs = [spec.config for spec in specs]
+    if device_name is not None:
+        configs = [replace(c, device=device_name) if c.device in ("auto", "cuda") else c for c in configs]
+    lead = specs[0]
 
-    def warn(message: str) -> None:
-        send(RunWarning(spec.job_id, message))
+    def warner(job_id: int) -> Callable[[str], None]:
+        return lambda message: send(RunWarning(job_id, message))
 
     store = None
-    if spec.record:
-        if spec.db not in stores:
+    if lead.record:
+        if lead.db not in stores:
             problems: list[str] = []
-            stores[spec.db] = (open_store(spec.db, problems.append), problems)
-        store, problems = stores[spec.db]
-        for problem in problems:  # every run that goes unrecorded is told so, not just the first
-            warn(problem)
-    recorder = RunRecorder(store, warn)
+            stores[lead.db] = (open_store(lead.db, problems.append), problems)
+        store, problems = stores[lead.db]
+        for spec in specs:
+            for problem in problems:  # every run that goes unrecorded is told so, not just the first
+                warner(spec.job_id)(problem)
+    recorders = [RunRecorder(store, warner(spec.job_id)) for spec in specs]
+    ended: set[int] = set()  # jobs whose DoneEvent was sent: the server stops listening for them
     try:
-        data = load_cached(spec.data_dir, download=spec.download, device=pick_device(config.device))
-        run = start_recorded(config, data, recorder, spec.source, spec.limits, spec.tags, stop)
-        send(Started(spec.job_id, run.run_id, run.params, run.device))
-        last_sent = 0.0
-        for event in run.events:
+        data = load_cached(lead.data_dir, download=lead.download, device=pick_device(configs[0].device))
+        run = start_recorded_seeds(configs, data, recorders, lead.source, lead.limits, lead.tags, stop)
+        for spec, run_id in zip(specs, run.run_ids):
+            send(Started(spec.job_id, run_id, run.params, run.device))
+        last_sent, sent_step = 0.0, None
+        for g, event in run.events:
             if isinstance(event, BatchEvent):
-                now = time.perf_counter()
-                if now - last_sent < BATCH_EVENT_EVERY_S and event.batch != event.batches:
-                    continue
-                last_sent = now
+                # every seed of a step reports at once: the step's events go together, or none of them
+                if event.step != sent_step:
+                    now = time.perf_counter()
+                    if now - last_sent < BATCH_EVENT_EVERY_S and event.batch != event.batches:
+                        continue
+                    last_sent, sent_step = now, event.step
             elif isinstance(event, DoneEvent):
                 event = replace(event, weights=None)  # stored by the recorder; the page needs none
-            send(event)
+                ended.add(specs[g].job_id)
+            send(Tagged(specs[g].job_id, event))
     except Exception as exc:  # reported to the page; the worker lives on for the next run
-        send(Failed(spec.job_id, f"{type(exc).__name__}: {exc}"))
+        for spec in specs:
+            if spec.job_id not in ended:
+                send(Failed(spec.job_id, f"{type(exc).__name__}: {exc}"))

@@ -17,7 +17,7 @@ from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
 from core.training.device import device_label, pick_device
 from core.training.events import STOPPED, DoneEvent, EpochEvent, Event
-from core.training.loop import build_for, fit
+from core.training.loop import build_for, fit_seeds, same_but_seed
 
 CTRL_C = "stopped by the user (Ctrl-C)"
 
@@ -52,22 +52,43 @@ class RunRecorder:
         if self.run_id is not None:
             self._try(lambda: self.store.finish_run(self.run_id, status, reason, weights))
 
+    def record(self, event: Event) -> None:
+        """Write what the event adds to the run: an epoch, or the end."""
+        if isinstance(event, EpochEvent):
+            self.epoch(event.row())
+        elif isinstance(event, DoneEvent):
+            self.finish(status_of(event.reason), event.reason, event.weights)
+
     def follow(self, events: Iterator[Event]) -> Iterator[Event]:
         """Pass the trainer's events on, recording each epoch and the end as they go by. A run that
         raises (or is interrupted with Ctrl-C) is recorded as failed (stopped) before it leaves."""
-        try:
-            for event in events:
-                if isinstance(event, EpochEvent):
-                    self.epoch(event.row())
-                elif isinstance(event, DoneEvent):
-                    self.finish(status_of(event.reason), event.reason, event.weights)
-                yield event
-        except KeyboardInterrupt:
-            self.finish("stopped", CTRL_C)
-            raise
-        except Exception as exc:
-            self.finish("failed", f"{type(exc).__name__}: {exc}")
-            raise
+        for _, event in follow_seeds([self], ((0, e) for e in events)):
+            yield event
+
+
+def follow_seeds(recorders: list[RunRecorder], events: Iterator[tuple[int, Event]]) -> Iterator[tuple[int, Event]]:
+    """`RunRecorder.follow` for the seeds of a group (events tagged with the seed's index): each
+    seed's events go into its own record; when training raises, every seed not yet ended is
+    recorded as failed (or stopped, on Ctrl-C)."""
+    ended: set[int] = set()
+
+    def finish_the_rest(status: str, reason: str) -> None:
+        for g, recorder in enumerate(recorders):
+            if g not in ended:
+                recorder.finish(status, reason)
+
+    try:
+        for g, event in events:
+            recorders[g].record(event)
+            if isinstance(event, DoneEvent):
+                ended.add(g)
+            yield g, event
+    except KeyboardInterrupt:
+        finish_the_rest("stopped", CTRL_C)
+        raise
+    except Exception as exc:
+        finish_the_rest("failed", f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def status_of(reason: str) -> str:
@@ -94,11 +115,32 @@ class RecordedRun:
     events: Iterator[Event]
 
 
+@dataclass
+class RecordedSeeds:
+    """Seeds of one setting trained as one group, each with its row open in the store; iterate
+    `events` ((index into the configs, event)) to train them."""
+
+    params: int
+    device: str
+    run_ids: list[int | None]
+    events: Iterator[tuple[int, Event]]
+
+
+def start_recorded_seeds(configs: list[TrainConfig], data: MNISTTensors, recorders: list[RunRecorder], source: str,
+                         limits: str, tags: RunTags = RunTags(), stop: threading.Event | None = None) -> RecordedSeeds:
+    """Open each seed's record and return the group's events: nothing trains until they are iterated."""
+    same_but_seed(configs)
+    device = device_label(pick_device(configs[0].device))
+    models = [build_for(c) for c in configs]  # built once: counted here, trained by fit_seeds (each seed's weights)
+    params = count_params(models[0])
+    for config, recorder in zip(configs, recorders):
+        recorder.start(config, source, device, params, limits, tags)
+    return RecordedSeeds(params, device, [r.run_id for r in recorders],
+                         follow_seeds(recorders, fit_seeds(configs, data, stop, models)))
+
+
 def start_recorded(config: TrainConfig, data: MNISTTensors, recorder: RunRecorder, source: str, limits: str,
                    tags: RunTags = RunTags(), stop: threading.Event | None = None) -> RecordedRun:
     """Open the run's record and return its events: nothing trains until they are iterated."""
-    device = device_label(pick_device(config.device))
-    model = build_for(config)  # built once: counted here, trained by fit (the seed's weights either way)
-    params = count_params(model)
-    recorder.start(config, source, device, params, limits, tags)
-    return RecordedRun(params, device, recorder.run_id, recorder.follow(fit(config, data, stop, model)))
+    seeds = start_recorded_seeds([config], data, [recorder], source, limits, tags, stop)
+    return RecordedRun(seeds.params, seeds.device, seeds.run_ids[0], (event for _, event in seeds.events))

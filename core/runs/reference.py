@@ -31,6 +31,7 @@ class Provenance:
     date: str
     wall_seconds: float
     limits: str  # "full: ..." or "reduced: ..." (core.training.budget.describe_limits)
+    seeds_together: int = 1  # trained as one seed group of this many seeds (core.training.loop.fit_seeds)
 
     @property
     def reduced(self) -> bool:

@@ -21,7 +21,16 @@ from typing import Any
 
 import torch
 
-from core.runs.executor import Executor, Failed, Message, ProcessExecutor, RunSpec, RunWarning, Started, WorkerLost
+from core.runs.executor import (
+    Executor,
+    Failed,
+    Message,
+    ProcessExecutor,
+    RunSpec,
+    RunWarning,
+    Started,
+    WorkerLost,
+)
 from core.runs.limits import ServerLimits, run_problems
 from core.runs.record import open_store
 from core.runs.store import RunTags, resolve_db
@@ -29,6 +38,7 @@ from core.training.budget import Speed, estimate_seconds, modelled_speed
 from core.training.config import TrainConfig
 from core.training.data import resolve_root
 from core.training.events import BatchEvent, DoneEvent, EpochEvent
+from core.training.loop import same_but_seed
 
 FINAL_STATES = ("completed", "stopped", "failed", "cancelled")
 _job_ids = itertools.count(1)
@@ -81,6 +91,7 @@ class Job:
     _device: str = ""
     _warnings: list[str] = field(default_factory=list)
     _queue: "RunQueue | None" = None
+    _partners: list[Job] | None = None  # the jobs submitted with it to train side by side (itself included)
     _slot: int | None = None
     _stop_requested: bool = False
     _finished_event: threading.Event = field(default_factory=threading.Event)
@@ -173,6 +184,24 @@ class Job:
                             list(self._warnings))
 
 
+def unfinished(jobs: list[Job]) -> list[Job]:
+    """The jobs whose run has not told its end (a seed of a group can end before the others)."""
+    return [job for job in jobs if job._done is None and not job._reason]
+
+
+def _remaining_s(jobs: list[Job]) -> float:
+    """Seconds the jobs still need, one after the other; jobs training side by side count once."""
+    counted: set[int] = set()
+    total = 0.0
+    for job in jobs:
+        if job.status == "running" and job._partners is not None:
+            if id(job._partners) in counted:
+                continue
+            counted.add(id(job._partners))
+        total += job.remaining_s()
+    return total
+
+
 def default_devices() -> list[str | None]:
     """One slot per GPU, else one for the CPU (a run then has every core)."""
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -205,15 +234,25 @@ class RunQueue:
 
     def submit(self, job: Job) -> Job:
         """Queue a job; raises LimitError (and queues nothing) when it is over the limits."""
-        problems = self.problems(job.config)
+        return self.submit_seeds([job])[0]
+
+    def submit_seeds(self, jobs: list[Job]) -> list[Job]:
+        """Queue jobs that differ only in their seed, to train side by side as one grouped network
+        (core.training.loop.fit_seeds) when their turn comes; each keeps its own place, status and
+        record, and a job cancelled before the start is left out. Raises LimitError or ValueError
+        (and queues nothing) when one is over the limits or they are not one setting."""
+        same_but_seed([j.config for j in jobs])
+        problems = self.problems(jobs[0].config)
         if problems:
             raise LimitError("; ".join(problems))
         with self._cv:
-            job._queue = self
-            self._waiting.append(job)
+            for job in jobs:
+                job._queue = self
+                job._partners = jobs if len(jobs) > 1 else None
+                self._waiting.append(job)
             self._start_threads()
             self._cv.notify()
-        return job
+        return jobs
 
     def cancel(self, job: Job) -> bool:
         """Take a job out of the queue before it starts; False if it already started."""
@@ -230,7 +269,7 @@ class RunQueue:
             if job not in self._waiting:
                 return 0, 0.0
             before = list(self._running) + list(self._waiting)[:list(self._waiting).index(job)]
-        return len(before), sum(j.remaining_s() for j in before) / self.workers
+        return len(before), _remaining_s(before) / self.workers
 
     def active_jobs(self) -> list[Job]:
         """The runs training now, then the queued ones in their order."""
@@ -245,7 +284,7 @@ class RunQueue:
         """(runs queued or running now, estimated seconds before a run submitted now would start)."""
         with self._cv:
             before = list(self._running) + list(self._waiting)
-        return len(before), sum(j.remaining_s() for j in before) / self.workers
+        return len(before), _remaining_s(before) / self.workers
 
     def pace(self) -> float:
         """Seconds per modelled second on this server: from the last completed runs, else the
@@ -274,33 +313,43 @@ class RunQueue:
             thread.start()
 
     def _work(self, slot: int) -> None:
-        """One per slot: hand the next run to the executor and relay its events to the job."""
+        """One per slot: hand the next run (with the partners still waiting that train beside it) to
+        the executor and relay each job's events to it."""
         while True:
             with self._cv:
                 while not self._waiting:
                     self._cv.wait()
-                job = self._waiting.popleft()
-                self._running.append(job)
-            with job._lock:
-                job._slot = slot
-                stop_early = job._stop_requested
-            job._set("running")
-            if stop_early:
-                self.executor.stop(slot, job.id)
+                lead = self._waiting.popleft()
+                jobs = [lead] + [j for j in (lead._partners or []) if j is not lead and j in self._waiting]
+                for job in jobs[1:]:
+                    self._waiting.remove(job)
+                self._running.extend(jobs)
+            by_id = {job.id: job for job in jobs}
+            for job in jobs:
+                with job._lock:
+                    job._slot = slot
+                    stop_early = job._stop_requested
+                job._set("running")
+                if stop_early:
+                    self.executor.stop(slot, job.id)
             try:
-                self.executor.run(slot, job.spec(), job._on_message)
+                self.executor.run(slot, [job.spec() for job in jobs], lambda job_id, m, by_id=by_id: by_id[job_id]._on_message(m))
             except WorkerLost as exc:
-                self._lost(job, f"{exc}; the epochs it finished are kept, and a fresh training process "
-                                "takes the next run")
+                for job in unfinished(jobs):
+                    self._lost(job, f"{exc}; the epochs it finished are kept, and a fresh training process "
+                                    "takes the next run")
             except Exception as exc:  # a slot thread must never die: the queue would stall
-                self._lost(job, f"{type(exc).__name__}: {exc}")
+                for job in unfinished(jobs):
+                    self._lost(job, f"{type(exc).__name__}: {exc}")
             finally:
                 with self._cv:
-                    self._running.remove(job)
-                status = job._final_status()
-                if status == "completed":
-                    self._learn_pace(job)
-                job._set(status)
+                    for job in jobs:
+                        self._running.remove(job)
+                for job in jobs:
+                    status = job._final_status()
+                    if status == "completed" and len(jobs) == 1:  # a group's time is not one run's
+                        self._learn_pace(job)
+                    job._set(status)
 
     def _lost(self, job: Job, reason: str) -> None:
         """The worker died mid-run: the job fails with the reason, and so does its stored run."""

@@ -101,6 +101,8 @@ def _setting_fields(config: TrainConfig) -> dict[str, Any]:
     d = config.as_dict()
     for name in NOT_SETTING:
         d.pop(name)
+    if not d["recipe"].get("label_smoothing"):  # added later: left out while off, so earlier runs' keys still match
+        d["recipe"].pop("label_smoothing", None)
     return d
 
 

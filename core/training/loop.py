@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Generator, Iterator
 
 import torch
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.architecture.builder import build_model, count_params
+from core.architecture.grouped import SeedGroup
 from core.training.augmentation import AugmentConfig, augment_batch, normalize, to_float
 from core.training.average import WeightAverage
 from core.training.config import TrainConfig
@@ -35,20 +36,26 @@ EVAL_BATCH = 500
 
 
 @torch.no_grad()
+def evaluate_seeds(group: SeedGroup, images: torch.Tensor, labels: torch.Tensor,
+                   batch_size: int = EVAL_BATCH) -> list[tuple[float, float]]:
+    """(mean loss, accuracy %) per seed of the group over the whole set, from resident tensors."""
+    group.eval()
+    loss_sum = torch.zeros(group.size, device=images.device)
+    correct = torch.zeros(group.size, device=images.device, dtype=torch.long)
+    for start in range(0, len(images), batch_size):
+        x = normalize(to_float(images[start:start + batch_size])).expand(-1, group.size, -1, -1)
+        y = labels[start:start + batch_size, None].expand(-1, group.size)
+        out = group(x)
+        loss_sum += F.nll_loss(out.movedim(2, 1), y, reduction="none").sum(0)
+        correct += (out.argmax(2) == y).sum(0)
+    n = max(1, len(images))
+    return [(loss / n, 100.0 * hits / n) for loss, hits in zip(loss_sum.tolist(), correct.tolist())]
+
+
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
              batch_size: int = EVAL_BATCH) -> tuple[float, float]:
-    """(mean loss, accuracy %) over the whole set, from resident tensors."""
-    model.eval()
-    loss_sum = torch.zeros((), device=images.device)
-    correct = torch.zeros((), device=images.device, dtype=torch.long)
-    for start in range(0, len(images), batch_size):
-        x = normalize(to_float(images[start:start + batch_size]))
-        y = labels[start:start + batch_size]
-        out = model(x)
-        loss_sum += F.nll_loss(out, y, reduction="sum")
-        correct += (out.argmax(1) == y).sum()
-    n = max(1, len(images))
-    return loss_sum.item() / n, 100.0 * correct.item() / n
+    """(mean loss, accuracy %) of one model over the whole set."""
+    return evaluate_seeds(SeedGroup([model]), images, labels, batch_size)[0]
 
 
 def sync(device: torch.device) -> None:
@@ -65,12 +72,17 @@ def build_for(config: TrainConfig) -> nn.Sequential:
 # --- the loop ---------------------------------------------------------------------------------
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               average: WeightAverage | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimiser step on one batch; returns (loss, class scores)."""
+               average: WeightAverage | None = None, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on one batch; returns (loss, class scores). For a SeedGroup (scores
+    [B, G, classes], labels [B, G]) the loss is one mean per seed, and their sum is minimised:
+    each seed's weights get exactly the gradient of their own loss."""
     out = model(x)
-    loss = F.nll_loss(out, y)
+    if label_smoothing > 0:  # the model gives log-probabilities, which log_softmax leaves unchanged
+        loss = F.cross_entropy(out.movedim(-1, 1), y, reduction="none", label_smoothing=label_smoothing).mean(0)
+    else:
+        loss = F.nll_loss(out.movedim(-1, 1), y, reduction="none").mean(0)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.sum().backward()
     optimizer.step()
     if average is not None:
         average.update()
@@ -104,90 +116,169 @@ class Diverged(ArithmeticError):
 
 
 @dataclass
+class Lane:
+    """One seed of a run: its own random stream (data subset, order and augmentation, exactly as
+    if it trained alone), its history, and why it ended once it has."""
+
+    config: TrainConfig
+    generator: torch.Generator
+    plan: Plan
+    history: list[EpochEvent] = field(default_factory=list)
+    ended: str | None = None
+
+    @classmethod
+    def start(cls, config: TrainConfig, n_train: int, device: torch.device) -> Lane:
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+        return cls(config, generator, Plan.of(config, n_train, generator))
+
+
+@dataclass
 class EpochTotals:
-    loss_sum: torch.Tensor  # summed on the device: reading it every batch would sync the GPU
+    loss_sum: torch.Tensor  # per seed, summed on the device: reading it every batch would sync the GPU
     correct: torch.Tensor
     seen: int = 0
     stopped: bool = False
 
 
-def train_epoch(epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, average: WeightAverage | None,
-                data: MNISTTensors, config: TrainConfig, plan: Plan, generator: torch.Generator,
-                stop: threading.Event | None) -> Generator[BatchEvent, None, EpochTotals]:
-    """One epoch over a fresh order of the plan's images; yields a BatchEvent every `log_every`
-    batches and returns the epoch's totals. Raises Diverged when the loss is no longer finite."""
-    model.train()
-    recipe, device = config.recipe, plan.subset.device
+def batch_of(lanes: list[Lane], data: MNISTTensors, orders: list[torch.Tensor], b: int,
+             step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch b for every seed: images [B, G, H, W] (plane g augmented with seed g's stream) and
+    labels [B, G]."""
+    recipe = lanes[0].config.recipe
+    images, labels = [], []
+    for lane, order in zip(lanes, orders):
+        idx = order[b * recipe.batch_size:(b + 1) * recipe.batch_size]
+        images.append(augment_batch(to_float(data.train_images[idx]), lane.plan.augment_at(recipe, step),
+                                    lane.generator))
+        labels.append(data.train_labels[idx])
+    return normalize(torch.cat(images, dim=1)), torch.stack(labels, dim=1)
+
+
+def train_epoch(epoch: int, group: SeedGroup, optimizer: torch.optim.Optimizer, average: WeightAverage | None,
+                data: MNISTTensors, lanes: list[Lane], stop: threading.Event | None
+                ) -> Generator[tuple[int, BatchEvent | DoneEvent], None, EpochTotals]:
+    """One epoch over a fresh order of each seed's images; yields (seed index, BatchEvent) every
+    `log_every` batches, and (seed index, None) for a seed whose loss stopped being a number
+    (`lane.ended` says where); returns the epoch's totals."""
+    group.train()
+    config, plan, device = lanes[0].config, lanes[0].plan, lanes[0].plan.subset.device
     started = time.perf_counter()
-    order = plan.subset[torch.randperm(len(plan.subset), generator=generator, device=device)]
-    totals = EpochTotals(torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long))
+    orders = [lane.plan.subset[torch.randperm(len(lane.plan.subset), generator=lane.generator, device=device)]
+              for lane in lanes]
+    totals = EpochTotals(torch.zeros(len(lanes), device=device), torch.zeros(len(lanes), device=device, dtype=torch.long))
     for b in range(plan.batches):
         step = (epoch - 1) * plan.batches + b
-        apply_schedule(optimizer, *schedule_at(recipe, step, plan.total))
-        idx = order[b * recipe.batch_size:(b + 1) * recipe.batch_size]
-        x = normalize(augment_batch(to_float(data.train_images[idx]), plan.augment_at(recipe, step), generator))
-        y = data.train_labels[idx]
-        loss, out = train_step(model, optimizer, x, y, average)
-        totals.loss_sum += loss.detach() * len(idx)
-        totals.correct += (out.argmax(1) == y).sum()
-        totals.seen += len(idx)
+        apply_schedule(optimizer, *schedule_at(config.recipe, step, plan.total))
+        x, y = batch_of(lanes, data, orders, b, step)
+        loss, out = train_step(group, optimizer, x, y, average, config.recipe.label_smoothing)
+        hits = out.argmax(2) == y
+        totals.loss_sum += loss.detach() * len(y)
+        totals.correct += hits.sum(0)
+        totals.seen += len(y)
         if (b + 1) % config.log_every == 0 or b + 1 == plan.batches:
-            batch_loss = loss.item()  # one sync per log interval, not per batch
-            if not math.isfinite(batch_loss):
-                raise Diverged(f"loss became {batch_loss} at epoch {epoch}, batch {b + 1}: "
-                               "the learning rate is probably too high")
-            yield BatchEvent(epoch, b + 1, plan.batches, step + 1, plan.total, batch_loss,
-                             100.0 * (out.argmax(1) == y).float().mean().item(),
-                             optimizer.param_groups[0]["lr"], totals.seen / max(time.perf_counter() - started, 1e-9))
+            losses, accs = loss.tolist(), (100.0 * hits.float().mean(0)).tolist()  # one sync per log interval
+            rate = totals.seen / max(time.perf_counter() - started, 1e-9)
+            for g, lane in enumerate(lanes):
+                if lane.ended:
+                    continue
+                if not math.isfinite(losses[g]):
+                    lane.ended = (f"loss became {losses[g]} at epoch {epoch}, batch {b + 1}: "
+                                  "the learning rate is probably too high")
+                    yield g, None
+                    continue
+                yield g, BatchEvent(epoch, b + 1, plan.batches, step + 1, plan.total, losses[g], accs[g],
+                                    optimizer.param_groups[0]["lr"], rate)
+            if all(lane.ended for lane in lanes):
+                break
         if stop is not None and stop.is_set():
             totals.stopped = True
             break
     return totals
 
 
+def same_but_seed(configs: list[TrainConfig]) -> None:
+    """A seed group trains one setting: everything but the seed must agree (and seeds differ)."""
+    if not configs:
+        raise ValueError("no runs to train")
+    first = replace(configs[0], seed=0)
+    if any(replace(c, seed=0) != first for c in configs):
+        raise ValueError("runs trained side by side must differ only in their seed")
+    if len({c.seed for c in configs}) != len(configs):
+        raise ValueError("runs trained side by side need different seeds")
+
+
+def fit_seeds(configs: list[TrainConfig], data: MNISTTensors, stop: threading.Event | None = None,
+              models: list[nn.Module] | None = None) -> Iterator[tuple[int, Event]]:
+    """Train the same setting on several seeds at once, as one grouped network (core.architecture.
+    grouped), each seed with its own initial weights, data order and augmentation: the results are
+    those of separate runs, up to floating-point summation order. Yields (index into `configs`,
+    event): each seed's BatchEvents, EpochEvents and finally its DoneEvent. Setting `stop` ends
+    every seed after the current batch, keeping the history so far."""
+    same_but_seed(configs)
+    config = configs[0]
+    device = pick_device(config.device)
+    models = models if models is not None else [build_for(c) for c in configs]
+    params = count_params(models[0])
+    group = SeedGroup(models).to(device)
+    torch.manual_seed(config.seed)  # a run alone draws its dropout masks from the global stream
+    group.seed_streams([c.seed for c in configs], device)  # each seed of a group from its own
+    data = data.to(device)
+    lanes = [Lane.start(c, len(data.train_images), device) for c in configs]
+    optimizer = make_optimizer(config.recipe, group)
+    average = WeightAverage(group, config.recipe.ema) if config.recipe.ema > 0 else None
+    tested = average.model if average is not None else group  # the weights every epoch is tested with
+    test_images, test_labels = data.test_images[:config.test_limit], data.test_labels[:config.test_limit]
+    label, started = device_label(device), time.perf_counter()
+
+    def done(g: int, reason: str) -> tuple[int, DoneEvent]:
+        lane = lanes[g]
+        lane.ended = lane.ended or reason
+        weights = group.seed_state(g, tested.state_dict()) if lane.history else None
+        return g, DoneEvent(lane.ended, list(lane.history), params, label, time.perf_counter() - started, weights)
+
+    def still_running() -> list[int]:
+        return [g for g, lane in enumerate(lanes) if not lane.ended]
+
+    for epoch in range(1, config.recipe.epochs + 1):
+        epoch_start = time.perf_counter()
+        batches = train_epoch(epoch, group, optimizer, average, data, lanes, stop)
+        while True:
+            try:
+                g, event = next(batches)
+            except StopIteration as end:
+                totals = end.value
+                break
+            yield done(g, "") if event is None else (g, event)
+        if totals.stopped:
+            for g in still_running():
+                yield done(g, STOPPED)
+            return
+        sync(device)
+        train_seconds = time.perf_counter() - epoch_start
+        tests = evaluate_seeds(tested, test_images, test_labels)
+        train_losses, train_hits = totals.loss_sum.tolist(), totals.correct.tolist()
+        for g in still_running():
+            test_loss, test_acc = tests[g]
+            event = EpochEvent(epoch, train_losses[g] / totals.seen, 100.0 * train_hits[g] / totals.seen,
+                               test_loss, test_acc, optimizer.param_groups[0]["lr"],
+                               time.perf_counter() - epoch_start, totals.seen / train_seconds)
+            if not all(math.isfinite(v) for v in (event.train_loss, test_loss)):
+                yield done(g, f"loss became non-finite in epoch {epoch}: the learning rate is probably too high")
+                continue
+            lanes[g].history.append(event)
+            yield g, event
+        if not still_running():
+            return
+    for g in still_running():
+        yield done(g, "completed")
+
+
 def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None,
         model: nn.Module | None = None) -> Iterator[Event]:
     """Train `config` on `data`; yields BatchEvent / EpochEvent and finally one DoneEvent.
     Setting `stop` ends the run after the current batch, keeping the history so far."""
-    device = pick_device(config.device)
-    model = (model if model is not None else build_for(config)).to(device)
-    torch.manual_seed(config.seed)
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    data = data.to(device)
-    plan = Plan.of(config, len(data.train_images), generator)
-    optimizer = make_optimizer(config.recipe, model)
-    average = WeightAverage(model, config.recipe.ema) if config.recipe.ema > 0 else None
-    tested = average.model if average is not None else model  # the weights every epoch is tested with
-    test_images, test_labels = data.test_images[:config.test_limit], data.test_labels[:config.test_limit]
-    history: list[EpochEvent] = []
-    params, label, started = count_params(model), device_label(device), time.perf_counter()
-
-    def done(reason: str) -> DoneEvent:
-        weights = {k: v.detach().cpu().clone() for k, v in tested.state_dict().items()} if history else None
-        return DoneEvent(reason, list(history), params, label, time.perf_counter() - started, weights)
-
-    for epoch in range(1, config.recipe.epochs + 1):
-        epoch_start = time.perf_counter()
-        try:
-            totals = yield from train_epoch(epoch, model, optimizer, average, data, config, plan, generator, stop)
-        except Diverged as exc:
-            yield done(str(exc))
-            return
-        if totals.stopped:
-            yield done(STOPPED)
-            return
-        sync(device)
-        train_seconds = time.perf_counter() - epoch_start
-        test_loss, test_acc = evaluate(tested, test_images, test_labels)
-        event = EpochEvent(epoch, totals.loss_sum.item() / totals.seen, 100.0 * totals.correct.item() / totals.seen,
-                           test_loss, test_acc, optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start,
-                           totals.seen / train_seconds)
-        if not all(math.isfinite(v) for v in (event.train_loss, test_loss)):
-            yield done(f"loss became non-finite in epoch {epoch}: the learning rate is probably too high")
-            return
-        history.append(event)
+    for _, event in fit_seeds([config], data, stop, None if model is None else [model]):
         yield event
-    yield done("completed")
 
 
 def run(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None,
@@ -198,3 +289,12 @@ def run(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
         final = event
     assert isinstance(final, DoneEvent)
     return final
+
+
+def run_seeds(configs: list[TrainConfig], data: MNISTTensors, stop: threading.Event | None = None) -> list[DoneEvent]:
+    """Drain `fit_seeds`: each seed's final event, in the order of `configs`."""
+    finals: dict[int, DoneEvent] = {}
+    for g, event in fit_seeds(configs, data, stop):
+        if isinstance(event, DoneEvent):
+            finals[g] = event
+    return [finals[g] for g in range(len(configs))]

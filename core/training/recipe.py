@@ -27,6 +27,7 @@ class Recipe:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     clean_fraction: float = 0.0  # the last fraction of the optimiser steps trains on un-augmented images
     ema: float = 0.0  # test a moving average of the weights with this decay; 0 = the raw weights
+    label_smoothing: float = 0.0  # aim for 1 - s on the true class and s/10 spread over all ten (0 = off)
 
     def __post_init__(self) -> None:
         checks = [
@@ -42,6 +43,8 @@ class Recipe:
             (_finite(self.clean_fraction) and 0 <= self.clean_fraction <= 1,
              f"the un-augmented fraction of the run must be in [0, 1], got {self.clean_fraction}"),
             (_finite(self.ema) and 0 <= self.ema < 1, f"EMA decay must be in [0, 1), got {self.ema}"),
+            (_finite(self.label_smoothing) and 0 <= self.label_smoothing <= 0.3,
+             f"label smoothing must be in [0, 0.3], got {self.label_smoothing}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -1,0 +1,162 @@
+"""The frontier search: how small a network can be and still hold the challenge on every seed.
+
+`CANDIDATES` is the family searched (designs in core.architecture.notation's notation, each with
+overrides of the final step's recipe). `python -m core search` (core/experiments/search.py) screens
+them on a few seeds and confirms the promising ones on many, recording every run with its provenance
+in `assets/frontier.json`; the app's frontier chart and LIFECYCLE.md are drawn from that file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from core.architecture.challenge import CHALLENGE
+from core.project import ASSETS
+from core.runs.files import locked, merge_by_seed, write_json
+from core.runs.reference import ReferenceRun
+from core.runs.summary import SeedRuns, same_setting
+from core.training.augmentation import AugmentConfig
+from core.training.config import TrainConfig
+from core.training.steps import FINAL_STEP
+
+FRONTIER_FILE = ASSETS / "frontier.json"
+FORMAT = 1
+SCREEN_SEEDS = (1, 2, 3)
+CONFIRM_SEEDS = tuple(range(1, 21))
+
+# the public recipe of the smallest network found (batch 32; shift, scale and 7° rotation, plus
+# brightness and contrast), in this project's terms
+PUBLIC_AUGMENT = AugmentConfig(rotation=7.0, translate=0.1, scale=0.1, brightness=0.2, contrast=0.2)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str  # short key, used on the command line
+    net: str  # the network, in the notation
+    recipe: dict[str, Any]  # overrides of the final step's recipe ({} = the recipe as it is)
+    why: str  # what the candidate tests, in words
+
+    def config(self, seed: int = 1, device: str = "auto") -> TrainConfig:
+        return TrainConfig.for_step(FINAL_STEP, net=self.net, seed=seed, device=device, **self.recipe)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"recipe": {k: asdict(v) if isinstance(v, AugmentConfig) else v
+                                          for k, v in self.recipe.items()}}
+
+
+NARROW = "c8,c8,M,c12,c12,c12,c12,G"
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("narrow12", NARROW, {}, "the final step with 12 channels instead of 16 after the pool"),
+    Candidate("narrow12-bs32", NARROW, {"batch_size": 32, "lr": 0.05},
+              "the same, with twice the optimiser steps (batch 32, peak LR halved)"),
+    Candidate("narrow12-smooth", NARROW, {"label_smoothing": 0.05}, "the same, with label smoothing 0.05"),
+    Candidate("narrow12-aug", NARROW, {"augment": PUBLIC_AUGMENT},
+              "the same, with the public recipe's augmentation (adds brightness and contrast)"),
+    Candidate("narrow12-ema999", NARROW, {"ema": 0.999, "clean_fraction": 0.35},
+              "the same, with a longer clean finish (35 %) and a slower weight average (0.999)"),
+    Candidate("narrow10", "c6,c6,M,c10,c10,c10,c10,G", {}, "narrower still: 6 channels before the pool, 10 after"),
+    Candidate("pad-2pool", "c6p1,c8p1,M,c10p1,c12p1,M,c14p1,c14p1,G", {},
+              "padded convolutions and two pools: wider late layers on 7x7 grids"),
+    Candidate("public-3.7k", "c4p1,c4p1,c4p1,M,c8p1,c8p1,c8p1,M,c8p1,c8p1,c8p1,G",
+              {"batch_size": 32, "lr": 0.1, "augment": PUBLIC_AUGMENT},
+              "the smallest public network found (4-4-4, pool, 8-8-8, pool, 8-8-8), with its recipe"),
+)
+
+
+def get_candidate(name: str) -> Candidate:
+    for candidate in CANDIDATES:
+        if candidate.name == name:
+            return candidate
+    raise ValueError(f"unknown candidate {name!r}; the family is: {', '.join(c.name for c in CANDIDATES)}")
+
+
+@dataclass(frozen=True)
+class FrontierEntry(SeedRuns):
+    candidate: Candidate
+    params: int
+    macs: int
+    runs: tuple[ReferenceRun, ...]  # one per seed, in seed order
+
+    @property
+    def holding(self) -> int:
+        """Seeds whose run held the challenge (min of the last epochs at or above the line)."""
+        return sum(1 for r in self.runs if r.min_last is not None and r.min_last >= CHALLENGE.min_acc)
+
+    @property
+    def holds_everywhere(self) -> bool:
+        return bool(self.runs) and self.holding == len(self.runs) and self.params < CHALLENGE.max_params
+
+    @property
+    def stage(self) -> str:
+        return "confirmed" if len(self.runs) >= len(CONFIRM_SEEDS) else "screened"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"candidate": self.candidate.as_dict(), "params": self.params, "macs": self.macs,
+                "runs": [r.as_dict() for r in self.runs]}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> FrontierEntry:
+        c = dict(raw["candidate"])
+        recipe = {k: AugmentConfig(**v) if k == "augment" else v for k, v in c.pop("recipe").items()}
+        runs = tuple(sorted((ReferenceRun.from_dict(r) for r in raw["runs"]), key=lambda r: r.seed))
+        return cls(Candidate(recipe=recipe, **c), raw["params"], raw["macs"], runs)
+
+
+def load_frontier(path: str | Path = FRONTIER_FILE) -> list[FrontierEntry]:
+    """The recorded candidates (an empty list when there is no file yet)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the frontier search in {path}: {exc}") from exc
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a format-{FORMAT} frontier file: rerun `python -m core search`")
+    return [FrontierEntry.from_dict(raw) for raw in doc["candidates"]]
+
+
+def merge_entry(path: Path, entry: FrontierEntry) -> list[FrontierEntry]:
+    """Add a candidate's runs under the file's lock: its runs with other seeds stay (a seed's new run
+    replaces its old one); a candidate whose setting changed starts afresh."""
+    with locked(path):
+        held = {e.candidate.name: e for e in load_frontier(path)}
+        old = held.get(entry.candidate.name)
+        if old is not None and old.runs and same_setting(old.runs[0].config, entry.runs[0].config):
+            entry = replace(entry, runs=merge_by_seed(old.runs, entry.runs))
+        held[entry.candidate.name] = entry
+        ordered = sorted(held.values(), key=lambda e: (e.params, e.candidate.name))
+        write_json(path, {"format": FORMAT, "challenge": asdict(CHALLENGE),
+                          "candidates": [e.as_dict() for e in ordered]})
+        return ordered
+
+
+def frontier_points(entries: list[FrontierEntry]) -> list[dict[str, Any]]:
+    """One point per candidate and seed for the chart: parameters against min(last N)."""
+    rows = []
+    for e in entries:
+        for r in e.runs:
+            if r.min_last is not None:
+                rows.append({"candidate": e.candidate.name, "net": e.candidate.net, "params": e.params,
+                             "seed": r.seed, "min_last": r.min_last, "stage": e.stage, "why": e.candidate.why})
+    return rows
+
+
+def frontier_rows(entries: list[FrontierEntry]) -> list[dict[str, Any]]:
+    """The table beside the chart: one row per candidate, smallest first."""
+    rows = []
+    for e in entries:
+        m = e.min_last_spread
+        rows.append({"candidate": e.candidate.name, "net": e.candidate.net, "params": e.params, "seeds": len(e.runs),
+                     "lowest seed": round(m.low, 2) if m else None, "mean": round(m.mean, 2) if m else None,
+                     "held on": f"{e.holding}/{len(e.runs)}", "what it tests": e.candidate.why})
+    return rows
+
+
+def smallest_holding(entries: list[FrontierEntry]) -> FrontierEntry | None:
+    """The smallest candidate that held on every one of at least CONFIRM_SEEDS' count of seeds."""
+    confirmed = [e for e in entries if e.stage == "confirmed" and e.holds_everywhere]
+    return min(confirmed, key=lambda e: e.params, default=None)
