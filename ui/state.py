@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from core.runs.ablation import ABLATION_FILE, load_ablation
+from core.runs.frontier import FRONTIER_FILE, FrontierEntry, load_frontier
 from core.runs.limits import server_limits
 from core.runs.reference import REFERENCE_FILE, ReferenceFileError, StepReference, load_references
 from core.runs.run_queue import RunQueue
@@ -153,4 +154,25 @@ def ablation() -> tuple[int | None, list]:
     if isinstance(held, str):
         st.warning(f"Ablation results unavailable: {held}")
         return None, []
+    return held
+
+
+@st.cache_data(show_spinner=False)
+def _frontier(mtime: float) -> list[FrontierEntry] | str:
+    try:
+        return load_frontier(FRONTIER_FILE)
+    except ValueError as exc:
+        return str(exc)
+
+
+def frontier() -> list[FrontierEntry]:
+    """The candidates of assets/frontier.json; [] before `python -m core search` has run."""
+    try:
+        mtime = FRONTIER_FILE.stat().st_mtime
+    except OSError:
+        return []
+    held = _frontier(mtime)
+    if isinstance(held, str):
+        st.warning(f"Frontier search unavailable: {held}")
+        return []
     return held

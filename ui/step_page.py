@@ -15,15 +15,17 @@ from core.architecture.spec import SpecError
 from core.report.lessons import fill_facts, load_lesson
 from core.report.views import describe_step, lesson_facts
 from core.runs.ablation import ablation_facts, ablation_rows
+from core.runs.frontier import FrontierEntry, frontier_points, frontier_rows
 from core.runs.reference import StepReference
 from core.training.config import TrainConfig
 from core.training.data import DataError
-from core.training.steps import get_step
+from core.training.steps import FINAL_STEP, get_step
 from ui.classroom import current_class, exercise_banner, exercise_maker, exercise_of_link
 from ui.compare import compare_picker
 from ui.controls import budget_controls, step_controls
 from ui.link import LinkedWidgets
-from ui.state import ablation, data_problem, device, references, run_store, show_data_problem, warm_workers
+from ui.state import (ablation, data_problem, device, frontier, references, run_store, show_data_problem,
+                      warm_workers)
 from ui.tables import layer_table
 from ui.training import LiveView, compare_key, compare_tables, live_batches, predicted_or_trained, train_buttons
 
@@ -150,6 +152,8 @@ def result_section(number: int) -> None:
     step_of_ablation, results = ablation()
     if step_of_ablation == number and results:
         ablation_table(results)
+    if number == FINAL_STEP:
+        frontier_section(frontier(), ref)
     with st.expander("In depth"):
         st.markdown(lesson.in_depth)
 
@@ -164,6 +168,38 @@ def seed_distribution(ref: StepReference) -> None:
     rule = alt.Chart(pd.DataFrame({"min of last 3 (%)": [CHALLENGE.min_acc]})).mark_rule(
         color="#e4572e", strokeDash=[4, 3]).encode(x="min of last 3 (%):Q")
     st.altair_chart((rule + dots).properties(height=60), width="stretch")
+
+
+def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) -> None:
+    """How small can it get? Every candidate of the frontier search, one dot per seed: parameters
+    against min(last 3), beside this step's own reference seeds."""
+    rows = frontier_points(entries)
+    if ref is not None:
+        rows += [{"candidate": f"step {ref.step} (reference)", "net": ref.first.config.net, "params": ref.params,
+                  "seed": r.seed, "min_last": r.min_last, "stage": "reference"} for r in ref.runs if r.min_last]
+    if not entries:
+        st.caption("How small can the network get? No frontier search recorded yet (`python -m core search`).")
+        return
+    st.markdown("**How small can it get?** The frontier search: every candidate's seeds, parameters against the "
+                f"lowest of the last {CHALLENGE.last_epochs} test accuracies (dashed: the challenge's line).")
+    st.altair_chart(frontier_chart(pd.DataFrame(rows)), width="stretch")
+    st.dataframe(pd.DataFrame(frontier_rows(entries)), hide_index=True, width="stretch")
+    commands = sorted({r.provenance.command for e in entries for r in e.runs})
+    first = entries[0].runs[0].provenance
+    st.caption(" · ".join(f"`{c}`" for c in commands) + f" · {first.device} · torch {first.torch} · "
+               f"{min(r.provenance.date for e in entries for r in e.runs)} to "
+               f"{max(r.provenance.date for e in entries for r in e.runs)} · {first.limits}")
+
+
+def frontier_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    y = alt.Y("min_last:Q", title=f"min of last {CHALLENGE.last_epochs} (%)", scale=alt.Scale(zero=False))
+    dots = alt.Chart(frame).mark_circle(size=60, opacity=0.75).encode(
+        x=alt.X("params:Q", title="parameters", scale=alt.Scale(zero=False)), y=y,
+        color=alt.Color("candidate:N", legend=alt.Legend(orient="bottom", columns=4)),
+        tooltip=["candidate", "net", "params", "seed", "min_last", "stage"])
+    line = alt.Chart(pd.DataFrame({"min_last": [CHALLENGE.min_acc]})).mark_rule(
+        color="#e4572e", strokeDash=[4, 3]).encode(y="min_last:Q")
+    return (line + dots).properties(height=280)
 
 
 def ablation_table(results) -> None:

@@ -1,0 +1,95 @@
+"""The frontier search: candidates trained as seed groups, every run recorded with its provenance,
+a rerun training only the seeds not yet recorded, and the app's chart drawn from the file."""
+
+import json
+
+import altair as alt
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+from core.architecture.builder import count_params, macs
+from core.experiments.search import promising
+from core.runs.frontier import CANDIDATES, get_candidate, load_frontier
+from core.training.loop import build_for
+
+
+def test_every_candidate_builds_and_sits_under_the_challenges_limit():
+    names = [c.name for c in CANDIDATES]
+    assert len(set(names)) == len(names)
+    for candidate in CANDIDATES:
+        assert count_params(build_for(candidate.config())) < 10_000, candidate.name
+    with pytest.raises(ValueError, match="unknown candidate 'nope'"):
+        get_candidate("nope")
+
+
+def test_search_records_each_seed_with_provenance_and_a_rerun_adds_only_new_seeds(tiny_mnist_root, tmp_path):
+    out = tmp_path / "frontier.json"
+    args = ["search", "--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--only", "narrow10",
+            "--output", str(out)]
+    first = run_cli(*args, "--seeds", "1-2")
+    assert first.returncode == 0, first.stderr
+    (entry,) = load_frontier(out)
+    model = build_for(get_candidate("narrow10").config())
+    assert entry.params == count_params(model) and entry.macs == macs(model)
+    assert [r.seed for r in entry.runs] == [1, 2]
+    for run in entry.runs:
+        assert run.config.net == get_candidate("narrow10").net and len(run.epochs) == 15
+        assert run.provenance.seeds_together == 2 and "search" in run.provenance.command
+        assert run.provenance.limits.startswith("full")
+
+    again = run_cli(*args, "--seeds", "1-3")
+    assert again.returncode == 0, again.stderr
+    assert "seeds 3" in again.stderr and "seeds 1, 2, 3" not in again.stderr  # 1 and 2 are recorded already
+    (entry,) = load_frontier(out)
+    assert [r.seed for r in entry.runs] == [1, 2, 3] and entry.runs[2].provenance.seeds_together == 1
+    raw = json.loads(out.read_text())
+    assert raw["challenge"]["min_acc"] == 99.4 and raw["candidates"][0]["candidate"]["name"] == "narrow10"
+
+    listed = run_cli("search", "--list", "--output", str(out))
+    assert listed.returncode == 0 and "narrow10" in listed.stderr and "3 seed(s)" in listed.stderr
+    assert "not trained yet" in listed.stderr  # the rest of the family
+
+
+def test_confirm_takes_the_smallest_candidate_whose_seeds_all_held(tiny_mnist_root, tmp_path):
+    out = tmp_path / "frontier.json"
+    empty = run_cli("search", "--confirm", "1", "--output", str(out))
+    assert empty.returncode != 0 and "nothing to confirm" in empty.stderr and "Traceback" not in empty.stderr
+    for name in ("narrow12", "narrow10"):
+        done = run_cli("search", "--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--only",
+                       name, "--seeds", "1", "--output", str(out))
+        assert done.returncode == 0, done.stderr
+    entries = load_frontier(out)
+    held = [e for e in entries if e.runs[0].min_last >= 99.4]
+    expected = min(held, key=lambda e: e.params).candidate.name if held else None
+    picked = promising(entries, 1)
+    assert [c.name for c in picked] == ([expected] if expected else [])
+
+
+def test_the_frontier_chart_is_valid_vega_lite():
+    from ui.step_page import frontier_chart
+
+    frame = pd.DataFrame([{"candidate": "a", "net": "c8,G", "params": 5000, "seed": 1, "min_last": 99.41,
+                           "stage": "screened"}])
+    alt.LayerChart.from_dict(frontier_chart(frame).to_dict())  # raises on a spec the schema does not allow
+
+
+def test_step_9_draws_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypatch, mnist_root):
+    from streamlit.testing.v1 import AppTest
+
+    import ui.state
+    from test_app import APP, open_page
+
+    out = tmp_path / "frontier.json"
+    done = run_cli("search", "--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--only",
+                   "narrow10", "--seeds", "1-2", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    monkeypatch.setattr(ui.state, "FRONTIER_FILE", out)
+    monkeypatch.setenv("MNIST_DIR", str(mnist_root))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    open_page(at, "pages/step_9.py")
+    assert any("How small can it get?" in m.value for m in at.markdown)
+    table = next(d.value for d in at.dataframe if "held on" in d.value.columns)
+    assert list(table["candidate"]) == ["narrow10"] and list(table["seeds"]) == [2]
+    assert any("search" in c.value and "--only narrow10" in c.value for c in at.caption)  # its provenance
