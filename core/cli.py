@@ -160,6 +160,12 @@ def _bench_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed-groups", default=None, metavar="G,G",
                    help="instead: seed-images/s of step 9 trained as one group of G seeds (e.g. 1,3,8,20), "
                         "--batches per seed (default 100)")
+    p.add_argument("--gpu-report", action="store_true",
+                   help="instead: the GPU report (step 9 for 15 epochs, 20 seeds at once, step 1's full run, Train "
+                        "to first chart) -> --report; needs a CUDA GPU unless --batches cuts every run short")
+    p.add_argument("--report", default="assets/bench/gpu_report.json", help="with --gpu-report: the JSON file")
+    p.add_argument("--references", default="assets/reference_runs.json",
+                   help="with --gpu-report: where step 1's full run is merged ('' = nowhere)")
     p.add_argument("--board", type=int, default=None, metavar="RUNS",
                    help="instead: time the class board's refresh on a store of this many runs (no data needed)")
     p.add_argument("--cost-model", action="store_true",
@@ -468,6 +474,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from core.experiments.reproduce import parse_seeds
         doc = run_browser_bench(args.data_dir, not args.no_download, parse_seeds(args.browsers, "--browsers") or [],
                                 parse_seeds(args.watchers, "--watchers") or [], args.step, args.query, progress)
+    elif args.gpu_report:
+        from core.experiments.gpu_report import gpu_report
+        doc = gpu_report(args.data_dir, not args.no_download, "auto" if args.device == "cpu" else args.device,
+                         args.batches, args.report, args.references or None, args.argv, progress)
     elif args.seed_groups is not None:
         from core.experiments.bench import run_group_bench
         from core.experiments.reproduce import parse_seeds
