@@ -1,10 +1,13 @@
 import gzip
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 from conftest import synthetic_digits
 
+from core.project import ROOT
 from core.training.data import FILES, DataError, load_mnist, raw_dir, resolve_root
 
 
@@ -86,3 +89,25 @@ def test_broken_gzip_is_reported(fresh_mnist_root):
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b\x08garbage")
     with pytest.raises(DataError, match="not a valid gzip file"):
         load_mnist(str(fresh_mnist_root), download=False)
+
+
+def test_reads_what_torchvision_reads(mnist_root):
+    from torchvision.datasets import MNIST
+
+    data = load_mnist(str(mnist_root), download=False)
+    for train, images, labels in ((True, data.train_images, data.train_labels),
+                                  (False, data.test_images, data.test_labels)):
+        reference = MNIST(str(mnist_root), train=train, download=False)
+        assert torch.equal(images, reference.data) and torch.equal(labels, reference.targets)
+
+
+def test_training_never_imports_torchvision_or_the_compiler(mnist_root):
+    """Each costs more than a second at every start: torchvision only a download needs, and
+    TorchDynamo nothing here (torch.optim's optimisers import it; core.training.optim's do not)."""
+    code = ("import sys; from core.training.data import load_mnist; from core.training.loop import run; "
+            "from core.training.config import TrainConfig; "
+            f"run(TrainConfig.for_step(9, epochs=1, max_batches=1, device='cpu'), load_mnist({str(mnist_root)!r}, "
+            "download=False)); print('torchvision' in sys.modules, 'torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False False"

@@ -230,3 +230,31 @@ def test_challenge_verdict():
 def test_data_errors_surface_as_data_errors(tmp_path):
     with pytest.raises(DataError, match="train-images-idx3-ubyte"):
         load_mnist(str(tmp_path / "none"), download=False)
+
+
+@pytest.mark.parametrize("kind, options", [
+    ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3}),
+    ("sgd", {"momentum": 0.0}),
+    ("adam", {"weight_decay": 1e-3}),
+])
+def test_our_optimisers_step_as_torch_optim_does(kind, options):
+    from core.training.optim import SGD, Adam
+    from core.training.schedule import apply_schedule
+
+    config = TrainConfig.for_step(9)
+    ours, theirs = build_for(config), build_for(config)
+    ours_opt = (SGD if kind == "sgd" else Adam)(ours.parameters(), lr=0.05, **options)
+    theirs_opt = (torch.optim.SGD if kind == "sgd" else torch.optim.Adam)(theirs.parameters(), lr=0.05, **options)
+    generator = torch.Generator().manual_seed(0)
+    for step in range(6):
+        x = torch.randn(16, 1, 28, 28, generator=generator)
+        y = torch.randint(0, 10, (16,), generator=generator)
+        for model, opt in ((ours, ours_opt), (theirs, theirs_opt)):
+            # the schedule changes the rate (and momentum) between steps, as one-cycle does
+            apply_schedule(opt, 0.05 * (step + 1), 0.9 - 0.01 * step if options.get("momentum") else None)
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.nll_loss(model(x), y).backward()
+            opt.step()
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert any((a != 0).any() for a in ours.state_dict().values())

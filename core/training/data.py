@@ -116,18 +116,26 @@ def validate(root: Path) -> None:
             check_file(plain, magic)
         elif packed.exists():
             check_file(packed, magic)
-            _gunzip(packed, plain)  # torchvision reads only the uncompressed files
+            _gunzip(packed, plain)  # read once, then kept uncompressed next to it, as torchvision does
         else:
             missing.append(name)
     if missing:
         raise DataError(f"MNIST files missing: {', '.join(missing)}. " + how_to_get_files(root))
 
 
-def _read(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    from torchvision.datasets import MNIST
+def _read(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images uint8 [N, 28, 28], labels int64 [N]) straight from the checked IDX files: what
+    torchvision's MNIST reads (tests/test_data.py compares the two), without importing torchvision,
+    which would add more than a second to every process's start."""
+    prefix = "train" if train else "t10k"
+    images = _idx_payload(raw_dir(root) / f"{prefix}-images-idx3-ubyte", 16)
+    labels = _idx_payload(raw_dir(root) / f"{prefix}-labels-idx1-ubyte", 8)
+    return images.view(-1, MNIST_SIDE, MNIST_SIDE), labels.long()
 
-    dataset = MNIST(str(root), train=train, download=download)
-    return dataset.data.contiguous(), dataset.targets.long()
+
+def _idx_payload(path: Path, header: int) -> torch.Tensor:
+    data = bytearray(path.read_bytes())  # writable, so torch can share it without a copy or a warning
+    return torch.frombuffer(data, dtype=torch.uint8, offset=header)
 
 
 def _download(root: Path) -> None:
@@ -152,9 +160,9 @@ def load_mnist(data_dir: str | None = None, download: bool = True, device: torch
         _download(root)
         validate(root)
     try:
-        train_x, train_y = _read(root, True, False)
-        test_x, test_y = _read(root, False, False)
-    except Exception as exc:  # torchvision's own parse errors, unreadable files
+        train_x, train_y = _read(root, True)
+        test_x, test_y = _read(root, False)
+    except Exception as exc:  # unreadable files
         raise DataError(f"could not read MNIST from {raw_dir(root)}: {exc}") from exc
     for labels, name in ((train_y, "train"), (test_y, "test")):
         if labels.numel() and (labels.min() < 0 or labels.max() >= NUM_CLASSES):

@@ -26,6 +26,7 @@ from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
 from core.training.device import device_label, pick_device
 from core.training.events import STOPPED, BatchEvent, DoneEvent, EpochEvent, Event
+from core.training.optim import Optimizer
 from core.training.recipe import Recipe
 from core.training.schedule import apply_schedule, make_optimizer, schedule_at
 
@@ -71,7 +72,7 @@ def build_for(config: TrainConfig) -> nn.Sequential:
 
 # --- the loop ---------------------------------------------------------------------------------
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+def train_step(model: nn.Module, optimizer: Optimizer | torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                average: WeightAverage | None = None, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on one batch; returns (loss, class scores). For a SeedGroup (scores
     [B, G, classes], labels [B, G]) the loss is one mean per seed, and their sum is minimised:
@@ -154,7 +155,7 @@ def batch_of(lanes: list[Lane], data: MNISTTensors, orders: list[torch.Tensor], 
     return normalize(torch.cat(images, dim=1)), torch.stack(labels, dim=1)
 
 
-def train_epoch(epoch: int, group: SeedGroup, optimizer: torch.optim.Optimizer, average: WeightAverage | None,
+def train_epoch(epoch: int, group: SeedGroup, optimizer: Optimizer, average: WeightAverage | None,
                 data: MNISTTensors, lanes: list[Lane], stop: threading.Event | None
                 ) -> Generator[tuple[int, BatchEvent | DoneEvent], None, EpochTotals]:
     """One epoch over a fresh order of each seed's images; yields (seed index, BatchEvent) every

@@ -7,14 +7,15 @@ import math
 import torch
 from torch import nn
 
+from core.training.optim import SGD, Adam, Optimizer
 from core.training.recipe import Recipe
 
 
-def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(recipe: Recipe, model: nn.Module) -> Optimizer:
     if recipe.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                           weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
+        return Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay,
+               nesterov=recipe.momentum > 0)
 
 
 ONE_CYCLE = {"warmup": 0.2, "div": 10.0, "final_div": 100.0, "momentum": (0.95, 0.85)}
@@ -45,7 +46,7 @@ def _cos(start: float, end: float, pct: float) -> float:
     return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
 
 
-def apply_schedule(optimizer: torch.optim.Optimizer, lr: float, momentum: float | None) -> None:
+def apply_schedule(optimizer: Optimizer | torch.optim.Optimizer, lr: float, momentum: float | None) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
         if momentum is not None:
