@@ -160,6 +160,10 @@ def _bench_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed-groups", default=None, metavar="G,G",
                    help="instead: seed-images/s of step 9 trained as one group of G seeds (e.g. 1,3,8,20), "
                         "--batches per seed (default 100)")
+    p.add_argument("--whole-process", type=int, default=None, metavar="REPEATS",
+                   help="instead: one epoch as a whole process (start-up included), `python -m core train` against "
+                        "the write-up's recipe, alternating, REPEATS times each")
+    p.add_argument("--net", default=None, help="with --whole-process: train this network as step 9")
     p.add_argument("--gpu-report", action="store_true",
                    help="instead: the GPU report (step 9 for 15 epochs, 20 seeds at once, step 1's full run, Train "
                         "to first chart) -> --report; needs a CUDA GPU unless --batches cuts every run short")
@@ -474,6 +478,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from core.experiments.reproduce import parse_seeds
         doc = run_browser_bench(args.data_dir, not args.no_download, parse_seeds(args.browsers, "--browsers") or [],
                                 parse_seeds(args.watchers, "--watchers") or [], args.step, args.query, progress)
+    elif args.whole_process is not None:
+        from core.experiments.bench import run_whole_process
+        doc = run_whole_process(args.data_dir, args.whole_process, args.net, progress)
     elif args.gpu_report:
         from core.experiments.gpu_report import gpu_report
         doc = gpu_report(args.data_dir, not args.no_download, "auto" if args.device == "cpu" else args.device,

@@ -277,6 +277,19 @@ def test_bench_prints_both_pipelines(mnist_root):
     assert doc["speedup_per_epoch"] == round(doc["writeup_recipe"]["seconds_per_epoch"] / doc["ours"]["seconds_per_epoch"], 2)
 
 
+def test_bench_whole_process_times_both_as_processes(tiny_mnist_root):
+    doc = ok_json("bench", "--whole-process", "1", "--data-dir", str(tiny_mnist_root), "--net", "c4,M,c8,G")
+    assert len(doc["ours_s"]) == len(doc["writeup_s"]) == 1 and doc["ours_s"][0] > 0 and doc["writeup_s"][0] > 0
+    assert doc["speedup"] == [round(doc["writeup_s"][0] / doc["ours_s"][0], 2)]
+    assert "--clean-fraction 0" in doc["ours_command"] and doc["net"] == "c4,M,c8,G"
+
+
+def test_bench_seed_groups_prints_each_size(tiny_mnist_root):
+    doc = ok_json("bench", "--seed-groups", "1,2", "--batches", "2", "--data-dir", str(tiny_mnist_root), "--no-download")
+    assert [r["seeds"] for r in doc["rows"]] == [1, 2] and all(r["seed_images_per_s"] > 0 for r in doc["rows"])
+    assert doc["rows"][0]["time_vs_one_seed"] is None and doc["rows"][1]["time_vs_one_seed"] > 0
+
+
 def test_bench_sessions_goes_through_the_queue(mnist_root):
     doc = ok_json("bench", "--sessions", "3", "--data-dir", str(mnist_root), "--no-download")
     assert doc["sessions"] == 3 and doc["workers"] == 1 and doc["identical_results"] is True

@@ -59,12 +59,12 @@ def writeup_loaders(root: str, batch_size: int = 128, workers: int = 0):
                  for ds in (train, test))
 
 
-def time_writeup_recipe(data: MNISTTensors, device: torch.device, batches: int | None) -> dict[str, Any]:
+def time_writeup_recipe(root: str, device: torch.device, batches: int | None) -> dict[str, Any]:
     torch.manual_seed(0)
     model = writeup_final_model().to(device)
     # the write-up's optimiser: SGD, momentum 0.9, no Nesterov (its one-cycle LR costs nothing to time)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    train_loader, test_loader = writeup_loaders(data.root)
+    train_loader, test_loader = writeup_loaders(root)
     total = len(train_loader) if batches is None else min(batches, len(train_loader))
     model.train()
     seen, start = 0, time.perf_counter()
@@ -83,7 +83,7 @@ def time_writeup_recipe(data: MNISTTensors, device: torch.device, batches: int |
             model(x.to(device)).argmax(1).eq(y.to(device)).sum().item()
     eval_s = time.perf_counter() - eval_start
     return _figures("the write-up's final recipe as written (PIL transforms + DataLoader, batch 128)", model, seen,
-                    train_s, eval_s, len(data.train_images))
+                    train_s, eval_s, len(train_loader.dataset))
 
 
 def time_ours(data: MNISTTensors, device: torch.device, batches: int | None) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def run_bench(data_dir: str | None, download: bool, device_name: str, batches: i
         f"{'a full epoch' if batches is None else f'{batches} batches'} per pipeline, back to back")
     ours = time_ours(data, device, batches)
     log(f"  {ours['pipeline']}: {ours['train_images_per_s']:,.0f} img/s, {ours['seconds_per_epoch']:.1f} s/epoch")
-    writeup = time_writeup_recipe(data, device, batches)
+    writeup = time_writeup_recipe(data.root, device, batches)
     log(f"  {writeup['pipeline']}: {writeup['train_images_per_s']:,.0f} img/s, "
         f"{writeup['seconds_per_epoch']:.1f} s/epoch")
     speedup = writeup["seconds_per_epoch"] / ours["seconds_per_epoch"]
@@ -159,6 +159,44 @@ def run_queue_bench(data_dir: str | None, download: bool, sessions: int, log: Ca
             "batches_per_run": max_batches, "workers": queue.workers, "back_to_back_seconds": round(serial_s, 3),
             "queued_seconds": round(queued_s, 3), "ratio": round(ratio, 3), "identical_results": all(same),
             "date": time.strftime("%Y-%m-%d")}
+
+
+def writeup_epoch_process(root: str) -> None:
+    """What `python writeup.py` would do for one epoch, as its own process: build the write-up's
+    network, train one epoch through its DataLoader pipeline, test once (called by run_whole_process)."""
+    time_writeup_recipe(root, torch.device("cpu"), None)
+
+
+def run_whole_process(data_dir: str | None, repeats: int, net: str | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """One epoch of each pipeline as a whole process (Python start, imports, data load, run store,
+    training, the test pass, exit), alternating, `repeats` times each."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from core.project import ROOT
+    from core.training.data import resolve_root, validate
+
+    root = resolve_root(data_dir)
+    validate(root)
+    ours = [sys.executable, "-m", "core", "train", "--step", str(FINAL_STEP), "--epochs", "1", "--clean-fraction", "0",
+            "--data-dir", str(root), "--no-download", *(["--net", net] if net else [])]
+    writeup = [sys.executable, "-c", f"from core.experiments.bench import writeup_epoch_process as run; run({str(root)!r})"]
+    times: dict[str, list[float]] = {"ours": [], "writeup": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            for name, command in (("ours", ours + ["--runs-db", f"{tmp}/runs{i}.sqlite3"]), ("writeup", writeup)):
+                started = time.perf_counter()
+                subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+                times[name].append(round(time.perf_counter() - started, 2))
+                log(f"  {name:<8} {times[name][-1]:6.1f} s")
+    ratios = [round(w / o, 2) for o, w in zip(times["ours"], times["writeup"])]
+    log(f"  one epoch as a whole process: ours {min(times['ours']):.1f}-{max(times['ours']):.1f} s, the write-up's "
+        f"{min(times['writeup']):.1f}-{max(times['writeup']):.1f} s: {', '.join(f'{r:.2f}x' for r in ratios)} "
+        "(goal >= 4)")
+    return {"device": device_label(torch.device("cpu")), "torch": torch.__version__, "ours_command": " ".join(ours[1:]),
+            "net": net or TrainConfig.for_step(FINAL_STEP).net, "ours_s": times["ours"], "writeup_s": times["writeup"],
+            "speedup": ratios, "date": time.strftime("%Y-%m-%d")}
 
 
 def run_group_bench(data_dir: str | None, download: bool, sizes: list[int], batches: int, device_name: str,
