@@ -207,6 +207,8 @@ def _reproduce_command(sub: argparse._SubParsersAction) -> None:
                    help="cap each run at about this many seconds (fewer batches per epoch, labelled as reduced)")
     p.add_argument("--output", default="assets/reference_runs.json")
     p.add_argument("--markdown", default="LIFECYCLE.md")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="train fewer epochs than the recipe's, on all the data (labelled reduced), e.g. step 1 on a CPU")
     p.add_argument("--together", type=int, default=None, metavar="N",
                    help="train at most N seeds side by side as one grouped network (default: all of --seeds)")
     p.add_argument("--weights-dir", default="assets/models",
@@ -590,7 +592,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     reproduce(parse_steps(args.steps), parse_seeds(args.seeds), data_dir=args.data_dir, download=not args.no_download,
               device=args.device, budget=args.budget, output=args.output, markdown=args.markdown, merge=args.merge,
-              argv=args.argv, log=progress, weights_dir=args.weights_dir or None, together=args.together)
+              argv=args.argv, log=progress, weights_dir=args.weights_dir or None, together=args.together,
+              epochs=args.epochs)
 
 
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,

@@ -214,7 +214,9 @@ def reference_summary(ref: StepReference | None) -> None:
         st.markdown("- *Measured here:* no reference run yet (`python -m core reproduce` makes them).")
         return
     p = ref.first.provenance
-    st.markdown(f"- *Measured here* ({p.limits}): min of the last 3 epochs {ref.min_last_spread}, best test "
+    held = (f"min of the last {CHALLENGE.last_epochs} epochs {ref.min_last_spread}" if ref.min_last_spread
+            else f"no min of the last {CHALLENGE.last_epochs} epochs ({len(ref.first.epochs)} run)")
+    st.markdown(f"- *Measured here* ({p.limits}): {held}, best test "
                 f"{ref.best_spread}; the challenge met by {sum(r.verdict(ref.params)[0] for r in ref.runs)} of "
                 f"{len(ref.runs)} seed(s).")
     st.caption(f"`{p.command}` · {p.device} · torch {p.torch} · {p.date}")

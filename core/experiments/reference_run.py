@@ -17,6 +17,7 @@ from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
 from core.training.events import DoneEvent, EpochEvent
 from core.training.loop import fit_seeds
+from core.training.steps import get_step
 
 MAX_SHIPPED_PARAMS = 100_000  # weights of smaller reference models are kept in assets/models/
 
@@ -35,7 +36,7 @@ def reference_runs(configs: list[TrainConfig], data: MNISTTensors, command: str,
     failed: its reason says why) and the model's parameter count. The first seed's weights are kept
     in `weights_dir` (small models only)."""
     first = configs[0]
-    limits = describe_limits(first, len(data.train_images), len(data.test_images))
+    limits = describe_limits(first, len(data.train_images), len(data.test_images), get_step(first.step).recipe.epochs)
     seeds = ", ".join(str(c.seed) for c in configs)
     log(f"step {first.step}, seed{'s' if len(configs) > 1 else ''} {seeds}"
         f"{' trained side by side' if len(configs) > 1 else ''}: {limits}")

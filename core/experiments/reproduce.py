@@ -59,7 +59,7 @@ def parse_seeds(text: str | None, option: str = "--seeds") -> list[int] | None:
 def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, download: bool, device: str,
               budget: float | None, output: str, markdown: str, merge: bool, argv: list[str],  # after `python -m core`
               log: Callable[[str], None], weights_dir: str | None = "assets/models",
-              together: int | None = None) -> dict[int, StepReference]:
+              together: int | None = None, epochs: int | None = None) -> dict[int, StepReference]:
     dev = pick_device(device)
     data = load_mnist(data_dir, download=download, device=dev)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
@@ -67,7 +67,7 @@ def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, down
     held: dict[int, StepReference] = {}
     first_write = True
     for number in steps:
-        config = TrainConfig.for_step(number, device=str(dev))
+        config = TrainConfig.for_step(number, device=str(dev), epochs=epochs)
         if budget:
             config = fit_to_budget(config, modelled_speed(config), budget,
                                    n_train=len(data.train_images), n_test=len(data.test_images))

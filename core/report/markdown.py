@@ -37,7 +37,9 @@ def measured_note(number: int, refs: dict[int, StepReference]) -> str:
     if r is None:
         return ""
     gaps = [run.epochs[-1]["train_acc"] - run.epochs[-1]["test_acc"] for run in r.runs]
-    text = (f"{r.params:,} parameters; min(last 3) {r.min_last_spread}; best test {r.best_spread}; last-epoch train minus "
+    held = r.min_last_spread
+    low = f"min(last 3) {held}" if held is not None else f"no min(last 3) ({len(r.first.epochs)} epoch(s) run)"
+    text = (f"{r.params:,} parameters; {low}; best test {r.best_spread}; last-epoch train minus "
             f"test {statistics.fmean(gaps):+.2f} points")
     if r.reduced:
         return text + f" ({r.first.provenance.limits}, so not comparable with full runs)."

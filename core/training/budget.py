@@ -150,11 +150,15 @@ def _shrunk(config: TrainConfig, speed: Speed, seconds: float, n_train: int, n_t
                    test_limit=None if test >= n_test else test)
 
 
-def describe_limits(config: TrainConfig, n_train: int = MNIST_TRAIN, n_test: int = MNIST_TEST) -> str:
-    """'full: ...' or 'reduced: ...': what a run's limits mean, for labels and provenance."""
+def describe_limits(config: TrainConfig, n_train: int = MNIST_TRAIN, n_test: int = MNIST_TEST,
+                    recipe_epochs: int | None = None) -> str:
+    """'full: ...' or 'reduced: ...': what a run's limits mean, for labels and provenance. With
+    `recipe_epochs` (a reference run of a recipe), fewer epochs than the recipe's are a reduction too."""
     images = config.images_per_epoch(n_train)
     epochs = config.recipe.epochs
     if images >= n_train and config.test_limit is None:
+        if recipe_epochs is not None and epochs < recipe_epochs:
+            return f"reduced: {epochs} of the recipe's {recipe_epochs} epochs, on all {n_train:,} training images"
         return f"full: {epochs} epochs on all {n_train:,} training images"
     tested = f", tested on the first {config.test_limit:,} of {n_test:,} test images" if config.test_limit else ""
     return f"reduced: {epochs} epochs of {images:,} training images{tested}"
