@@ -93,3 +93,23 @@ def test_step_9_draws_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypat
     table = next(d.value for d in at.dataframe if "held on" in d.value.columns)
     assert list(table["candidate"]) == ["narrow10"] and list(table["seeds"]) == [2]
     assert any("search" in c.value and "--only narrow10" in c.value for c in at.caption)  # its provenance
+
+
+def test_the_lesson_and_lifecycle_quote_the_frontier_file(tiny_mnist_root, tmp_path):
+    from core.report.markdown import lifecycle_markdown
+    from core.runs.frontier import frontier_facts, frontier_markdown
+
+    out = tmp_path / "frontier.json"
+    for name, seeds in (("narrow10", "1-2"), ("narrow12", "1")):
+        done = run_cli("search", "--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--only",
+                       name, "--seeds", seeds, "--output", str(out))
+        assert done.returncode == 0, done.stderr
+    entries = load_frontier(out)
+    facts = frontier_facts(entries)
+    sizes = sorted(e.params for e in entries)
+    assert facts["frontier:tried"].startswith(f"2 candidates from {sizes[0]:,} to {sizes[1]:,} parameters")
+    assert facts["frontier:smallest"] == "no candidate has yet held on all 20 seeds"  # none has 20 seeds
+    lines = frontier_markdown(entries)
+    assert sum(line.startswith("| narrow") for line in lines) == 2 and any("--only narrow10" in line for line in lines)
+    text = lifecycle_markdown({}, [], entries)
+    assert "## How small can it get?" in text and "(not measured yet)" not in text.split("How small can it get?**")[1][:400]

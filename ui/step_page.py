@@ -15,7 +15,7 @@ from core.architecture.spec import SpecError
 from core.report.lessons import fill_facts, load_lesson
 from core.report.views import describe_step, lesson_facts
 from core.runs.ablation import ablation_facts, ablation_rows
-from core.runs.frontier import FrontierEntry, frontier_points, frontier_rows
+from core.runs.frontier import FrontierEntry, frontier_facts, frontier_points, frontier_rows
 from core.runs.reference import StepReference
 from core.training.config import TrainConfig
 from core.training.data import DataError
@@ -125,6 +125,7 @@ def lesson_for(number: int):
     """The step's lesson with its `{ablation:...}` figures filled in from assets/ablation.json."""
     step_of_ablation, results = ablation()
     facts = ablation_facts(results) if step_of_ablation == number else {}
+    facts |= frontier_facts(frontier()) if number == FINAL_STEP else {}
     return fill_facts(load_lesson(number), facts | cached_lesson_facts(number))
 
 

@@ -160,3 +160,50 @@ def smallest_holding(entries: list[FrontierEntry]) -> FrontierEntry | None:
     """The smallest candidate that held on every one of at least CONFIRM_SEEDS' count of seeds."""
     confirmed = [e for e in entries if e.stage == "confirmed" and e.holds_everywhere]
     return min(confirmed, key=lambda e: e.params, default=None)
+
+
+def _named(e: FrontierEntry) -> str:
+    return f"{e.candidate.name} ({e.candidate.net}, {e.params:,} parameters)"
+
+
+def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
+    """`frontier:<name>` phrases the lesson quotes: what was tried, the smallest candidate that held on
+    every one of twenty seeds, and where the others broke."""
+    if not entries:
+        return {}
+    sizes = [e.params for e in entries]
+    facts = {"frontier:tried": f"{len(entries)} candidates from {min(sizes):,} to {max(sizes):,} parameters, "
+                               f"each screened on seeds {SCREEN_SEEDS[0]}-{SCREEN_SEEDS[-1]}"}
+    best = smallest_holding(entries)
+    facts["frontier:smallest"] = (
+        f"{_named(best)} held {CHALLENGE.min_acc} % in each of the last {CHALLENGE.last_epochs} epochs on all "
+        f"{len(best.runs)} seeds (lowest seed {best.min_last_spread.low:.2f} %)" if best is not None else
+        f"no candidate has yet held on all {len(CONFIRM_SEEDS)} seeds")
+    broke = [e for e in entries if e.runs and e.holding < len(e.runs)]
+    facts["frontier:broke"] = "; ".join(
+        f"{_named(e)}: {len(e.runs) - e.holding} of {len(e.runs)} seeds below the line, lowest "
+        f"{e.min_last_spread.low:.2f} %" for e in sorted(broke, key=lambda e: e.params)) or "none so far"
+    return facts
+
+
+def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
+    """The LIFECYCLE.md section: one row per candidate, with the commands that trained them."""
+    if not entries:
+        return []
+    commands = sorted({r.provenance.command for e in entries for r in e.runs})
+    first = entries[0].runs[0].provenance
+    lines = ["", "## How small can it get? (the frontier search)", "",
+             " and ".join(f"`{c}`" for c in commands) + f" — {first.device}, torch {first.torch}; {first.limits}; "
+             "seeds of one candidate trained side by side as one grouped network. A candidate is the final "
+             "step's recipe with the network (and the recipe changes) below; *held on* counts the seeds whose "
+             f"last {CHALLENGE.last_epochs} epochs all reached {CHALLENGE.min_acc} %.", "",
+             "| candidate | network | params | seeds | lowest seed | mean | held on | what it tests |",
+             "|---|---|---:|---:|---:|---:|---|---|"]
+    for row in frontier_rows(entries):
+        lines.append(f"| {row['candidate']} | `{row['net']}` | {row['params']:,} | {row['seeds']} | "
+                     f"{_pct(row['lowest seed'])} | {_pct(row['mean'])} | {row['held on']} | {row['what it tests']} |")
+    return lines
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
