@@ -191,7 +191,7 @@ def _ablate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="assets/ablation.json")
     p.add_argument("--merge", action="store_true", help="keep other variants and seeds already in --output")
     p.add_argument("--together", type=int, default=None, metavar="N",
-                   help="train at most N seeds side by side as one grouped network (default: all of --seeds)")
+                   help="train at most N seeds side by side as one grouped network (default: all on a GPU, 8 on a CPU)")
     p.add_argument("--json", action="store_true")
 
 
@@ -210,7 +210,7 @@ def _reproduce_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None,
                    help="train fewer epochs than the recipe's, on all the data (labelled reduced), e.g. step 1 on a CPU")
     p.add_argument("--together", type=int, default=None, metavar="N",
-                   help="train at most N seeds side by side as one grouped network (default: all of --seeds)")
+                   help="train at most N seeds side by side as one grouped network (default: all on a GPU, 8 on a CPU)")
     p.add_argument("--weights-dir", default="assets/models",
                    help="where the tested weights of the first seed go (models under 100k parameters); '' = nowhere")
     p.add_argument("--merge", action="store_true",
@@ -232,7 +232,7 @@ def _search_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--together", type=int, default=None, metavar="N",
-                   help="train at most N seeds side by side as one grouped network (default: all of --seeds)")
+                   help="train at most N seeds side by side as one grouped network (default: all on a GPU, 8 on a CPU)")
     p.add_argument("--output", default="assets/frontier.json")
     p.add_argument("--json", action="store_true")
 

@@ -22,11 +22,15 @@ from core.training.steps import get_step
 MAX_SHIPPED_PARAMS = 100_000  # weights of smaller reference models are kept in assets/models/
 
 
-def seed_groups(seeds: list[int], together: int | None) -> list[list[int]]:
-    """The seeds in groups of at most `together` (None: all in one), each trained as one network."""
+CPU_GROUP = 8  # seeds side by side on a CPU: the most seed-images/s measured here (bench --seed-groups)
+
+
+def seed_groups(seeds: list[int], together: int | None, device: torch.device | None = None) -> list[list[int]]:
+    """The seeds in groups of at most `together`, each trained as one network; None: all at once on
+    a GPU, CPU_GROUP at a time on a CPU (more at once outgrow its caches and slow down)."""
     if together is not None and together < 1:
         raise ValueError(f"--together must be at least 1, got {together}")
-    size = together or len(seeds)
+    size = together or (len(seeds) if device is not None and device.type == "cuda" else CPU_GROUP)
     return [seeds[i:i + size] for i in range(0, len(seeds), size)]
 
 

@@ -72,7 +72,7 @@ def reproduce(steps: Iterable[int], seeds: list[int], data_dir: str | None, down
             config = fit_to_budget(config, modelled_speed(config), budget,
                                    n_train=len(data.train_images), n_test=len(data.test_images))
         doc = describe_step(number)
-        for chunk in seed_groups(seeds, together):
+        for chunk in seed_groups(seeds, together, dev):
             runs, params = reference_runs([config.with_overrides(seed=s) for s in chunk], data, command,
                                           Path(weights_dir) if weights_dir and chunk[0] == seeds[0] else None, log)
             for result in runs:

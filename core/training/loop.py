@@ -38,8 +38,11 @@ EVAL_BATCH = 500
 
 @torch.no_grad()
 def evaluate_seeds(group: SeedGroup, images: torch.Tensor, labels: torch.Tensor,
-                   batch_size: int = EVAL_BATCH) -> list[tuple[float, float]]:
-    """(mean loss, accuracy %) per seed of the group over the whole set, from resident tensors."""
+                   batch_size: int | None = None) -> list[tuple[float, float]]:
+    """(mean loss, accuracy %) per seed of the group over the whole set, from resident tensors.
+    A group evaluates in batches G times smaller (default): the same activations per batch, which
+    stay in the CPU's cache (20 seeds: 8.9 s in batches of 50 against 26 s in batches of 500)."""
+    batch_size = batch_size or max(32, EVAL_BATCH // group.size)
     group.eval()
     loss_sum = torch.zeros(group.size, device=images.device)
     correct = torch.zeros(group.size, device=images.device, dtype=torch.long)
