@@ -2,6 +2,7 @@
 setting, a clear error for a damaged file, and the committed file agreeing with today's specs."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -71,8 +72,12 @@ def test_the_committed_reference_runs_match_todays_specs():
         assert (ref.params, ref.rf, ref.macs) == (doc["params"], doc["rf"], doc["macs"]), number
         default = TrainConfig.for_step(number)
         for run in ref.runs:
-            assert run.config.toggles == default.toggles and run.config.recipe == default.recipe, (number, run.seed)
-            assert len(run.epochs) == default.recipe.epochs and run.reason == "completed"
+            recipe = run.config.recipe
+            # fewer epochs than the recipe's only in a run labelled reduced (step 1 on a CPU)
+            assert recipe.epochs == default.recipe.epochs or run.provenance.reduced, (number, run.seed)
+            assert run.config.toggles == default.toggles and replace(recipe, epochs=default.recipe.epochs) \
+                == default.recipe, (number, run.seed)
+            assert len(run.epochs) == recipe.epochs and run.reason == "completed"
     assert len(refs[9].runs) >= 20 and all(len(refs[n].runs) >= 3 for n in range(2, 9))
 
 
