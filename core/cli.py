@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -511,6 +512,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
             if unknown:
                 raise ValueError(f"--skip knows {', '.join(VARIANTS)}; not {', '.join(sorted(unknown))}")
             doc["variants"] = run_variants(args.data_dir, not args.no_download, args.batches, progress, skip)
+    if isinstance(doc, dict):
+        doc.setdefault("command", "python -m core " + " ".join(shlex.quote(a) for a in args.argv))
     if args.json:
         emit(doc)
 
