@@ -194,7 +194,8 @@ def run_whole_process(data_dir: str | None, repeats: int, net: str | None, log: 
     log(f"  one epoch as a whole process: ours {min(times['ours']):.1f}-{max(times['ours']):.1f} s, the write-up's "
         f"{min(times['writeup']):.1f}-{max(times['writeup']):.1f} s: {', '.join(f'{r:.2f}x' for r in ratios)} "
         "(goal >= 4)")
-    return {"device": device_label(torch.device("cpu")), "torch": torch.__version__, "ours_command": "python " + " ".join(ours[1:]),
+    return {"device": device_label(torch.device("cpu")), "torch": torch.__version__,
+            "ours_command": "python " + " ".join(ours[1:]),
             "net": net or TrainConfig.for_step(FINAL_STEP).net, "ours_s": times["ours"], "writeup_s": times["writeup"],
             "speedup": ratios, "date": time.strftime("%Y-%m-%d")}
 
