@@ -209,7 +209,8 @@ def _reproduce_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="assets/reference_runs.json")
     p.add_argument("--markdown", default="LIFECYCLE.md")
     p.add_argument("--epochs", type=int, default=None,
-                   help="train fewer epochs than the recipe's, on all the data (labelled reduced), e.g. step 1 on a CPU")
+                   help="train fewer epochs than the recipe's, on all the data (labelled reduced), e.g. step 1 "
+                        "on a CPU")
     p.add_argument("--together", type=int, default=None, metavar="N",
                    help="train at most N seeds side by side as one grouped network (default: all on a GPU, 8 on a CPU)")
     p.add_argument("--weights-dir", default="assets/models",
@@ -600,7 +601,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,
-            "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "ablate": cmd_ablate, "search": cmd_search,
+            "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "ablate": cmd_ablate,
+            "search": cmd_search,
             "reproduce": cmd_reproduce}
 
 

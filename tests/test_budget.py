@@ -75,6 +75,7 @@ def test_a_bigger_network_gets_fewer_images_for_the_same_time():
 
 def test_a_reference_with_fewer_epochs_than_its_recipe_is_labelled_reduced():
     short = TrainConfig.for_step(1, epochs=2)
-    assert describe_limits(short, 60_000, 10_000, 15) == "reduced: 2 of the recipe's 15 epochs, on all 60,000 training images"
+    assert describe_limits(short, 60_000, 10_000, 15) == \
+        "reduced: 2 of the recipe's 15 epochs, on all 60,000 training images"
     assert describe_limits(short, 60_000, 10_000).startswith("full: 2 epochs")  # a quick run's own choice of epochs
     assert describe_limits(TrainConfig.for_step(1), 60_000, 10_000, 15).startswith("full: 15 epochs")

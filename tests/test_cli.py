@@ -285,7 +285,8 @@ def test_bench_whole_process_times_both_as_processes(tiny_mnist_root):
 
 
 def test_bench_seed_groups_prints_each_size(tiny_mnist_root):
-    doc = ok_json("bench", "--seed-groups", "1,2", "--batches", "2", "--data-dir", str(tiny_mnist_root), "--no-download")
+    doc = ok_json("bench", "--seed-groups", "1,2", "--batches", "2", "--data-dir", str(tiny_mnist_root),
+                  "--no-download")
     assert [r["seeds"] for r in doc["rows"]] == [1, 2] and all(r["seed_images_per_s"] > 0 for r in doc["rows"])
     assert doc["rows"][0]["time_vs_one_seed"] is None and doc["rows"][1]["time_vs_one_seed"] > 0
 

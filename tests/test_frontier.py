@@ -112,4 +112,5 @@ def test_the_lesson_and_lifecycle_quote_the_frontier_file(tiny_mnist_root, tmp_p
     lines = frontier_markdown(entries)
     assert sum(line.startswith("| narrow") for line in lines) == 2 and any("--only narrow10" in line for line in lines)
     text = lifecycle_markdown({}, [], entries)
-    assert "## How small can it get?" in text and "(not measured yet)" not in text.split("How small can it get?**")[1][:400]
+    assert "## How small can it get?" in text
+    assert "(not measured yet)" not in text.split("How small can it get?**")[1][:400]

@@ -35,7 +35,8 @@ def ablate(step: int, names: list[str], seeds: list[int], data_dir: str | None, 
                                    n_train=len(data.train_images), n_test=len(data.test_images))
         runs = []
         for chunk in seed_groups(seeds, together, dev):
-            chunk_runs, params = reference_runs([config.with_overrides(seed=s) for s in chunk], data, command, None, log)
+            configs = [config.with_overrides(seed=s) for s in chunk]
+            chunk_runs, params = reference_runs(configs, data, command, None, log)
             runs.extend(chunk_runs)
         results = merge_result(path, step, AblationResult(ablation, params, tuple(runs)), keep=merge or i > 0)
     log(f"wrote {path}; `python -m core reproduce --markdown-only` puts it into LIFECYCLE.md")

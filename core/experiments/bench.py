@@ -167,7 +167,8 @@ def writeup_epoch_process(root: str) -> None:
     time_writeup_recipe(root, torch.device("cpu"), None)
 
 
-def run_whole_process(data_dir: str | None, repeats: int, net: str | None, log: Callable[[str], None]) -> dict[str, Any]:
+def run_whole_process(data_dir: str | None, repeats: int, net: str | None,
+                      log: Callable[[str], None]) -> dict[str, Any]:
     """One epoch of each pipeline as a whole process (Python start, imports, data load, run store,
     training, the test pass, exit), alternating, `repeats` times each."""
     import subprocess
@@ -181,7 +182,8 @@ def run_whole_process(data_dir: str | None, repeats: int, net: str | None, log: 
     validate(root)
     ours = [sys.executable, "-m", "core", "train", "--step", str(FINAL_STEP), "--epochs", "1", "--clean-fraction", "0",
             "--data-dir", str(root), "--no-download", *(["--net", net] if net else [])]
-    writeup = [sys.executable, "-c", f"from core.experiments.bench import writeup_epoch_process as run; run({str(root)!r})"]
+    writeup = [sys.executable, "-c",
+               f"from core.experiments.bench import writeup_epoch_process as run; run({str(root)!r})"]
     times: dict[str, list[float]] = {"ours": [], "writeup": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):
@@ -223,7 +225,8 @@ def run_group_bench(data_dir: str | None, download: bool, sizes: list[int], batc
         images = base.images_per_epoch(len(data.train_images))
         row = {"seeds": size, "seconds": round(seconds, 2), "train_seconds": round(images / epoch.images_per_s, 2),
                "seed_images_per_s": round(size * epoch.images_per_s, 1)}
-        row["time_vs_one_seed"] = round(row["seconds"] / rows[0]["seconds"], 2) if rows and rows[0]["seeds"] == 1 else None
+        alone = rows[0]["seconds"] if rows and rows[0]["seeds"] == 1 else None
+        row["time_vs_one_seed"] = round(row["seconds"] / alone, 2) if alone else None
         rows.append(row)
         versus = f", {row['time_vs_one_seed']:.2f}x the time of one seed" if row["time_vs_one_seed"] else ""
         log(f"  {size:>2} seed(s): {seconds:6.1f} s, {row['seed_images_per_s']:8,.0f} seed-images/s{versus}")

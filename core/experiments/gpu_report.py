@@ -108,7 +108,8 @@ def gpu_report(data_dir: str | None, download: bool, device_name: str, batches: 
         doc1 = describe_step(1)
         merge_step(references, StepReference(1, get_step(1).title, params, doc1["rf"], doc1["macs"], (run,)),
                    keep_others=True)
-        log(f"  step 1's run merged into {references} (`python -m core reproduce --markdown-only` redraws LIFECYCLE.md)")
+        log(f"  step 1's run merged into {references} "
+            "(`python -m core reproduce --markdown-only` redraws LIFECYCLE.md)")
 
     part("train_to_first_chart", first_chart_seconds(data_dir, download, batches))
     log(f"wrote {path} ({doc['wall_seconds']:.0f} s in all)")

@@ -53,7 +53,8 @@ def reference_runs(configs: list[TrainConfig], data: MNISTTensors, command: str,
     results = []
     for config, done in zip(configs, finals):
         weights = _keep_weights(done, config, weights_dir) if config is first else None
-        epochs = tuple({k: round(v, 5) if isinstance(v, float) else v for k, v in e.row().items()} for e in done.history)
+        epochs = tuple({k: round(v, 5) if isinstance(v, float) else v for k, v in e.row().items()}
+                       for e in done.history)
         result = ReferenceRun(config, epochs, done.reason, provenance, weights)
         log(f"  seed {config.seed}: min(last 3) {result.min_last:.2f} %: {result.verdict(done.params)[1]}"
             if result.min_last is not None else f"  seed {config.seed}: {done.reason}")
@@ -62,7 +63,8 @@ def reference_runs(configs: list[TrainConfig], data: MNISTTensors, command: str,
     return results, finals[0].params
 
 
-def _train_logging_epochs(configs: list[TrainConfig], data: MNISTTensors, log: Callable[[str], None]) -> list[DoneEvent]:
+def _train_logging_epochs(configs: list[TrainConfig], data: MNISTTensors,
+                          log: Callable[[str], None]) -> list[DoneEvent]:
     """run_seeds, with one line per epoch (every seed's test accuracy) for whoever watches a long run."""
     finals: dict[int, DoneEvent] = {}
     accs: dict[int, dict[int, float]] = {}
@@ -70,8 +72,8 @@ def _train_logging_epochs(configs: list[TrainConfig], data: MNISTTensors, log: C
         if isinstance(event, EpochEvent):
             accs.setdefault(event.epoch, {})[g] = event.test_acc
             if len(accs[event.epoch]) == sum(1 for i in range(len(configs)) if i not in finals):
-                log(f"    epoch {event.epoch}: test accuracy " + ", ".join(f"{a:.2f}" for a in accs.pop(event.epoch).values())
-                    + f" % ({event.seconds:.0f} s)")
+                shown = ", ".join(f"{a:.2f}" for a in accs.pop(event.epoch).values())
+                log(f"    epoch {event.epoch}: test accuracy {shown} % ({event.seconds:.0f} s)")
         elif isinstance(event, DoneEvent):
             finals[g] = event
     return [finals[g] for g in range(len(configs))]

@@ -13,7 +13,6 @@ from core.architecture.builder import macs
 from core.architecture.challenge import CHALLENGE
 from core.experiments.reference_run import reference_runs, seed_groups
 from core.runs.frontier import (
-    CONFIRM_SEEDS,
     Candidate,
     FrontierEntry,
     load_frontier,

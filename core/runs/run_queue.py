@@ -333,7 +333,8 @@ class RunQueue:
                 if stop_early:
                     self.executor.stop(slot, job.id)
             try:
-                self.executor.run(slot, [job.spec() for job in jobs], lambda job_id, m, by_id=by_id: by_id[job_id]._on_message(m))
+                self.executor.run(slot, [job.spec() for job in jobs],
+                                  lambda job_id, m, by_id=by_id: by_id[job_id]._on_message(m))
             except WorkerLost as exc:
                 for job in unfinished(jobs):
                     self._lost(job, f"{exc}; the epochs it finished are kept, and a fresh training process "

@@ -169,7 +169,8 @@ def train_epoch(epoch: int, group: SeedGroup, optimizer: Optimizer, average: Wei
     started = time.perf_counter()
     orders = [lane.plan.subset[torch.randperm(len(lane.plan.subset), generator=lane.generator, device=device)]
               for lane in lanes]
-    totals = EpochTotals(torch.zeros(len(lanes), device=device), torch.zeros(len(lanes), device=device, dtype=torch.long))
+    totals = EpochTotals(torch.zeros(len(lanes), device=device),
+                         torch.zeros(len(lanes), device=device, dtype=torch.long))
     for b in range(plan.batches):
         step = (epoch - 1) * plan.batches + b
         apply_schedule(optimizer, *schedule_at(config.recipe, step, plan.total))
