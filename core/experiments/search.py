@@ -12,12 +12,7 @@ from typing import Callable
 from core.architecture.builder import macs
 from core.architecture.challenge import CHALLENGE
 from core.experiments.reference_run import reference_runs, seed_groups
-from core.runs.frontier import (
-    Candidate,
-    FrontierEntry,
-    load_frontier,
-    merge_entry,
-)
+from core.runs.frontier import Candidate, FrontierEntry, load_frontier, merge_entry
 from core.runs.summary import same_setting
 from core.training.data import load_mnist
 from core.training.device import pick_device
