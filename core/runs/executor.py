@@ -8,8 +8,9 @@ next; an executor trains it elsewhere and streams its events back.
 `ProcessExecutor` keeps one worker process per slot (one on a CPU, which then uses all its cores;
 one per GPU): a fresh Python (`python -c ...`, the same on Linux, macOS and Windows) that reads
 pickled messages on its stdin and writes its events on its stdout. A worker loads MNIST once,
-trains with the one trainer (`core.training.loop.fit`), records the run into the run store itself and
-streams the run's events back. When a worker dies, its stdout ends: its run is reported failed
+trains with the one trainer (`core.training.loop.fit_seeds`: one job, or the jobs of a "Train 3 seeds"
+side by side), records each run into the run store itself and streams the runs' events back, tagged
+with their job. When a worker dies, its stdout ends: its run is reported failed
 with the reason and a fresh worker takes the next run. When the server dies, the worker's stdin
 ends and it exits too (the run store then shows its run as interrupted).
 
@@ -321,7 +322,7 @@ class ProcessExecutor:
 # --- the worker process ------------------------------------------------------------------------
 
 class _StopFlag:
-    """What `fit` checks after every batch: has the server asked this job to stop?"""
+    """What the trainer checks after every batch: has the server asked one of these jobs to stop?"""
 
     def __init__(self, job_ids: set[int], stopped: set[int], lock: threading.Lock) -> None:
         self.job_ids, self._stopped, self._lock = job_ids, stopped, lock
