@@ -92,6 +92,10 @@ def test_step_9_draws_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypat
     assert any("How small can it get?" in m.value for m in at.markdown)
     table = next(d.value for d in at.dataframe if "held on" in d.value.columns)
     assert list(table["candidate"]) == ["narrow10"] and list(table["seeds"]) == [2]
+    from urllib.parse import parse_qs, urlparse
+    link = parse_qs(urlparse(table["open"][0]).query)  # opens the candidate in Design, recipe and all
+    assert table["open"][0].startswith("design?") and link["net"] == [get_candidate("narrow10").net]
+    assert link["from"] == ["9"] and link["epochs"] == ["15"] and link["budget"] == ["full"]
     assert any("search" in c.value and "--only narrow10" in c.value for c in at.caption)  # its provenance
 
 

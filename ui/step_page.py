@@ -5,6 +5,7 @@ compared runs. The result, the analysis, the layer table and the comparison tabl
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import altair as alt
 import pandas as pd
@@ -22,7 +23,7 @@ from core.training.data import DataError
 from core.training.steps import FINAL_STEP, get_step
 from ui.classroom import current_class, exercise_banner, exercise_maker, exercise_of_link
 from ui.compare import compare_picker
-from ui.controls import budget_controls, step_controls
+from ui.controls import budget_controls, link_params, step_controls
 from ui.link import LinkedWidgets
 from ui.state import (ablation, data_problem, device, frontier, references, run_store, show_data_problem,
                       warm_workers)
@@ -184,7 +185,11 @@ def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) ->
     st.markdown("**How small can it get?** The frontier search: every candidate's seeds, parameters against the "
                 f"lowest of the last {CHALLENGE.last_epochs} test accuracies (dashed: the challenge's line).")
     st.altair_chart(frontier_chart(pd.DataFrame(rows)), width="stretch")
-    st.dataframe(pd.DataFrame(frontier_rows(entries)), hide_index=True, width="stretch")
+    table = pd.DataFrame(frontier_rows(entries))
+    # each candidate opens in Design with its network and recipe, ready to train or change
+    table.insert(0, "open", [f"design?{urlencode(link_params(e.candidate.config(), 'full'))}" for e in entries])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"open": st.column_config.LinkColumn("open", display_text="Design")})
     commands = sorted({r.provenance.command for e in entries for r in e.runs})
     first = entries[0].runs[0].provenance
     st.caption(" · ".join(f"`{c}`" for c in commands) + f" · {first.device} · torch {first.torch} · "
