@@ -145,6 +145,25 @@ def test_a_killed_worker_fails_its_run_with_the_reason_and_a_fresh_one_takes_the
         queue.close()
 
 
+def test_a_killed_worker_fails_every_seed_it_was_training_side_by_side(mnist_root, private_run_store):
+    queue = RunQueue(ProcessExecutor([None]))
+    try:
+        jobs = queue.submit_seeds([job(quick(seed=s, epochs=200, max_batches=2), mnist_root) for s in (1, 2)])
+        wait_for(lambda: all(len(j.snapshot().epochs) >= 2 for j in jobs), 300)
+        queue.executor.kill_worker(0)
+        assert all(j.wait(60) for j in jobs)
+        store = RunStore(private_run_store)
+        for j in jobs:
+            snap = j.snapshot()
+            assert snap.status == "failed" and "killed" in snap.reason, snap.reason
+            stored = store.get(snap.run_id)
+            assert stored.status == "failed" and len(stored.epochs) >= 2  # the epochs it finished are kept
+        after = queue.submit(job(quick(seed=5), mnist_root))
+        assert after.wait(300) and after.snapshot().status == "completed"
+    finally:
+        queue.close()
+
+
 def test_a_broken_store_is_a_warning_not_a_failure(queue, mnist_root, tmp_path):
     bad_db = tmp_path / "not-a-db.sqlite3"
     bad_db.write_bytes(b"garbage" * 1000)
