@@ -85,34 +85,70 @@ def affine_theta(angle: torch.Tensor, shear: torch.Tensor, zoom: torch.Tensor, s
     return torch.cat([inverse, offset], dim=2)
 
 
+@dataclass(frozen=True)
+class AugmentDraw:
+    """One batch's random augmentation parameters, one row per image (None: that part is off)."""
+
+    theta: torch.Tensor | None  # [n, 2, 3] inverse affine maps
+    contrast: torch.Tensor | None  # [n] factors
+    brightness: torch.Tensor | None  # [n] factors
+    erase: torch.Tensor | None  # [n, 3]: centre row, centre column, 1 where a square is blanked
+
+    @staticmethod
+    def join(draws: list[AugmentDraw]) -> AugmentDraw:
+        """Several batches' draws as one (of the same config), in order."""
+        def cat(name: str) -> torch.Tensor | None:
+            parts = [getattr(d, name) for d in draws]
+            return None if parts[0] is None else torch.cat(parts)
+        return AugmentDraw(cat("theta"), cat("contrast"), cat("brightness"), cat("erase"))
+
+
+def draw_augment(n: int, cfg: AugmentConfig, generator: torch.Generator | None, device: torch.device,
+                 side: int = 28) -> AugmentDraw:
+    """Draw the parameters for n images, always in the same order from `generator`: a batch
+    augmented from its draw is the batch `augment_batch` makes from the same stream."""
+    theta = affine_matrices(n, cfg, generator, device) if cfg.geometric else None
+    contrast = 1 + _uniform(n, cfg.contrast, generator, device) if cfg.contrast > 0 else None
+    brightness = 1 + _uniform(n, cfg.brightness, generator, device) if cfg.brightness > 0 else None
+    erase = None
+    if cfg.erase > 0:
+        cy = (torch.rand(n, generator=generator, device=device) * side).floor()
+        cx = (torch.rand(n, generator=generator, device=device) * side).floor()
+        apply = (torch.rand(n, generator=generator, device=device) < 0.5).float()
+        erase = torch.stack([cy, cx, apply], dim=1)
+    return AugmentDraw(theta, contrast, brightness, erase)
+
+
+def apply_augment(images: torch.Tensor, cfg: AugmentConfig, draw: AugmentDraw) -> torch.Tensor:
+    """images: float [B, 1, H, W] in [0, 1], augmented with `draw` (one row per image); a new tensor."""
+    n = images.shape[0]
+    out = images
+    if draw.theta is not None:
+        grid = F.affine_grid(draw.theta.to(images.dtype), list(images.shape), align_corners=False)
+        out = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if draw.contrast is not None:
+        mean = out.mean(dim=(1, 2, 3), keepdim=True)
+        out = (out - mean) * draw.contrast.view(n, 1, 1, 1) + mean
+    if draw.brightness is not None:
+        out = out * draw.brightness.view(n, 1, 1, 1)
+    if draw.erase is not None:
+        out = _erase(out, cfg.erase, draw.erase)
+    return out.clamp_(0, 1)
+
+
 def augment_batch(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
     """images: float [B, 1, H, W] in [0, 1]. Returns a new tensor in [0, 1]."""
     if not cfg.enabled:
         return images
-    n, device = images.shape[0], images.device
-    out = images
-    if cfg.geometric:
-        theta = affine_matrices(n, cfg, generator, device).to(images.dtype)
-        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-        out = F.grid_sample(out, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    if cfg.contrast > 0:
-        mean = out.mean(dim=(1, 2, 3), keepdim=True)
-        out = (out - mean) * (1 + _uniform(n, cfg.contrast, generator, device)).view(n, 1, 1, 1) + mean
-    if cfg.brightness > 0:
-        out = out * (1 + _uniform(n, cfg.brightness, generator, device)).view(n, 1, 1, 1)
-    if cfg.erase > 0:
-        out = _erase(out, cfg.erase, generator)
-    return out.clamp_(0, 1)
+    return apply_augment(images, cfg, draw_augment(images.shape[0], cfg, generator, images.device, images.shape[2]))
 
 
-def _erase(images: torch.Tensor, side: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Blank one random square per image in half of the images (cutout)."""
+def _erase(images: torch.Tensor, side: float, where: torch.Tensor) -> torch.Tensor:
+    """Blank one square per image where `where` says (centre row, centre column, on/off): cutout."""
     n, _, h, w = images.shape
     device = images.device
     half = max(1, round(side * h / 2))
-    cy = (torch.rand(n, generator=generator, device=device) * h).long()
-    cx = (torch.rand(n, generator=generator, device=device) * w).long()
-    apply = torch.rand(n, generator=generator, device=device) < 0.5
+    cy, cx, apply = where[:, 0].long(), where[:, 1].long(), where[:, 2].bool()
     rows = torch.arange(h, device=device).view(1, h, 1)
     cols = torch.arange(w, device=device).view(1, 1, w)
     box = ((rows - cy.view(n, 1, 1)).abs() < half) & ((cols - cx.view(n, 1, 1)).abs() < half) & apply.view(n, 1, 1)
