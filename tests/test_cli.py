@@ -150,6 +150,11 @@ def test_two_cli_runs_write_one_database_at_once(mnist_root, tmp_path):
     (["runs", "show"], "needs a run id"),
     (["bench", "--sessions", "0"], "--sessions"),
     (["reproduce", "--steps", "1-x"], "--steps"),
+    (["search", "--seeds", "3-1"], "empty range"),
+    (["search", "--only", "nope"], "unknown candidate 'nope'"),
+    (["search", "--only", "narrow10", "--confirm", "1"], "either --only or --confirm"),
+    (["bench", "--seed-groups", "0"], "group sizes"),
+    (["bench", "--whole-process", "0"], "1 to 20 repeats"),
     (["bogus"], "invalid choice"),
 ])
 def test_bad_input_is_one_clear_line(args, words):

@@ -178,6 +178,8 @@ def run_whole_process(data_dir: str | None, repeats: int, net: str | None,
     from core.project import ROOT
     from core.training.data import resolve_root, validate
 
+    if not 1 <= repeats <= 20:
+        raise ValueError(f"--whole-process takes 1 to 20 repeats, got {repeats}")
     root = resolve_root(data_dir)
     validate(root)
     ours = [sys.executable, "-m", "core", "train", "--step", str(FINAL_STEP), "--epochs", "1", "--clean-fraction", "0",

@@ -46,10 +46,14 @@ def parse_seeds(text: str | None, option: str = "--seeds") -> list[int] | None:
         for part in (p.strip() for p in text.split(",")):
             if "-" in part[1:]:
                 lo, hi = part.split("-", 1)
+                if int(hi) < int(lo):
+                    raise ValueError(f"{option}: {part} is an empty range (write the lower seed first)")
                 seeds.extend(range(int(lo), int(hi) + 1))
             elif part:
                 seeds.append(int(part))
-    except ValueError:
+    except ValueError as exc:
+        if "empty range" in str(exc):
+            raise
         raise ValueError(f"{option} must be comma-separated integers or ranges like 1-20, got {text!r}") from None
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"{option} must be distinct non-negative integers, got {text!r}")
