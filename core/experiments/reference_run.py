@@ -42,7 +42,8 @@ def reference_runs(configs: list[TrainConfig], data: MNISTTensors, command: str,
     first = configs[0]
     limits = describe_limits(first, len(data.train_images), len(data.test_images), get_step(first.step).recipe.epochs)
     seeds = ", ".join(str(c.seed) for c in configs)
-    log(f"step {first.step}, seed{'s' if len(configs) > 1 else ''} {seeds}"
+    what = f"step {first.step}" + (f"'s recipe with {first.net}" if first.is_design else "")
+    log(f"{what}, seed{'s' if len(configs) > 1 else ''} {seeds}"
         f"{' trained side by side' if len(configs) > 1 else ''}: {limits}")
     started = time.perf_counter()
     finals = _train_logging_epochs(configs, data, log)
