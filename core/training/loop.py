@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Generator, Iterator
+from typing import Callable, Generator, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -162,11 +162,12 @@ def batch_of(lanes: list[Lane], data: MNISTTensors, orders: list[torch.Tensor], 
 
 
 def train_epoch(epoch: int, group: SeedGroup, optimizer: Optimizer, average: WeightAverage | None,
-                data: MNISTTensors, lanes: list[Lane], stop: threading.Event | None
+                data: MNISTTensors, lanes: list[Lane], stop: threading.Event | None,
+                end: Callable[[int, str], tuple[int, DoneEvent]]
                 ) -> Generator[tuple[int, BatchEvent | DoneEvent], None, EpochTotals]:
     """One epoch over a fresh order of each seed's images; yields (seed index, BatchEvent) every
-    `log_every` batches, and (seed index, None) for a seed whose loss stopped being a number
-    (`lane.ended` says where); returns the epoch's totals."""
+    `log_every` batches, and `end(seed index, why)` for a seed whose loss stopped being a number
+    (the others go on); returns the epoch's totals."""
     group.train()
     config, plan, device = lanes[0].config, lanes[0].plan, lanes[0].plan.subset.device
     started = time.perf_counter()
@@ -190,9 +191,8 @@ def train_epoch(epoch: int, group: SeedGroup, optimizer: Optimizer, average: Wei
                 if lane.ended:
                     continue
                 if not math.isfinite(losses[g]):
-                    lane.ended = (f"loss became {losses[g]} at epoch {epoch}, batch {b + 1}: "
-                                  "the learning rate is probably too high")
-                    yield g, None
+                    yield end(g, f"loss became {losses[g]} at epoch {epoch}, batch {b + 1}: "
+                                 "the learning rate is probably too high")
                     continue
                 yield g, BatchEvent(epoch, b + 1, plan.batches, step + 1, plan.total, losses[g], accs[g],
                                     optimizer.param_groups[0]["lr"], rate)
@@ -240,7 +240,7 @@ def fit_seeds(configs: list[TrainConfig], data: MNISTTensors, stop: threading.Ev
 
     def done(g: int, reason: str) -> tuple[int, DoneEvent]:
         lane = lanes[g]
-        lane.ended = lane.ended or reason
+        lane.ended = reason
         weights = group.seed_state(g, tested.state_dict()) if lane.history else None
         return g, DoneEvent(lane.ended, list(lane.history), params, label, time.perf_counter() - started, weights)
 
@@ -249,14 +249,7 @@ def fit_seeds(configs: list[TrainConfig], data: MNISTTensors, stop: threading.Ev
 
     for epoch in range(1, config.recipe.epochs + 1):
         epoch_start = time.perf_counter()
-        batches = train_epoch(epoch, group, optimizer, average, data, lanes, stop)
-        while True:
-            try:
-                g, event = next(batches)
-            except StopIteration as end:
-                totals = end.value
-                break
-            yield done(g, "") if event is None else (g, event)
+        totals = yield from train_epoch(epoch, group, optimizer, average, data, lanes, stop, done)
         if totals.stopped:
             for g in still_running():
                 yield done(g, STOPPED)
