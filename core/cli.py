@@ -543,12 +543,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     from core.experiments.reproduce import parse_seeds
     from core.experiments.search import promising, search
-    from core.runs.frontier import (
-        CANDIDATES,
-        frontier_rows,
-        get_candidate,
-        load_frontier,
-    )
+    from core.runs.frontier import CANDIDATES, frontier_rows, get_candidate, load_frontier
 
     entries = load_frontier(args.output)
     if args.list:
