@@ -174,8 +174,9 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
     every one of twenty seeds, and where the others broke."""
     if not entries:
         return {}
-    sizes = [e.params for e in entries]
-    facts = {"frontier:tried": f"{len(entries)} candidates from {min(sizes):,} to {max(sizes):,} parameters, "
+    sizes = sorted({e.params for e in entries})
+    span = f"of {sizes[0]:,}" if len(sizes) == 1 else f"from {sizes[0]:,} to {sizes[-1]:,}"
+    facts = {"frontier:tried": f"{len(entries)} candidate{'s' if len(entries) > 1 else ''} {span} parameters, "
                                f"each screened on seeds {SCREEN_SEEDS[0]}-{SCREEN_SEEDS[-1]}"}
     best = smallest_holding(entries)
     facts["frontier:smallest"] = (
