@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from core.architecture.spec import MNIST_SIDE, SpecError
 from core.runs.ablation import ABLATIONS
 from core.runs.reference import ReferenceFileError
+from core.runs.cluster import ClusterError
 from core.runs.store import SOURCES, STATUSES, StoreError
 from core.training.augmentation import AugmentConfig
 from core.training.data import DataError
@@ -106,9 +107,19 @@ def _train_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batches", type=int, default=None, help="cap on batches per epoch, for quick runs")
     p.add_argument("--train-fraction", type=float, default=None, help="use this fraction of the 60k training images")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    p.add_argument("--runs-db", default=None, help="run store file; default $LIFECYCLE_RUNS or runs/runs.sqlite3")
+    p.add_argument("--runs-db", default=None, help="run store: a file or a postgresql:// URL; default $LIFECYCLE_RUNS "
+                                                   "or runs/runs.sqlite3")
     p.add_argument("--no-record", action="store_true", help="do not record this run in the run store")
+    _add_cluster(p)
     p.add_argument("--json", action="store_true")
+
+
+def _add_cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", default=None, metavar="HOST:PORT",
+                   help="train on this Ray cluster (default $RAY_ADDRESS; unset: this machine)")
+    p.add_argument("--fallback-local", action="store_true",
+                   help="when the cluster cannot be reached, train on this machine instead of stopping")
+    p.add_argument("--cpus-per-run", type=int, default=None, help="CPUs a run asks the cluster for (default 1)")
 
 
 def _runs_command(sub: argparse._SubParsersAction) -> None:
@@ -349,6 +360,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.training.device import pick_device
 
     config = train_config(args)
+    cluster = cluster_choice(args)
+    if cluster.address is not None:
+        return train_on_cluster(args, config, cluster)
     data = load_mnist(args.data_dir, download=not args.no_download, device=pick_device(config.device))
     store = None if args.no_record else open_store(args.runs_db, progress)
     recipe = config.recipe
@@ -381,6 +395,59 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         emit(doc)
     return 0 if reason == "completed" else 1
+
+
+def cluster_choice(args: argparse.Namespace):
+    from core.runs.cluster import ClusterChoice
+
+    env = ClusterChoice.from_env()
+    return ClusterChoice(args.cluster or env.address, args.fallback_local or env.fallback_local,
+                         args.cpus_per_run or env.cpus_per_run)
+
+
+def _print_epoch(e: dict[str, Any]) -> None:
+    progress(f"epoch {e['epoch']:>2}  train {e['train_loss']:.4f} / {e['train_acc']:6.2f} %   "
+             f"test {e['test_loss']:.4f} / {e['test_acc']:6.2f} %   lr {e['lr']:.5f}   "
+             f"{e['seconds']:5.1f} s  ({e['images_per_s']:,.0f} img/s)")
+
+
+def train_on_cluster(args: argparse.Namespace, config, cluster) -> int:
+    """`train` through a Ray cluster: the run is queued like the app's, placed by Ray, and its epochs
+    are printed as they arrive (Ctrl-C stops it after its current batch)."""
+    from core.architecture.challenge import CHALLENGE
+    from core.runs.cluster import local_executor, make_executor
+    from core.runs.run_queue import Job, RunQueue
+    from core.training.budget import describe_limits
+
+    executor = make_executor(cluster, local_executor, progress)  # ClusterError: one line, exit 2
+    queue = RunQueue(executor)
+    where = executor.describe() if hasattr(executor, "describe") else "this machine"
+    limits = describe_limits(config)
+    job = queue.submit(Job(config, args.data_dir, not args.no_download, limits, db=args.runs_db, source="cli",
+                           record=not args.no_record))
+    progress(f"queued on {where}: {limits}")
+    printed = 0
+    try:
+        while not job.wait(0.2) or printed < len(job.snapshot().epochs):
+            snap = job.snapshot()
+            for row in snap.epochs[printed:]:
+                _print_epoch(row)
+            printed = len(snap.epochs)
+    except KeyboardInterrupt:
+        job.stop()
+        job.wait(60)
+    finally:
+        queue.close()
+    snap = job.snapshot()
+    for warning in snap.warnings:
+        progress(warning)
+    reason = snap.reason or snap.status
+    passed, verdict = CHALLENGE.verdict(snap.params or 0, [e["test_acc"] for e in snap.epochs], config.recipe.epochs)
+    progress(f"{reason} (run {snap.run_id} on {snap.device or 'the cluster'}). {verdict}")
+    if args.json:
+        emit({"params": snap.params, "device": snap.device, "config": config.as_dict(), "epochs": snap.epochs,
+              "stopped_reason": reason, "run_id": snap.run_id, "challenge": {"passed": passed, "verdict": verdict}})
+    return 0 if snap.status == "completed" else 1
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -607,7 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # what provenance records as the command
     try:
         return COMMANDS[args.command](args) or 0
-    except (SpecError, DataError, ValueError, StoreError, ReferenceFileError, FileNotFoundError, OSError) as exc:
+    except (SpecError, DataError, ValueError, StoreError, ReferenceFileError, FileNotFoundError, OSError,
+            ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from core.runs.store import resolve_db
+from core.runs.cluster import ClusterChoice
+from core.runs.store import describe_db
 from core.training.data import FILES, raw_dir, resolve_root
+from ui.classroom import is_teacher
 from ui.router import guard
-from ui.state import data_dir, data_problem, run_store, runs_db
+from ui.state import cluster_choice, data_dir, data_problem, run_queue, run_store, runs_db, set_cluster_choice
 
 guard()
 
@@ -29,13 +31,42 @@ else:
                 f"`{raw_dir(resolve_root(folder)).resolve()}`:\n" + "\n".join(f"- `{name}`" for name in FILES))
 
 st.header("Run history")
-st.markdown("Every run started here or with `python -m core train` is kept in one SQLite file: its settings, "
-            "every epoch as it finishes, and the weights it was tested with. Default: `runs/runs.sqlite3` in the "
-            "project folder, or `$LIFECYCLE_RUNS`.")
-db = st.text_input("Run store file (for this browser session)", value=str(runs_db()))
+st.markdown("Every run started here or with `python -m core train` is kept in one store: its settings, "
+            "every epoch as it finishes, and the weights it was tested with. Default: the SQLite file "
+            "`runs/runs.sqlite3` in the project folder, or `$LIFECYCLE_RUNS`. Several app servers or a Ray "
+            "cluster of several machines share one PostgreSQL database: `postgresql://user:password@host/db`.")
+db = st.text_input("Run store: a file or a postgresql:// URL (for this browser session)", value=str(runs_db()),
+                   type="password" if str(runs_db()).startswith("postgres") else "default")
 if db != str(runs_db()):
     st.session_state["runs_db"] = db
     st.rerun()
 store = run_store()
 if store is not None:
-    st.success(f"Runs are recorded in {resolve_db(db).resolve()}.")
+    st.success(f"Runs are recorded in {describe_db(db)}.")
+
+st.header("Where runs train")
+queue = run_queue()
+where = getattr(queue.executor, "describe", None)
+problem = getattr(queue.executor, "problem", None)
+if problem:
+    st.error(f"Training is off: {problem}.")
+else:
+    st.success(where() if where else f"On this server, {queue.workers} run(s) at a time (worker processes; "
+               "a CPU's run has every core).")
+for note in queue.notes:
+    st.warning(note)
+st.markdown("With a Ray cluster (a head and worker PCs, see the README's deployment guide), every queued run asks "
+            "the cluster for a CPU or a GPU and Ray places it. This setting is the server's, for every session; "
+            "`RAY_ADDRESS` sets it at start.")
+choice = cluster_choice()
+with st.form("cluster"):
+    address = st.text_input("Ray cluster address (host:port; empty = this machine)", value=choice.address or "",
+                            disabled=not is_teacher())
+    fallback = st.checkbox("If the cluster cannot be reached, train on this machine instead",
+                           value=choice.fallback_local, disabled=not is_teacher())
+    cpus = st.number_input("CPUs per run on the cluster", 1, 64, choice.cpus_per_run, disabled=not is_teacher())
+    if st.form_submit_button("Apply (or connect again)", disabled=not is_teacher()):
+        set_cluster_choice(ClusterChoice(address.strip() or None, fallback, int(cpus)))
+        st.rerun()
+if not is_teacher():
+    st.caption("Only the teacher changes where the class's runs train (the teacher's key is on the Class board).")

@@ -8,13 +8,14 @@ from core.training.steps import STEPS
 from ui.classroom import may_change
 from ui.controls import link_params
 from ui.router import guard
+from core.runs.store import describe_db
 from ui.state import run_store, runs_db, stored_runs
 
 guard()
 
 st.title("Runs")
 store = run_store()
-st.caption(f"Run store: `{runs_db()}` (change it on the *Data and run history* page). "
+st.caption(f"Run store: `{describe_db(runs_db())}` (change it on the *Data and run history* page). "
            "A run whose process ended before the run did is shown as *interrupted*, with the epochs it finished.")
 if store is None:
     st.stop()

@@ -102,3 +102,56 @@ def private_run_store(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "runs" / "runs.sqlite3"
     monkeypatch.setenv("LIFECYCLE_RUNS", str(path))
     return path
+
+
+# --- the cluster backends: PostgreSQL (and Ray, in test_cluster.py) --------------------------------
+# The store and queue tests run against SQLite always, and against PostgreSQL when
+# LIFECYCLE_TEST_POSTGRES names a server (a URL to a database that may create others; .ci/run starts one
+# on loopback). REQUIRE_CLUSTER=1 (set by .ci/run) turns a missing server into a failure, not a skip.
+
+def require_or_skip(what: str, why: str) -> None:
+    if os.environ.get("REQUIRE_CLUSTER"):
+        raise RuntimeError(f"REQUIRE_CLUSTER is set but {what} is missing: {why}")
+    pytest.skip(f"{what} not available: {why}")
+
+
+def postgres_database() -> tuple[str, callable]:
+    """A fresh, empty PostgreSQL database for one test: (its URL, a function that drops it)."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    admin = os.environ.get("LIFECYCLE_TEST_POSTGRES")
+    if not admin:
+        require_or_skip("PostgreSQL", "set LIFECYCLE_TEST_POSTGRES=postgresql://user:password@127.0.0.1/postgres")
+    try:
+        import psycopg
+    except ImportError:
+        require_or_skip("psycopg", "pip install -r requirements-cluster.txt")
+    name = f"lifecycle_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return url, drop
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_at(request, tmp_path, monkeypatch):
+    """Where a test's run store lives, once per backend (also made the default, $LIFECYCLE_RUNS)."""
+    if request.param == "sqlite":
+        path = tmp_path / "runs.sqlite3"
+        monkeypatch.setenv("LIFECYCLE_RUNS", str(path))
+        yield path
+        return
+    url, drop = postgres_database()
+    monkeypatch.setenv("LIFECYCLE_RUNS", url)
+    try:
+        yield url
+    finally:
+        import gc
+
+        gc.collect()  # stores the test dropped close their connections before the database goes
+        drop()

@@ -56,8 +56,8 @@ def full_run(net: str = "c8,c8,M,c12,c12,c12,G", seed: int = 1) -> TrainConfig:
 
 # --- the store's part ------------------------------------------------------------------------------
 
-def test_each_epoch_keeps_the_runs_summary_current(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite3")
+def test_each_epoch_keeps_the_runs_summary_current(store_at):
+    store = RunStore(store_at)
     run_id = store.start_run(full_run(), "app", "cpu", 5000, "full", RunTags("s1", "Ada", ""))
     accs = [98.0, 99.5, 99.1, 99.6, 99.45]
     for epoch, acc in enumerate(accs, start=1):
@@ -88,8 +88,8 @@ def test_an_old_store_is_moved_forward_with_its_summaries_filled_in(tmp_path, mo
     assert moved.tags == RunTags()
 
 
-def test_the_board_counts_from_the_class_start_newest_first(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite3")
+def test_the_board_counts_from_the_class_start_newest_first(store_at):
+    store = RunStore(store_at)
     before = record(store, full_run(), [99.0] * 3)
     assert store.current_class() is None
     time.sleep(0.01)
@@ -113,8 +113,8 @@ def test_a_name_longer_than_the_limit_is_refused():
         RunTags("s", "x" * (store_module.MAX_NAME + 1), "")
 
 
-def test_an_exercise_round_trips(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite3")
+def test_an_exercise_round_trips(store_at):
+    store = RunStore(store_at)
     number = store.add_exercise("step_5", {"dropout": "0.2", "bn": "true"}, ["bn"], ["dropout"])
     exercise = store.exercise(number)
     assert exercise.page == "step_5" and exercise.settings == {"dropout": "0.2", "bn": "true"}
@@ -124,8 +124,8 @@ def test_an_exercise_round_trips(tmp_path):
 
 # --- the leaderboard --------------------------------------------------------------------------------
 
-def test_a_design_counts_only_once_it_holds_on_enough_seeds(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite3")
+def test_a_design_counts_only_once_it_holds_on_enough_seeds(store_at):
+    store = RunStore(store_at)
     small, big, lucky, shaky = "c8,M,c12,c12,G", "c12,c12,M,c16,c16,c16,G", "c6,M,c8,c8,G", "c4,M,c8,G"
     for seed in range(1, CHALLENGE.min_seeds + 1):
         record(store, full_run(small, seed), epochs_ending(99.0, 99.5, 99.45, 99.5), params=4000)
@@ -142,8 +142,8 @@ def test_a_design_counts_only_once_it_holds_on_enough_seeds(tmp_path):
     assert shaky not in [s.setting.config.net for s in counted + short]  # one seed below 99.4
 
 
-def test_a_seed_trained_twice_counts_with_its_better_run(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite3")
+def test_a_seed_trained_twice_counts_with_its_better_run(store_at):
+    store = RunStore(store_at)
     for seed in range(1, CHALLENGE.min_seeds + 1):
         record(store, full_run(seed=seed), epochs_ending(99.5, 99.5, 99.5))
     record(store, full_run(seed=1), epochs_ending(99.0, 99.0, 99.0))
@@ -187,8 +187,8 @@ def test_outcomes_are_judged_on_the_defaults_seeds():
     assert outcome((span.low + span.high) / 2, ref) == "same" and outcome(99.0, None) is None
 
 
-def test_the_class_predictions_are_set_against_what_happened(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite3")
+def test_the_class_predictions_are_set_against_what_happened(store_at):
+    store = RunStore(store_at)
     references = load_references()
     low = references[9].min_last_spread.low
     record(store, TrainConfig.for_step(9, dropout=0.1), epochs_ending(low - 1, low - 1, low - 1),

@@ -125,7 +125,7 @@ def test_a_failing_run_fails_with_its_message_and_the_queue_goes_on(queue, mnist
     assert good.snapshot().status == "completed"
 
 
-def test_a_killed_worker_fails_its_run_with_the_reason_and_a_fresh_one_takes_the_next(
+def test_a_killed_worker_interrupts_its_run_with_the_reason_and_a_fresh_one_takes_the_next(
         mnist_root, private_run_store):
     queue = RunQueue(ProcessExecutor([None]))
     try:
@@ -134,9 +134,9 @@ def test_a_killed_worker_fails_its_run_with_the_reason_and_a_fresh_one_takes_the
         killed = queue.executor.kill_worker(0)
         assert long.wait(60)
         snap = long.snapshot()
-        assert snap.status == "failed" and "killed" in snap.reason and "SIGKILL" in snap.reason, snap.reason
+        assert snap.status == "interrupted" and "killed" in snap.reason and "SIGKILL" in snap.reason, snap.reason
         stored = RunStore(private_run_store).get(snap.run_id)
-        assert stored.status == "failed" and "killed" in stored.reason
+        assert stored.status == "interrupted" and "killed" in stored.reason
         assert len(stored.epochs) >= 2  # the epochs it finished are kept
         after = queue.submit(job(quick(seed=5), mnist_root))
         assert after.wait(300) and after.snapshot().status == "completed"
@@ -145,7 +145,7 @@ def test_a_killed_worker_fails_its_run_with_the_reason_and_a_fresh_one_takes_the
         queue.close()
 
 
-def test_a_killed_worker_fails_every_seed_it_was_training_side_by_side(mnist_root, private_run_store):
+def test_a_killed_worker_interrupts_every_seed_it_was_training_side_by_side(mnist_root, private_run_store):
     queue = RunQueue(ProcessExecutor([None]))
     try:
         jobs = queue.submit_seeds([job(quick(seed=s, epochs=200, max_batches=2), mnist_root) for s in (1, 2)])
@@ -155,9 +155,9 @@ def test_a_killed_worker_fails_every_seed_it_was_training_side_by_side(mnist_roo
         store = RunStore(private_run_store)
         for j in jobs:
             snap = j.snapshot()
-            assert snap.status == "failed" and "killed" in snap.reason, snap.reason
+            assert snap.status == "interrupted" and "killed" in snap.reason, snap.reason
             stored = store.get(snap.run_id)
-            assert stored.status == "failed" and len(stored.epochs) >= 2  # the epochs it finished are kept
+            assert stored.status == "interrupted" and len(stored.epochs) >= 2  # the epochs it finished are kept
         after = queue.submit(job(quick(seed=5), mnist_root))
         assert after.wait(300) and after.snapshot().status == "completed"
     finally:

@@ -31,8 +31,8 @@ def row(epoch: int, acc: float = 99.0) -> dict:
             "seconds": 1.5, "images_per_s": 4000.0}
 
 
-def test_a_run_is_recorded_from_start_to_end(tmp_path):
-    store = RunStore(tmp_path / "a" / "b" / "runs.sqlite3")  # missing folders are created
+def test_a_run_is_recorded_from_start_to_end(store_at):
+    store = RunStore(store_at)
     config = TrainConfig.for_step(9, seed=4)
     run_id = store.start_run(config, "cli", "CPU (2 threads)", 5824, "full: 15 epochs")
     (found,) = store.runs()
@@ -48,15 +48,20 @@ def test_a_run_is_recorded_from_start_to_end(tmp_path):
     assert done.best_test == 99.3 and done.min_last is None  # fewer than 3 epochs: no challenge figure
     loaded = store.weights(run_id)
     assert loaded.keys() == weights.keys() and all(torch.equal(loaded[k], weights[k]) for k in weights)
-    blob = sqlite3.connect(store.path).execute("SELECT state_dict FROM weights").fetchone()[0]
-    assert torch.load(io.BytesIO(blob), weights_only=True).keys() == weights.keys()  # the file itself, no pickle
+    blob = store._read(lambda c: c.execute("SELECT state_dict FROM weights").fetchone()[0])
+    assert torch.load(io.BytesIO(bytes(blob)), weights_only=True).keys() == weights.keys()  # in the database, no pickle
 
 
-def test_schema_wal_and_filters(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite3")
+def test_missing_folders_are_created_and_the_file_is_wal(tmp_path):
+    store = RunStore(tmp_path / "a" / "b" / "runs.sqlite3")
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
+
+
+def test_schema_version_and_filters(store_at):
+    store = RunStore(store_at)
+    assert store._db.version() == store_module.SCHEMA_VERSION
     a = store.start_run(TrainConfig.for_step(3), "app", "cpu", 1, "x")
     b = store.start_run(TrainConfig.for_step(9), "cli", "cpu", 1, "x")
     store.finish_run(b, "stopped", "stopped by request")
@@ -64,31 +69,30 @@ def test_schema_wal_and_filters(tmp_path):
     assert [r.id for r in store.runs(status="stopped")] == [b]
     assert [r.id for r in store.runs(source="app")] == [a]
     assert [r.id for r in store.runs()] == [b, a]  # newest first
+    store.add_epoch(a, row(1))
     assert store.delete_run(a) and not store.delete_run(a)
-    assert conn.execute("SELECT COUNT(*) FROM epochs WHERE run_id = ?", (a,)).fetchone()[0] == 0
+    assert store._read(lambda c: c.execute("SELECT COUNT(*) FROM epochs WHERE run_id = ?", (a,)).fetchone()[0]) == 0
 
 
-def test_a_future_migration_moves_an_old_file_forward(tmp_path, monkeypatch):
-    path = tmp_path / "runs.sqlite3"
-    old = RunStore(path)
+def test_a_future_migration_moves_an_old_store_forward(store_at, monkeypatch):
+    old = RunStore(store_at)
     run_id = old.start_run(TrainConfig.for_step(9), "cli", "cpu", 1, "x")
     old.close()
     migrations = store_module.MIGRATIONS + ["ALTER TABLE runs ADD COLUMN note TEXT NOT NULL DEFAULT ''"]
     monkeypatch.setattr(store_module, "MIGRATIONS", migrations)
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", len(migrations))
-    new = RunStore(path)
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(migrations)
-    assert conn.execute("SELECT note FROM runs WHERE id = ?", (run_id,)).fetchone()[0] == ""
+    new = RunStore(store_at)
+    assert new._db.version() == len(migrations)
+    assert new._read(lambda c: c.execute("SELECT note FROM runs WHERE id = ?", (run_id,)).fetchone()[0]) == ""
     assert new.get(run_id).step == 9  # the old run survived the upgrade
 
 
-def test_a_file_from_a_newer_program_is_refused(tmp_path):
-    path = tmp_path / "runs.sqlite3"
-    RunStore(path).close()
-    sqlite3.connect(path).execute(f"PRAGMA user_version = {store_module.SCHEMA_VERSION + 1}")
+def test_a_store_from_a_newer_program_is_refused(store_at):
+    store = RunStore(store_at)
+    store._write(lambda c: store._db.set_version(c, store_module.SCHEMA_VERSION + 1))
+    store.close()
     with pytest.raises(StoreError, match="newer than this program"):
-        RunStore(path)
+        RunStore(store_at)
 
 
 def test_a_damaged_file_gives_one_clear_message(tmp_path):
@@ -100,8 +104,8 @@ def test_a_damaged_file_gives_one_clear_message(tmp_path):
     assert path.read_bytes().startswith(b"this is not a database")  # nothing overwritten
 
 
-def test_many_threads_write_at_once(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite3")
+def test_many_threads_write_at_once(store_at):
+    store = RunStore(store_at)
     ids = [store.start_run(TrainConfig.for_step(9, seed=s), "app", "cpu", 1, "x") for s in range(4)]
     errors = []
 
@@ -136,8 +140,8 @@ time.sleep(600)
 """
 
 
-def test_a_killed_process_leaves_an_interrupted_run_with_its_epochs(tmp_path):
-    db = tmp_path / "runs.sqlite3"
+def test_a_killed_process_leaves_an_interrupted_run_with_its_epochs(store_at):
+    db = store_at
     code = CHILD.format(root=str(ROOT), db=str(db), row=row(1), row2=row(2))
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     run_id = int(child.stdout.readline())
@@ -173,8 +177,8 @@ def test_resolve_db_order(monkeypatch, tmp_path):
     assert resolve_db(None) == ROOT / "runs" / "runs.sqlite3"
 
 
-def test_epochs_csv(tmp_path):
-    store = RunStore(tmp_path / "runs.sqlite3")
+def test_epochs_csv(store_at):
+    store = RunStore(store_at)
     run_id = store.start_run(TrainConfig.for_step(9, seed=2), "app", "cpu", 1, "x")
     store.add_epoch(run_id, row(1, 99.12))
     lines = epochs_csv(store.runs()).splitlines()
@@ -251,3 +255,56 @@ def test_two_processes_creating_the_file_at_once_wait_for_each_other_instead_of_
     assert _wal_mode(conn) == "wal" and conn.calls == 4
     with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
         _wal_mode(Busy(1, "disk I/O error"))
+
+
+# --- PostgreSQL's own bad days ----------------------------------------------------------------------
+
+def test_an_unreachable_postgres_gives_one_message_without_the_password():
+    pytest.importorskip("psycopg")
+    url = "postgresql://teacher:s3cret@127.0.0.1:9/runs"  # port 9 (discard): nothing listens there
+    with pytest.raises(StoreError) as info:
+        RunStore(url)
+    text = str(info.value)
+    assert "postgresql://teacher:***@127.0.0.1:9/runs" in text and "s3cret" not in text
+    assert "reachable" in text and len(text.splitlines()) == 1
+
+
+def test_postgres_without_psycopg_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    with pytest.raises(StoreError, match="requirements-cluster.txt"):
+        RunStore("postgresql://u:p@127.0.0.1/runs")
+
+
+def test_a_recorder_on_an_unreachable_postgres_warns_once_and_training_goes_on(monkeypatch):
+    pytest.importorskip("psycopg")
+    from core.runs.record import open_store
+
+    warnings = []
+    assert open_store("postgresql://u:p@127.0.0.1:9/runs", warnings.append) is None
+    assert len(warnings) == 1 and "Runs are not recorded" in warnings[0]
+
+
+def test_a_postgres_restart_mid_run_loses_no_epoch_and_the_run_stays_alive():
+    """A restart ends every connection (here: pg_terminate_backend, what a restart does to its clients).
+    The recording store opens them again and retakes its owner lock; another server that looked in
+    the meantime and marked the run interrupted sees it running again at the next epoch."""
+    from conftest import postgres_database
+
+    url, drop = postgres_database()
+    try:
+        recording, watching = RunStore(url), RunStore(url)
+        run_id = recording.start_run(TrainConfig.for_step(9), "app", "cpu", 1, "x")
+        recording.add_epoch(run_id, row(1))
+        watching._read(lambda c: c.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid != pg_backend_pid()").fetchall())
+        assert watching.get(run_id).status == "interrupted"  # its owner's lock went with its connection
+        recording.add_epoch(run_id, row(2))  # the connection is opened again: the epoch is kept
+        found = watching.get(run_id)
+        assert found.status == "running" and len(found.epochs) == 2  # and the run is alive again
+        assert watching.mark_interrupted() == 0  # its owner lock is held once more
+        recording.finish_run(run_id, "completed", "completed")
+        assert watching.get(run_id).status == "completed"
+        recording.close(), watching.close()
+    finally:
+        drop()

@@ -13,6 +13,7 @@ from core.runs.ablation import ABLATION_FILE, load_ablation
 from core.runs.frontier import FRONTIER_FILE, FrontierEntry, load_frontier
 from core.runs.limits import server_limits
 from core.runs.reference import REFERENCE_FILE, ReferenceFileError, StepReference, load_references
+from core.runs.cluster import ClusterChoice, ClusterError, UnavailableExecutor, local_executor, make_executor
 from core.runs.run_queue import RunQueue
 from core.runs.store import RunStore, StoreError, resolve_db
 from core.training.data import DataError, MNISTTensors, load_cached, resolve_root, validate
@@ -58,13 +59,44 @@ def device() -> Any:
 # --- training queue and run store ---------------------------------------------------------------
 
 @st.cache_resource
-def run_queue() -> RunQueue:
-    """One queue for every browser session of this server; its worker process starts now, so the
-    first Train does not wait for it, and is handed back when the server stops."""
-    queue = RunQueue(limits=server_limits())
+def _cluster_setting() -> dict[str, Any]:
+    """Where this server's runs train, for every session: RAY_ADDRESS etc. (ClusterChoice.from_env) until
+    the Data page changes it; `attempt` counts the Data page's 'Connect again'."""
+    return {"choice": ClusterChoice.from_env(), "attempt": 0}
+
+
+def cluster_choice() -> ClusterChoice:
+    return _cluster_setting()["choice"]
+
+
+def set_cluster_choice(choice: ClusterChoice | None = None) -> None:
+    """A new choice (None: try the current one again); runs already queued finish where they are."""
+    setting = _cluster_setting()
+    if choice is not None:
+        setting["choice"] = choice
+    setting["attempt"] += 1
+
+
+@st.cache_resource(show_spinner="Starting the training queue...")
+def _queue_for(choice: ClusterChoice, attempt: int) -> RunQueue:
+    notes: list[str] = []
+    try:
+        executor = make_executor(choice, local_executor, notes.append)
+    except ClusterError as exc:  # refuse every run with the reason; never train here unless that was chosen
+        executor = UnavailableExecutor(f"{exc}. Fix the address on the Data page, or allow training on this "
+                                       "machine when the cluster cannot be reached")
+    queue = RunQueue(executor, limits=server_limits())
+    queue.notes = notes
     queue.start()
     atexit.register(queue.close)
     return queue
+
+
+def run_queue() -> RunQueue:
+    """One queue for every browser session of this server; its workers (on this machine) start now,
+    so the first Train does not wait for them, and are handed back when the server stops."""
+    setting = _cluster_setting()
+    return _queue_for(setting["choice"], setting["attempt"])
 
 
 @st.cache_resource
@@ -79,8 +111,9 @@ def warm_workers() -> None:
     _warmed(data_dir(), allow_download())
 
 
-def runs_db() -> Path:
-    """This session's run store file: the Data page's setting, else $LIFECYCLE_RUNS, else runs/."""
+def runs_db() -> Path | str:
+    """This session's run store: the Data page's setting, else $LIFECYCLE_RUNS, else runs/ (a file, or
+    a postgresql:// URL)."""
     return resolve_db(st.session_state.get("runs_db") or None)
 
 

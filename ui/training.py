@@ -255,6 +255,8 @@ def status_rows(jobs: list[Job], snaps: list[Snapshot], waits: dict[int, float] 
             rows.append(("progress", f"{name}: {snap.progress:.0%}{eta}", min(round(snap.progress, 2), 1.0)))
         elif snap.status == "failed":
             rows.append(("error", f"{name}: training stopped: {snap.reason}", 0.0))
+        elif snap.status == "interrupted":
+            rows.append(("error", f"{name}: interrupted after {len(snap.epochs)} epoch(s): {snap.reason}", 0.0))
         elif snap.status == "cancelled":
             rows.append(("caption", f"{name}: cancelled before it started.", 0.0))
         elif snap.status == "stopped":

@@ -58,6 +58,8 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("narrow12-ema999", NARROW, {"ema": 0.999, "clean_fraction": 0.35},
               "the same, with a longer clean finish (35 %) and a slower weight average (0.999)"),
     Candidate("narrow12-lr15", NARROW, {"lr": 0.15}, "the same, with a higher peak learning rate (0.15 instead of 0.1)"),
+    Candidate("wide13", "c8,c8,M,c12,c12,c13,c13,G", {},
+              "narrow12 with its last two convolutions one channel wider: the most 6,000 parameters allow"),
     Candidate("squeeze-1x1", "c8,c16,M,c8k1,c12,c12,c12,G", {},
               "wider before the pool, then a 1x1 transition squeezing 16 channels to 8, three convolutions after"),
     Candidate("narrow10", "c6,c6,M,c10,c10,c10,c10,G", {}, "narrower still: 6 channels before the pool, 10 after"),

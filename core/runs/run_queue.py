@@ -40,13 +40,13 @@ from core.training.data import resolve_root
 from core.training.events import BatchEvent, DoneEvent, EpochEvent
 from core.training.loop import same_but_seed
 
-FINAL_STATES = ("completed", "stopped", "failed", "cancelled")
+FINAL_STATES = ("completed", "stopped", "failed", "cancelled", "interrupted")
 _job_ids = itertools.count(1)
 
 
 @dataclass
 class Snapshot:
-    status: str  # queued | running | completed | stopped | failed | cancelled
+    status: str  # queued | running | completed | stopped | failed | cancelled | interrupted (its worker died)
     batches: list[dict[str, Any]]
     epochs: list[dict[str, Any]]
     progress: float  # 0..1
@@ -94,6 +94,7 @@ class Job:
     _partners: list[Job] | None = None  # the jobs submitted with it to train side by side (itself included)
     _slot: int | None = None
     _stop_requested: bool = False
+    _worker_lost: bool = False  # its worker died mid-run
     _finished_event: threading.Event = field(default_factory=threading.Event)
 
     def spec(self) -> RunSpec:
@@ -166,6 +167,8 @@ class Job:
         from core.runs.record import status_of
 
         with self._lock:
+            if self._worker_lost:
+                return "interrupted"
             if self._done is None or self._reason:
                 return "failed"
             return status_of(self._done.reason)
@@ -216,6 +219,7 @@ class RunQueue:
     def __init__(self, executor: Executor | None = None, limits: ServerLimits | None = None) -> None:
         self.executor = executor if executor is not None else ProcessExecutor(default_devices())
         self.limits = limits  # None: no limits (a queue on your own machine)
+        self.notes: list[str] = []  # what the server should say about where runs train (a fallback, say)
         self._cv = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []
@@ -299,7 +303,11 @@ class RunQueue:
         return estimate_seconds(config, speed or modelled_speed(config)) * self.pace()
 
     def problems(self, config: TrainConfig) -> list[str]:
-        """Why `config` may not be queued here ([] when it may, or when there are no limits)."""
+        """Why `config` may not be queued here ([] when it may, or when there are no limits); first of
+        all, a cluster that could not be joined (core.runs.cluster.UnavailableExecutor)."""
+        unavailable = getattr(self.executor, "problem", None)
+        if unavailable:
+            return [unavailable]
         return run_problems(config, self.estimate(config), self.limits) if self.limits is not None else []
 
     def close(self) -> None:
@@ -337,11 +345,11 @@ class RunQueue:
                                   lambda job_id, m, by_id=by_id: by_id[job_id]._on_message(m))
             except WorkerLost as exc:
                 for job in unfinished(jobs):
-                    self._lost(job, f"{exc}; the epochs it finished are kept, and a fresh training process "
+                    self._interrupt(job, f"{exc}; the epochs it finished are kept, and a fresh training process "
                                     "takes the next run")
             except Exception as exc:  # a slot thread must never die: the queue would stall
                 for job in unfinished(jobs):
-                    self._lost(job, f"{type(exc).__name__}: {exc}")
+                    job._on_message(Failed(job.id, f"{type(exc).__name__}: {exc}"))
             finally:
                 with self._cv:
                     for job in jobs:
@@ -352,9 +360,12 @@ class RunQueue:
                         self._learn_pace(job)
                     job._set(status)
 
-    def _lost(self, job: Job, reason: str) -> None:
-        """The worker died mid-run: the job fails with the reason, and so does its stored run."""
+    def _interrupt(self, job: Job, reason: str) -> None:
+        """The worker died mid-run: the job and its stored run are interrupted, with the reason and
+        the epochs it finished."""
         job._on_message(Failed(job.id, reason))
+        with job._lock:
+            job._worker_lost = True
         run_id = job.snapshot().run_id
         if run_id is None or not job.record:
             return
@@ -363,9 +374,9 @@ class RunQueue:
         store = self._stores[job.db]
         if store is not None:
             try:
-                store.finish_run(run_id, "failed", reason)
+                store.finish_run(run_id, "interrupted", reason)
             except Exception as exc:  # the store's own trouble is a warning, as everywhere
-                job.warn(f"could not mark run {run_id} failed in the run store: {exc}")
+                job.warn(f"could not mark run {run_id} interrupted in the run store: {exc}")
 
     def _learn_pace(self, job: Job) -> None:
         """Measured training seconds per modelled second: the median of the last few completed runs."""

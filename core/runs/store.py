@@ -1,18 +1,17 @@
-"""The run store: every training run from the app and the CLI, kept in one SQLite file.
+"""The run store: every training run from the app and the CLI, kept in one database.
 
 A run is recorded when it starts (step, full config, seed, device, torch version, source), each
 epoch as it finishes, and its end (completed / stopped / failed, with the reason) together with
-the weights that were tested. Plain stdlib sqlite3:
-- WAL journal and a busy timeout, so readers never block the writer and writers wait their turn;
-- every write is one short `BEGIN IMMEDIATE` transaction, and writes are serialised within a
-  process (the SQLite here predates the fix for a rare WAL bug with two simultaneous writers);
-- one connection per thread;
-- the schema version lives in `PRAGMA user_version`, and MIGRATIONS moves a file forward.
+the weights that were tested. The database is a SQLite file by default (nothing to install), or
+PostgreSQL when the location is a `postgresql://` URL, so that several app servers and the
+machines of a Ray cluster share one store (`core.runs.store_backends`: what differs between the
+two). The SQL here is written once for both; the schema version and MIGRATIONS move a store
+forward, whichever it is.
 
-A run whose process died (kill -9, a closed laptop) must not stay "running" forever. Each process
-holds an exclusive lock file for as long as it lives (`<db>.owners/<token>.lock`, via the portable
-`filelock`); the operating system drops the lock when the process dies, so a "running" run whose
-owner's lock can be taken was interrupted, and is marked so with the epochs it finished.
+A run whose process died (kill -9, a closed laptop, a lost cluster worker) must not stay "running"
+forever: each recording process shows it is alive (a lock the operating system or the server drops
+when it dies), and a "running" run whose owner is gone is marked interrupted, with the epochs it
+finished.
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ import io
 import json
 import math
 import os
-import sqlite3
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,26 +28,37 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from filelock import FileLock, Timeout
 
 from core.architecture.challenge import CHALLENGE
 from core.project import ROOT
+from core.runs.store_backends import (
+    Backend,
+    Connection,
+    PostgresBackend,
+    SqliteBackend,
+    StoreError,
+    _wal_mode,  # noqa: F401  (tested here)
+    is_postgres,
+    migration_sql,
+    redact,
+)
 from core.runs.summary import JudgedRun, setting_key
 from core.training.config import TrainConfig
 from core.training.events import EPOCH_FIELDS
 
 DEFAULT_DB = ROOT / "runs" / "runs.sqlite3"
-BUSY_TIMEOUT_S = 10.0
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
 SOURCES = ("app", "cli")
 MAX_NAME = 40  # characters of a student's name
 INTERRUPTED_CHECK_S = 10.0
 
+# Each migration is written once for both databases: $ID, $REF, $REAL and $BLOB become each one's
+# column types (core.runs.store_backends.TYPES).
 MIGRATIONS: list[str] = [
     # version 1
     """
     CREATE TABLE runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id $ID,
         step INTEGER NOT NULL,
         seed INTEGER NOT NULL,
         config TEXT NOT NULL,         -- TrainConfig.as_dict() as JSON
@@ -63,19 +71,20 @@ MIGRATIONS: list[str] = [
         status TEXT NOT NULL,         -- running | completed | stopped | failed | interrupted
         reason TEXT NOT NULL DEFAULT '',
         owner TEXT NOT NULL,          -- the recording process's token (see the module docstring)
-        started_at REAL NOT NULL,
-        finished_at REAL
+        started_at $REAL NOT NULL,
+        finished_at $REAL
     );
     CREATE INDEX runs_by_step ON runs(step, started_at);
     CREATE TABLE epochs (
-        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        run_id $REF NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
         epoch INTEGER NOT NULL,
-        train_loss REAL, train_acc REAL, test_loss REAL, test_acc REAL, lr REAL, seconds REAL, images_per_s REAL,
+        train_loss $REAL, train_acc $REAL, test_loss $REAL, test_acc $REAL, lr $REAL, seconds $REAL,
+        images_per_s $REAL,
         PRIMARY KEY (run_id, epoch)
     );
     CREATE TABLE weights (
-        run_id INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
-        state_dict BLOB NOT NULL      -- torch.save of the tested state_dict
+        run_id $REF PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        state_dict $BLOB NOT NULL      -- torch.save of the tested state_dict
     );
     """,
     # version 2: the class together. Who started a run (browser session, typed name), what they
@@ -87,29 +96,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN student TEXT NOT NULL DEFAULT '';    -- the name typed (shown as text only)
     ALTER TABLE runs ADD COLUMN prediction TEXT NOT NULL DEFAULT ''; -- JSON (core.runs.classroom.Prediction)
     ALTER TABLE runs ADD COLUMN epochs_done INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE runs ADD COLUMN best_acc REAL;
-    ALTER TABLE runs ADD COLUMN min_last REAL;                       -- min of the last {CHALLENGE.last_epochs} test accuracies
+    ALTER TABLE runs ADD COLUMN best_acc $REAL;
+    ALTER TABLE runs ADD COLUMN min_last $REAL;                       -- min of the last {CHALLENGE.last_epochs} test accuracies
     UPDATE runs SET
         epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = runs.id),
         best_acc = (SELECT MAX(test_acc) FROM epochs WHERE run_id = runs.id),
         min_last = CASE WHEN (SELECT COUNT(*) FROM epochs WHERE run_id = runs.id) >= {CHALLENGE.last_epochs} THEN
             (SELECT MIN(test_acc) FROM (SELECT test_acc FROM epochs WHERE run_id = runs.id
-                                         ORDER BY epoch DESC LIMIT {CHALLENGE.last_epochs})) END;
+                                         ORDER BY epoch DESC LIMIT {CHALLENGE.last_epochs}) AS recent) END;
     CREATE INDEX runs_by_start ON runs(started_at);
     CREATE INDEX runs_by_status ON runs(status);
     CREATE TABLE classes (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        started_at REAL NOT NULL,
+        id $ID,
+        started_at $REAL NOT NULL,
         name TEXT NOT NULL DEFAULT '',
         predict_first INTEGER NOT NULL DEFAULT 0  -- step pages fold their result until a student predicted or trained
     );
     CREATE TABLE exercises (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id $ID,
         page TEXT NOT NULL,             -- step_N or design
         settings TEXT NOT NULL,         -- JSON object: link key -> value as the link writes it
         locked TEXT NOT NULL,           -- JSON list of link keys: shown, cannot change
         hidden TEXT NOT NULL,           -- JSON list of link keys: not shown, cannot change
-        created_at REAL NOT NULL
+        created_at $REAL NOT NULL
     );
     """,
 ]
@@ -142,13 +151,22 @@ class Exercise:
         return key in self.locked or key in self.hidden
 
 
-class StoreError(RuntimeError):
-    """The run store cannot be used; the message says which file and what to do."""
+def resolve_db(location: str | os.PathLike | None = None) -> Path | str:
+    """--runs-db / the app's setting, else $LIFECYCLE_RUNS, else runs/runs.sqlite3 in the project:
+    a file, or a `postgresql://` URL (kept as text)."""
+    chosen = location or os.environ.get("LIFECYCLE_RUNS") or DEFAULT_DB
+    return str(chosen) if is_postgres(chosen) else Path(chosen).expanduser()
 
 
-def resolve_db(path: str | os.PathLike | None = None) -> Path:
-    """--runs-db / the app's setting, else $LIFECYCLE_RUNS, else runs/runs.sqlite3 in the project."""
-    return Path(path or os.environ.get("LIFECYCLE_RUNS") or DEFAULT_DB).expanduser()
+def describe_db(location: str | os.PathLike | None = None) -> str:
+    """Where runs are kept, as it may be shown: a file's full path, or a URL without its password."""
+    where = resolve_db(location)
+    return redact(where) if isinstance(where, str) else str(where.resolve())
+
+
+def open_backend(location: str | os.PathLike | None = None) -> Backend:
+    where = resolve_db(location)
+    return PostgresBackend(where) if isinstance(where, str) else SqliteBackend(where)
 
 
 @dataclass(frozen=True)
@@ -227,128 +245,49 @@ class StoredRun(JudgedRun):
                 "label": self.limits, "reason": self.reason}
 
 
-_write_locks: dict[str, threading.Lock] = {}
-_write_locks_guard = threading.Lock()
-
-
-def _write_lock(path: Path) -> threading.Lock:
-    """One lock per database file per process: writes from every thread take turns."""
-    key = str(path.resolve())
-    with _write_locks_guard:
-        return _write_locks.setdefault(key, threading.Lock())
-
-
 class RunStore:
-    def __init__(self, path: str | os.PathLike | None = None) -> None:
-        self.path = resolve_db(path)
+    def __init__(self, location: str | os.PathLike | None = None) -> None:
+        self._db = open_backend(location)
+        self.path: Path | str = self._db.path if isinstance(self._db, SqliteBackend) else self._db.label
         self.owner = uuid.uuid4().hex
-        self._local = threading.local()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder for the runs database {self.path}: {exc.strerror}") from exc
-        self._lock = _write_lock(self.path)
         self._interrupted_checked = -math.inf
-        self._owner_dir = self.path.with_name(self.path.name + ".owners")
-        self._owner_lock = self._hold_owner_lock()
-        self._guard(self._migrate)
+        self._owns = self._db.hold_owner(self.owner)
+        self._migrate()
 
-    # --- plumbing -----------------------------------------------------------------------------
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
 
-    def _hold_owner_lock(self) -> FileLock | None:
-        """Held for this process's lifetime; None when the folder is not writable (then runs
-        this process records cannot be told apart from interrupted ones, and none are written)."""
-        try:
-            self._owner_dir.mkdir(exist_ok=True)
-            lock = FileLock(str(self._owner_dir / f"{self.owner}.lock"), thread_local=False)
-            lock.acquire(timeout=1)
-            return lock
-        except (OSError, Timeout):
-            return None
+    def _write(self, fn: Callable[[Connection], Any]) -> Any:
+        return self._db.write(fn)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=True)
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            mode = _wal_mode(conn)
-            if mode.lower() != "wal" and not self._read_only():
-                raise StoreError(f"{self.path}: SQLite refused WAL mode ({mode})")
-            self._local.conn = conn
-        return conn
-
-    def _read_only(self) -> bool:
-        return self.path.exists() and not os.access(self.path, os.W_OK)
-
-    def _guard(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Every sqlite error leaves as one StoreError that names the file and what to do."""
-        try:
-            return fn(*args)
-        except StoreError:
-            raise
-        except sqlite3.DatabaseError as exc:
-            text = str(exc)
-            if "readonly" in text or "read-only" in text:
-                hint = "the file or its folder is read-only: point the app or --runs-db at a writable place"
-            elif "not a database" in text or "malformed" in text:
-                hint = "the file is damaged: move it away (runs recorded before are in it) or choose another file"
-            elif "locked" in text or "busy" in text:
-                hint = "another program holds it locked for too long: try again"
-            else:
-                hint = "choose another file with --runs-db, $LIFECYCLE_RUNS or the app's Data page"
-            raise StoreError(f"runs database {self.path}: {text}; {hint}") from exc
-        except OSError as exc:
-            raise StoreError(f"runs database {self.path}: {exc}") from exc
-
-    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """One short BEGIN IMMEDIATE transaction (a read that upgrades to a write could fail at
-        once with SQLITE_BUSY), serialised with this process's other writers."""
-        def go() -> Any:
-            conn = self._connect()
-            with self._lock:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return result
-        return self._guard(go)
+    def _read(self, fn: Callable[[Connection], Any]) -> Any:
+        return self._db.read(fn)
 
     def _migrate(self) -> None:
-        conn = self._connect()
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = self._db.version()
         if version > SCHEMA_VERSION:
-            raise StoreError(f"runs database {self.path} has schema version {version}, newer than this program "
-                             f"({SCHEMA_VERSION}): update the program or choose another file")
+            raise StoreError(f"runs database {self._db.label} has schema version {version}, newer than this program "
+                             f"({SCHEMA_VERSION}): update the program or choose another store")
         if version == SCHEMA_VERSION:
             return
 
-        def upgrade(conn: sqlite3.Connection) -> None:
-            current = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read inside the lock
+        def upgrade(conn: Connection, current: int) -> None:
             for number in range(current, SCHEMA_VERSION):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number + 1}")
-        self._write(upgrade)
+                for statement in migration_sql(MIGRATIONS[number], self._db.dialect):
+                    conn.execute(statement)
+                self._db.set_version(conn, number + 1)
+        self._db.migrate(upgrade)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-        if self._owner_lock is not None:
-            self._owner_lock.release()
-            Path(self._owner_lock.lock_file).unlink(missing_ok=True)
-            self._owner_lock = None
+        self._db.close()
+        if self._owns:
+            self._db.release_owner()
+            self._owns = False
 
     @property
     def writable(self) -> bool:
-        return self._owner_lock is not None and not self._read_only()
+        return self._owns and not self._db.read_only()
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -356,30 +295,37 @@ class RunStore:
                   tags: RunTags = RunTags()) -> int:
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-        if self._owner_lock is None:
-            raise StoreError(f"runs database {self.path}: cannot create {self._owner_dir}; "
-                             "point the app or --runs-db at a writable place")
+        if not self._owns:
+            raise StoreError(f"runs database {self._db.label}: this process cannot show that it is alive (its owner "
+                             "lock cannot be created); point the app or --runs-db at a writable place")
         values = (config.step, config.seed, json.dumps(config.as_dict()), setting_key(config), limits, source, device,
                   torch.__version__, params, "running", self.owner, time.time(), tags.session, tags.student,
                   tags.prediction)
         return self._write(lambda c: c.execute(
             "INSERT INTO runs (step, seed, config, config_key, label, source, device, torch, params, status, owner, "
-            "started_at, session, student, prediction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            values).lastrowid)
+            "started_at, session, student, prediction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            values).fetchone()[0])
 
     def add_epoch(self, run_id: int, row: dict[str, float]) -> None:
         columns = ", ".join(EPOCH_FIELDS)
         marks = ", ".join("?" for _ in EPOCH_FIELDS)
 
-        def add(c: sqlite3.Connection) -> None:
-            c.execute(f"INSERT OR REPLACE INTO epochs (run_id, {columns}) VALUES (?, {marks})",
-                      (run_id, *(row[k] for k in EPOCH_FIELDS)))
+        updates = ", ".join(f"{k} = excluded.{k}" for k in EPOCH_FIELDS if k != "epoch")
+        n = CHALLENGE.last_epochs
+
+        def add(c: Connection) -> None:
+            c.execute(f"INSERT INTO epochs (run_id, {columns}) VALUES (?, {marks}) "
+                      f"ON CONFLICT (run_id, epoch) DO UPDATE SET {updates}", (run_id, *(row[k] for k in EPOCH_FIELDS)))
             # the run's summary, in the same transaction: the class board reads it without the epochs
-            c.execute("UPDATE runs SET epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = :id), "
-                      "best_acc = (SELECT MAX(test_acc) FROM epochs WHERE run_id = :id), "
-                      "min_last = CASE WHEN (SELECT COUNT(*) FROM epochs WHERE run_id = :id) >= :n THEN "
-                      "(SELECT MIN(test_acc) FROM (SELECT test_acc FROM epochs WHERE run_id = :id "
-                      "ORDER BY epoch DESC LIMIT :n)) END WHERE id = :id", {"id": run_id, "n": CHALLENGE.last_epochs})
+            c.execute("UPDATE runs SET epochs_done = (SELECT COUNT(*) FROM epochs WHERE run_id = ?), "
+                      "best_acc = (SELECT MAX(test_acc) FROM epochs WHERE run_id = ?), "
+                      "min_last = CASE WHEN (SELECT COUNT(*) FROM epochs WHERE run_id = ?) >= ? THEN "
+                      "(SELECT MIN(test_acc) FROM (SELECT test_acc FROM epochs WHERE run_id = ? "
+                      "ORDER BY epoch DESC LIMIT ?) AS recent) END WHERE id = ?", (run_id, run_id, run_id, n, run_id, n, run_id))
+            # a run marked interrupted while its owner could not show it was alive (the server restarted)
+            # trains on: it is running again
+            c.execute("UPDATE runs SET status = 'running', reason = '', finished_at = NULL "
+                      "WHERE id = ? AND status = 'interrupted' AND owner = ?", (run_id, self.owner))
         self._write(add)
 
     def finish_run(self, run_id: int, status: str, reason: str = "",
@@ -388,11 +334,12 @@ class RunStore:
             raise ValueError(f"a run ends as one of {STATUSES[1:]}, got {status!r}")
         blob = _to_bytes(weights) if weights is not None else None
 
-        def finish(c: sqlite3.Connection) -> None:
+        def finish(c: Connection) -> None:
             c.execute("UPDATE runs SET status = ?, reason = ?, finished_at = ? WHERE id = ?",
                       (status, reason, time.time(), run_id))
             if blob is not None:
-                c.execute("INSERT OR REPLACE INTO weights (run_id, state_dict) VALUES (?, ?)", (run_id, blob))
+                c.execute("INSERT INTO weights (run_id, state_dict) VALUES (?, ?) "
+                          "ON CONFLICT (run_id) DO UPDATE SET state_dict = excluded.state_dict", (run_id, blob))
         self._write(finish)
 
     def delete_run(self, run_id: int) -> bool:
@@ -400,9 +347,9 @@ class RunStore:
 
     def mark_interrupted(self) -> int:
         """Runs left 'running' by a process that no longer exists become 'interrupted'."""
-        owners = [row[0] for row in self._guard(lambda: self._connect().execute(
+        owners = [row[0] for row in self._read(lambda c: c.execute(
             "SELECT DISTINCT owner FROM runs WHERE status = 'running' AND owner != ?", (self.owner,)).fetchall())]
-        gone = [o for o in owners if not self._owner_alive(o)]
+        gone = [o for o in owners if not self._db.owner_alive(o)]
         if not gone:
             return 0
         marks = ", ".join("?" for _ in gone)
@@ -410,21 +357,6 @@ class RunStore:
             f"UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?), "
             f"reason = 'its process ended before the run did (closed, killed or crashed)' "
             f"WHERE status = 'running' AND owner IN ({marks})", (time.time(), *gone)).rowcount)
-
-    def _owner_alive(self, owner: str) -> bool:
-        path = self._owner_dir / f"{owner}.lock"
-        if not path.exists():
-            return False
-        probe = FileLock(str(path), thread_local=False)
-        try:
-            probe.acquire(timeout=0)
-        except Timeout:
-            return True
-        except OSError:
-            return True  # cannot tell: never mark a live run interrupted
-        probe.release()
-        path.unlink(missing_ok=True)
-        return False
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -443,8 +375,7 @@ class RunStore:
             args.extend(ids)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
 
-        def read() -> list[StoredRun]:
-            conn = self._connect()
+        def read(conn: Connection) -> list[StoredRun]:
             rows = conn.execute(f"SELECT runs.*, EXISTS (SELECT 1 FROM weights WHERE run_id = runs.id) AS has_weights "
                                 f"FROM runs {clause} ORDER BY started_at DESC, id DESC", args).fetchall()
             epochs: dict[int, list[dict[str, float]]] = {}
@@ -454,7 +385,7 @@ class RunStore:
                                       [r["id"] for r in rows]):
                     epochs.setdefault(e["run_id"], []).append({k: e[k] for k in EPOCH_FIELDS})
             return [_stored(r, epochs.get(r["id"], [])) for r in rows]
-        return self._guard(read)
+        return self._read(read)
 
     def _check_interrupted(self) -> None:
         """Interrupted runs are looked for at most every INTERRUPTED_CHECK_S by the board's reads,
@@ -474,15 +405,15 @@ class RunStore:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        rows = self._guard(lambda: self._connect().execute(sql, args).fetchall())
+        rows = self._read(lambda c: c.execute(sql, args).fetchall())
         return [BoardRow(r["id"], r["step"], r["seed"], r["config_key"], r["label"], r["params"], r["status"],
                          r["started_at"], r["epochs_done"], r["best_acc"], r["min_last"],
                          RunTags(r["session"], r["student"], r["prediction"])) for r in rows]
 
     def board_counts(self, since: float) -> tuple[int, int, int]:
         """(runs, runs training now, browser sessions) from `since` on: one aggregate query."""
-        row = self._guard(lambda: self._connect().execute(
-            "SELECT COUNT(*), COALESCE(SUM(status = 'running'), 0), COUNT(DISTINCT NULLIF(session, '')) FROM runs "
+        row = self._read(lambda c: c.execute(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END), 0), COUNT(DISTINCT NULLIF(session, '')) FROM runs "
             "WHERE started_at >= ?", (since,)).fetchone())
         return row[0], row[1], row[2]
 
@@ -490,7 +421,7 @@ class RunStore:
         """Per setting and seed, the best min(last 3) of its completed runs from `since` on (a
         completed run trained every epoch it planned): what the leaderboard judges, one grouped query."""
         self._check_interrupted()
-        rows = self._guard(lambda: self._connect().execute(
+        rows = self._read(lambda c: c.execute(
             "SELECT config_key, seed, MAX(min_last) AS min_last, MAX(params) AS params FROM runs "
             "WHERE started_at >= ? AND status = 'completed' AND min_last IS NOT NULL GROUP BY config_key, seed",
             (since,)).fetchall())
@@ -501,7 +432,7 @@ class RunStore:
         if not keys:
             return {}
         marks = ", ".join("?" for _ in keys)
-        rows = self._guard(lambda: self._connect().execute(
+        rows = self._read(lambda c: c.execute(
             f"SELECT config_key, MIN(config) AS config FROM runs WHERE config_key IN ({marks}) GROUP BY config_key",
             keys).fetchall())
         return {r["config_key"]: TrainConfig.from_dict(json.loads(r["config"])) for r in rows}
@@ -510,11 +441,11 @@ class RunStore:
 
     def start_class(self, name: str = "", predict_first: bool = False) -> int:
         return self._write(lambda c: c.execute(
-            "INSERT INTO classes (started_at, name, predict_first) VALUES (?, ?, ?)",
-            (time.time(), name[:MAX_NAME], int(predict_first))).lastrowid)
+            "INSERT INTO classes (started_at, name, predict_first) VALUES (?, ?, ?) RETURNING id",
+            (time.time(), name[:MAX_NAME], int(predict_first))).fetchone()[0])
 
     def current_class(self) -> ClassInfo | None:
-        row = self._guard(lambda: self._connect().execute(
+        row = self._read(lambda c: c.execute(
             "SELECT * FROM classes ORDER BY id DESC LIMIT 1").fetchone())
         return ClassInfo(row["id"], row["started_at"], row["name"], bool(row["predict_first"])) if row else None
 
@@ -522,11 +453,11 @@ class RunStore:
         values = (page, json.dumps(settings, sort_keys=True), json.dumps(sorted(locked)), json.dumps(sorted(hidden)),
                   time.time())
         return self._write(lambda c: c.execute(
-            "INSERT INTO exercises (page, settings, locked, hidden, created_at) VALUES (?, ?, ?, ?, ?)",
-            values).lastrowid)
+            "INSERT INTO exercises (page, settings, locked, hidden, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            values).fetchone()[0])
 
     def exercise(self, exercise_id: int) -> Exercise | None:
-        row = self._guard(lambda: self._connect().execute(
+        row = self._read(lambda c: c.execute(
             "SELECT * FROM exercises WHERE id = ?", (exercise_id,)).fetchone())
         if row is None:
             return None
@@ -538,26 +469,12 @@ class RunStore:
         return found[0] if found else None
 
     def weights(self, run_id: int) -> dict[str, torch.Tensor] | None:
-        row = self._guard(lambda: self._connect().execute(
+        row = self._read(lambda c: c.execute(
             "SELECT state_dict FROM weights WHERE run_id = ?", (run_id,)).fetchone())
-        return torch.load(io.BytesIO(row[0]), weights_only=True) if row else None
+        return torch.load(io.BytesIO(bytes(row[0])), weights_only=True) if row else None
 
 
-def _wal_mode(conn: sqlite3.Connection) -> str:
-    """Switch to WAL (a no-op once the file is in WAL mode). Two processes creating the file at once
-    both need an exclusive lock for it, and SQLite answers one of them 'locked' at once, without
-    waiting for its busy timeout: so wait here, as the busy timeout would."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def _stored(row: sqlite3.Row, epochs: list[dict[str, float]]) -> StoredRun:
+def _stored(row: Any, epochs: list[dict[str, float]]) -> StoredRun:
     return StoredRun(row["id"], row["step"], row["seed"], TrainConfig.from_dict(json.loads(row["config"])),
                      row["config_key"], row["label"], row["source"], row["device"], row["torch"], row["params"],
                      row["status"], row["reason"], row["started_at"], row["finished_at"], tuple(epochs),
