@@ -162,6 +162,9 @@ def _bench_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sessions", type=int, default=None,
                    help="instead: submit this many quick runs at once through the app's run queue and compare "
                         "the total time with the same runs back to back")
+    p.add_argument("--cluster", default=None, metavar="HOST:PORT",
+                   help="with --sessions: submit the runs to this Ray cluster instead of this machine's worker")
+    p.add_argument("--cpus-per-run", type=int, default=1, help="with --cluster: CPUs each run asks for")
     p.add_argument("--browsers", default=None, metavar="N,N",
                    help="instead: real Chromium sessions against a fresh app server: N pages press Train at once "
                         "(e.g. 4,8), timed against the same runs back to back; then one run with --watchers pages "
@@ -570,7 +573,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from core.experiments.bench import run_cost_model
         doc = run_cost_model(args.data_dir, not args.no_download, progress)
     elif args.sessions is not None:
-        doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress)
+        doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress,
+                              cluster=args.cluster, cpus_per_run=args.cpus_per_run)
     else:
         doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)
         if args.variants:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -155,6 +157,48 @@ def _here(spec: RunSpec) -> RunSpec:
     return spec
 
 
+class OrderClient:
+    """This server's handle on the cluster-wide order (core.runs.cluster_order): one named, detached
+    Ray actor that every server of the cluster finds by name. The server beats every BEAT_S, so that
+    its running tickets are not taken for a crashed server's."""
+
+    BEAT_S = 5.0
+
+    def __init__(self, ray: Any) -> None:
+        from core.runs.cluster_order import ORDER_NAME, ORDER_NAMESPACE, ClusterOrder
+
+        self._ray, self.server = ray, uuid.uuid4().hex
+        self._actor = ray.remote(num_cpus=0)(ClusterOrder).options(
+            name=ORDER_NAME, namespace=ORDER_NAMESPACE, lifetime="detached", get_if_exists=True).remote()
+        threading.Thread(target=self._beat, name="cluster-order-beat", daemon=True).start()
+
+    def _call(self, method: str, *args: Any) -> Any:
+        return self._ray.get(getattr(self._actor, method).remote(self.server, *args), timeout=30)
+
+    def join(self, jobs: int, estimate_s: float) -> int:
+        return self._call("join", jobs, estimate_s)
+
+    def leave(self, ticket: int) -> None:
+        self._call("leave", ticket)
+
+    def finish(self, ticket: int) -> None:
+        self._call("finish", ticket)
+
+    def try_start(self, ticket: int, capacity: int) -> bool:
+        return self._call("try_start", ticket, capacity)
+
+    def position(self, ticket: int | None) -> tuple[int, float]:
+        return tuple(self._call("position", ticket))
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(self.BEAT_S)
+            try:
+                self._actor.beat.remote(self.server)
+            except Exception:  # noqa: BLE001  (a beat that cannot be sent is tried again)
+                pass
+
+
 class RayExecutor:
     """Runs on a Ray cluster, `slots` at a time (the cluster's CPUs / cpus_per_run, or its GPUs)."""
 
@@ -167,6 +211,7 @@ class RayExecutor:
         self._actor_class = self._ray.remote(max_concurrency=4)(TrainActor)
         self._running: dict[int, tuple[Any, set[int]]] = {}  # slot -> (actor, its jobs)
         self._pids: dict[int, int] = {}  # slot -> its actor's process
+        self.order = OrderClient(self._ray)  # one queue order for every server of this cluster
         self._lock = threading.Lock()
 
     @property

@@ -40,6 +40,7 @@ from core.training.data import resolve_root
 from core.training.events import BatchEvent, DoneEvent, EpochEvent
 from core.training.loop import same_but_seed
 
+ORDER_POLL_S = 0.5  # how often a run waiting for its cluster-wide turn asks again
 FINAL_STATES = ("completed", "stopped", "failed", "cancelled", "interrupted")
 _job_ids = itertools.count(1)
 
@@ -95,6 +96,7 @@ class Job:
     _slot: int | None = None
     _stop_requested: bool = False
     _worker_lost: bool = False  # its worker died mid-run
+    _ticket: int | None = None  # its place in the cluster-wide order (core.runs.cluster_order), on a cluster
     _finished_event: threading.Event = field(default_factory=threading.Event)
 
     def spec(self) -> RunSpec:
@@ -220,6 +222,8 @@ class RunQueue:
         self.executor = executor if executor is not None else ProcessExecutor(default_devices())
         self.limits = limits  # None: no limits (a queue on your own machine)
         self.notes: list[str] = []  # what the server should say about where runs train (a fallback, say)
+        # one order for every server of a cluster (core.runs.cluster_order), None on this machine
+        self.order = getattr(self.executor, "order", None)
         self._cv = threading.Condition()
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []
@@ -249,10 +253,12 @@ class RunQueue:
         problems = self.problems(jobs[0].config)
         if problems:
             raise LimitError("; ".join(problems))
+        ticket = self.order.join(len(jobs), jobs[0].estimate_s) if self.order is not None else None
         with self._cv:
             for job in jobs:
                 job._queue = self
                 job._partners = jobs if len(jobs) > 1 else None
+                job._ticket = ticket
                 self._waiting.append(job)
             self._start_threads()
             self._cv.notify()
@@ -264,14 +270,20 @@ class RunQueue:
             if job not in self._waiting:
                 return False
             self._waiting.remove(job)
+        if self.order is not None and job._ticket is not None:
+            self.order.leave(job._ticket)
         job._set("cancelled", "cancelled before it started")
         return True
 
     def ahead(self, job: Job) -> tuple[int, float]:
-        """(runs before this one, estimated seconds until it starts)."""
+        """(runs before this one, estimated seconds until it starts): on a cluster, every server's."""
         with self._cv:
             if job not in self._waiting:
                 return 0, 0.0
+        if self.order is not None and job._ticket is not None:
+            ahead, seconds = self.order.position(job._ticket)
+            return ahead, seconds / self.workers
+        with self._cv:
             before = list(self._running) + list(self._waiting)[:list(self._waiting).index(job)]
         return len(before), _remaining_s(before) / self.workers
 
@@ -285,7 +297,11 @@ class RunQueue:
         return next((j for j in self.active_jobs() if j._run_id == run_id), None)
 
     def load(self) -> tuple[int, float]:
-        """(runs queued or running now, estimated seconds before a run submitted now would start)."""
+        """(runs queued or running now, estimated seconds before a run submitted now would start): on a
+        cluster, every server's."""
+        if self.order is not None:
+            ahead, seconds = self.order.position(None)
+            return ahead, seconds / self.workers
         with self._cv:
             before = list(self._running) + list(self._waiting)
         return len(before), _remaining_s(before) / self.workers
@@ -327,7 +343,13 @@ class RunQueue:
             with self._cv:
                 while not self._waiting:
                     self._cv.wait()
-                lead = self._waiting.popleft()
+                lead = self._waiting[0]
+            if not self._turn_came(lead):
+                continue
+            with self._cv:
+                if not self._waiting or self._waiting[0] is not lead:  # cancelled while it waited for its turn
+                    continue
+                self._waiting.popleft()
                 jobs = [lead] + [j for j in (lead._partners or []) if j is not lead and j in self._waiting]
                 for job in jobs[1:]:
                     self._waiting.remove(job)
@@ -351,6 +373,8 @@ class RunQueue:
                 for job in unfinished(jobs):
                     job._on_message(Failed(job.id, f"{type(exc).__name__}: {exc}"))
             finally:
+                if self.order is not None and lead._ticket is not None:
+                    self.order.finish(lead._ticket)
                 with self._cv:
                     for job in jobs:
                         self._running.remove(job)
@@ -359,6 +383,20 @@ class RunQueue:
                     if status == "completed" and len(jobs) == 1:  # a group's time is not one run's
                         self._learn_pace(job)
                     job._set(status)
+
+    def _turn_came(self, lead: Job) -> bool:
+        """On this machine: always. On a cluster: when the cluster-wide order says so (else wait a
+        little, so that the caller looks again, at a queue that may have changed)."""
+        if self.order is None or lead._ticket is None:
+            return True
+        try:
+            if self.order.try_start(lead._ticket, self.workers):
+                return True
+        except Exception as exc:  # the order cannot be reached: train rather than stall the class
+            lead.warn(f"the cluster-wide queue order could not be read ({exc}); started in this server's order")
+            return True
+        time.sleep(ORDER_POLL_S)
+        return False
 
     def _interrupt(self, job: Job, reason: str) -> None:
         """The worker died mid-run: the job and its stored run are interrupted, with the reason and
