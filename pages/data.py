@@ -59,14 +59,20 @@ st.markdown("With a Ray cluster (a head and worker PCs, see the README's deploym
             "the cluster for a CPU or a GPU and Ray places it. This setting is the server's, for every session; "
             "`RAY_ADDRESS` sets it at start.")
 choice = cluster_choice()
-with st.form("cluster"):
-    address = st.text_input("Ray cluster address (host:port; empty = this machine)", value=choice.address or "",
-                            disabled=not is_teacher())
-    fallback = st.checkbox("If the cluster cannot be reached, train on this machine instead",
-                           value=choice.fallback_local, disabled=not is_teacher())
-    cpus = st.number_input("CPUs per run on the cluster", 1, 64, choice.cpus_per_run, disabled=not is_teacher())
-    if st.form_submit_button("Apply (or connect again)", disabled=not is_teacher()):
-        set_cluster_choice(ClusterChoice(address.strip() or None, fallback, int(cpus)))
-        st.rerun()
+
+
+def apply_cluster() -> None:
+    state = st.session_state
+    set_cluster_choice(ClusterChoice(state["cluster_address"].strip() or None, state["cluster_fallback"],
+                                     int(state["cluster_cpus"])))
+
+
+st.text_input("Ray cluster address (host:port; empty = this machine)", value=choice.address or "",
+              key="cluster_address", disabled=not is_teacher())
+st.checkbox("If the cluster cannot be reached, train on this machine instead", value=choice.fallback_local,
+            key="cluster_fallback", disabled=not is_teacher())
+st.number_input("CPUs per run on the cluster", 1, 64, choice.cpus_per_run, key="cluster_cpus",
+                disabled=not is_teacher())
+st.button("Apply (or connect again)", key="apply_cluster", on_click=apply_cluster, disabled=not is_teacher())
 if not is_teacher():
     st.caption("Only the teacher changes where the class's runs train (the teacher's key is on the Class board).")

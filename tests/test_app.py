@@ -233,6 +233,35 @@ def test_a_damaged_run_store_turns_history_off_but_training_still_works(app, tmp
     assert snap.status == "completed" and snap.run_id is None
 
 
+def test_an_unreachable_postgres_store_turns_history_off_without_showing_its_password(app):
+    pytest.importorskip("psycopg")
+    app.session_state["runs_db"] = "postgresql://teacher:s3cret@127.0.0.1:9/runs"
+    at = open_page(app, "pages/data.py")
+    off = [w.value for w in at.warning if "Run history is off" in w.value]
+    assert off and "127.0.0.1:9" in off[0] and "reachable" in off[0]
+    assert not any("s3cret" in e.value for e in [*at.warning, *at.error, *at.success, *at.markdown, *at.caption])
+
+
+def test_an_unreachable_cluster_refuses_training_with_its_address_until_the_teacher_fixes_it(app):
+    """The Data page sets where the server's runs train; a cluster that cannot be reached is named,
+    Train is refused (never silently trained here), and pointing back at this machine restores it."""
+    at = open_page(app, "pages/data.py")
+    try:
+        at.text_input[-1].set_value("127.0.0.1:9")
+        at.button(key="apply_cluster").click().run()
+        assert any("Training is off" in e.value and "127.0.0.1:9" in e.value for e in at.error)
+        at = open_page(at, "pages/step_9.py", epochs="1")
+        assert any("Not on this server" in w.value and "127.0.0.1:9" in w.value for w in at.warning)
+        assert at.button(key="train_9").disabled
+    finally:
+        at = open_page(at, "pages/data.py")
+        at.text_input[-1].set_value("")
+        at.button(key="apply_cluster").click().run()
+    assert not any("Training is off" in e.value for e in at.error)
+    at = open_page(at, "pages/step_9.py", epochs="1")
+    assert not at.button(key="train_9").disabled
+
+
 # --- the Inspect page ---------------------------------------------------------------------------
 
 def png_bytes(image) -> bytes:

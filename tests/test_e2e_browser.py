@@ -38,9 +38,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(mnist_root: Path):
+def start_server(mnist_root: Path, extra_env: dict | None = None):
     port = free_port()
-    env = {**os.environ, "MNIST_DIR": str(mnist_root)}
+    env = {**os.environ, "MNIST_DIR": str(mnist_root), **(extra_env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -378,3 +378,49 @@ def test_a_teacher_link_locks_and_only_the_key_unlocks_the_teachers_tools(mnist_
         page.get_by_role("button", name="Start a new class").wait_for(timeout=60_000)
     finally:
         stop_server(proc)
+
+
+def test_two_servers_one_cluster_one_store_a_class_across_both(mnist_root, browser):
+    """Two app servers on one Ray cluster and one PostgreSQL store (.ci/run starts both on loopback):
+    a student on each presses Train at once; both runs train on the cluster, and the class board of
+    either server shows both students live."""
+    from conftest import postgres_database, require_or_skip
+
+    address = os.environ.get("LIFECYCLE_TEST_RAY")
+    if not address:
+        require_or_skip("a Ray cluster", "set LIFECYCLE_TEST_RAY=HOST:PORT of a running `ray start --head`")
+    url, drop = postgres_database()
+    env = {"RAY_ADDRESS": address, "LIFECYCLE_RUNS": url}
+    servers = [start_server(mnist_root, env) for _ in range(2)]
+    try:
+        board = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        board.goto(f"{servers[1][1]}/board", timeout=60_000)
+        board.get_by_text("Class board").first.wait_for(timeout=90_000)
+        pages = []
+        for (_, server), name in zip(servers, ("Ada on A", "Bob on B")):
+            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+            page.goto(f"{server}/step_9?epochs=2", timeout=60_000)
+            page.get_by_role("button", name="Predict first").click()
+            field = page.get_by_label("Your name on the class board")
+            field.fill(name)
+            field.press("Enter")
+            page.wait_for_timeout(500)
+            page.keyboard.press("Escape")
+            pages.append(page)
+        for page in pages:
+            page.get_by_role("button", name="Train", exact=True).click()
+        for name in ("Ada on A", "Bob on B"):  # B's board shows A's student too, while the runs train
+            board.locator("[id^='glide-cell']", has_text=name).first.wait_for(state="attached", timeout=300_000)
+        for page in pages:
+            page.get_by_text("Best test accuracy").wait_for(timeout=600_000)
+        shot(board, "two_servers_board")
+        runs = RunStore(url).runs()
+        assert sorted(r.tags.student for r in runs) == ["Ada on A", "Bob on B"]
+        assert {r.status for r in runs} == {"completed"} and all(r.device.startswith("CPU") for r in runs)
+        data_page = pages[0]
+        data_page.goto(f"{servers[0][1]}/data", timeout=60_000)
+        data_page.get_by_text(f"Ray cluster at {address}").first.wait_for(timeout=60_000)
+    finally:
+        for proc, _ in servers:
+            stop_server(proc)
+        drop()
