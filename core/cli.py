@@ -573,7 +573,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from core.experiments.bench import run_cost_model
         doc = run_cost_model(args.data_dir, not args.no_download, progress)
     elif args.sessions is not None:
-        doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress,
+        doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress, args.batches or 60,
                               cluster=args.cluster, cpus_per_run=args.cpus_per_run)
     else:
         doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)
