@@ -241,8 +241,9 @@ def test_the_frontier_draws_every_step_and_says_which_reference_is_reduced():
     references = load_references()
     points = frontier_points(reference_marks(references), references)
     steps = {p["step"]: p for p in points if p["kind"].startswith("lifecycle step")}
-    assert sorted(steps) == sorted(references)
-    for number, ref in references.items():
+    # every step with a min(last 3) is drawn; one whose reference ran fewer epochs than that has none
+    assert sorted(steps) == sorted(n for n, ref in references.items() if ref.min_last_spread is not None)
+    for number, ref in ((n, r) for n, r in references.items() if n in steps):
         assert steps[number]["kind"].endswith("(reduced run)") is ref.reduced
         assert steps[number]["params"] == ref.params and steps[number]["low"] <= steps[number]["min_last"]
     (mark,) = [p for p in points if not p["kind"].startswith("lifecycle step")]

@@ -282,7 +282,11 @@ class RunQueue:
                 return 0, 0.0
         if self.order is not None and job._ticket is not None:
             ahead, seconds = self.order.position(job._ticket)
-            return ahead, seconds / self.workers
+            with self._cv:  # the seeds of its own group submitted before it count too, as on one machine
+                group = [j for j in (job._partners or [job]) if j in self._waiting]
+            if job not in group:  # it started meanwhile
+                return 0, 0.0
+            return ahead + group.index(job), seconds / self.workers
         with self._cv:
             before = list(self._running) + list(self._waiting)[:list(self._waiting).index(job)]
         return len(before), _remaining_s(before) / self.workers
