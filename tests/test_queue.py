@@ -1,6 +1,6 @@
 """The server's one training queue: runs train in a worker process (never in the server's),
 one after another; each knows its place, a queued run can be cancelled, a running one stopped,
-results equal the same seed run alone, every run is recorded, and a worker that dies takes its
+results equal the same seed run alone, every run is recorded (in each store backend), and a worker that dies interrupts its
 run down with a reason while the next run gets a fresh worker."""
 
 import os
@@ -48,7 +48,7 @@ def wait_for(predicate, seconds=120):
 
 
 def test_runs_train_in_a_worker_process_one_after_another_and_match_the_same_seed_alone(
-        queue, data, mnist_root, private_run_store):
+        queue, data, mnist_root, store_at):
     assert queue.workers == 1  # one worker on a CPU: every run gets all the cores
     jobs = [queue.submit(job(quick(seed=s), mnist_root, estimate_s=5)) for s in (1, 2, 3)]
     for j in jobs:
@@ -61,14 +61,14 @@ def test_runs_train_in_a_worker_process_one_after_another_and_match_the_same_see
         alone = run(quick(seed=seed), data).history
         assert [e["test_acc"] for e in snap.epochs] == [e.test_acc for e in alone]
         assert [e["train_loss"] for e in snap.epochs] == [e.train_loss for e in alone]
-    stored = RunStore(private_run_store).runs()
+    stored = RunStore(store_at).runs()
     assert sorted(r.seed for r in stored) == [1, 2, 3] and {r.status for r in stored} == {"completed"}
     assert {r.id for r in stored} == {s.run_id for s in snaps}  # each snapshot knows its stored run
     assert all(r.has_weights for r in stored)  # the worker stored the tested weights
 
 
 def test_seeds_submitted_together_train_side_by_side_each_with_its_own_record(
-        queue, data, mnist_root, private_run_store):
+        queue, data, mnist_root, store_at):
     blocker = queue.submit(job(quick(seed=9, epochs=200), mnist_root, estimate_s=30))
     wait_for(lambda: blocker.snapshot().status == "running")
     jobs = queue.submit_seeds([job(quick(seed=s, epochs=2), mnist_root, estimate_s=5) for s in (1, 2, 3)])
@@ -84,7 +84,7 @@ def test_seeds_submitted_together_train_side_by_side_each_with_its_own_record(
         assert [e["train_loss"] for e in snap.epochs] == pytest.approx([e.train_loss for e in alone], rel=1e-4)
         assert [e["test_acc"] for e in snap.epochs] == pytest.approx([e.test_acc for e in alone], abs=0.25)
         assert snap.batches and snap.batches[-1]["step"] == 6  # the batch curve reached each job
-    stored = {r.id: r for r in RunStore(private_run_store).runs()}
+    stored = {r.id: r for r in RunStore(store_at).runs()}
     assert {stored[s.run_id].seed for s in (snaps[0], snaps[2])} == {1, 3}
     assert all(stored[s.run_id].status == "completed" and stored[s.run_id].has_weights for s in (snaps[0], snaps[2]))
     with pytest.raises(ValueError, match="differ only in their seed"):
@@ -126,7 +126,7 @@ def test_a_failing_run_fails_with_its_message_and_the_queue_goes_on(queue, mnist
 
 
 def test_a_killed_worker_interrupts_its_run_with_the_reason_and_a_fresh_one_takes_the_next(
-        mnist_root, private_run_store):
+        mnist_root, store_at):
     queue = RunQueue(ProcessExecutor([None]))
     try:
         long = queue.submit(job(quick(epochs=200, max_batches=2), mnist_root))
@@ -135,7 +135,7 @@ def test_a_killed_worker_interrupts_its_run_with_the_reason_and_a_fresh_one_take
         assert long.wait(60)
         snap = long.snapshot()
         assert snap.status == "interrupted" and "killed" in snap.reason and "SIGKILL" in snap.reason, snap.reason
-        stored = RunStore(private_run_store).get(snap.run_id)
+        stored = RunStore(store_at).get(snap.run_id)
         assert stored.status == "interrupted" and "killed" in stored.reason
         assert len(stored.epochs) >= 2  # the epochs it finished are kept
         after = queue.submit(job(quick(seed=5), mnist_root))
@@ -145,14 +145,14 @@ def test_a_killed_worker_interrupts_its_run_with_the_reason_and_a_fresh_one_take
         queue.close()
 
 
-def test_a_killed_worker_interrupts_every_seed_it_was_training_side_by_side(mnist_root, private_run_store):
+def test_a_killed_worker_interrupts_every_seed_it_was_training_side_by_side(mnist_root, store_at):
     queue = RunQueue(ProcessExecutor([None]))
     try:
         jobs = queue.submit_seeds([job(quick(seed=s, epochs=200, max_batches=2), mnist_root) for s in (1, 2)])
         wait_for(lambda: all(len(j.snapshot().epochs) >= 2 for j in jobs), 300)
         queue.executor.kill_worker(0)
         assert all(j.wait(60) for j in jobs)
-        store = RunStore(private_run_store)
+        store = RunStore(store_at)
         for j in jobs:
             snap = j.snapshot()
             assert snap.status == "interrupted" and "killed" in snap.reason, snap.reason
@@ -175,10 +175,10 @@ def test_a_broken_store_is_a_warning_not_a_failure(queue, mnist_root, tmp_path):
         assert any("damaged" in w and "not recorded" in w for w in snap.warnings)  # every job is told, not just the first
 
 
-def test_unrecorded_jobs_leave_no_trace(queue, mnist_root, private_run_store):
+def test_unrecorded_jobs_leave_no_trace(queue, mnist_root, store_at):
     j = queue.submit(job(quick(), mnist_root, record=False))
     assert j.wait(300) and j.snapshot().status == "completed"
-    assert not private_run_store.exists() or RunStore(private_run_store).runs() == []
+    assert RunStore(store_at).runs() == []
 
 
 def test_the_estimate_scales_with_the_measured_pace(queue):
