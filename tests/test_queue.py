@@ -1,7 +1,7 @@
 """The server's one training queue: runs train in a worker process (never in the server's),
 one after another; each knows its place, a queued run can be cancelled, a running one stopped,
-results equal the same seed run alone, every run is recorded (in each store backend), and a worker that dies interrupts its
-run down with a reason while the next run gets a fresh worker."""
+results equal the same seed run alone, every run is recorded (in each store backend), and a worker
+that dies interrupts its run with the reason while the next run gets a fresh worker."""
 
 import os
 import time
