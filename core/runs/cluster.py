@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -170,6 +169,7 @@ class OrderClient:
         self._ray, self.server = ray, uuid.uuid4().hex
         self._actor = ray.remote(num_cpus=0)(ClusterOrder).options(
             name=ORDER_NAME, namespace=ORDER_NAMESPACE, lifetime="detached", get_if_exists=True).remote()
+        self._closed = threading.Event()
         threading.Thread(target=self._beat, name="cluster-order-beat", daemon=True).start()
 
     def _call(self, method: str, *args: Any) -> Any:
@@ -190,9 +190,12 @@ class OrderClient:
     def position(self, ticket: int | None) -> tuple[int, float]:
         return tuple(self._call("position", ticket))
 
+    def close(self) -> None:
+        self._closed.set()
+
     def _beat(self) -> None:
-        while True:
-            time.sleep(self.BEAT_S)
+        # until closed, or Ray shut down (a call then would start a new Ray session of its own)
+        while not self._closed.wait(self.BEAT_S) and self._ray.is_initialized():
             try:
                 self._actor.beat.remote(self.server)
             except Exception:  # noqa: BLE001  (a beat that cannot be sent is tried again)
@@ -300,6 +303,7 @@ class RayExecutor:
         return pid
 
     def close(self) -> None:
+        self.order.close()
         with self._lock:
             actors = [actor for actor, _ in self._running.values()]
         for actor in actors:
