@@ -68,11 +68,11 @@ class ClusterChoice:
                    int(cpus) if cpus.isdigit() and int(cpus) > 0 else DEFAULT_CPUS_PER_RUN)
 
 
-def _import_ray() -> Any:
+def _import_ray(address: str) -> Any:
     try:
         import ray
     except ImportError:
-        raise ClusterError("training on a Ray cluster needs Ray, which is not installed here: "
+        raise ClusterError(f"training on the Ray cluster at {address} needs Ray, which is not installed here: "
                            "pip install -r requirements-cluster.txt") from None
     return ray
 
@@ -99,7 +99,7 @@ _joined: list[str] = []  # the address this process joined (Ray allows one clust
 
 def connect(address: str) -> Any:
     """Join the Ray cluster at `address` as a driver (once per process); the `ray` module."""
-    ray = _import_ray()
+    ray = _import_ray(address)
     with _connect_lock:
         _probe(address)
         if _joined and _joined[0] != address:
