@@ -55,6 +55,11 @@ else:
                "a CPU's run has every core).")
 for note in queue.notes:
     st.warning(note)
+machines = getattr(queue.executor, "machines", None)
+if machines is not None and machines() > 1 and not str(runs_db()).startswith("postgres"):
+    st.warning("This cluster has several machines, but runs are kept in a SQLite file: a run records from the "
+               "machine it trains on, so runs trained elsewhere are not kept here. Use a PostgreSQL store that "
+               "every machine reaches (`LIFECYCLE_RUNS=postgresql://...`).")
 st.markdown("With a Ray cluster (a head and worker PCs, see the README's deployment guide), every queued run asks "
             "the cluster for a CPU or a GPU and Ray places it. This setting is the server's, for every session; "
             "`RAY_ADDRESS` sets it at start.")

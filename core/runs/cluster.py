@@ -222,12 +222,17 @@ class RayExecutor:
         return self._slots
 
     def describe(self) -> str:
-        nodes = [n for n in self._ray.nodes() if n.get("Alive")]
+        nodes = self._nodes()
         unit = f"{self.gpus} GPU(s)" if self.gpus else f"{self._slots * self.cpus_per_run} CPU(s)"
-        return f"Ray cluster at {self.address}: {len(nodes)} machine(s), {unit}, {self._slots} run(s) at a time"
+        where = f"{len(nodes)} node(s) on {self.machines()} machine(s)"
+        return f"Ray cluster at {self.address}: {where}, {unit}, {self._slots} run(s) at a time"
 
     def machines(self) -> int:
-        return len([n for n in self._ray.nodes() if n.get("Alive")])
+        """Distinct machines (a node's address): runs on another machine record into the store from there."""
+        return len({n.get("NodeManagerAddress") for n in self._nodes()})
+
+    def _nodes(self) -> list[dict[str, Any]]:
+        return [n for n in self._ray.nodes() if n.get("Alive")]
 
     def start(self) -> None:
         """Nothing to start ahead: each run asks the cluster for its own actor."""
