@@ -277,17 +277,16 @@ class RunQueue:
 
     def ahead(self, job: Job) -> tuple[int, float]:
         """(runs before this one, estimated seconds until it starts): on a cluster, every server's."""
-        with self._cv:
-            if job not in self._waiting:
-                return 0, 0.0
         if self.order is not None and job._ticket is not None:
-            ahead, seconds = self.order.position(job._ticket)
+            ahead, seconds = self.order.position(job._ticket)  # a remote call: not under the lock
             with self._cv:  # the seeds of its own group submitted before it count too, as on one machine
                 group = [j for j in (job._partners or [job]) if j in self._waiting]
-            if job not in group:  # it started meanwhile
+            if job not in group:  # not waiting (any more)
                 return 0, 0.0
             return ahead + group.index(job), seconds / self.workers
         with self._cv:
+            if job not in self._waiting:
+                return 0, 0.0
             before = list(self._running) + list(self._waiting)[:list(self._waiting).index(job)]
         return len(before), _remaining_s(before) / self.workers
 
