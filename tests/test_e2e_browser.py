@@ -347,6 +347,9 @@ def test_a_class_trains_at_once_and_the_board_shows_it_live(server, browser, pri
     for name in names:  # the grid's cells are drawn on a canvas; its accessible copy holds the text
         board.locator("[id^='glide-cell']", has_text=name).first.wait_for(state="attached", timeout=180_000)
     shot(board, "class_board")
+    deadline = time.time() + 300  # a queued run is on the board before it is in the store: wait for both runs
+    while len(RunStore(private_run_store).runs()) < len(names) and time.time() < deadline:
+        time.sleep(1)
     runs = RunStore(private_run_store).runs()
     assert sorted(r.tags.student for r in runs) == sorted(names)
     assert all(Prediction.from_text(r.tags.prediction).versus_default == "better" for r in runs)
