@@ -113,6 +113,10 @@ def test_the_lesson_and_lifecycle_quote_the_frontier_file(tiny_mnist_root, tmp_p
     sizes = sorted(e.params for e in entries)
     assert facts["frontier:tried"].startswith(f"2 candidates from {sizes[0]:,} to {sizes[1]:,} parameters")
     assert facts["frontier:smallest"] == "no candidate has yet held on all 20 seeds"  # none has 20 seeds
+    # a candidate that held on every seed it trained, but on fewer than 20, is still open (not broken)
+    held_all = [e for e in entries if e.runs and e.holding == len(e.runs)]
+    assert facts["frontier:open"] == "none" if not held_all else "still to train" in facts["frontier:open"]
+    assert all(e.candidate.name not in facts["frontier:broke"] for e in held_all)
     lines = frontier_markdown(entries)
     assert sum(line.startswith("| narrow") for line in lines) == 2 and any("--only narrow10" in line for line in lines)
     text = lifecycle_markdown({}, [], entries)

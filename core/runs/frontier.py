@@ -172,7 +172,8 @@ def _named(e: FrontierEntry) -> str:
 
 def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
     """`frontier:<name>` phrases the lesson quotes: what was tried, the smallest candidate that held on
-    every one of twenty seeds, and where the others broke."""
+    every one of twenty seeds, the ones that held on every seed trained so far but fewer than twenty,
+    and where the others broke."""
     if not entries:
         return {}
     sizes = sorted({e.params for e in entries})
@@ -186,6 +187,11 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
         f"{_named(best)} held {CHALLENGE.min_acc} % in each of the last {CHALLENGE.last_epochs} epochs on all "
         f"{len(best.runs)} seeds (lowest seed {best.min_last_spread.low:.2f} %)" if best is not None else
         f"no candidate has yet held on all {len(CONFIRM_SEEDS)} seeds")
+    still_open = [e for e in entries if e.runs and e.holding == len(e.runs) < len(CONFIRM_SEEDS)]
+    facts["frontier:open"] = "; ".join(
+        f"{_named(e)} held on all {len(e.runs)} seeds trained so far (lowest {e.min_last_spread.low:.2f} %), "
+        f"{len(CONFIRM_SEEDS) - len(e.runs)} of the {len(CONFIRM_SEEDS)} still to train"
+        for e in sorted(still_open, key=lambda e: e.params)) or "none"
     broke = [e for e in entries if e.runs and e.holding < len(e.runs)]
     facts["frontier:broke"] = "; ".join(
         f"{_named(e)}: {len(e.runs) - e.holding} of {len(e.runs)} seeds below the line, lowest "
