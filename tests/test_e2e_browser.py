@@ -323,6 +323,21 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
     shot(fresh, "design_trained")
 
 
+def student_page(browser, url: str, name: str, predict: str | None = None):
+    """A student's page: opened, their name typed in the Predict-first popover (and a prediction picked)."""
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(url, timeout=60_000)
+    page.get_by_role("button", name="Predict first").click()
+    field = page.get_by_label("Your name on the class board")
+    field.fill(name)
+    field.press("Enter")
+    if predict is not None:
+        page.get_by_text(predict, exact=True).click()
+    page.wait_for_timeout(500)
+    page.keyboard.press("Escape")
+    return page
+
+
 def test_a_class_trains_at_once_and_the_board_shows_it_live(server, browser, private_run_store):
     """Two students type their names (one of them hostile) and press Train at once; the board, opened
     before, shows both as plain text while they train, with no reload."""
@@ -330,18 +345,7 @@ def test_a_class_trains_at_once_and_the_board_shows_it_live(server, browser, pri
     board.goto(f"{server}/board", timeout=60_000)
     board.get_by_text("Class board").first.wait_for(timeout=90_000)
     names = ["Ada", "<b>Bob</b> **x**"]
-    pages = []
-    for name in names:
-        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-        page.goto(f"{server}/step_9?epochs=2", timeout=60_000)
-        page.get_by_role("button", name="Predict first").click()
-        field = page.get_by_label("Your name on the class board")
-        field.fill(name)
-        field.press("Enter")
-        page.get_by_text("better", exact=True).click()
-        page.wait_for_timeout(500)
-        page.keyboard.press("Escape")
-        pages.append(page)
+    pages = [student_page(browser, f"{server}/step_9?epochs=2", name, predict="better") for name in names]
     for page in pages:
         page.get_by_role("button", name="Train", exact=True).click()
     for name in names:  # the grid's cells are drawn on a canvas; its accessible copy holds the text
@@ -399,17 +403,8 @@ def test_two_servers_one_cluster_one_store_a_class_across_both(mnist_root, brows
         board = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         board.goto(f"{servers[1][1]}/board", timeout=60_000)
         board.get_by_text("Class board").first.wait_for(timeout=90_000)
-        pages = []
-        for (_, server), name in zip(servers, ("Ada on A", "Bob on B")):
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            page.goto(f"{server}/step_9?epochs=2", timeout=60_000)
-            page.get_by_role("button", name="Predict first").click()
-            field = page.get_by_label("Your name on the class board")
-            field.fill(name)
-            field.press("Enter")
-            page.wait_for_timeout(500)
-            page.keyboard.press("Escape")
-            pages.append(page)
+        pages = [student_page(browser, f"{server}/step_9?epochs=2", name)
+                 for (_, server), name in zip(servers, ("Ada on A", "Bob on B"))]
         for page in pages:
             page.get_by_role("button", name="Train", exact=True).click()
         for name in ("Ada on A", "Bob on B"):  # B's board shows A's student too, while the runs train
