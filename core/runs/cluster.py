@@ -44,6 +44,7 @@ from core.runs.executor import (
 from core.training.events import DoneEvent
 
 POLL_S = 0.2  # how often the server asks a running actor for new events
+SILENT_S = 60.0  # an actor that does not answer a poll for this long is taken for lost
 CONNECT_TIMEOUT_S = 5.0
 DEFAULT_CPUS_PER_RUN = 1
 
@@ -252,13 +253,16 @@ class RayExecutor:
             self._running[slot] = (actor, ids)
         where = "a Ray worker"
         try:
-            pid, host = ray.get(actor.hello.remote(), timeout=READY_TIMEOUT_S)
+            try:
+                pid, host = ray.get(actor.hello.remote(), timeout=READY_TIMEOUT_S)
+            except ray.exceptions.GetTimeoutError:
+                raise WorkerLost(f"no machine of the Ray cluster took the run within {READY_TIMEOUT_S:.0f} s") from None
             where = f"the Ray worker on {host} (pid {pid})"
             self._pids[slot] = pid
             finished = actor.train.remote(list(specs))
             self._relay(actor, finished, ids, on_message)
         except ray.exceptions.GetTimeoutError:
-            raise WorkerLost(f"no machine of the Ray cluster took the run within {READY_TIMEOUT_S:.0f} s") from None
+            raise WorkerLost(f"{where} stopped answering for {SILENT_S:.0f} s") from None
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                 ray.exceptions.ObjectLostError) as exc:
             raise WorkerLost(f"{where} died ({_short(exc)})") from None
@@ -272,7 +276,7 @@ class RayExecutor:
         """Pass the actor's messages on in order until every job has ended (or the actor has)."""
         ray, cursor, running = self._ray, 0, set(ids)
         while running:
-            messages = ray.get(actor.poll.remote(cursor))
+            messages = ray.get(actor.poll.remote(cursor), timeout=SILENT_S)
             cursor += len(messages)
             for message in messages:
                 job_id, message = (message.job_id, message.event) if isinstance(message, Tagged) \
