@@ -41,6 +41,16 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["python", "-m", "core", *args], code, out.getvalue(), err.getvalue())
 
 
+def wait_for(predicate, seconds: float = 120) -> None:
+    """Poll until `predicate()` holds; fail the test after `seconds`."""
+    import time
+
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def project_modules(*folders: str) -> list[str]:
     """Every importable module under the given top-level folders, as dotted names (subpackages too)."""
     return sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, require_or_skip
+from conftest import ROOT, require_or_skip, wait_for
 
 from core.runs.cluster import (
     ClusterChoice,
@@ -56,13 +56,6 @@ def quick(**kw) -> TrainConfig:
 
 def job(config: TrainConfig, root, **kw) -> Job:
     return Job(config, str(root), False, **kw)
-
-
-def wait_for(predicate, seconds=120):
-    deadline = time.time() + seconds
-    while not predicate():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_the_cluster_trains_queued_runs_and_each_equals_its_seed_alone(queue, mnist_root, store_at):

@@ -4,9 +4,9 @@ results equal the same seed run alone, every run is recorded (in each store back
 that dies interrupts its run with the reason while the next run gets a fresh worker."""
 
 import os
-import time
 
 import pytest
+from conftest import wait_for
 
 from core.runs.executor import ProcessExecutor
 from core.runs.run_queue import Job, RunQueue
@@ -38,13 +38,6 @@ def quick(**kw):
 
 def job(config, root, **kw):
     return Job(config, str(root), False, **kw)
-
-
-def wait_for(predicate, seconds=120):
-    deadline = time.time() + seconds
-    while not predicate():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_runs_train_in_a_worker_process_one_after_another_and_match_the_same_seed_alone(
