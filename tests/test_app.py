@@ -373,3 +373,30 @@ def test_fuzzed_design_links_never_break_the_page(app):
         at = open_page(app, "pages/design.py", net=text)
         assert not at.exception, (text, at.exception)
         assert params_shown(at) > 0 or any("cannot be built" in e.value for e in at.error), text
+
+
+def test_a_run_that_ends_while_the_page_draws_it_is_drawn_ended(app):
+    """A page looks at its run for the buttons, again for the status, then follows it. A run that ends
+    between those looks (a Stop lands within one batch) must still end up drawn ended, Stop disabled:
+    the page once took the ended run for 'nothing to follow' and kept showing it training."""
+    import itertools
+
+    from core.runs.run_queue import Job, Snapshot
+
+    at = open_page(app, "pages/step_9.py")
+    job = Job(TrainConfig.for_step(9), status="running")
+    epoch = {"epoch": 1, "train_loss": 0.3, "train_acc": 91.0, "test_loss": 0.05, "test_acc": 98.6, "lr": 0.03,
+             "seconds": 10.0, "images_per_s": 6000.0}
+    looks = itertools.count()
+
+    def snapshot() -> Snapshot:
+        running = next(looks) < 2  # the buttons' look and the status's look see it training
+        return Snapshot("running" if running else "stopped", [], [epoch], 0.05, 10.0, 190.0 if running else None,
+                        "" if running else "stopped by request", STEP9_PARAMS, "CPU", None, 0, None, [])
+
+    job.snapshot = snapshot
+    at.session_state["live_jobs_9"] = [job]
+    at.run()
+    assert not at.exception, at.exception
+    assert any("stopped after 1 epoch(s)" in i.value for i in at.info), [i.value for i in at.info]
+    assert at.button(key="stop_9").disabled and not at.button(key="train_9").disabled

@@ -53,8 +53,13 @@ def stop_all(page: PageKey) -> None:
         job.stop()
 
 
+def buttons_key(page: PageKey) -> str:
+    return f"_buttons_active_{page}"
+
+
 def train_buttons(page: PageKey, choice: Choice) -> None:
     active = any(j.snapshot().active for j in live_jobs(page))
+    st.session_state[buttons_key(page)] = active  # LiveView.follow redraws them once the runs end
     for problem in choice.problems:
         st.warning(f"Not on this server: {problem}.", icon=":material/block:")
     blocked = active or bool(choice.problems)
@@ -139,6 +144,7 @@ class LiveView:
         self._shown: dict[str, Any] = {}
         self._drawn_at: dict[str, float] = {}
         self._waits: dict[int, float] = {}  # job id -> the start estimate shown
+        self._drew_active = False  # did the last draw show a run queued or training?
 
     def _due(self, part: str, value: Any, urgent: bool) -> bool:
         """Whether `part` should be redrawn with `value`: when it changed, and either the change
@@ -154,6 +160,7 @@ class LiveView:
 
     def draw(self) -> list[Snapshot]:
         snaps = [j.snapshot() for j in self.jobs]
+        self._drew_active = any(s.active for s in snaps)
         specs = _charts(self.page, self.jobs, snaps, self.compared, self.height)[1]
         settled = not any(s.status == "running" for s in snaps)
         if self._due("charts", specs, urgent=settled or "charts" not in self._shown):
@@ -188,8 +195,10 @@ class LiveView:
 
     def follow(self, interval: float = 0.25) -> None:
         """While a run is queued or training: redraw what changed; once none is, rerun the page
-        (its buttons, tables and run list follow)."""
-        if not any(j.snapshot().active for j in self.jobs):
+        (its buttons, tables and run list follow). What counts is what this script run drew, not the
+        runs now: a run that ended since (a Stop lands within a batch) must still be drawn ended."""
+        buttons_active = st.session_state.pop(buttons_key(self.page), False)  # as this script run drew them
+        if not (self._drew_active or buttons_active):
             return
         while True:
             time.sleep(interval)
