@@ -122,3 +122,42 @@ def test_the_lesson_and_lifecycle_quote_the_frontier_file(tiny_mnist_root, tmp_p
     text = lifecycle_markdown({}, [], entries)
     assert "## How small can it get?" in text
     assert "(not measured yet)" not in text.split("How small can it get?**")[1][:400]
+
+
+def _runs(candidate, lows: dict[int, float]):
+    from core.runs.reference import Provenance, ReferenceRun
+
+    provenance = Provenance("python -m core search", "cpu", "2.x", "3.11", "2026-12-03", 1.0, "full: ...")
+    return tuple(ReferenceRun(candidate.config(seed=seed), tuple(
+        {"epoch": e, "train_loss": 0.1, "train_acc": 99.0, "test_loss": 0.02, "test_acc": 99.6 if e < 13 else low,
+         "lr": 0.01, "seconds": 1.0, "images_per_s": 1.0} for e in range(1, 16)), "completed", provenance)
+        for seed, low in lows.items())
+
+
+def test_a_design_that_held_side_by_side_but_missed_alone_does_not_count_as_holding():
+    """Seeds trained side by side meet other rounding than seeds trained alone (as Train does): a
+    design that held on twenty seeds one way and missed a seed the other way is not the answer."""
+    from core.runs.frontier import FrontierEntry, frontier_facts, smallest_holding
+
+    wide, alone, narrow = get_candidate("wide13"), get_candidate("wide13-alone"), get_candidate("narrow12")
+    assert alone.alone and not wide.alone and alone.config() == wide.config()  # one setting, trained two ways
+    side_by_side = FrontierEntry(wide, 5995, 1, _runs(wide, {s: 99.45 for s in range(1, 21)}))
+    narrower = FrontierEntry(narrow, 5648, 1, _runs(narrow, {s: 99.41 for s in range(1, 21)}))
+    assert smallest_holding([side_by_side, narrower]) is narrower
+    held_alone = FrontierEntry(alone, 5995, 1, _runs(alone, {1: 99.42, 2: 99.50}))
+    assert smallest_holding([side_by_side, held_alone]) is side_by_side
+    missed_alone = FrontierEntry(alone, 5995, 1, _runs(alone, {1: 99.36, 2: 99.50}))
+    assert smallest_holding([side_by_side, missed_alone]) is None
+    facts = frontier_facts([side_by_side, missed_alone])
+    assert facts["frontier:smallest"].startswith("no candidate has yet held")
+    assert "wide13-alone missed on 1 of 2 (lowest 99.36 %)" in facts["frontier:smallest"]
+    assert "wide13-alone" in facts["frontier:broke"]
+
+
+def test_an_alone_candidate_trains_each_seed_as_its_own_run(tiny_mnist_root, tmp_path):
+    out = tmp_path / "frontier.json"
+    done = run_cli("search", "--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--only",
+                   "wide13-alone", "--seeds", "1-2", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    (entry,) = load_frontier(out)
+    assert entry.candidate.alone and [r.provenance.seeds_together for r in entry.runs] == [1, 1]

@@ -50,7 +50,7 @@ def search(candidates: list[Candidate], seeds: list[int], data_dir: str | None, 
         params, cost = sum(p.numel() for p in model.parameters()), macs(model)
         log(f"{candidate.name} ({candidate.net}, {params:,} parameters): "
             + (f"seeds {', '.join(map(str, todo))}" if todo else "every seed asked for is recorded already"))
-        for chunk in seed_groups(todo, together, dev):
+        for chunk in seed_groups(todo, 1 if candidate.alone else together, dev):
             configs = [candidate.config(seed=s, device=str(dev)) for s in chunk]
             runs, _ = reference_runs(configs, data, command, None, log)
             entries = merge_entry(path, FrontierEntry(candidate, params, cost, tuple(runs)))
