@@ -213,11 +213,26 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
         f"{_named(e)} held on all {len(e.runs)} seeds trained so far (lowest {e.min_last_spread.low:.2f} %), "
         f"{len(CONFIRM_SEEDS) - len(e.runs)} of the {len(CONFIRM_SEEDS)} still to train"
         for e in sorted(still_open, key=lambda e: e.params)) or "none"
+    facts["frontier:rounding"] = "; ".join(rounding_effects(entries)) or "not measured yet"
     broke = [e for e in entries if e.runs and e.holding < len(e.runs)]
     facts["frontier:broke"] = "; ".join(
         f"{_named(e)}: {len(e.runs) - e.holding} of {len(e.runs)} seeds below the line, lowest "
         f"{e.min_last_spread.low:.2f} %" for e in sorted(broke, key=lambda e: e.params)) or "none so far"
     return facts
+
+
+def rounding_effects(entries: list[FrontierEntry]) -> list[str]:
+    """For each design trained both ways: how far min(last N) moved, seed by seed, when the same seeds
+    were trained alone instead of side by side (only the floating-point rounding differs)."""
+    phrases = []
+    for alone in (e for e in entries if e.candidate.alone):
+        for grouped in (e for e in entries if not e.candidate.alone and same_design(e, alone)):
+            before = {r.seed: r.min_last for r in grouped.runs if r.min_last is not None}
+            moves = [r.min_last - before[r.seed] for r in alone.runs if r.min_last is not None and r.seed in before]
+            if len(moves) >= 2:
+                phrases.append(f"{alone.candidate.name} against {grouped.candidate.name}, {len(moves)} seeds: "
+                               f"{min(moves):+.2f} to {max(moves):+.2f} points (mean {sum(moves) / len(moves):+.2f})")
+    return phrases
 
 
 def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
@@ -237,6 +252,10 @@ def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
     for row in frontier_rows(entries):
         lines.append(f"| {row['candidate']} | `{row['net']}` | {row['params']:,} | {row['seeds']} | "
                      f"{_pct(row['lowest seed'])} | {_pct(row['mean'])} | {row['held on']} | {row['what it tests']} |")
+    moved = rounding_effects(entries)
+    if moved:
+        lines += ["", "The same seeds trained alone instead of side by side (only the rounding differs), min(last "
+                  f"{CHALLENGE.last_epochs}) alone minus side by side: " + "; ".join(moved) + "."]
     return lines
 
 
