@@ -178,3 +178,14 @@ def test_the_estimate_scales_with_the_measured_pace(queue):
     config = quick(epochs=3, max_batches=10)
     assert queue.pace() > 0
     assert queue.estimate(config.with_overrides(epochs=6)) == pytest.approx(2 * queue.estimate(config), rel=1e-6)
+
+
+def test_a_replaced_queue_lets_its_runs_finish_then_hands_back_its_worker(mnist_root, store_at):
+    """The Data page's cluster change makes a new queue; the old one's worker process must not stay."""
+    queue = RunQueue(ProcessExecutor([None]))
+    running = queue.submit(job(quick(epochs=2), mnist_root))
+    wait_for(lambda: running.snapshot().status == "running", 300)
+    retiring = queue.close_when_idle(poll_s=0.1)
+    assert running.wait(300) and running.snapshot().status == "completed"  # not cut short
+    retiring.join(30)
+    assert not retiring.is_alive() and queue.executor.worker_pids() == [None]

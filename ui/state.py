@@ -70,11 +70,14 @@ def cluster_choice() -> ClusterChoice:
 
 
 def set_cluster_choice(choice: ClusterChoice | None = None) -> None:
-    """A new choice (None: try the current one again); runs already queued finish where they are."""
+    """A new choice (None: try the current one again); runs already queued finish where they are, and
+    then the old queue hands back its workers."""
     setting = _cluster_setting()
+    old = run_queue()
     if choice is not None:
         setting["choice"] = choice
     setting["attempt"] += 1
+    old.close_when_idle()
 
 
 @st.cache_resource(show_spinner="Starting the training queue...")

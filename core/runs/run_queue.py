@@ -332,6 +332,18 @@ class RunQueue:
     def close(self) -> None:
         self.executor.close()
 
+    def close_when_idle(self, poll_s: float = 1.0) -> threading.Thread:
+        """Close once the runs queued or training here have ended: a queue replaced by another (the
+        server's cluster setting changed) lets its runs finish, then hands back its workers."""
+        def wait_then_close() -> None:
+            while self.active_jobs():
+                time.sleep(poll_s)
+            self.close()
+
+        thread = threading.Thread(target=wait_then_close, daemon=True, name="retire-queue")
+        thread.start()
+        return thread
+
     def _start_threads(self) -> None:
         while len(self._threads) < self.workers:
             slot = len(self._threads)
