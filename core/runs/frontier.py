@@ -230,8 +230,9 @@ def rounding_effects(entries: list[FrontierEntry]) -> list[str]:
             before = {r.seed: r.min_last for r in grouped.runs if r.min_last is not None}
             moves = [r.min_last - before[r.seed] for r in alone.runs if r.min_last is not None and r.seed in before]
             if len(moves) >= 2:
+                low, high, mean = (round(v, 2) + 0.0 for v in (min(moves), max(moves), sum(moves) / len(moves)))
                 phrases.append(f"{alone.candidate.name} against {grouped.candidate.name}, {len(moves)} seeds: "
-                               f"{min(moves):+.2f} to {max(moves):+.2f} points (mean {sum(moves) / len(moves):+.2f})")
+                               f"{low:+.2f} to {high:+.2f} points (mean {mean:+.2f})")  # + 0.0: no '-0.00
     return phrases
 
 
