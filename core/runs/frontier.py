@@ -171,11 +171,15 @@ def same_design(a: FrontierEntry, b: FrontierEntry) -> bool:
     return bool(a.runs and b.runs) and same_setting(a.runs[0].config, b.runs[0].config)
 
 
+def missed_elsewhere(entry: FrontierEntry, entries: list[FrontierEntry]) -> list[FrontierEntry]:
+    """The other entries of `entry`'s design (its seeds trained alone, say) with a seed below the line."""
+    return [o for o in entries if o is not entry and same_design(o, entry) and o.holding < len(o.runs)]
+
+
 def smallest_holding(entries: list[FrontierEntry]) -> FrontierEntry | None:
     """The smallest candidate that held on every one of at least CONFIRM_SEEDS' count of seeds, and
-    whose design never missed in any other entry either (trained alone, say)."""
-    confirmed = [e for e in entries if e.stage == "confirmed" and e.holds_everywhere
-                 and all(o.holding == len(o.runs) for o in entries if same_design(o, e))]
+    whose design never missed in any other entry either."""
+    confirmed = [e for e in entries if e.stage == "confirmed" and e.holds_everywhere and not missed_elsewhere(e, entries)]
     return min(confirmed, key=lambda e: e.params, default=None)
 
 
@@ -200,13 +204,12 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
         f"{_named(best)} held {CHALLENGE.min_acc} % in each of the last {CHALLENGE.last_epochs} epochs on all "
         f"{len(best.runs)} seeds (lowest seed {best.min_last_spread.low:.2f} %)" if best is not None else
         f"no candidate has yet held on all {len(CONFIRM_SEEDS)} seeds")
-    refuted = [e for e in entries if e.stage == "confirmed" and e.holds_everywhere and e is not best
-               and any(o.holding < len(o.runs) for o in entries if same_design(o, e))]
+    refuted = [e for e in entries if e.stage == "confirmed" and e.holds_everywhere and missed_elsewhere(e, entries)]
     if refuted:  # held on every seed one way, missed another way: not a design that holds
         facts["frontier:smallest"] += "; " + "; ".join(
             f"{_named(e)} held on all {len(e.runs)} seeds trained side by side, but "
             + ", ".join(f"{o.candidate.name} missed on {len(o.runs) - o.holding} of {len(o.runs)} (lowest "
-                        f"{o.min_last_spread.low:.2f} %)" for o in entries if same_design(o, e) and o.holding < len(o.runs))
+                        f"{o.min_last_spread.low:.2f} %)" for o in missed_elsewhere(e, entries))
             for e in sorted(refuted, key=lambda e: e.params))
     still_open = [e for e in entries if e.runs and e.holding == len(e.runs) < len(CONFIRM_SEEDS)]
     facts["frontier:open"] = "; ".join(
@@ -232,7 +235,7 @@ def rounding_effects(entries: list[FrontierEntry]) -> list[str]:
             if len(moves) >= 2:
                 low, high, mean = (round(v, 2) + 0.0 for v in (min(moves), max(moves), sum(moves) / len(moves)))
                 phrases.append(f"{alone.candidate.name} against {grouped.candidate.name}, {len(moves)} seeds: "
-                               f"{low:+.2f} to {high:+.2f} points (mean {mean:+.2f})")  # + 0.0: no '-0.00
+                               f"{low:+.2f} to {high:+.2f} points (mean {mean:+.2f})")  # + 0.0: never "-0.00"
     return phrases
 
 
