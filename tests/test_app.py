@@ -400,3 +400,12 @@ def test_a_run_that_ends_while_the_page_draws_it_is_drawn_ended(app):
     assert not at.exception, at.exception
     assert any("stopped after 1 epoch(s)" in i.value for i in at.info), [i.value for i in at.info]
     assert at.button(key="stop_9").disabled and not at.button(key="train_9").disabled
+
+
+def test_a_run_stopped_before_its_first_epoch_says_so():
+    from core.runs.run_queue import Job, Snapshot
+    from ui.training import status_rows
+
+    job = Job(TrainConfig.for_step(9))
+    stopped = Snapshot("stopped", [], [], 0.01, 2.0, None, "stopped by request", STEP9_PARAMS, "CPU", 1, 0, None, [])
+    assert status_rows([job], [stopped]) == [("info", "seed 1: stopped before its first epoch ended; no epoch to keep.", 0.0)]

@@ -268,6 +268,8 @@ def status_rows(jobs: list[Job], snaps: list[Snapshot], waits: dict[int, float] 
             rows.append(("error", f"{name}: interrupted after {len(snap.epochs)} epoch(s): {snap.reason}", 0.0))
         elif snap.status == "cancelled":
             rows.append(("caption", f"{name}: cancelled before it started.", 0.0))
+        elif snap.status == "stopped" and not snap.epochs:
+            rows.append(("info", f"{name}: stopped before its first epoch ended; no epoch to keep.", 0.0))
         elif snap.status == "stopped":
             rows.append(("info", f"{name}: stopped after {len(snap.epochs)} epoch(s); the history so far is kept.", 0.0))
         rows += [("warning", warning, 0.0) for warning in snap.warnings]
