@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.runs.cluster import ClusterChoice
 from core.runs.store import describe_db
+from core.runs.store_backends import is_postgres
 from core.training.data import FILES, raw_dir, resolve_root
 from ui.classroom import is_teacher
 from ui.router import guard
@@ -36,7 +37,7 @@ st.markdown("Every run started here or with `python -m core train` is kept in on
             "`runs/runs.sqlite3` in the project folder, or `$LIFECYCLE_RUNS`. Several app servers or a Ray "
             "cluster of several machines share one PostgreSQL database: `postgresql://user:password@host/db`.")
 db = st.text_input("Run store: a file or a postgresql:// URL (for this browser session)", value=str(runs_db()),
-                   type="password" if str(runs_db()).startswith("postgres") else "default")
+                   type="password" if is_postgres(runs_db()) else "default")
 if db != str(runs_db()):
     st.session_state["runs_db"] = db
     st.rerun()
@@ -56,7 +57,7 @@ else:
 for note in queue.notes:
     st.warning(note)
 machines = getattr(queue.executor, "machines", None)
-if machines is not None and machines() > 1 and not str(runs_db()).startswith("postgres"):
+if machines is not None and machines() > 1 and not is_postgres(runs_db()):
     st.warning("This cluster has several machines, but runs are kept in a SQLite file: a run records from the "
                "machine it trains on, so runs trained elsewhere are not kept here. Use a PostgreSQL store that "
                "every machine reaches (`LIFECYCLE_RUNS=postgresql://...`).")

@@ -185,7 +185,7 @@ def test_a_replaced_queue_lets_its_runs_finish_then_hands_back_its_worker(mnist_
     queue = RunQueue(ProcessExecutor([None]))
     running = queue.submit(job(quick(epochs=2), mnist_root))
     wait_for(lambda: running.snapshot().status == "running", 300)
-    retiring = queue.close_when_idle(poll_s=0.1)
+    retiring = queue.close_when_idle()
     assert running.wait(300) and running.snapshot().status == "completed"  # not cut short
     retiring.join(30)
     assert not retiring.is_alive() and queue.executor.worker_pids() == [None]

@@ -332,12 +332,13 @@ class RunQueue:
     def close(self) -> None:
         self.executor.close()
 
-    def close_when_idle(self, poll_s: float = 1.0) -> threading.Thread:
+    def close_when_idle(self) -> threading.Thread:
         """Close once the runs queued or training here have ended: a queue replaced by another (the
         server's cluster setting changed) lets its runs finish, then hands back its workers."""
         def wait_then_close() -> None:
-            while self.active_jobs():
-                time.sleep(poll_s)
+            while jobs := self.active_jobs():
+                for job in jobs:
+                    job.wait()
             self.close()
 
         thread = threading.Thread(target=wait_then_close, daemon=True, name="retire-queue")
