@@ -308,3 +308,24 @@ def test_a_postgres_restart_mid_run_loses_no_epoch_and_the_run_stays_alive():
         recording.close(), watching.close()
     finally:
         drop()
+
+
+def test_a_class_opening_a_fresh_store_at_once_all_get_in(store_at):
+    """A class's first runs (each its own process on a cluster) open an empty store together; every
+    one of them must get in (PostgreSQL: two CREATE TABLE IF NOT EXISTS at once can collide)."""
+    opened, failed = [], []
+    start = threading.Barrier(8)
+
+    def open_it() -> None:
+        start.wait()
+        try:
+            opened.append(RunStore(store_at).runs())
+        except Exception as exc:  # what the test is about: none may fail
+            failed.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=open_it) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert failed == [] and opened == [[]] * 8

@@ -348,7 +348,8 @@ class PostgresBackend:
 
     def version(self) -> int:
         def read(conn: Connection) -> int:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+                return 0  # a fresh database: migrate() creates the table
             row = conn.execute("SELECT version FROM schema_version").fetchone()
             return row[0] if row else 0
         return self.read(read)
@@ -356,6 +357,9 @@ class PostgresBackend:
     def migrate(self, upgrade: Callable[[Connection, int], None]) -> None:
         def go(conn: Connection) -> None:
             conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            # under the lock: two CREATE TABLE IF NOT EXISTS at once can still collide in PostgreSQL
+            # (a class's first runs open a fresh database together)
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = conn.execute("SELECT version FROM schema_version").fetchone()
             upgrade(conn, row[0] if row else 0)
         self.write(go)
