@@ -67,6 +67,18 @@ CANDIDATES: tuple[Candidate, ...] = (
               "rounding?", alone=True),
     Candidate("squeeze-1x1", "c8,c16,M,c8k1,c12,c12,c12,G", {},
               "wider before the pool, then a 1x1 transition squeezing 16 channels to 8, three convolutions after"),
+    # the same 5,648 weights run over more positions: a network this small still fits its training
+    # images no better than the test images, so it is short of capacity, and multiply-adds are free
+    # in parameters
+    Candidate("pad12-half", "c8,c8,M,c12p1,c12p1,c12,c12,G", {},
+              "narrow12 with its first two convolutions after the pool padded: the same weights, 1.5x the "
+              "multiply-adds, an 8x8 grid into the GAP"),
+    Candidate("pad12", "c8,c8,M,c12p1,c12p1,c12p1,c12p1,G", {},
+              "narrow12 with every convolution after the pool padded: the same weights, 1.7x the multiply-adds, "
+              "a 12x12 grid into the GAP"),
+    Candidate("late-pool", "c8,c8,c12,M,c12,c12,c12,G", {},
+              "narrow12 with one convolution moved before the pool (at receptive field 7, on the 24x24 grid): "
+              "the same weights, 1.6x the multiply-adds"),
     Candidate("narrow10", "c6,c6,M,c10,c10,c10,c10,G", {}, "narrower still: 6 channels before the pool, 10 after"),
     Candidate("pad-2pool", "c6p1,c8p1,M,c10p1,c12p1,M,c14p1,c14p1,G", {},
               "padded convolutions and two pools: wider late layers on 7x7 grids"),
