@@ -137,7 +137,7 @@ def _runs(candidate, lows: dict[int, float]):
 def test_a_design_that_held_side_by_side_but_missed_alone_does_not_count_as_holding():
     """Seeds trained side by side meet other rounding than seeds trained alone (as Train does): a
     design that held on twenty seeds one way and missed a seed the other way is not the answer."""
-    from core.runs.frontier import FrontierEntry, frontier_facts, smallest_holding
+    from core.runs.frontier import FrontierEntry, frontier_facts, frontier_rows, smallest_holding
 
     wide, alone, narrow = get_candidate("wide13"), get_candidate("wide13-alone"), get_candidate("narrow12")
     assert alone.alone and not wide.alone and alone.config() == wide.config()  # one setting, trained two ways
@@ -154,6 +154,25 @@ def test_a_design_that_held_side_by_side_but_missed_alone_does_not_count_as_hold
     assert "wide13-alone" in facts["frontier:broke"]
     # seed 1 moved 99.45 -> 99.36, seed 2 99.45 -> 99.50
     assert facts["frontier:rounding"] == "wide13-alone against wide13, 2 seeds: -0.09 to +0.05 points (mean -0.02)"
+    # the table beside the chart says so too, on the row that held
+    rows = {r["candidate"]: r["held on"] for r in frontier_rows([side_by_side, missed_alone])}
+    assert rows == {"wide13": "20/20 (does not count: wide13-alone 1/2)", "wide13-alone": "1/2"}
+    assert {r["candidate"]: r["held on"] for r in frontier_rows([side_by_side, held_alone])}["wide13"] == "20/20"
+
+
+def test_the_frontier_provenance_names_every_device_and_date_its_runs_used():
+    from dataclasses import replace
+
+    from core.runs.frontier import FrontierEntry, frontier_markdown, frontier_provenance
+
+    wide, narrow = get_candidate("wide13"), get_candidate("narrow12")
+    one_thread = tuple(replace(r, provenance=replace(r.provenance, device="CPU (1 thread)", date="2026-12-01"))
+                       for r in _runs(narrow, {1: 99.5}))
+    entries = [FrontierEntry(narrow, 5648, 1, one_thread), FrontierEntry(wide, 5995, 1, _runs(wide, {1: 99.5}))]
+    made = frontier_provenance(entries)
+    assert made.devices == ["CPU (1 thread)", "cpu"]
+    assert made.dates == "2026-12-01 to 2026-12-03" and frontier_provenance(entries[1:]).dates == "2026-12-03"
+    assert "CPU (1 thread), cpu" in "\n".join(frontier_markdown(entries))
 
 
 def test_an_alone_candidate_trains_each_seed_as_its_own_run(tiny_mnist_root, tmp_path):

@@ -16,7 +16,7 @@ from core.architecture.spec import SpecError
 from core.report.lessons import fill_facts, load_lesson
 from core.report.views import describe_step, lesson_facts
 from core.runs.ablation import ablation_facts, ablation_rows
-from core.runs.frontier import FrontierEntry, frontier_facts, frontier_points, frontier_rows
+from core.runs.frontier import FrontierEntry, frontier_facts, frontier_points, frontier_provenance, frontier_rows
 from core.runs.reference import StepReference
 from core.training.config import TrainConfig
 from core.training.data import DataError
@@ -190,11 +190,9 @@ def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) ->
     table.insert(0, "open", [f"design?{urlencode(link_params(e.candidate.config(), 'full'))}" for e in entries])
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"open": st.column_config.LinkColumn("open", display_text="Design")})
-    commands = sorted({r.provenance.command for e in entries for r in e.runs})
-    first = entries[0].runs[0].provenance
-    st.caption(" · ".join(f"`{c}`" for c in commands) + f" · {first.device} · torch {first.torch} · "
-               f"{min(r.provenance.date for e in entries for r in e.runs)} to "
-               f"{max(r.provenance.date for e in entries for r in e.runs)} · {first.limits}")
+    made = frontier_provenance(entries)
+    st.caption(" · ".join(f"`{c}`" for c in made.commands) + f" · {', '.join(made.devices)} · torch "
+               f"{', '.join(made.torches)} · {made.dates} · {'; '.join(made.limits)}")
 
 
 def frontier_chart(frame: pd.DataFrame) -> alt.LayerChart:

@@ -174,8 +174,41 @@ def frontier_rows(entries: list[FrontierEntry]) -> list[dict[str, Any]]:
         m = e.min_last_spread
         rows.append({"candidate": e.candidate.name, "net": e.candidate.net, "params": e.params, "seeds": len(e.runs),
                      "lowest seed": round(m.low, 2) if m else None, "mean": round(m.mean, 2) if m else None,
-                     "held on": f"{e.holding}/{len(e.runs)}", "what it tests": e.candidate.why})
+                     "held on": held_on(e, entries), "what it tests": e.candidate.why})
     return rows
+
+
+def held_on(entry: FrontierEntry, entries: list[FrontierEntry]) -> str:
+    """'18/20'; a candidate that held on every seed while its design missed in another entry says so,
+    so that the table never shows as holding a design that does not count (see smallest_holding)."""
+    held = f"{entry.holding}/{len(entry.runs)}"
+    if entry.runs and entry.holding == len(entry.runs):
+        misses = [f"{o.candidate.name} {o.holding}/{len(o.runs)}" for o in missed_elsewhere(entry, entries)]
+        if misses:
+            held += f" (does not count: {', '.join(misses)})"
+    return held
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a frontier file's runs come from, over all of them (they span days, devices and thread counts)."""
+    commands: list[str]
+    devices: list[str]
+    torches: list[str]
+    first_date: str
+    last_date: str
+    limits: list[str]
+
+    @property
+    def dates(self) -> str:
+        return self.first_date if self.first_date == self.last_date else f"{self.first_date} to {self.last_date}"
+
+
+def frontier_provenance(entries: list[FrontierEntry]) -> Provenance:
+    runs = [r.provenance for e in entries for r in e.runs]
+    return Provenance(commands=sorted({p.command for p in runs}), devices=sorted({p.device for p in runs}),
+                      torches=sorted({p.torch for p in runs}), first_date=min(p.date for p in runs),
+                      last_date=max(p.date for p in runs), limits=sorted({p.limits for p in runs}))
 
 
 def same_design(a: FrontierEntry, b: FrontierEntry) -> bool:
@@ -255,10 +288,10 @@ def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
     """The LIFECYCLE.md section: one row per candidate, with the commands that trained them."""
     if not entries:
         return []
-    commands = sorted({r.provenance.command for e in entries for r in e.runs})
-    first = entries[0].runs[0].provenance
+    made = frontier_provenance(entries)
     lines = ["", "## How small can it get? (the frontier search)", "",
-             " and ".join(f"`{c}`" for c in commands) + f" — {first.device}, torch {first.torch}; {first.limits}; "
+             " and ".join(f"`{c}`" for c in made.commands) + f" — {', '.join(made.devices)}; torch "
+             f"{', '.join(made.torches)}; {made.dates}; {'; '.join(made.limits)}; "
              "seeds of one candidate trained side by side as one grouped network (those of an *-alone* "
              "candidate each on its own, as Train does). A candidate is the final "
              "step's recipe with the network (and the recipe changes) below; *held on* counts the seeds whose "
