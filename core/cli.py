@@ -245,6 +245,9 @@ def _search_command(sub: argparse._SubParsersAction) -> None:
                    help="instead of --only: the N smallest candidates whose screened seeds all held, on --seeds "
                         "(give --seeds 1-20)")
     p.add_argument("--list", action="store_true", help="train nothing: print the family and what is recorded")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing: train the --only candidates' recorded --seeds again as the file says they "
+                        "were trained (seed group, thread count) and compare every epoch; exit 1 if one differs")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--together", type=int, default=None, metavar="N",
@@ -611,7 +614,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
         emit(rows)
 
 
-def cmd_search(args: argparse.Namespace) -> None:
+def cmd_search(args: argparse.Namespace) -> int | None:
     from core.experiments.reproduce import parse_seeds
     from core.experiments.search import promising, search
     from core.runs.frontier import CANDIDATES, frontier_rows, get_candidate, load_frontier
@@ -627,6 +630,8 @@ def cmd_search(args: argparse.Namespace) -> None:
         if args.json:
             emit(list(recorded.values()))
         return
+    if args.check:
+        return check_frontier(args)
     if args.confirm is not None:
         if args.only:
             raise ValueError("give either --only or --confirm, not both")
@@ -645,6 +650,29 @@ def cmd_search(args: argparse.Namespace) -> None:
                  f"{row['lowest seed']} %  held on {row['held on']}")
     if args.json:
         emit(rows)
+
+
+def check_frontier(args: argparse.Namespace) -> int:
+    """`search --check`: the frontier file against its provenance."""
+    from core.experiments.reproduce import parse_seeds
+    from core.experiments.search import recheck
+    from core.runs.frontier import get_candidate
+
+    if not args.only:
+        raise ValueError("--check needs --only (the candidates to check) and --seeds (which of their seeds)")
+    candidates = [get_candidate(n.strip()) for n in args.only.split(",") if n.strip()]
+    checks = recheck(candidates, parse_seeds(args.seeds) or [], args.data_dir, not args.no_download, args.device,
+                     args.threads, args.output, progress)
+    if args.json:
+        emit([{"candidate": c.candidate, "seed": c.recorded.seed, "group": list(c.group),
+               "comparable": c.comparable, "differing_epochs": c.differing_epochs,
+               "recorded_min_last": c.recorded.min_last, "min_last_now": c.again.min_last} for c in checks])
+    same = sum(1 for c in checks if not c.differing_epochs)
+    differ = sum(1 for c in checks if c.comparable and c.differing_epochs)
+    progress(f"{same} of {len(checks)} run(s) identical to the file"
+             + (f", {differ} differ" if differ else "")
+             + (f", {len(checks) - same - differ} not comparable bit for bit" if len(checks) - same - differ else ""))
+    return 1 if differ else 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:

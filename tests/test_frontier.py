@@ -182,3 +182,46 @@ def test_an_alone_candidate_trains_each_seed_as_its_own_run(tiny_mnist_root, tmp
     assert done.returncode == 0, done.stderr
     (entry,) = load_frontier(out)
     assert entry.candidate.alone and [r.provenance.seeds_together for r in entry.runs] == [1, 1]
+
+
+def test_check_trains_recorded_seeds_again_as_recorded_and_finds_a_changed_number(tiny_mnist_root, tmp_path):
+    """`search --check`: the frontier file against its provenance. A seed trained in a group is trained
+    again in the same group (the file names it) with the same thread count, and every epoch must match."""
+    out = tmp_path / "frontier.json"
+    data = ["--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--output", str(out)]
+    trained = run_cli("search", *data, "--only", "narrow10", "--seeds", "1-2", "--threads", "1")
+    assert trained.returncode == 0, trained.stderr
+    assert [r.provenance.trained_with for r in load_frontier(out)[0].runs] == [(1, 2), (1, 2)]
+    before = out.read_text()
+
+    check = run_cli("search", "--check", *data, "--only", "narrow10", "--seeds", "2", "--json")
+    assert check.returncode == 0, check.stderr
+    assert "narrow10 seed 2: identical in all 15 epochs" in check.stderr
+    (row,) = json.loads(check.stdout)
+    assert row["group"] == [1, 2] and row["comparable"] and row["differing_epochs"] == []
+    assert out.read_text() == before  # a check writes nothing
+
+    doc = json.loads(before)  # one number changed by hand: the check must catch it
+    doc["candidates"][0]["runs"][1]["epochs"][13]["test_acc"] += 0.01
+    out.write_text(json.dumps(doc))
+    caught = run_cli("search", "--check", *data, "--only", "narrow10", "--seeds", "2")
+    assert caught.returncode == 1 and "narrow10 seed 2: DIFFERS from epoch 14 on (1 epochs)" in caught.stderr
+
+    missing = run_cli("search", "--check", *data, "--only", "narrow10", "--seeds", "3")
+    assert missing.returncode == 2 and "no recorded run for seed(s) 3 (recorded: 1, 2)" in missing.stderr
+
+
+def test_check_of_a_run_recorded_before_groups_were_named_trains_its_likely_group_and_says_so(tiny_mnist_root,
+                                                                                              tmp_path):
+    out = tmp_path / "frontier.json"
+    data = ["--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--output", str(out)]
+    assert run_cli("search", *data, "--only", "narrow10", "--seeds", "1-2", "--threads", "1").returncode == 0
+    doc = json.loads(out.read_text())
+    for run in doc["candidates"][0]["runs"]:
+        del run["provenance"]["trained_with"]  # as older files have it
+    out.write_text(json.dumps(doc))
+    check = run_cli("search", "--check", *data, "--only", "narrow10", "--seeds", "1", "--json")
+    (row,) = json.loads(check.stdout)
+    assert row["group"] == [1, 2] and not row["comparable"]  # the two runs share one provenance: that group
+    assert check.returncode == 0 and "not comparable bit for bit" not in check.stderr  # it matched anyway
+    assert "1 of 1 run(s) identical to the file" in check.stderr

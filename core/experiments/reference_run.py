@@ -50,7 +50,8 @@ def reference_runs(configs: list[TrainConfig], data: MNISTTensors, command: str,
     wall = time.perf_counter() - started
     provenance = Provenance(command=command, device=finals[0].device, torch=torch.__version__,
                             python=platform.python_version(), date=time.strftime("%Y-%m-%d"),
-                            wall_seconds=round(wall, 1), limits=limits, seeds_together=len(configs))
+                            wall_seconds=round(wall, 1), limits=limits, seeds_together=len(configs),
+                            trained_with=tuple(c.seed for c in configs))
     results = []
     for config, done in zip(configs, finals):
         weights = _keep_weights(done, config, weights_dir) if config is first else None

@@ -5,14 +5,19 @@ at most the group in training; a rerun skips the seeds already recorded)."""
 
 from __future__ import annotations
 
+import re
 import shlex
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+import torch
 
 from core.architecture.builder import macs
 from core.architecture.challenge import CHALLENGE
 from core.experiments.reference_run import reference_runs, seed_groups
 from core.runs.frontier import Candidate, FrontierEntry, load_frontier, merge_entry
+from core.runs.reference import ReferenceRun
 from core.runs.summary import same_setting
 from core.training.data import load_mnist
 from core.training.device import pick_device
@@ -56,3 +61,109 @@ def search(candidates: list[Candidate], seeds: list[int], data_dir: str | None, 
             entries = merge_entry(path, FrontierEntry(candidate, params, cost, tuple(runs)))
     log(f"wrote {path}")
     return entries
+
+
+# --- checking the file against its provenance -------------------------------------------------
+
+TIMING_FIELDS = ("seconds", "images_per_s")  # an epoch's wall time differs from run to run; nothing else may
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """A recorded frontier run trained again the way its provenance says it was trained."""
+    candidate: str
+    recorded: ReferenceRun
+    again: ReferenceRun
+    group: tuple[int, ...]  # the seeds trained side by side in the check (the seed alone for an alone run)
+    same_group: bool  # False: the file does not name the seeds it was trained beside (runs recorded before it did)
+    same_device: bool  # the same device and thread count (others round differently)
+
+    @property
+    def comparable(self) -> bool:
+        """Should the check reproduce the run bit for bit?"""
+        return self.same_group and self.same_device
+
+    @property
+    def differing_epochs(self) -> list[int]:
+        old, new = self.recorded.epochs, self.again.epochs
+        differ = [a["epoch"] for a, b in zip(old, new) if _outcome(a) != _outcome(b)]
+        return differ + [e["epoch"] for e in (old[len(new):] or new[len(old):])]
+
+    def describe(self) -> str:
+        seed = f"{self.candidate} seed {self.recorded.seed}"
+        if not self.differing_epochs:
+            return f"{seed}: identical in all {len(self.recorded.epochs)} epochs"
+        moved = (f"min(last {CHALLENGE.last_epochs}) {_pct(self.recorded.min_last)} % recorded, "
+                 f"{_pct(self.again.min_last)} % now")
+        if not self.comparable:
+            why = ("the file does not name the seeds it was trained beside" if not self.same_group
+                   else "another device or thread count")
+            return f"{seed}: not comparable bit for bit ({why}, so other rounding): {moved}"
+        first = self.differing_epochs[0]
+        return f"{seed}: DIFFERS from epoch {first} on ({len(self.differing_epochs)} epochs): {moved}"
+
+
+def _outcome(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in TIMING_FIELDS}
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def recorded_threads(run: ReferenceRun) -> int | None:
+    """The CPU thread count a run was trained with ('CPU (2 threads)' -> 2), None for a GPU."""
+    found = re.fullmatch(r"CPU \((\d+) threads?\)", run.provenance.device)
+    return int(found.group(1)) if found else None
+
+
+def recheck(candidates: list[Candidate], seeds: list[int], data_dir: str | None, download: bool, device: str,
+            threads: int | None, path: str | Path, log: Callable[[str], None]) -> list[Recheck]:
+    """Train recorded seeds again as they were trained (the same seed group where the file names it,
+    the same thread count unless `threads` says otherwise) and compare every epoch with the file.
+    Writes nothing."""
+    entries = {e.candidate.name: e for e in load_frontier(path)}
+    dev = pick_device(device)
+    data = load_mnist(data_dir, download=download, device=dev)
+    checks = []
+    for candidate in candidates:
+        entry = entries.get(candidate.name)
+        if entry is None or not entry.runs:
+            raise ValueError(f"{path} has no runs of {candidate.name}: nothing to check")
+        by_seed = {r.seed: r for r in entry.runs}
+        missing = [s for s in seeds if s not in by_seed]
+        if missing:
+            raise ValueError(f"{candidate.name} has no recorded run for seed(s) {', '.join(map(str, missing))} "
+                             f"(recorded: {', '.join(map(str, sorted(by_seed)))})")
+        done: set[int] = set()
+        for seed in seeds:
+            if seed in done:
+                continue
+            group, same_group = _recorded_group(by_seed[seed], by_seed)
+            if dev.type == "cpu":
+                torch.set_num_threads(threads or recorded_threads(by_seed[seed]) or torch.get_num_threads())
+            configs = [replace(by_seed[s].config, device=str(dev)) for s in group]
+            runs, _ = reference_runs(configs, data, "check", None, log)
+            for again in runs:
+                if again.seed in seeds and again.seed not in done:
+                    recorded = by_seed[again.seed]
+                    check = Recheck(candidate.name, recorded, again, tuple(group), same_group,
+                                    again.provenance.device == recorded.provenance.device)
+                    log(check.describe())
+                    checks.append(check)
+                    done.add(again.seed)
+    return checks
+
+
+def _recorded_group(run: ReferenceRun, by_seed: dict[int, ReferenceRun]) -> tuple[list[int], bool]:
+    """The seeds `run` was trained beside, in their order, and whether the file names them. Runs
+    recorded before it did: a group's runs share one provenance (its wall time too), so when exactly
+    `seeds_together` runs do, they are the group, in seed order, but only named groups count as
+    comparable bit for bit."""
+    named = list(run.provenance.trained_with)
+    if named and all(s in by_seed for s in named):
+        return named, True
+    if run.provenance.seeds_together == 1:
+        return [run.seed], True
+    same = sorted(s for s, r in by_seed.items() if r.provenance == run.provenance)
+    return (same if len(same) == run.provenance.seeds_together else [run.seed]), False

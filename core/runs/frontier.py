@@ -190,7 +190,7 @@ def held_on(entry: FrontierEntry, entries: list[FrontierEntry]) -> str:
 
 
 @dataclass(frozen=True)
-class Provenance:
+class FrontierProvenance:
     """Where a frontier file's runs come from, over all of them (they span days, devices and thread counts)."""
     commands: list[str]
     devices: list[str]
@@ -204,11 +204,11 @@ class Provenance:
         return self.first_date if self.first_date == self.last_date else f"{self.first_date} to {self.last_date}"
 
 
-def frontier_provenance(entries: list[FrontierEntry]) -> Provenance:
+def frontier_provenance(entries: list[FrontierEntry]) -> FrontierProvenance:
     runs = [r.provenance for e in entries for r in e.runs]
-    return Provenance(commands=sorted({p.command for p in runs}), devices=sorted({p.device for p in runs}),
-                      torches=sorted({p.torch for p in runs}), first_date=min(p.date for p in runs),
-                      last_date=max(p.date for p in runs), limits=sorted({p.limits for p in runs}))
+    return FrontierProvenance(commands=sorted({p.command for p in runs}), devices=sorted({p.device for p in runs}),
+                               torches=sorted({p.torch for p in runs}), first_date=min(p.date for p in runs),
+                               last_date=max(p.date for p in runs), limits=sorted({p.limits for p in runs}))
 
 
 def same_design(a: FrontierEntry, b: FrontierEntry) -> bool:

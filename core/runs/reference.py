@@ -32,6 +32,12 @@ class Provenance:
     wall_seconds: float
     limits: str  # "full: ..." or "reduced: ..." (core.training.budget.describe_limits)
     seeds_together: int = 1  # trained as one seed group of this many seeds (core.training.loop.fit_seeds)
+    # the seeds of that group, in order (a seed's run depends on its partners' rounding); () in runs
+    # recorded before the file named them
+    trained_with: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "trained_with", tuple(self.trained_with))  # a JSON list comes back as a tuple
 
     @property
     def reduced(self) -> bool:
@@ -56,12 +62,19 @@ class ReferenceRun(JudgedRun):
 
     def as_dict(self) -> dict[str, Any]:
         return {"config": self.config.as_dict(), "epochs": list(self.epochs), "reason": self.reason,
-                "provenance": asdict(self.provenance), "weights": self.weights}
+                "provenance": _provenance_dict(self.provenance), "weights": self.weights}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "ReferenceRun":
         return cls(TrainConfig.from_dict(raw["config"]), tuple(raw["epochs"]), raw["reason"],
                    Provenance(**raw["provenance"]), raw.get("weights"))
+
+
+def _provenance_dict(provenance: Provenance) -> dict[str, Any]:
+    raw = asdict(provenance)
+    if not raw["trained_with"]:  # runs recorded before the file named a group's seeds keep their shape
+        del raw["trained_with"]
+    return raw
 
 
 @dataclass(frozen=True)
