@@ -225,3 +225,16 @@ def test_check_of_a_run_recorded_before_groups_were_named_trains_its_likely_grou
     assert row["group"] == [1, 2] and not row["comparable"]  # the two runs share one provenance: that group
     assert check.returncode == 0 and "not comparable bit for bit" not in check.stderr  # it matched anyway
     assert "1 of 1 run(s) identical to the file" in check.stderr
+
+
+def test_designs_with_the_same_weights_are_compared_on_the_seeds_they_share():
+    from core.runs.frontier import FrontierEntry, frontier_facts
+
+    narrow, padded, bs32 = get_candidate("narrow12"), get_candidate("pad12-half"), get_candidate("narrow12-bs32")
+    entries = [FrontierEntry(narrow, 5648, 617_000, _runs(narrow, {1: 99.43, 2: 99.53, 3: 99.49, 4: 99.30})),
+               FrontierEntry(padded, 5648, 904_000, _runs(padded, {1: 99.53, 2: 99.41, 3: 99.50})),
+               FrontierEntry(bs32, 5648, 617_000, _runs(bs32, {1: 99.00, 2: 99.00, 3: 99.00}))]  # another recipe
+    assert frontier_facts(entries)["frontier:same_weights"] == (
+        "5,648 parameters on seeds 1-3: narrow12 99.48 % (99.43-99.53; 0.62 M multiply-adds), "
+        "pad12-half 99.48 % (99.41-99.53; 0.90 M multiply-adds)")  # seed 4 is narrow12's only
+    assert frontier_facts(entries[:1])["frontier:same_weights"] == "not measured yet"

@@ -262,11 +262,52 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
         f"{len(CONFIRM_SEEDS) - len(e.runs)} of the {len(CONFIRM_SEEDS)} still to train"
         for e in sorted(still_open, key=lambda e: e.params)) or "none"
     facts["frontier:rounding"] = "; ".join(rounding_effects(entries)) or "not measured yet"
+    facts["frontier:same_weights"] = "; ".join(same_weights(entries)) or "not measured yet"
     broke = [e for e in entries if e.runs and e.holding < len(e.runs)]
     facts["frontier:broke"] = "; ".join(
         f"{_named(e)}: {len(e.runs) - e.holding} of {len(e.runs)} seeds below the line, lowest "
         f"{e.min_last_spread.low:.2f} %" for e in sorted(broke, key=lambda e: e.params)) or "none so far"
     return facts
+
+
+def same_weights(entries: list[FrontierEntry]) -> list[str]:
+    """For designs with the same number of parameters and the final step's recipe (padding, where the
+    pool goes): mean min(last N) on the seeds they all trained side by side, with each one's multiply-adds.
+    Does computing more with the same weights buy accuracy?"""
+    phrases = []
+    plain = [e for e in entries if not e.candidate.recipe and not e.candidate.alone and e.runs]
+    for params in sorted({e.params for e in plain}):
+        designs = sorted((e for e in plain if e.params == params), key=lambda e: e.macs)
+        if len({e.candidate.net for e in designs}) < 2:
+            continue
+        common = set.intersection(*({r.seed for r in e.runs if r.min_last is not None} for e in designs))
+        if not common:
+            continue
+        means = ", ".join(f"{e.candidate.name} {_mean_on(e, common):.2f} % ({_range_on(e, common)}; "
+                          f"{e.macs / 1e6:.2f} M multiply-adds)" for e in designs)
+        phrases.append(f"{params:,} parameters on seed{'s' if len(common) > 1 else ''} "
+                       f"{_seed_list(sorted(common))}: {means}")
+    return phrases
+
+
+def _on(entry: FrontierEntry, seeds: set[int]) -> list[float]:
+    return [r.min_last for r in entry.runs if r.seed in seeds and r.min_last is not None]
+
+
+def _mean_on(entry: FrontierEntry, seeds: set[int]) -> float:
+    return sum(_on(entry, seeds)) / len(_on(entry, seeds))
+
+
+def _range_on(entry: FrontierEntry, seeds: set[int]) -> str:
+    values = _on(entry, seeds)
+    return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def _seed_list(seeds: list[int]) -> str:
+    """1, 2, 3 -> '1-3'; 1, 7, 17 -> '1, 7, 17'."""
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
 
 
 def rounding_effects(entries: list[FrontierEntry]) -> list[str]:
@@ -301,6 +342,10 @@ def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
     for row in frontier_rows(entries):
         lines.append(f"| {row['candidate']} | `{row['net']}` | {row['params']:,} | {row['seeds']} | "
                      f"{_pct(row['lowest seed'])} | {_pct(row['mean'])} | {row['held on']} | {row['what it tests']} |")
+    computed = same_weights(entries)
+    if computed:
+        lines += ["", "The same weights computing more (padding, a later pool), mean min(last "
+                  f"{CHALLENGE.last_epochs}) on the seeds both trained: " + "; ".join(computed) + "."]
     moved = rounding_effects(entries)
     if moved:
         lines += ["", "The same seeds trained alone instead of side by side (only the rounding differs), min(last "
