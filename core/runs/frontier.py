@@ -84,7 +84,8 @@ CANDIDATES: tuple[Candidate, ...] = (
               "padded convolutions and two pools: wider late layers on 7x7 grids"),
     Candidate("public-3.7k", "c4p1,c4p1,c4p1,M,c8p1,c8p1,c8p1,M,c8p1,c8p1,c8p1,G",
               {"batch_size": 32, "lr": 0.1, "augment": PUBLIC_AUGMENT},
-              "the smallest public network found (4-4-4, pool, 8-8-8, pool, 8-8-8), with its recipe"),
+              "the smallest public network found (4-4-4, pool, 8-8-8, pool, 8-8-8), with its batch size, peak LR "
+              "and augmentation (in this project's one-cycle shape, clean finish and weight average)"),
 )
 
 
@@ -345,7 +346,7 @@ def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
     computed = same_weights(entries)
     if computed:
         lines += ["", "The same weights computing more (padding, a later pool), mean min(last "
-                  f"{CHALLENGE.last_epochs}) on the seeds both trained: " + "; ".join(computed) + "."]
+                  f"{CHALLENGE.last_epochs}) on the seeds they all trained: " + "; ".join(computed) + "."]
     moved = rounding_effects(entries)
     if moved:
         lines += ["", "The same seeds trained alone instead of side by side (only the rounding differs), min(last "
