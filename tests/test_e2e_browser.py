@@ -333,6 +333,8 @@ def student_page(browser, url: str, name: str, predict: str | None = None):
     field.press("Enter")
     if predict is not None:
         page.get_by_text(predict, exact=True).click()
+        # the server has kept it once the popover's label says so (a busy server reruns slowly)
+        page.get_by_role("button", name=f"Your prediction: {predict}").wait_for(timeout=60_000)
     page.wait_for_timeout(500)
     page.keyboard.press("Escape")
     return page
