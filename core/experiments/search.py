@@ -16,7 +16,7 @@ import torch
 from core.architecture.builder import macs
 from core.architecture.challenge import CHALLENGE
 from core.experiments.reference_run import reference_runs, seed_groups
-from core.runs.frontier import Candidate, FrontierEntry, load_frontier, merge_entry
+from core.runs.frontier import Candidate, FrontierEntry, load_frontier, merge_entry, pct_text
 from core.runs.reference import ReferenceRun
 from core.runs.summary import same_setting
 from core.training.data import load_mnist
@@ -93,8 +93,8 @@ class Recheck:
         seed = f"{self.candidate} seed {self.recorded.seed}"
         if not self.differing_epochs:
             return f"{seed}: identical in all {len(self.recorded.epochs)} epochs"
-        moved = (f"min(last {CHALLENGE.last_epochs}) {_pct(self.recorded.min_last)} % recorded, "
-                 f"{_pct(self.again.min_last)} % now")
+        moved = (f"min(last {CHALLENGE.last_epochs}) {pct_text(self.recorded.min_last)} % recorded, "
+                 f"{pct_text(self.again.min_last)} % now")
         if not self.comparable:
             why = ("the file does not name the seeds it was trained beside" if not self.same_group
                    else "another device or thread count")
@@ -105,10 +105,6 @@ class Recheck:
 
 def _outcome(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in TIMING_FIELDS}
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
 
 
 def recorded_threads(run: ReferenceRun) -> int | None:

@@ -296,7 +296,8 @@ def _on(entry: FrontierEntry, seeds: set[int]) -> list[float]:
 
 
 def _mean_on(entry: FrontierEntry, seeds: set[int]) -> float:
-    return sum(_on(entry, seeds)) / len(_on(entry, seeds))
+    values = _on(entry, seeds)
+    return sum(values) / len(values)
 
 
 def _range_on(entry: FrontierEntry, seeds: set[int]) -> str:
@@ -342,7 +343,7 @@ def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
              "|---|---|---:|---:|---:|---:|---|---|"]
     for row in frontier_rows(entries):
         lines.append(f"| {row['candidate']} | `{row['net']}` | {row['params']:,} | {row['seeds']} | "
-                     f"{_pct(row['lowest seed'])} | {_pct(row['mean'])} | {row['held on']} | {row['what it tests']} |")
+                     f"{pct_text(row['lowest seed'])} | {pct_text(row['mean'])} | {row['held on']} | {row['what it tests']} |")
     computed = same_weights(entries)
     if computed:
         lines += ["", "The same weights computing more (padding, a later pool), mean min(last "
@@ -354,5 +355,5 @@ def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
     return lines
 
 
-def _pct(value: float | None) -> str:
+def pct_text(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
