@@ -24,7 +24,8 @@ from core.training.recipe import OPTIMIZERS, SCHEDULES
 from core.training.steps import FINAL_STEP
 
 EXIT_BAD_INPUT = 2
-NET_HELP = ("a network in the notation c<channels>[k<kernel>][s<stride>][p<padding>][d<dilation>][b] (convolution), "
+NET_HELP = ("a network in the notation c<channels>[k<kernel>][s<stride>][p<padding>][d<dilation>][g<groups>][b] "
+            "(convolution; g<channels> is depthwise), "
             "M / A[<size>] (max / average pool), and last G (GAP + 1x1) or F (one convolution over the last grid), "
             "comma-separated, e.g. 'c8,c8,M,c16,c16,c16,c16,G' (see the README)")
 
@@ -86,7 +87,8 @@ def _summary_command(sub: argparse._SubParsersAction) -> None:
 def _rf_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rf", help="receptive-field table of any layer stack given as JSON",
                        description="Layers: conv (out_channels, kernel_size=3, stride=1, padding=0, dilation=1, "
-                                   "bias=false), maxpool/avgpool (kernel_size=2, stride=kernel_size, padding=0), "
+                                   "groups=1, bias=false), maxpool/avgpool (kernel_size=2, stride=kernel_size, "
+                                   "padding=0), "
                                    "gap, bn, relu, dropout (p), flatten, linear (out_features), softmax. "
                                    "Input is 1 channel. Example: "
                                    '\'[{"type":"conv","out_channels":8},{"type":"maxpool"},{"type":"gap"}]\'')

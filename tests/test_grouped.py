@@ -18,7 +18,8 @@ SEEDS = (1, 2, 3)
 EVERY_LAYER = layers_from_dicts([
     {"type": "conv", "out_channels": 4, "padding": 1, "bias": True}, {"type": "bn"}, {"type": "relu"},
     {"type": "dropout", "p": 0.3}, {"type": "maxpool"}, {"type": "conv", "out_channels": 6, "dilation": 2},
-    {"type": "bn"}, {"type": "relu"}, {"type": "avgpool"}, {"type": "flatten"},
+    {"type": "bn"}, {"type": "relu"}, {"type": "conv", "out_channels": 6, "groups": 6, "padding": 1},  # depthwise
+    {"type": "conv", "out_channels": 6, "groups": 2, "kernel_size": 1}, {"type": "avgpool"}, {"type": "flatten"},
     {"type": "linear", "out_features": 12, "bias": True}, {"type": "relu"}, {"type": "linear", "out_features": 10},
     {"type": "softmax"},
 ])

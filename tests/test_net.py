@@ -16,12 +16,12 @@ from core.training.steps import STEPS
 
 
 def independent(text: str, batchnorm: bool) -> tuple[int, int]:
-    """(parameters, final receptive field) of a design string, computed from scratch: conv k*k*cin*cout
+    """(parameters, final receptive field) of a design string, computed from scratch: conv k*k*cin*cout/groups
     (+cout bias), BatchNorm 2 per channel, the head; RF grows by d*(k-1)*jump, jump by stride."""
     tokens = text.split(",")
     size, channels, params, rf, jump = 28, 1, 0, 1, 1
     for token in tokens[:-1]:
-        fields = {"k": 3 if token[0] == "c" else 2, "s": None, "p": 0, "d": 1}
+        fields = {"k": 3 if token[0] == "c" else 2, "s": None, "p": 0, "d": 1, "g": 1}
         head, rest = token[0], token[1:]
         number = ""
         while rest and rest[0].isdigit():
@@ -37,7 +37,7 @@ def independent(text: str, batchnorm: bool) -> tuple[int, int]:
         if head == "c":
             out, k = int(number), fields["k"]
             stride = fields["s"] or 1
-            params += k * k * channels * out + (out if bias else 0) + (2 * out if batchnorm else 0)
+            params += k * k * channels * out // fields["g"] + (out if bias else 0) + (2 * out if batchnorm else 0)
             channels = out
         else:
             k = int(number) if number else 2
@@ -68,7 +68,9 @@ def test_every_step_is_a_design_that_round_trips(step):
 
 MY_DESIGNS = ["c8,c8,M,c16,c16,c16,c16,G", "c12,c16,M,c16,c16,c16,G", "c4p1,c4p1,c4p1,M,c8p1,c8p1,c8p1,M,c8,c8,c8,G",
               "c16p1,c16p1,M,c32k1,c32,A,c10k1,F", "c8s2,c16d2,c16,G", "c10,M3s2p1,c20k5,c20,Gb", "c32p1b,M,c64b,Fb",
-              "c6,c12,c12k1,M,c12,c24,c24,c10k1,G"]
+              "c6,c12,c12k1,M,c12,c24,c24,c10k1,G",
+              # depthwise-separable: a 3x3 per channel, then a 1x1 that mixes them; and a grouped 3x3
+              "c8,c16,M,c16g16,c32k1,c32g32,c32k1,c32g32,c36k1,c36g36,G", "c8,c8g2p1d2,M,c12g4,c12k1b,F"]
 
 
 @pytest.mark.parametrize("text", MY_DESIGNS)
@@ -86,6 +88,9 @@ def test_designs_match_an_independent_parameter_and_receptive_field_count(text, 
     ("c8,M,M,M,M,M,G", "layer 6 ('M')", "below 1x1"),
     ("c8k40,G", "layer 1 ('c8k40')", "kernel must be between 1 and 28"),
     ("c8,x3,G", "layer 2 ('x3')", "not a layer"),
+    ("c8,c12g8,G", "layer 2 ('c12g8')", "8 groups do not split its 12 output channels evenly"),
+    ("c8,c12,c10g5,G", "layer 3 ('c10g5')", "gets 12 channels, which do not split evenly into its 5 groups"),
+    ("c8,Mg2,G", "layer 2 ('Mg2')", "a pool has no dilation, no groups"),
     ("c8,G,c8", "layer 2 ('G')", "must be the last"),
     ("c8,c16", "no head", "end the network with G"),
     ("", "empty", "at least a head"),

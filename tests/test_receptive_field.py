@@ -11,6 +11,7 @@ from core.architecture.builder import build_model
 from core.architecture.receptive_field import rf_table
 from core.architecture.spec import SpecError, Toggles, layers_from_dicts
 from core.report.views import describe_stack
+from core.training.config import TrainConfig
 from core.training.steps import get_step
 
 
@@ -148,6 +149,8 @@ def test_collapsing_stack_names_the_layer():
     ([{"type": "flatten"}, {"type": "conv", "out_channels": 2}], "after a flatten"),
     ([{"type": "conv", "out_channels": 2}, {"type": "linear", "out_features": 10}], "needs a flatten"),
     ([{"type": "conv", "out_channels": 2, "colour": 1}], "unknown field"),
+    ([{"type": "conv", "out_channels": 4}, {"type": "conv", "out_channels": 6, "groups": 4}], "split evenly"),
+    ([{"type": "conv", "out_channels": 4, "groups": 0}], "groups must be >= 1"),
     ("conv", "JSON list"),
 ])
 def test_bad_stacks_are_refused_clearly(bad, message):
@@ -161,3 +164,10 @@ def test_flatten_linear_head():
     assert doc["layers"][1]["out_shape"] == [2 * 26 * 26, 1, 1]
     assert doc["layers"][2]["params"] == 2 * 26 * 26 * 10
     assert doc["layers"][2]["rf"] == 28  # a fully connected layer sees the whole image
+
+
+def test_a_depthwise_separable_stack_matches_the_empirical_rf():
+    """Groups change which channels a window reads, never how far it reaches."""
+    layers = TrainConfig.for_step(9, net="c8,c16,M,c16g16,c32k1,c32g32,c32k1,c32g32,c36k1,c36g36,G").layers()
+    assert check_stack(layers) > 0
+    assert [(r.rf, r.jump, r.out_shape[1]) for r in rf_table(layers)] == textbook_rf(layers)

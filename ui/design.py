@@ -52,7 +52,7 @@ CONTROL_KEYS = tuple(k for k in link_params(TrainConfig.for_step(DEFAULT_STEP), 
 # --- the stack as a table ------------------------------------------------------------------------
 
 COLUMNS = {"channels": "out_channels", "kernel": "kernel_size", "stride": "stride", "padding": "padding",
-           "dilation": "dilation"}  # the table's column -> the Layer field it edits
+           "dilation": "dilation", "groups": "groups"}  # the table's column -> the Layer field it edits
 
 
 def _kind(layer: Layer) -> str:
@@ -86,7 +86,7 @@ def _number(value: Any, default: int) -> int:
 def token_of(row: dict[str, Any]) -> str | None:
     """One table row -> its token in the notation (None for a row whose kind is not chosen yet).
     Blank cells take the defaults: 8 channels, a 3x3 convolution or 2x2 pool, stride 1 (pools:
-    their size), no padding, no dilation."""
+    their size), no padding, no dilation, one group."""
     kind = row.get("layer")
     if kind not in KINDS:
         return None
@@ -94,7 +94,8 @@ def token_of(row: dict[str, Any]) -> str | None:
     if kind in ("conv", "1x1"):
         kernel = 1 if kind == "1x1" else _number(row.get("kernel"), 3)
         layer = Layer("conv", out_channels=_number(row.get("channels"), 8), kernel_size=kernel,
-                      stride=_number(row.get("stride"), 1), padding=padding, dilation=_number(row.get("dilation"), 1))
+                      stride=_number(row.get("stride"), 1), padding=padding, dilation=_number(row.get("dilation"), 1),
+                      groups=_number(row.get("groups"), 1))
     else:
         kernel = _number(row.get("kernel"), 2)
         layer = Layer("maxpool" if kind == "max" else "avgpool", kernel_size=kernel,
@@ -140,6 +141,9 @@ def stack_editor(base: Net, version: int) -> pd.DataFrame:
             "stride": st.column_config.NumberColumn("stride", min_value=1, max_value=MAX_KERNEL, step=1),
             "padding": st.column_config.NumberColumn("padding", min_value=0, max_value=MAX_KERNEL, step=1),
             "dilation": st.column_config.NumberColumn("dilation", min_value=1, max_value=8, step=1),
+            "groups": st.column_config.NumberColumn("groups", min_value=1, max_value=MAX_CHANNELS, step=1,
+                                                    help="split the channels into groups convolved apart; as many "
+                                                         "as the channels in and out = depthwise"),
         })
 
 

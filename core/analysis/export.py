@@ -27,8 +27,9 @@ def _constructor(module: nn.Module) -> str:
     """Source that rebuilds one module of ours (only arguments that differ from PyTorch's defaults)."""
     if isinstance(module, nn.Conv2d):
         args = [str(module.in_channels), str(module.out_channels), f"kernel_size={module.kernel_size[0]}"]
-        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1)):
-            value = getattr(module, name)[0]
+        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)):
+            value = getattr(module, name)
+            value = value[0] if isinstance(value, tuple) else value
             if value != default:
                 args.append(f"{name}={value}")
         return f"nn.Conv2d({', '.join(args)}, bias={module.bias is not None})"

@@ -18,7 +18,7 @@ def _module(layer: Layer, channels: int, features: int) -> nn.Module:
     t = layer.type
     if t == "conv":
         return nn.Conv2d(channels, layer.out_channels, layer.kernel_size, layer.effective_stride,
-                         layer.padding, layer.dilation, bias=layer.bias)
+                         layer.padding, layer.dilation, groups=layer.groups, bias=layer.bias)
     if t == "maxpool":
         return nn.MaxPool2d(layer.kernel_size, layer.effective_stride, layer.padding)
     if t == "avgpool":

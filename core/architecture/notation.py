@@ -5,9 +5,11 @@
 Tokens, separated by commas, in order from the input:
 
 - `c<N>`: a convolution with N output channels, 3x3, stride 1, no padding. Suffixes change it:
-  `k<K>` kernel, `s<S>` stride, `p<P>` padding, `d<D>` dilation, `b` with a bias. `c10k1` is a 1x1
-  transition; `c16p1` keeps the grid size. BatchNorm, ReLU and dropout follow every convolution as
-  the BatchNorm and dropout toggles say (they are not part of the notation).
+  `k<K>` kernel, `s<S>` stride, `p<P>` padding, `d<D>` dilation, `g<G>` groups, `b` with a bias.
+  `c10k1` is a 1x1 transition; `c16p1` keeps the grid size; `c16g16` is depthwise (one 3x3 window per
+  channel), usually followed by a 1x1 (`c16g16,c16k1`: a depthwise-separable convolution). BatchNorm,
+  ReLU and dropout follow every convolution as the BatchNorm and dropout toggles say (they are not
+  part of the notation).
 - `M` / `A`: a 2x2 max / average pool; `M3` a 3x3 one; `s<S>` and `p<P>` as for convolutions.
 - the head, last: `G` (global average pooling, then a 1x1 convolution to the 10 classes) or `F` (one
   convolution to the 10 classes whose kernel covers the whole last grid); `Gb` / `Fb` with a bias.
@@ -21,7 +23,7 @@ valid design and says what it changed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.architecture.spec import MNIST_SIDE, ArchSpec, Layer, SpecError
 
@@ -30,8 +32,8 @@ MAX_TOKENS = 64  # a longer stack is a typo or a test of the server, not a desig
 MAX_CHANNELS = 1024  # per convolution; the parameter and time limits catch the rest
 MAX_KERNEL = MNIST_SIDE  # no window wider than the digit
 
-_TOKEN = re.compile(r"(?P<kind>[cCmMaAgGfF])(?P<number>\d+)?(?P<rest>(?:[kKsSpPdD]\d+|[bB])*)")
-_SUFFIX = re.compile(r"([kKsSpPdD])(\d+)|([bB])")
+_TOKEN = re.compile(r"(?P<kind>[cCmMaAgGfF])(?P<number>\d+)?(?P<rest>(?:[kKsSpPdDgG]\d+|[bB])*)")
+_SUFFIX = re.compile(r"([kKsSpPdDgG])(\d+)|([bB])")
 
 
 class NetError(SpecError):
@@ -95,9 +97,12 @@ def parse_token(token: str, index: int) -> Layer | tuple[str, bool]:
         padding = options.get("p", 0)
         if padding > kernel:
             raise _token_error(index, token, f"padding {padding} is more than the kernel {kernel}")
-        return Layer("conv", channels, kernel, stride, padding, dilation, bias, act=True)
-    if "d" in options or bias:
-        raise _token_error(index, token, "a pool has no dilation and no bias")
+        groups = options.get("g", 1)
+        if not 1 <= groups <= channels or channels % groups:
+            raise _token_error(index, token, f"{groups} groups do not split its {channels} output channels evenly")
+        return Layer("conv", channels, kernel, stride, padding, dilation, bias, act=True, groups=groups)
+    if "d" in options or "g" in options or bias:
+        raise _token_error(index, token, "a pool has no dilation, no groups and no bias")
     kernel = int(number) if number is not None else 2
     if not 1 <= kernel <= MAX_KERNEL:
         raise _token_error(index, token, f"pool size must be between 1 and {MAX_KERNEL}, got {kernel}")
@@ -145,10 +150,15 @@ def _check_grid(body: list[Layer], tokens: list[str], input_size: int = MNIST_SI
     """Raise NetError naming the first token whose window no longer fits the grid."""
     from core.architecture.receptive_field import output_size
 
-    size = input_size
+    size, channels = input_size, 1
     for index, (layer, token) in enumerate(zip(body, tokens), start=1):
+        if layer.type == "conv":
+            if channels % layer.groups:
+                raise _token_error(index, token, f"gets {channels} channels, which do not split evenly into its "
+                                                 f"{layer.groups} groups")
+            channels = layer.out_channels
         try:
-            size = output_size([layer], size)
+            size = output_size([replace(layer, groups=1)], size)  # the grid alone: channels are checked above
         except SpecError:
             span = layer.dilation * (layer.kernel_size - 1) + 1
             raise _token_error(index, token, f"gets a {size}x{size} grid, but its {span}x{span} window (padding "
@@ -167,6 +177,7 @@ def format_layer(layer: Layer) -> str:
         text += f"s{layer.effective_stride}" if layer.effective_stride != 1 else ""
         text += f"p{layer.padding}" if layer.padding else ""
         text += f"d{layer.dilation}" if layer.dilation != 1 else ""
+        text += f"g{layer.groups}" if layer.groups != 1 else ""
         return text + ("b" if layer.bias else "")
     if layer.type in ("maxpool", "avgpool"):
         text = "M" if layer.type == "maxpool" else "A"

@@ -73,6 +73,7 @@ def rf_table(layers: list[Layer], input_size: int = MNIST_SIDE, in_channels: int
             new_size = _window(size, k, s, p, d, index, layer)
             rf, start, jump, size = rf + d * (k - 1) * jump, start - p * jump, jump * s, new_size
             if layer.type == "conv":
+                _check_groups(layer, channels, index)
                 channels = layer.out_channels or channels
         elif layer.type == "gap":
             k = s = size
@@ -91,6 +92,15 @@ def rf_table(layers: list[Layer], input_size: int = MNIST_SIDE, in_channels: int
             raise SpecError(f"layer {index}: unknown type {layer.type!r}")
         rows.append(RFRow(index, layer, k, s, p, d, (channels, size, size), rf, jump, start))
     return rows
+
+
+def _check_groups(layer: Layer, channels: int, index: int) -> None:
+    """A grouped convolution needs its input and output channels to split evenly into the groups."""
+    groups, out = layer.groups, layer.out_channels or channels
+    if groups != 1 and (channels % groups or out % groups):
+        raise SpecError(f"layer {index} ({layer.label()}): {groups} groups need input and output channels that "
+                        f"split evenly into them, but it gets {channels} and gives {out}; a depthwise "
+                        f"convolution has as many groups as channels in and out")
 
 
 def output_size(layers: list[Layer], input_size: int = MNIST_SIDE) -> int:

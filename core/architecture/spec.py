@@ -25,7 +25,7 @@ MAX_CHANNELS = 4096  # keeps a typo like 80000 from allocating gigabytes
 # the parser, the notation and the Design page's table follow
 SPATIAL = ("kernel_size", "stride", "padding")
 LAYER_FIELDS: dict[str, tuple[str, ...]] = {
-    "conv": ("out_channels", *SPATIAL, "dilation", "bias"),
+    "conv": ("out_channels", *SPATIAL, "dilation", "groups", "bias"),
     "maxpool": SPATIAL,
     "avgpool": SPATIAL,
     "linear": ("out_channels", "bias"),
@@ -52,6 +52,9 @@ class Layer:
     bias: bool = False  # conv/linear; off by default because BatchNorm usually follows
     p: float = 0.0  # dropout rate
     act: bool = True  # conv only: follow with BN/ReLU/dropout when the toggles say so
+    # conv only: the channels split into this many groups, each convolved on its own (a group per
+    # channel is a depthwise convolution: a 3x3 window per channel, 9 weights each, no mixing)
+    groups: int = 1
 
     @property
     def effective_stride(self) -> int:
@@ -64,6 +67,7 @@ class Layer:
             extra = f", s{self.effective_stride}" if self.effective_stride != 1 else ""
             extra += f", d{self.dilation}" if self.dilation != 1 else ""
             extra += f", p{self.padding}" if self.padding else ""
+            extra += f", {self.groups} groups" if self.groups != 1 else ""
             return f"conv {self.kernel_size}x{self.kernel_size} -> {self.out_channels}{extra}"
         if self.type in ("maxpool", "avgpool"):
             return f"{self.type} {self.kernel_size}x{self.kernel_size}/{self.effective_stride}"
@@ -75,8 +79,8 @@ class Layer:
 
 
 def conv(out_channels: int, kernel_size: int = 3, padding: int = 0, stride: int = 1,
-         dilation: int = 1, bias: bool = False, act: bool = True) -> Layer:
-    return Layer("conv", out_channels, kernel_size, stride, padding, dilation, bias, act=act)
+         dilation: int = 1, bias: bool = False, act: bool = True, groups: int = 1) -> Layer:
+    return Layer("conv", out_channels, kernel_size, stride, padding, dilation, bias, act=act, groups=groups)
 
 
 def maxpool(kernel_size: int = 2, stride: int | None = None) -> Layer:
@@ -142,7 +146,8 @@ def layer_from_dict(raw: dict[str, Any], index: int) -> Layer:
     kind = aliases.get(kind, kind)
     if kind not in LAYER_TYPES:
         raise SpecError(f"layer {index}: unknown type {raw.get('type')!r}; use one of {', '.join(LAYER_TYPES)}")
-    known = {"type", "out_channels", "out_features", "kernel_size", "stride", "padding", "dilation", "bias", "p"}
+    known = {"type", "out_channels", "out_features", "kernel_size", "stride", "padding", "dilation", "groups", "bias",
+             "p"}
     unknown = set(raw) - known
     if unknown:
         raise SpecError(f"layer {index} ({kind}): unknown field(s) {', '.join(sorted(unknown))}")
@@ -177,6 +182,7 @@ def layer_from_dict(raw: dict[str, Any], index: int) -> Layer:
         stride=integer("stride", None, 1) if takes(kind, "stride") else None,
         padding=integer("padding", 0, 0) if takes(kind, "padding") else 0,
         dilation=integer("dilation", 1, 1) if takes(kind, "dilation") else 1,
+        groups=integer("groups", 1, 1) if takes(kind, "groups") else 1,
         bias=bool(raw.get("bias", False)),
         p=float(p),
         act=False,  # user stacks are taken literally: no implicit BN/ReLU

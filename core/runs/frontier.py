@@ -85,6 +85,14 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("late-pool", "c8,c8,c12,M,c12,c12,c12,G", {},
               "narrow12 with one convolution moved before the pool (at receptive field 7, on the 24x24 grid): "
               "the same weights, 1.6x the multiply-adds"),
+    # depthwise-separable convolutions: a 3x3 window per channel (9 weights each) and a 1x1 that mixes
+    # the channels cost about a third of a 3x3 convolution's weights at these widths, so the same budget
+    # buys 32-40 channels after the pool instead of 12
+    Candidate("separable", "c8,c16,M,c16g16,c32k1,c32g32,c32k1,c32g32,c36k1,c36g36,G", {},
+              "depthwise-separable after the pool: four depthwise 3x3 convolutions (receptive field 22, as "
+              "narrow12), each channel mix a 1x1, 32-36 channels"),
+    Candidate("separable-mix", "c8,c8,M,c16,c16g16,c40k1,c40g40,c40k1,c40g40,G", {},
+              "narrow12's first convolution after the pool kept whole, then depthwise-separable to 40 channels"),
     Candidate("narrow10", "c6,c6,M,c10,c10,c10,c10,G", {}, "narrower still: 6 channels before the pool, 10 after"),
     Candidate("pad-2pool", "c6p1,c8p1,M,c10p1,c12p1,M,c14p1,c14p1,G", {},
               "padded convolutions and two pools: wider late layers on 7x7 grids"),
