@@ -122,6 +122,15 @@ def test_a_design_link_opens_that_design_with_its_figures(app):
     assert "c12,c16,M,c16,c16,c16,F" in str(at.query_params["net"])
 
 
+def test_a_depthwise_design_shows_its_groups_in_the_editor_and_its_own_parameter_count(app):
+    text = "c8,c16,M,c16g16,c32k1,c32g32,G"
+    at = open_page(app, "pages/design.py", net=text, bn="true")
+    assert params_shown(at) == describe_config(TrainConfig.for_step(9, net=text, batchnorm=True))["params"]
+    editor = next(d.value for d in at.dataframe if "groups" in d.value.columns)
+    assert list(editor["groups"].fillna(1).astype(int)) == [1, 1, 1, 16, 1, 32]  # the pool's blank counts as 1
+    assert not at.toast and not at.exception
+
+
 def test_a_bad_design_link_opens_the_nearest_valid_design_and_says_what_changed(app):
     at = open_page(app, "pages/design.py", net="c8,c0,M,M,M,M,M,c16")
     (toast,) = at.toast
