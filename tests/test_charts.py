@@ -46,3 +46,6 @@ def test_the_batch_chart_is_valid_vega_lite():
     spec = batch_spec([{"step": 10, "epoch": 1, "loss": 1.2, "acc": 50.0, "lr": 0.01}], 110)
     alt.Chart.from_dict(spec)
     assert spec["data"]["values"][0]["loss"] == 1.2
+    # Streamlit's default autosize ("fit") would count the title and axes in the height: a short live chart
+    # then had a plot of no height (seen at 1280x720 during a run); fit-x keeps the height for the plot
+    assert spec["autosize"] == {"type": "fit-x", "contains": "padding"} and spec["height"] == 110

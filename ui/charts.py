@@ -96,7 +96,10 @@ def show_history(specs: list[dict[str, Any] | None]) -> None:
 
 def batch_spec(batches: list[dict[str, Any]], height: int = 200,
                title: str = "training loss per batch (live run)") -> dict[str, Any]:
-    return {"data": {"values": batches}, "height": height, "title": title, "mark": {"type": "line"},
+    # fit-x: `height` is the plot's own; Streamlit's default ("fit") counts the title and axes in it, and
+    # a short chart then draws its line on a plot of no height at all
+    return {"data": {"values": batches}, "height": height, "autosize": {"type": "fit-x", "contains": "padding"},
+            "title": title, "mark": {"type": "line"},
             "encoding": {"x": {"field": "step", "type": "quantitative", "title": "optimiser step",
                                "axis": {"format": "d", "tickMinStep": 1}},
                          "y": {"field": "loss", "type": "quantitative", "scale": {"type": "log"}, "title": "loss"},

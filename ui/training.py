@@ -187,7 +187,7 @@ class LiveView:
         if self._due("batches", len(first.batches) if first is not None else 0, urgent=first is None or not drawn):
             if first is not None:  # until the first epoch is drawn, the loss per batch shows the run has begun
                 with self._batches.container():
-                    batch_chart(first.batches, height=110,
+                    batch_chart(first.batches, height=60,
                                 title="training loss per batch (this run, until its first epoch)")
             else:
                 self._batches.empty()
