@@ -88,11 +88,12 @@ def test_toggles_change_params_and_table(app):
 
 def test_a_link_reopens_the_same_configuration(app):
     at = open_page(app, "pages/step_3.py", bn="true", dropout="0.2", gap="true", sched="onecycle", lr="0.05",
-                   budget="full", seed="4")
+                   budget="full", seed="4", wd="0.0001")
     assert at.toggle(key="bn").value is True and at.toggle(key="gap").value is True
     assert at.slider(key="dropout").value == 0.2
     assert at.selectbox(key="sched").value == "onecycle" and at.number_input(key="lr").value == 0.05
     assert at.radio(key="budget").value == "full" and at.number_input(key="seed").value == 4
+    assert at.selectbox(key="wd").value == 1e-4
     assert params_shown(at) == describe_step(3, batchnorm=True, dropout=0.2, gap=True)["params"]
     assert not at.toast  # every value was usable: no notice
 
@@ -184,11 +185,14 @@ def test_train_from_a_step_page_is_queued_recorded_and_drawn_beside_the_referenc
     assert at.slider(key="clean").value == recipe.clean_fraction
     assert at.selectbox(key="ema").value == recipe.ema  # the page offers the recipe's own decay
     assert at.multiselect(key="compare_9").value == ["reference"]  # the reference is on the chart from the start
+    assert at.selectbox(key="wd").value == recipe.weight_decay
     at.selectbox(key="ema").set_value(0.99).run()
+    at.selectbox(key="wd").set_value(1e-4).run()
     at.button(key="train_9").click().run()
     assert not at.exception
     (job,) = at.session_state["live_jobs_9"]
     assert job.config.recipe.ema == 0.99 and job.config.recipe.epochs == 1  # the widgets reach the trainer
+    assert job.config.recipe.weight_decay == 1e-4
     (snap,) = finish_jobs(at, 9)
     assert snap.status == "completed", (snap.status, snap.reason)
     results = [s.value for s in at.success] + [w.value for w in at.warning]

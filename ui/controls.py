@@ -22,6 +22,7 @@ BUDGETS = ("quick", "full")
 BUDGET_LABELS = {"quick": "≈ 1 min", "full": "full"}
 BATCH_SIZES = (32, 64, 128, 256)
 EMA_CHOICES = (0.0, 0.99, 0.995, 0.998, 0.999)
+WEIGHT_DECAYS = (0.0, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def config_controls(defaults: TrainConfig, link: LinkedWidgets) -> TrainConfig:
         recipe = _recipe_widgets(link, r, augment_on)
     return defaults.with_overrides(batchnorm=batchnorm, gap=gap, dropout=dropout).with_overrides(
         **{k: getattr(recipe, k) for k in ("optimizer", "lr", "schedule", "batch_size", "augment", "clean_fraction",
-                                           "ema")})
+                                           "ema", "weight_decay")})
 
 
 def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
@@ -79,14 +80,18 @@ def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
     ema = link.select(f2, "Test a moving average of the weights", emas, r.ema, "ema", format_func=ema_label,
                       help="Smooths the last optimiser steps' noise out of the tested weights")
     st.markdown("**Optimiser**")
-    o1, o2, o3, o4 = st.columns(4)
+    o1, o2, o3, o4, o5 = st.columns(5)
     schedule = link.select(o1, "LR schedule", SCHEDULES, r.schedule, "sched")
     optimizer = link.select(o2, "Optimizer", OPTIMIZERS, r.optimizer, "opt")
     lr = link.number(o3, "(Peak) LR", 0.0001, 2.0, float(r.lr), "lr", format="%.4f")
     batch_sizes = sorted(set(BATCH_SIZES) | {r.batch_size})
     batch = link.select(o4, "Batch size", batch_sizes, r.batch_size, "batch")
+    decays = sorted(set(WEIGHT_DECAYS) | {r.weight_decay})
+    weight_decay = link.select(o5, "Weight decay", decays, r.weight_decay, "wd", format_func=decay_label,
+                               help="Pulls every weight a little towards zero at each step; with BatchNorm this "
+                                    "keeps the weights small, so the same learning rate moves them further")
     augment = AugmentConfig(**values) if augment_on else AugmentConfig()
-    return Recipe(optimizer=optimizer, lr=float(lr), momentum=r.momentum, weight_decay=r.weight_decay,
+    return Recipe(optimizer=optimizer, lr=float(lr), momentum=r.momentum, weight_decay=float(weight_decay),
                   schedule=schedule, batch_size=int(batch), epochs=r.epochs, augment=augment,
                   clean_fraction=float(clean), ema=float(ema))
 
@@ -123,6 +128,10 @@ def ema_label(decay: float) -> str:
     return "off" if decay == 0 else f"EMA {decay:g}"
 
 
+def decay_label(decay: float) -> str:
+    return "off" if decay == 0 else f"{decay:g}"
+
+
 def link_params(config: TrainConfig, budget: str) -> dict[str, str]:
     """The URL values of every control above for `config` (as the widgets write them): a stored
     run reopened as a link, on the Design page (with its network) or its step page."""
@@ -130,7 +139,7 @@ def link_params(config: TrainConfig, budget: str) -> dict[str, str]:
     params = {"net": config.net, "from": str(config.step), "bn": _flag(t.batchnorm), "gap": _flag(t.gap),
               "dropout": repr(t.dropout), "aug": _flag(a.enabled), "clean": repr(r.clean_fraction),
               "ema": ema_label(r.ema), "sched": r.schedule, "opt": r.optimizer, "lr": repr(r.lr),
-              "batch": str(r.batch_size), "budget": BUDGET_LABELS[budget], "epochs": str(r.epochs),
+              "batch": str(r.batch_size), "wd": decay_label(r.weight_decay), "budget": BUDGET_LABELS[budget], "epochs": str(r.epochs),
               "seed": str(config.seed)}
     if a.enabled:
         params |= {"rot": repr(a.rotation), "shift": repr(a.translate), "zoom": repr(a.scale), "shear": repr(a.shear),
