@@ -278,6 +278,7 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
         for e in sorted(still_open, key=lambda e: e.params)) or "none"
     facts["frontier:rounding"] = "; ".join(rounding_effects(entries)) or "not measured yet"
     facts["frontier:same_weights"] = "; ".join(same_weights(entries)) or "not measured yet"
+    facts["frontier:recipes"] = "; ".join(recipe_changes(entries)) or "not measured yet"
     broke = [e for e in entries if e.runs and e.holding < len(e.runs)]
     facts["frontier:broke"] = "; ".join(
         f"{_named(e)}: {len(e.runs) - e.holding} of {len(e.runs)} seeds below the line, lowest "
@@ -302,6 +303,28 @@ def same_weights(entries: list[FrontierEntry]) -> list[str]:
                           f"{e.macs / 1e6:.2f} M multiply-adds)" for e in designs)
         phrases.append(f"{params:,} parameters on seed{'s' if len(common) > 1 else ''} "
                        f"{_seed_list(sorted(common))}: {means}")
+    return phrases
+
+
+def recipe_changes(entries: list[FrontierEntry]) -> list[str]:
+    """For each recipe change of a network (weight decay, lighter augmentation, ...): its mean min(last N)
+    minus that of the same network with the final step's recipe, on the seeds both trained side by side.
+    Which change to the recipe moves a small network, and by more than seeds scatter?"""
+    plain = {e.candidate.net: e for e in entries if not e.candidate.recipe and not e.candidate.alone and e.runs}
+    phrases = []
+    for e in sorted(entries, key=lambda e: e.candidate.name):
+        base = plain.get(e.candidate.net)
+        if base is None or not e.candidate.recipe or e.candidate.alone or not e.runs:
+            continue
+        common = ({r.seed for r in e.runs if r.min_last is not None}
+                  & {r.seed for r in base.runs if r.min_last is not None})
+        if not common:
+            continue
+        change, before = _mean_on(e, common), _mean_on(base, common)
+        held = sum(v >= CHALLENGE.min_acc for v in _on(e, common))
+        phrases.append(f"{e.candidate.name} {change:.2f} % vs {base.candidate.name} {before:.2f} % "
+                       f"({change - before + 0.0:+.2f}) on seed{'s' if len(common) > 1 else ''} "
+                       f"{_seed_list(sorted(common))}, held on {held} of {len(common)}")
     return phrases
 
 
@@ -362,6 +385,11 @@ def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
     if computed:
         lines += ["", "The same weights computing more (padding, a later pool), mean min(last "
                   f"{CHALLENGE.last_epochs}) on the seeds they all trained: " + "; ".join(computed) + "."]
+    changed = recipe_changes(entries)
+    if changed:
+        lines += ["", "The same network with one change to the recipe, mean min(last "
+                  f"{CHALLENGE.last_epochs}) against the unchanged recipe on the seeds both trained: "
+                  + "; ".join(changed) + "."]
     moved = rounding_effects(entries)
     if moved:
         lines += ["", "The same seeds trained alone instead of side by side (only the rounding differs), min(last "
