@@ -128,8 +128,21 @@ def test_a_depthwise_design_shows_its_groups_in_the_editor_and_its_own_parameter
     at = open_page(app, "pages/design.py", net=text, bn="true")
     assert params_shown(at) == describe_config(TrainConfig.for_step(9, net=text, batchnorm=True))["params"]
     editor = next(d.value for d in at.dataframe if "groups" in d.value.columns)
+    assert list(editor["layer"]) == ["conv", "conv", "max", "depthwise", "1x1", "depthwise"]
     assert list(editor["groups"].fillna(1).astype(int)) == [1, 1, 1, 16, 1, 32]  # the pool's blank counts as 1
     assert not at.toast and not at.exception
+
+
+@pytest.mark.parametrize("text", ["c8,c16,M,c16g16,c32k1,c32g32,G", "c8,c8p1g2,M,c12g4,c12k1,F"])
+def test_the_design_table_writes_back_the_network_it_shows(text):
+    from core.architecture.notation import parse_net
+    from ui.design import net_text, table_of
+
+    net = parse_net(text)
+    assert net_text(table_of(net.body), net.gap, net.head_bias)[0] == text
+    edited = table_of(net.body)
+    edited.loc[4, "channels"] = 24  # a depthwise row's groups follow its channels
+    assert net_text(edited, True, False)[0].split(",")[3] == ("c24g24" if text.startswith("c8,c16") else "c24g4")
 
 
 def test_a_bad_design_link_opens_the_nearest_valid_design_and_says_what_changed(app):

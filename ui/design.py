@@ -44,7 +44,8 @@ from ui.training import LiveView, compare_key, compare_tables, live_batches, tra
 
 PAGE = "design"
 DEFAULT_STEP = FINAL_STEP  # a new design starts from the final step's network and recipe
-KINDS = {"conv": "convolution", "1x1": "1x1 convolution", "max": "max pool", "avg": "average pool"}
+KINDS = {"conv": "convolution", "1x1": "1x1 convolution", "depthwise": "depthwise convolution", "max": "max pool",
+         "avg": "average pool"}
 EMPTY = Net((), gap=True)  # the empty stack: just the head
 CONTROL_KEYS = tuple(k for k in link_params(TrainConfig.for_step(DEFAULT_STEP), "quick") if k not in ("net", "from"))
 
@@ -57,6 +58,8 @@ COLUMNS = {"channels": "out_channels", "kernel": "kernel_size", "stride": "strid
 
 def _kind(layer: Layer) -> str:
     if layer.type == "conv":
+        if layer.groups > 1 and layer.groups == layer.out_channels:
+            return "depthwise"
         return "1x1" if layer.kernel_size == 1 else "conv"
     return "max" if layer.type == "maxpool" else "avg"
 
@@ -91,11 +94,13 @@ def token_of(row: dict[str, Any]) -> str | None:
     if kind not in KINDS:
         return None
     padding = _number(row.get("padding"), 0)
-    if kind in ("conv", "1x1"):
+    if kind in ("conv", "1x1", "depthwise"):
         kernel = 1 if kind == "1x1" else _number(row.get("kernel"), 3)
-        layer = Layer("conv", out_channels=_number(row.get("channels"), 8), kernel_size=kernel,
+        channels = _number(row.get("channels"), 8)
+        groups = channels if kind == "depthwise" else _number(row.get("groups"), 1)
+        layer = Layer("conv", out_channels=channels, kernel_size=kernel,
                       stride=_number(row.get("stride"), 1), padding=padding, dilation=_number(row.get("dilation"), 1),
-                      groups=_number(row.get("groups"), 1))
+                      groups=groups)
     else:
         kernel = _number(row.get("kernel"), 2)
         layer = Layer("maxpool" if kind == "max" else "avgpool", kernel_size=kernel,
@@ -133,8 +138,10 @@ def stack_editor(base: Net, version: int) -> pd.DataFrame:
         column_config={
             "layer": st.column_config.SelectboxColumn("layer", options=list(KINDS), required=True,
                                                       help="conv: a convolution (BatchNorm, ReLU and dropout follow "
-                                                           "it as the toggles say); 1x1: a 1x1 convolution; max / "
-                                                           "avg: a pool"),
+                                                           "it as the toggles say); 1x1: a 1x1 convolution; "
+                                                           "depthwise: one window per channel (as many channels as "
+                                                           "the layer before; follow it with a 1x1 to mix them); max "
+                                                           "/ avg: a pool"),
             "channels": st.column_config.NumberColumn("channels", min_value=1, max_value=MAX_CHANNELS, step=1,
                                                       help="output channels (convolutions)"),
             "kernel": st.column_config.NumberColumn("kernel", min_value=1, max_value=MAX_KERNEL, step=1),
