@@ -133,7 +133,7 @@ def test_a_depthwise_design_shows_its_groups_in_the_editor_and_its_own_parameter
     assert not at.toast and not at.exception
 
 
-@pytest.mark.parametrize("text", ["c8,c16,M,c16g16,c32k1,c32g32,G", "c8,c8p1g2,M,c12g4,c12k1,F"])
+@pytest.mark.parametrize("text", ["c8,c16,M,c16g16,c32k1,c32g32,G", "c8,c8p1g2,M,c12g4,c12k1b,F"])
 def test_the_design_table_writes_back_the_network_it_shows(text):
     from core.architecture.notation import parse_net
     from ui.design import net_text, table_of

@@ -53,7 +53,7 @@ CONTROL_KEYS = tuple(k for k in link_params(TrainConfig.for_step(DEFAULT_STEP), 
 # --- the stack as a table ------------------------------------------------------------------------
 
 COLUMNS = {"channels": "out_channels", "kernel": "kernel_size", "stride": "stride", "padding": "padding",
-           "dilation": "dilation", "groups": "groups"}  # the table's column -> the Layer field it edits
+           "dilation": "dilation", "groups": "groups", "bias": "bias"}  # the table's column -> the Layer field it edits
 
 
 def _kind(layer: Layer) -> str:
@@ -80,6 +80,11 @@ def table_of(body: tuple[Layer, ...]) -> pd.DataFrame:
     return frame
 
 
+def _ticked(value: Any) -> bool:
+    """A checkbox cell: ticked only when it holds True (a blank cell may read as NaN, which is truthy)."""
+    return isinstance(value, (bool, np.bool_)) and bool(value)
+
+
 def _number(value: Any, default: int) -> int:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return default
@@ -89,7 +94,7 @@ def _number(value: Any, default: int) -> int:
 def token_of(row: dict[str, Any]) -> str | None:
     """One table row -> its token in the notation (None for a row whose kind is not chosen yet).
     Blank cells take the defaults: 8 channels, a 3x3 convolution or 2x2 pool, stride 1 (pools:
-    their size), no padding, no dilation, one group."""
+    their size), no padding, no dilation, one group, no bias."""
     kind = row.get("layer")
     if kind not in KINDS:
         return None
@@ -100,7 +105,7 @@ def token_of(row: dict[str, Any]) -> str | None:
         groups = channels if kind == "depthwise" else _number(row.get("groups"), 1)
         layer = Layer("conv", out_channels=channels, kernel_size=kernel,
                       stride=_number(row.get("stride"), 1), padding=padding, dilation=_number(row.get("dilation"), 1),
-                      groups=groups)
+                      groups=groups, bias=_ticked(row.get("bias")))
     else:
         kernel = _number(row.get("kernel"), 2)
         layer = Layer("maxpool" if kind == "max" else "avgpool", kernel_size=kernel,
@@ -151,6 +156,8 @@ def stack_editor(base: Net, version: int) -> pd.DataFrame:
             "groups": st.column_config.NumberColumn("groups", min_value=1, max_value=MAX_CHANNELS, step=1,
                                                     help="split the channels into groups convolved apart; as many "
                                                          "as the channels in and out = depthwise"),
+            "bias": st.column_config.CheckboxColumn("bias", help="add a bias per output channel (BatchNorm, when "
+                                                                 "on, has its own shift, so most layers go without)"),
         })
 
 
