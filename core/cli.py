@@ -624,11 +624,12 @@ def cmd_search(args: argparse.Namespace) -> int | None:
     entries = load_frontier(args.output)
     if args.list:
         recorded = {row["candidate"]: row for row in frontier_rows(entries)}
+        name_width, net_width = max(len(c.name) for c in CANDIDATES), max(len(c.net) for c in CANDIDATES)
         for c in CANDIDATES:
             row = recorded.get(c.name)
             status = (f"{row['params']:,} params, {row['seeds']} seed(s), lowest {row['lowest seed']} %, "
                       f"held on {row['held on']}" if row else "not trained yet")
-            progress(f"  {c.name:<18} {c.net:<52} {status}")
+            progress(f"  {c.name:<{name_width}} {c.net:<{net_width}} {status}")
         if args.json:
             emit(list(recorded.values()))
         return
