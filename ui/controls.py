@@ -139,7 +139,8 @@ def link_params(config: TrainConfig, budget: str) -> dict[str, str]:
     params = {"net": config.net, "from": str(config.step), "bn": _flag(t.batchnorm), "gap": _flag(t.gap),
               "dropout": repr(t.dropout), "aug": _flag(a.enabled), "clean": repr(r.clean_fraction),
               "ema": ema_label(r.ema), "sched": r.schedule, "opt": r.optimizer, "lr": repr(r.lr),
-              "batch": str(r.batch_size), "wd": decay_label(r.weight_decay), "budget": BUDGET_LABELS[budget], "epochs": str(r.epochs),
+              "batch": str(r.batch_size), "wd": decay_label(r.weight_decay), "budget": BUDGET_LABELS[budget],
+              "epochs": str(r.epochs),
               "seed": str(config.seed)}
     if a.enabled:
         params |= {"rot": repr(a.rotation), "shift": repr(a.translate), "zoom": repr(a.scale), "shear": repr(a.shear),

@@ -65,7 +65,8 @@ CANDIDATES: tuple[Candidate, ...] = (
     # changes the effective step size with BatchNorm (weight decay)
     Candidate("narrow12-light", NARROW, {"augment": AugmentConfig(rotation=5.0, translate=0.05)},
               "the same, with lighter augmentation (±5° and ±5 % shift, no zoom instead of ±10°, ±8 % and ±5 %)"),
-    Candidate("narrow12-wd", NARROW, {"weight_decay": 1e-4}, "the same, with weight decay 1e-4 (none in the final recipe)"),
+    Candidate("narrow12-wd", NARROW, {"weight_decay": 1e-4},
+              "the same, with weight decay 1e-4 (none in the final recipe)"),
     Candidate("wide13", "c8,c8,M,c12,c12,c13,c13,G", {},
               "narrow12 with its last two convolutions one channel wider: the most 6,000 parameters allow"),
     Candidate("wide13-alone", "c8,c8,M,c12,c12,c13,c13,G", {},
