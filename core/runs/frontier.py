@@ -301,7 +301,7 @@ def same_weights(entries: list[FrontierEntry]) -> list[str]:
         designs = sorted((e for e in plain if e.params == params), key=lambda e: e.macs)
         if len({e.candidate.net for e in designs}) < 2:
             continue
-        common = set.intersection(*({r.seed for r in e.runs if r.min_last is not None} for e in designs))
+        common = set.intersection(*(_measured_seeds(e) for e in designs))
         if not common:
             continue
         means = ", ".join(f"{e.candidate.name} {_mean_on(e, common):.2f} % ({_range_on(e, common)}; "
@@ -321,8 +321,7 @@ def recipe_changes(entries: list[FrontierEntry]) -> list[str]:
         base = plain.get(e.candidate.net)
         if base is None or not e.candidate.recipe or e.candidate.alone or not e.runs:
             continue
-        common = ({r.seed for r in e.runs if r.min_last is not None}
-                  & {r.seed for r in base.runs if r.min_last is not None})
+        common = _measured_seeds(e) & _measured_seeds(base)
         if not common:
             continue
         change, before = _mean_on(e, common), _mean_on(base, common)
@@ -331,6 +330,11 @@ def recipe_changes(entries: list[FrontierEntry]) -> list[str]:
                        f"({change - before + 0.0:+.2f}) on seed{'s' if len(common) > 1 else ''} "
                        f"{_seed_list(sorted(common))}, held on {held} of {len(common)}")
     return phrases
+
+
+def _measured_seeds(entry: FrontierEntry) -> set[int]:
+    """The seeds of an entry that ran long enough to have a min(last N)."""
+    return {r.seed for r in entry.runs if r.min_last is not None}
 
 
 def _on(entry: FrontierEntry, seeds: set[int]) -> list[float]:
