@@ -27,7 +27,7 @@ EXIT_BAD_INPUT = 2
 NET_HELP = ("a network in the notation c<channels>[k<kernel>][s<stride>][p<padding>][d<dilation>][g<groups>][b] "
             "(convolution; g<channels> is depthwise), "
             "M / A[<size>] (max / average pool), and last G (GAP + 1x1) or F (one convolution over the last grid), "
-            "comma-separated, e.g. 'c8,c8,M,c16,c16,c16,c16,G' (see the README)")
+            "comma-separated, e.g. 'c8,c8,M,c12,c12,c12,c12,G' (see the README)")
 
 
 class CleanParser(argparse.ArgumentParser):
@@ -302,11 +302,11 @@ def cmd_steps(args: argparse.Namespace) -> None:
 
 
 def _print_layers(layers: list[dict[str, Any]], params: int) -> None:
-    print(f"{'layer':<12} {'k':>3} {'s':>3} {'p':>3} {'d':>3} {'output':>14} {'params':>10} {'RF':>5} {'jump':>5}")
+    print(f"{'layer':<12} {'k':>3} {'s':>3} {'p':>3} {'d':>3} {'g':>4} {'output':>14} {'params':>10} {'RF':>5} {'jump':>5}")
     for row in layers:
         shape = "x".join(str(v) for v in row["out_shape"])
         print(f"{row['name']:<12} {row['kernel_size']:>3} {row['stride']:>3} {row['padding']:>3} {row['dilation']:>3} "
-              f"{shape:>14} {row['params']:>10,} {row['rf']:>5} {row['jump']:>5}")
+              f"{row['groups']:>4} {shape:>14} {row['params']:>10,} {row['rf']:>5} {row['jump']:>5}")
     print(f"total parameters: {params:,}")
 
 

@@ -103,3 +103,25 @@ def test_facts_name_the_parts_beyond_and_within_the_seed_spread():
     assert "below 99.4 %" in facts["ablation:no-bn"] and "below" not in facts["ablation:no-ema"]
     assert facts["ablation:no-ema"].startswith("+0.00 points")  # never "-0.00"
     assert ablation_rows(results)[2]["vs full recipe"] == 0.0
+
+
+def test_an_ablation_of_an_earlier_step_9_says_what_it_was_measured_on():
+    """After step 9 changed, its ablation's figures are of the step as it was: the facts, the table's
+    caption and LIFECYCLE.md say on what, and say nothing while the ablation is of the step as it is."""
+    from dataclasses import replace
+
+    from core.runs.ablation import AblationResult, get_ablation, measured_on
+
+    now = [AblationResult(get_ablation("full"), 5648, _runs(99.45, 99.50, 99.55))]
+    assert measured_on(9, now) is None and "measured on" not in ablation_facts(now, 9)["ablation:seeds"]
+    earlier_runs = tuple(replace(r, config=replace(r.config, net="c8,c8,M,c16,c16,c16,c16,G",
+                                                   recipe=replace(r.config.recipe, weight_decay=0.0)))
+                         for r in _runs(99.45, 99.50, 99.55))
+    earlier = [AblationResult(get_ablation("full"), 9032, earlier_runs)]
+    said = measured_on(9, earlier)
+    assert said.startswith("step 9 as it was: c8,c8,M,c16,c16,c16,c16,G, 9,032 parameters")
+    assert f"weight decay 0.0 (now {TrainConfig.for_step(9).recipe.weight_decay})" in said
+    assert ablation_facts(earlier, 9)["ablation:seeds"] == f"seeds 1, 2, 3; measured on {said}, not yet rerun on the step as it is"
+    assert any(f"Measured on {said}" in line for line in ablation_markdown(earlier, 9))
+    assert ablation_facts(earlier, 9)["ablation:subject"].startswith(said)
+    assert ablation_facts(now, 9)["ablation:subject"] == "this step as it is"

@@ -12,7 +12,8 @@ import pytest
 from conftest import project_modules, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYER_KEYS = {"name", "type", "kernel_size", "stride", "padding", "dilation", "out_shape", "params", "rf", "jump"}
+LAYER_KEYS = {"name", "type", "kernel_size", "stride", "padding", "dilation", "groups", "out_shape", "params", "rf",
+              "jump"}
 
 
 cli = run_cli
@@ -52,6 +53,15 @@ def test_summary_and_toggles():
     relu = next(row for row in with_all["layers"] if row["type"] == "relu")
     assert relu["kernel_size"] == 1 and relu["stride"] == 1
     assert ok_json("summary", "--step", "9", "--no-bn")["params"] < ok_json("summary", "--step", "9")["params"]
+
+
+def test_summary_shows_each_convolutions_groups():
+    doc = ok_json("summary", "--net", "c8,c16g8,c16g16,G")
+    assert [r["groups"] for r in doc["layers"] if r["type"] == "conv"] == [1, 8, 16, 1]
+    text = cli("summary", "--net", "c8,c16g8,G")
+    assert text.returncode == 0, text.stderr
+    header, _, _, _, grouped = text.stdout.splitlines()[:5]
+    assert header.split()[5] == "g" and grouped.split()[0] == "conv2" and grouped.split()[5] == "8"
 
 
 def test_rf_stack():

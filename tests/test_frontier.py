@@ -242,3 +242,66 @@ def test_designs_with_the_same_weights_are_compared_on_the_seeds_they_share():
     assert frontier_facts(entries)["frontier:recipes"] == (
         "narrow12-bs32 99.00 % vs narrow12 99.48 % (-0.48) on seeds 1-3, held on 0 of 3")
     assert frontier_facts(entries[1:])["frontier:recipes"] == "not measured yet"  # no plain narrow12 to compare
+
+
+def test_candidates_keep_the_recipe_they_were_searched_with_when_step_9_moves_on():
+    """A candidate's overrides apply to the recipe the search started from (no weight decay), not to
+    step 9 as it stands, so its recorded runs stay runs of its setting; narrow12-wd is step 9 now."""
+    from core.runs.summary import same_setting
+    from core.training.config import TrainConfig
+    from core.training.steps import FINAL_STEP
+
+    step_9 = TrainConfig.for_step(FINAL_STEP, seed=1, device="cpu")
+    assert get_candidate("narrow12").config().recipe.weight_decay == 0.0
+    assert not same_setting(get_candidate("narrow12").config(seed=1, device="cpu"), step_9)
+    assert same_setting(get_candidate("narrow12-wd-alone").config(seed=1, device="cpu"), step_9)
+
+
+def test_an_alone_candidate_that_a_step_became_takes_its_reference_runs(tiny_mnist_root, tmp_path):
+    """`reproduce` trained step 9's seeds each alone with exactly narrow12-wd-alone's setting: the search
+    takes those runs, with the provenance that names reproduce, instead of training them again; it never
+    takes a run trained in a seed group, on another device, or for a candidate that is not alone."""
+    from dataclasses import replace
+
+    from core.experiments.search import search, trained_by_reproduce
+    from core.runs.reference import Provenance, StepReference, write_references
+
+    alone, grouped = get_candidate("narrow12-wd-alone"), get_candidate("narrow12-wd")
+    made = Provenance("python -m core reproduce --steps 9", "CPU (1 thread)", "2.x", "3.11", "2026-12-03", 1.0,
+                      "full: ...", seeds_together=1, trained_with=(1,))
+    runs = tuple(replace(r, config=replace(r.config, device="cpu"), provenance=replace(made, trained_with=(r.seed,)))
+                 for r in _runs(alone, {1: 99.45, 2: 99.52}))
+    in_a_group = replace(runs[1], provenance=replace(made, seeds_together=2, trained_with=(1, 2)))
+    held = {9: StepReference(9, "step 9", 5648, 22, 1, runs)}
+    refs = tmp_path / "reference_runs.json"
+    write_references(refs, held)
+    assert [r.seed for r in trained_by_reproduce(alone, [1, 2, 3], "cpu", held)] == [1, 2]
+    assert trained_by_reproduce(grouped, [1, 2], "cpu", held) == []
+    assert trained_by_reproduce(alone, [1, 2], "cuda", held) == []
+    assert trained_by_reproduce(alone, [2], "cpu", {9: replace(held[9], runs=(runs[0], in_a_group))}) == []
+
+    said: list[str] = []
+    out = tmp_path / "frontier.json"
+    (entry,) = search([alone], [1, 2], str(tiny_mnist_root), False, "cpu", None, str(out), ["search"], said.append,
+                      references=refs)
+    assert [r.seed for r in entry.runs] == [1, 2] and all("reproduce" in r.provenance.command for r in entry.runs)
+    assert any("seeds 1, 2 taken from the reference runs" in line for line in said)
+    assert any("every seed asked for is recorded already" in line for line in said)  # nothing trained
+
+
+def test_a_reworded_candidate_is_rewritten_with_its_new_words_and_its_runs(tmp_path):
+    """Only a candidate's words changed (step 9 moved on, say): the file takes the new words at its next
+    write; a candidate whose network changed keeps what was recorded for it."""
+    from dataclasses import replace
+
+    from core.runs.frontier import FrontierEntry, merge_entry
+
+    narrow, narrow10 = get_candidate("narrow12"), get_candidate("narrow10")
+    out = tmp_path / "frontier.json"
+    merge_entry(out, FrontierEntry(replace(narrow, why="old words"), 5648, 1, _runs(narrow, {1: 99.5})))
+    entries = merge_entry(out, FrontierEntry(narrow10, 3822, 1, _runs(narrow10, {1: 99.3})))
+    assert {e.candidate.name: e.candidate.why for e in entries}["narrow12"] == narrow.why
+    changed = replace(narrow, why="other words", net="c8,c8,M,c12,c12,c12,G")
+    merge_entry(out, FrontierEntry(changed, 4000, 1, _runs(changed, {1: 99.5})))
+    entries = merge_entry(out, FrontierEntry(narrow10, 3822, 1, _runs(narrow10, {2: 99.3})))
+    assert {e.candidate.name: e.candidate.why for e in entries}["narrow12"] == "other words"

@@ -23,7 +23,7 @@ def test_every_step_has_a_short_target_and_analysis(step):
 def test_lifecycle_md_carries_the_lesson_text():
     text = ROOT_MD.read_text()
     held = load_ablation()
-    measured = ablation_facts(held[1]) if held else {}
+    measured = ablation_facts(held[1], held[0]) if held else {}
     for step in STEPS:
         lesson = fill_facts(load_lesson(step.number), measured | lesson_facts(step.number))  # as the report fills it
         assert "{" not in " ".join(lesson.target + lesson.analysis) + lesson.in_depth.splitlines()[0]

@@ -15,7 +15,7 @@ from core.architecture.challenge import CHALLENGE
 from core.architecture.spec import SpecError
 from core.report.lessons import fill_facts, load_lesson
 from core.report.views import describe_step, lesson_facts
-from core.runs.ablation import ablation_facts, ablation_rows
+from core.runs.ablation import ablation_facts, ablation_rows, measured_on
 from core.runs.frontier import FrontierEntry, frontier_facts, frontier_points, frontier_provenance, frontier_rows
 from core.runs.reference import StepReference
 from core.training.config import TrainConfig
@@ -125,7 +125,7 @@ def open_in_design(config: TrainConfig) -> None:
 def lesson_for(number: int):
     """The step's lesson with its `{ablation:...}` figures filled in from assets/ablation.json."""
     step_of_ablation, results = ablation()
-    facts = ablation_facts(results) if step_of_ablation == number else {}
+    facts = ablation_facts(results, number) if step_of_ablation == number else {}
     facts |= frontier_facts(frontier()) if number == FINAL_STEP else {}
     return fill_facts(load_lesson(number), facts | cached_lesson_facts(number))
 
@@ -153,7 +153,7 @@ def result_section(number: int) -> None:
         seed_distribution(ref)
     step_of_ablation, results = ablation()
     if step_of_ablation == number and results:
-        ablation_table(results)
+        ablation_table(results, measured_on(number, results))
     if number == FINAL_STEP:
         frontier_section(frontier(), ref)
     with st.expander("In depth"):
@@ -206,9 +206,11 @@ def frontier_chart(frame: pd.DataFrame) -> alt.LayerChart:
     return (line + dots).properties(height=280)
 
 
-def ablation_table(results) -> None:
+def ablation_table(results, earlier: str | None) -> None:
     first = results[0].runs[0].provenance
     st.markdown("**What each part of the recipe is worth** — the recipe with one part taken away, same seeds:")
+    if earlier:
+        st.caption(f"Measured on {earlier}; not yet rerun on the step as it is (`python -m core ablate`).")
     st.dataframe(pd.DataFrame(ablation_rows(results)), hide_index=True, width="stretch")
     st.caption(f"`{first.command}` · {first.device} · torch {first.torch} · {first.date} · {first.limits}")
 

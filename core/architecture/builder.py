@@ -83,9 +83,11 @@ class LayerSummary:
     params: int
     rf: int
     jump: int
+    groups: int = 1  # a convolution's channel groups (1: every output channel sees every input channel)
 
     def as_dict(self) -> dict[str, Any]:
-        keys = ("name", "type", "kernel_size", "stride", "padding", "dilation", "out_shape", "params", "rf", "jump")
+        keys = ("name", "type", "kernel_size", "stride", "padding", "dilation", "groups", "out_shape", "params", "rf",
+                "jump")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -106,7 +108,8 @@ def summarize(layers: list[Layer], input_size: int = MNIST_SIDE, model: nn.Seque
         if shape != list(row.out_shape):
             raise AssertionError(f"{name}: torchinfo shape {shape} != spec shape {list(row.out_shape)}")
         result.append(LayerSummary(name, row.layer.type, row.layer.label(), row.kernel_size, row.stride,
-                                   row.padding, row.dilation, shape, int(entry.num_params), row.rf, row.jump))
+                                   row.padding, row.dilation, shape, int(entry.num_params), row.rf, row.jump,
+                                   row.layer.groups))
     return result
 
 

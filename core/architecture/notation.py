@@ -1,6 +1,6 @@
 """The network notation: a whole architecture in one short string, for links and the command line.
 
-    c8,c8,M,c16,c16,c16,c16,G
+    c8,c8,M,c12,c12,c12,c12,G
 
 Tokens, separated by commas, in order from the input:
 

@@ -17,7 +17,7 @@ from core.architecture.builder import macs
 from core.architecture.challenge import CHALLENGE
 from core.experiments.reference_run import reference_runs, seed_groups
 from core.runs.frontier import Candidate, FrontierEntry, load_frontier, merge_entry, pct_text
-from core.runs.reference import ReferenceRun
+from core.runs.reference import REFERENCE_FILE, ReferenceRun, StepReference, load_references
 from core.runs.summary import same_setting
 from core.training.data import load_mnist
 from core.training.device import pick_device
@@ -41,9 +41,25 @@ def seeds_to_train(candidate: Candidate, seeds: list[int], entries: list[Frontie
     return [s for s in seeds if s not in done]
 
 
+def trained_by_reproduce(candidate: Candidate, seeds: list[int], device: str,
+                         references: dict[int, StepReference]) -> list[ReferenceRun]:
+    """The runs of `seeds` that `python -m core reproduce` already trained with exactly this candidate's
+    setting, each seed alone, on this kind of device. An alone candidate that a step has become (step 9
+    is narrow12-wd now) takes them rather than train the same computation again; each run keeps the
+    command that trained it in its provenance."""
+    if not candidate.alone:
+        return []
+    wanted = set(seeds)
+    return sorted((run for ref in references.values() for run in ref.runs
+                   if run.seed in wanted and run.reason == "completed" and run.provenance.seeds_together == 1
+                   and run.config.device == device
+                   and same_setting(run.config, candidate.config(seed=run.seed, device=device))),
+                  key=lambda run: run.seed)
+
+
 def search(candidates: list[Candidate], seeds: list[int], data_dir: str | None, download: bool, device: str,
            together: int | None, output: str, argv: list[str],  # after `python -m core`
-           log: Callable[[str], None]) -> list[FrontierEntry]:
+           log: Callable[[str], None], references: str | Path = REFERENCE_FILE) -> list[FrontierEntry]:
     dev = pick_device(device)
     data = load_mnist(data_dir, download=download, device=dev)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
@@ -53,6 +69,12 @@ def search(candidates: list[Candidate], seeds: list[int], data_dir: str | None, 
         todo = seeds_to_train(candidate, seeds, entries, str(dev))
         model = build_for(candidate.config())
         params, cost = sum(p.numel() for p in model.parameters()), macs(model)
+        taken = trained_by_reproduce(candidate, todo, str(dev), load_references(references)) if todo else []
+        if taken:
+            entries = merge_entry(path, FrontierEntry(candidate, params, cost, tuple(taken)))
+            log(f"{candidate.name}: seeds {', '.join(str(r.seed) for r in taken)} taken from the reference runs "
+                f"(the same setting, each seed trained alone by `reproduce`)")
+            todo = [s for s in todo if s not in {r.seed for r in taken}]
         log(f"{candidate.name} ({candidate.net}, {params:,} parameters): "
             + (f"seeds {', '.join(map(str, todo))}" if todo else "every seed asked for is recorded already"))
         for chunk in seed_groups(todo, 1 if candidate.alone else together, dev):

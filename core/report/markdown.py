@@ -140,13 +140,13 @@ def lesson_lines(refs: dict[int, StepReference], facts: dict[str, str]) -> list[
 
 
 def lifecycle_markdown(refs: dict[int, StepReference], ablation: list[AblationResult],
-                       frontier: list[FrontierEntry] | None = None) -> str:
+                       frontier: list[FrontierEntry] | None = None, ablation_step: int | None = None) -> str:
     from core.runs.ablation import ablation_facts
 
     frontier = frontier or []
-    lines = header_lines() + overview_lines(refs) + change_lines(refs) + ablation_markdown(ablation)
+    lines = header_lines() + overview_lines(refs) + change_lines(refs) + ablation_markdown(ablation, ablation_step)
     lines += frontier_markdown(frontier)
-    facts = ablation_facts(ablation) | frontier_facts(frontier)
+    facts = ablation_facts(ablation, ablation_step) | frontier_facts(frontier)
     lines += provenance_lines(refs) + seed_lines(refs) + lesson_lines(refs, facts)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -154,4 +154,5 @@ def lifecycle_markdown(refs: dict[int, StepReference], ablation: list[AblationRe
 def write_lifecycle(path: Path, refs: dict[int, StepReference], ablation_file: Path = ABLATION_FILE,
                     frontier_file: Path = FRONTIER_FILE) -> None:
     held = load_ablation(ablation_file)
-    path.write_text(lifecycle_markdown(refs, held[1] if held else [], load_frontier(frontier_file)), encoding="utf-8")
+    text = lifecycle_markdown(refs, held[1] if held else [], load_frontier(frontier_file), held[0] if held else None)
+    path.write_text(text, encoding="utf-8")

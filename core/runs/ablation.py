@@ -16,6 +16,7 @@ from core.runs.files import locked, merge_by_seed, write_json
 from core.runs.reference import ReferenceRun
 from core.runs.summary import SeedRuns, points, same_setting
 from core.training.augmentation import AugmentConfig
+from core.training.config import TrainConfig
 
 ABLATION_FILE = ASSETS / "ablation.json"
 FORMAT = 1
@@ -112,6 +113,32 @@ def merge_result(path: Path, step: int, result: AblationResult, keep: bool) -> l
         return ordered
 
 
+def measured_on(step: int, results: list[AblationResult]) -> str | None:
+    """None while the ablation's full recipe is the step as it stands; after the step changed, what it
+    was measured on, in words ("step 9 as it was: c8,c8,M,c16,c16,c16,c16,G, 9,032 parameters, weight
+    decay 0.0 (now 0.0001)"), so that its figures are never read as figures of the step as it is."""
+    full = next((r for r in results if r.ablation.name == "full"), None)
+    if full is None or not full.runs:
+        return None
+    then = full.runs[0].config
+    now = TrainConfig.for_step(step, seed=then.seed, device=then.device)
+    if same_setting(then, now):
+        return None
+    old, new = _flat(then.as_dict()), _flat(now.as_dict())
+    changed = [f"{key.replace('_', ' ')} {old.get(key)} (now {new.get(key)})"
+               for key in old.keys() | new.keys() if key != "net" and old.get(key) != new.get(key)
+               and key not in ("seed", "device", "log_every")]
+    return ", ".join([f"step {step} as it was: {then.net}", f"{full.params:,} parameters", *sorted(changed)])
+
+
+def _flat(d: dict[str, Any]) -> dict[str, Any]:
+    """{'recipe': {'lr': 0.1}} -> {'lr': 0.1}: a config's fields by their own names."""
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        flat |= _flat(value) if isinstance(value, dict) else {key: value}
+    return flat
+
+
 def ablation_rows(results: list[AblationResult]) -> list[dict[str, Any]]:
     """The table the page and LIFECYCLE.md show: each variant against the full recipe."""
     full = next((r for r in results if r.ablation.name == "full"), None)
@@ -132,9 +159,10 @@ def ablation_rows(results: list[AblationResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def ablation_markdown(results: list[AblationResult]) -> list[str]:
+def ablation_markdown(results: list[AblationResult], step: int | None = None) -> list[str]:
     if not results:
         return []
+    earlier = measured_on(step, results) if step is not None else None
     rows = ablation_rows(results)
     first = results[0].runs[0].provenance
     commands = sorted({run.provenance.command for r in results for run in r.runs})
@@ -143,7 +171,8 @@ def ablation_markdown(results: list[AblationResult]) -> list[str]:
              " and ".join(f"`{c}`" for c in commands) + f" — {first.device}, torch {first.torch}, "
              f"{' to '.join(dict.fromkeys([dates[0], dates[-1]]))}; {first.limits}. Each line "
              "takes one part away from the final recipe and trains it on the same seeds. *vs full* is the change "
-             "of the mean min(last 3); it counts only if the seeds' ranges do not overlap.", "",
+             "of the mean min(last 3); it counts only if the seeds' ranges do not overlap."
+             + (f" **Measured on {earlier}**; not yet rerun on the step as it is." if earlier else ""), "",
              "| taken away | params | seeds | min last 3 (mean) | lowest | highest | vs full | beyond seed spread? |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for row in rows:
@@ -161,7 +190,7 @@ def _signed(v: float | None) -> str:
     return "—" if v is None else points(v)
 
 
-def ablation_facts(results: list[AblationResult]) -> dict[str, str]:
+def ablation_facts(results: list[AblationResult], step: int | None = None) -> dict[str, str]:
     """`ablation:<name>` -> a phrase the lesson text can quote, e.g. '-0.05 points of min(last 3)
     (99.42 % vs 99.47 %, 3 seeds each; within the seed spread; lowest seed 99.38 %, below 99.4 %)';
     `ablation:beyond-spread` / `ablation:within-spread` list which parts moved it by more / less than
@@ -173,6 +202,10 @@ def ablation_facts(results: list[AblationResult]) -> dict[str, str]:
     base = full.min_last_spread
     facts["ablation:full"] = f"{base.mean:.2f} % mean min(last 3) over {base.n} seeds ({base.low:.2f}-{base.high:.2f})"
     facts["ablation:seeds"] = f"seeds {', '.join(str(r.seed) for r in full.runs)}"
+    earlier = measured_on(step, results) if step is not None else None
+    if earlier:
+        facts["ablation:seeds"] += f"; measured on {earlier}, not yet rerun on the step as it is"
+    facts["ablation:subject"] = f"{earlier}, and not yet rerun on this one" if earlier else "this step as it is"
     beyond, within = [], []
     for r in results:
         m = r.min_last_spread

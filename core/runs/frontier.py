@@ -1,9 +1,10 @@
 """The frontier search: how small a network can be and still hold the challenge on every seed.
 
 `CANDIDATES` is the family searched (designs in core.architecture.notation's notation, each with
-overrides of the final step's recipe). `python -m core search` (core/experiments/search.py) screens
-them on a few seeds and confirms the promising ones on many, recording every run with its provenance
-in `assets/frontier.json`; the app's frontier chart and LIFECYCLE.md are drawn from that file.
+overrides of the recipe the search started from, `SEARCH_BASE`). `python -m core search`
+(core/experiments/search.py) screens them on a few seeds and confirms the promising ones on many,
+recording every run with its provenance in `assets/frontier.json`; the app's frontier chart and
+LIFECYCLE.md are drawn from that file.
 """
 
 from __future__ import annotations
@@ -30,19 +31,24 @@ CONFIRM_SEEDS = tuple(range(1, 21))
 # brightness and contrast), in this project's terms
 PUBLIC_AUGMENT = AugmentConfig(rotation=7.0, translate=0.1, scale=0.1, brightness=0.2, contrast=0.2)
 
+# The family was searched around the final step's recipe as it was before weight decay joined it (with
+# the 9,032-parameter network, until 2026-12-03). Overrides apply to that recipe, so a candidate keeps
+# meaning the runs recorded for it when the final step moves on (narrow12-wd is step 9 now).
+SEARCH_BASE: dict[str, Any] = {"weight_decay": 0.0}
+
 
 @dataclass(frozen=True)
 class Candidate:
     name: str  # short key, used on the command line
     net: str  # the network, in the notation
-    recipe: dict[str, Any]  # overrides of the final step's recipe ({} = the recipe as it is)
+    recipe: dict[str, Any]  # overrides of the search's base recipe ({} = SEARCH_BASE as it is)
     why: str  # what the candidate tests, in words
     # each seed trained as a run of its own (as Train and `train --seed` do), not side by side with other
     # seeds: the same seeds then meet other floating-point rounding, which tests how robust a result is
     alone: bool = False
 
     def config(self, seed: int = 1, device: str = "auto") -> TrainConfig:
-        return TrainConfig.for_step(FINAL_STEP, net=self.net, seed=seed, device=device, **self.recipe)
+        return TrainConfig.for_step(FINAL_STEP, net=self.net, seed=seed, device=device, **(SEARCH_BASE | self.recipe))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"recipe": {k: asdict(v) if isinstance(v, AugmentConfig) else v
@@ -51,7 +57,8 @@ class Candidate:
 
 NARROW = "c8,c8,M,c12,c12,c12,c12,G"
 CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("narrow12", NARROW, {}, "the final step with 12 channels instead of 16 after the pool"),
+    Candidate("narrow12", NARROW, {}, "step 9 as the search found it (9,032 parameters) with 12 channels instead of "
+              "16 after the pool"),
     Candidate("narrow12-bs32", NARROW, {"batch_size": 32, "lr": 0.05},
               "the same, with twice the optimiser steps (batch 32, peak LR halved)"),
     Candidate("narrow12-smooth", NARROW, {"label_smoothing": 0.05}, "the same, with label smoothing 0.05"),
@@ -66,11 +73,12 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("narrow12-light", NARROW, {"augment": AugmentConfig(rotation=5.0, translate=0.05)},
               "the same, with lighter augmentation (±5° and ±5 % shift, no zoom instead of ±10°, ±8 % and ±5 %)"),
     Candidate("narrow12-wd", NARROW, {"weight_decay": 1e-4},
-              "the same, with weight decay 1e-4 (none in the final recipe)"),
+              "the same, with weight decay 1e-4 (none in the recipe the search started from)"),
     Candidate("narrow12-wd-alone", NARROW, {"weight_decay": 1e-4},
-              "narrow12-wd again, each seed trained alone, as Train and the challenge command do", alone=True),
+              "narrow12-wd again, each seed trained alone, as Train and the challenge command do (step 9's "
+              "reference runs are these)", alone=True),
     Candidate("final-wd", "c8,c8,M,c16,c16,c16,c16,G", {"weight_decay": 1e-4},
-              "the final step's own network with weight decay 1e-4: does its margin over the line widen?"),
+              "the earlier step 9's network (9,032 parameters) with weight decay 1e-4: does its margin widen?"),
     Candidate("wide13", "c8,c8,M,c12,c12,c13,c13,G", {},
               "narrow12 with its last two convolutions one channel wider: the most 6,000 parameters allow"),
     Candidate("wide13-alone", "c8,c8,M,c12,c12,c13,c13,G", {},
@@ -99,6 +107,8 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("separable-mix", "c8,c8,M,c16,c16g16,c40k1,c40g40,c40k1,c40g40,G", {},
               "narrow12's first convolution after the pool kept whole, then depthwise-separable to 40 channels"),
     Candidate("narrow10", "c6,c6,M,c10,c10,c10,c10,G", {}, "narrower still: 6 channels before the pool, 10 after"),
+    Candidate("narrow10-wd", "c6,c6,M,c10,c10,c10,c10,G", {"weight_decay": 1e-4},
+              "narrow10 with weight decay 1e-4: does what made narrow12 hold lift a network under 4,000 parameters?"),
     Candidate("pad-2pool", "c6p1,c8p1,M,c10p1,c12p1,M,c14p1,c14p1,G", {},
               "padded convolutions and two pools: wider late layers on 7x7 grids"),
     Candidate("public-3.7k", "c4p1,c4p1,c4p1,M,c8p1,c8p1,c8p1,M,c8p1,c8p1,c8p1,G",
@@ -165,7 +175,7 @@ def merge_entry(path: Path, entry: FrontierEntry) -> list[FrontierEntry]:
     """Add a candidate's runs under the file's lock: its runs with other seeds stay (a seed's new run
     replaces its old one); a candidate whose setting changed starts afresh."""
     with locked(path):
-        held = {e.candidate.name: e for e in load_frontier(path)}
+        held = {e.candidate.name: _described_now(e) for e in load_frontier(path)}
         old = held.get(entry.candidate.name)
         if old is not None and old.runs and same_setting(old.runs[0].config, entry.runs[0].config):
             entry = replace(entry, runs=merge_by_seed(old.runs, entry.runs))
@@ -174,6 +184,15 @@ def merge_entry(path: Path, entry: FrontierEntry) -> list[FrontierEntry]:
         write_json(path, {"format": FORMAT, "challenge": asdict(CHALLENGE),
                           "candidates": [e.as_dict() for e in ordered]})
         return ordered
+
+
+def _described_now(entry: FrontierEntry) -> FrontierEntry:
+    """The entry with its candidate's words as the family has them now, when only the words changed
+    (a description reworded after its runs were recorded: step 9 moved on, say)."""
+    current = next((c for c in CANDIDATES if c.name == entry.candidate.name), None)
+    if current is None or replace(current, why=entry.candidate.why) != entry.candidate:
+        return entry
+    return replace(entry, candidate=current)
 
 
 def frontier_points(entries: list[FrontierEntry]) -> list[dict[str, Any]]:
@@ -292,7 +311,7 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
 
 
 def same_weights(entries: list[FrontierEntry]) -> list[str]:
-    """For designs with the same number of parameters and the final step's recipe (padding, where the
+    """For designs with the same number of parameters and the search's base recipe (padding, where the
     pool goes): mean min(last N) on the seeds they all trained side by side, with each one's multiply-adds.
     Does computing more with the same weights buy accuracy?"""
     phrases = []
@@ -313,7 +332,7 @@ def same_weights(entries: list[FrontierEntry]) -> list[str]:
 
 def recipe_changes(entries: list[FrontierEntry]) -> list[str]:
     """For each recipe change of a network (weight decay, lighter augmentation, ...): its mean min(last N)
-    minus that of the same network with the final step's recipe, on the seeds both trained side by side.
+    minus that of the same network with the search's base recipe, on the seeds both trained side by side.
     Which change to the recipe moves a small network, and by more than seeds scatter?"""
     plain = {e.candidate.net: e for e in entries if not e.candidate.recipe and not e.candidate.alone and e.runs}
     phrases = []
@@ -382,8 +401,9 @@ def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
              " and ".join(f"`{c}`" for c in made.commands) + f" — {', '.join(made.devices)}; torch "
              f"{', '.join(made.torches)}; {made.dates}; {'; '.join(made.limits)}; "
              "seeds of one candidate trained side by side as one grouped network (those of an *-alone* "
-             "candidate each on its own, as Train does). A candidate is the final "
-             "step's recipe with the network (and the recipe changes) below; *held on* counts the seeds whose "
+             "candidate each on its own, as Train does; taken from the reference runs where a step is that "
+             "candidate). A candidate is step 9's recipe as the search started from it (no weight decay) with "
+             "the network (and the recipe changes) below; *held on* counts the seeds whose "
              f"last {CHALLENGE.last_epochs} epochs all reached {CHALLENGE.min_acc} %.", "",
              "| candidate | network | params | seeds | lowest seed | mean | held on | what it tests |",
              "|---|---|---:|---:|---:|---:|---|---|"]
