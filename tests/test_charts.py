@@ -49,3 +49,15 @@ def test_the_batch_chart_is_valid_vega_lite():
     # Streamlit's default autosize ("fit") would count the title and axes in the height: a short live chart
     # then had a plot of no height (seen at 1280x720 during a run); fit-x keeps the height for the plot
     assert spec["autosize"] == {"type": "fit-x", "contains": "padding"} and spec["height"] == 110
+
+
+def test_the_seed_strip_keeps_its_height_for_the_dots():
+    """Step 9's twenty seeds on one min(last 3) axis: with Streamlit's default autosize the 30 px strip
+    also held the axis, and the dots sat on the tick labels (seen at 1280x720)."""
+    from core.runs.reference import load_references
+    from ui.step_page import seed_strip
+
+    spec = seed_strip(load_references()[9]).to_dict()
+    alt.LayerChart.from_dict(spec)
+    assert spec["autosize"] == {"type": "fit-x", "contains": "padding"} and spec["height"] == 30
+    assert sorted(len(rows) for rows in spec["datasets"].values()) == [1, 20]  # the line, one dot per seed

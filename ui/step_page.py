@@ -163,13 +163,20 @@ def result_section(number: int) -> None:
 def seed_distribution(ref: StepReference) -> None:
     """Many seeds of the reference recipe: the spread the challenge is judged on."""
     st.markdown(ref.distribution())
+    st.altair_chart(seed_strip(ref), width="stretch")
+
+
+def seed_strip(ref: StepReference) -> alt.LayerChart:
+    """One dot per seed on a min(last 3) axis, with the challenge's line."""
     frame = pd.DataFrame([{"seed": r.seed, "min of last 3 (%)": r.min_last} for r in ref.runs])
-    dots = alt.Chart(frame).mark_circle(size=70).encode(
-        x=alt.X("min of last 3 (%):Q", scale=alt.Scale(zero=False)), y=alt.value(20), tooltip=["seed", "min of last 3 (%)"])
+    dots = alt.Chart(frame).mark_circle(size=70, opacity=0.7).encode(
+        x=alt.X("min of last 3 (%):Q", scale=alt.Scale(zero=False), axis=alt.Axis(format=".2f")), y=alt.value(15),
+        tooltip=["seed", "min of last 3 (%)"])
     # the same field name as the dots', so the shared axis keeps one title
     rule = alt.Chart(pd.DataFrame({"min of last 3 (%)": [CHALLENGE.min_acc]})).mark_rule(
         color="#e4572e", strokeDash=[4, 3]).encode(x="min of last 3 (%):Q")
-    st.altair_chart((rule + dots).properties(height=60), width="stretch")
+    # fit-x: the 30 px are the dots' own strip; Streamlit's default autosize counts the axis in them
+    return (rule + dots).properties(height=30, autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
 def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) -> None:
@@ -211,7 +218,12 @@ def ablation_table(results, earlier: str | None) -> None:
     st.markdown("**What each part of the recipe is worth** — the recipe with one part taken away, same seeds:")
     if earlier:
         st.caption(f"Measured on {earlier}; not yet rerun on the step as it is (`python -m core ablate`).")
-    st.dataframe(pd.DataFrame(ablation_rows(results)), hide_index=True, width="stretch")
+    two_places = {k: st.column_config.NumberColumn(k, format="%.2f")
+                  for k in ("min last 3: mean", "lowest seed", "highest seed")}
+    st.dataframe(pd.DataFrame(ablation_rows(results)).fillna({"beyond the seed spread?": "—"}), hide_index=True,
+                 width="stretch", column_config=two_places | {
+                     "params": st.column_config.NumberColumn("params", format="localized"),
+                     "vs full recipe": st.column_config.NumberColumn("vs full recipe", format="%+.2f")})
     st.caption(f"`{first.command}` · {first.device} · torch {first.torch} · {first.date} · {first.limits}")
 
 
@@ -230,4 +242,5 @@ def reference_summary(ref: StepReference | None) -> None:
         st.dataframe(pd.DataFrame([{"seed": r.seed, "last 3 test %": " / ".join(f"{t:.2f}" for t in r.test_accs[-3:]),
                                     "min last 3": r.min_last, "best": r.best_test,
                                     "met": r.verdict(ref.params)[0]} for r in ref.runs]),
-                     hide_index=True, width="stretch", height="content")
+                     hide_index=True, width="stretch", height="content",
+                     column_config={k: st.column_config.NumberColumn(k, format="%.2f") for k in ("min last 3", "best")})
