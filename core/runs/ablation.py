@@ -14,7 +14,7 @@ from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
 from core.runs.files import locked, merge_by_seed, write_json
 from core.runs.reference import ReferenceRun
-from core.runs.summary import SeedRuns, points, same_setting
+from core.runs.summary import NOT_SETTING, SeedRuns, points, same_setting
 from core.training.augmentation import AugmentConfig
 from core.training.config import TrainConfig
 
@@ -126,8 +126,7 @@ def measured_on(step: int, results: list[AblationResult]) -> str | None:
         return None
     old, new = _flat(then.as_dict()), _flat(now.as_dict())
     changed = [f"{key.replace('_', ' ')} {old.get(key)} (now {new.get(key)})"
-               for key in old.keys() | new.keys() if key != "net" and old.get(key) != new.get(key)
-               and key not in ("seed", "device", "log_every")]
+               for key in (old.keys() | new.keys()) - {"net", *NOT_SETTING} if old.get(key) != new.get(key)]
     return ", ".join([f"step {step} as it was: {then.net}", f"{full.params:,} parameters", *sorted(changed)])
 
 
