@@ -616,6 +616,10 @@ def cmd_ablate(args: argparse.Namespace) -> None:
         emit(rows)
 
 
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f} %"
+
+
 def cmd_search(args: argparse.Namespace) -> int | None:
     from core.experiments.reproduce import parse_seeds
     from core.experiments.search import promising, search
@@ -627,7 +631,7 @@ def cmd_search(args: argparse.Namespace) -> int | None:
         name_width, net_width = max(len(c.name) for c in CANDIDATES), max(len(c.net) for c in CANDIDATES)
         for c in CANDIDATES:
             row = recorded.get(c.name)
-            status = (f"{row['params']:,} params, {row['seeds']} seed(s), lowest {row['lowest seed']} %, "
+            status = (f"{row['params']:,} params, {row['seeds']} seed(s), lowest {_percent(row['lowest seed'])}, "
                       f"held on {row['held on']}" if row else "not trained yet")
             progress(f"  {c.name:<{name_width}} {c.net:<{net_width}} {status}")
         if args.json:
@@ -650,7 +654,7 @@ def cmd_search(args: argparse.Namespace) -> int | None:
     rows = frontier_rows(entries)
     for row in rows:
         progress(f"  {row['candidate']:<18} {row['params']:>6,} params  {row['seeds']:>2} seeds  lowest "
-                 f"{row['lowest seed']} %  held on {row['held on']}")
+                 f"{_percent(row['lowest seed'])}  held on {row['held on']}")
     if args.json:
         emit(rows)
 

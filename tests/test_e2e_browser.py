@@ -123,6 +123,17 @@ def test_first_paint_lists_only_real_pages_and_a_link_keeps_its_settings(server,
     expected = describe_step(4, batchnorm=False, dropout=0.2)["params"]
     page.get_by_text(f"{expected:,}", exact=True).first.wait_for(state="visible", timeout=30_000)  # the page may still be drawing
     shot(page, "first_paint_step4_link")
+    # the whole recipe fits on a 720-px screen: every control of the popover, in both of its tabs, can be
+    # reached without a scroll, wherever the popover opens (below the button on this page)
+    page.get_by_text("Recipe: augmentation").first.click()
+    body = page.locator("[data-testid='stPopoverBody']")
+    for tab, last_control in (("Augmentation", "Clean finish"), ("Optimiser and weights", "Tested weights")):
+        body.get_by_role("tab", name=tab).click()
+        body.get_by_text(last_control, exact=True).wait_for(state="visible", timeout=30_000)
+        box = body.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 720, (tab, box)
+        assert body.evaluate("e => e.scrollHeight <= e.clientHeight + 1"), f"the recipe popover scrolls ({tab})"
+    shot(page, "recipe_popover_step4")
 
 
 def test_three_sessions_train_at_once_through_one_queue(server, browser):

@@ -211,6 +211,35 @@ def test_check_trains_recorded_seeds_again_as_recorded_and_finds_a_changed_numbe
     assert missing.returncode == 2 and "no recorded run for seed(s) 3 (recorded: 1, 2)" in missing.stderr
 
 
+def test_a_run_recorded_on_another_kind_of_processor_is_checked_but_not_held_to_bit_for_bit(tiny_mnist_root, tmp_path):
+    """Another CPU model or instruction set (AVX2 vs AVX512) rounds differently: the same single-thread
+    run then differs from the file without anything being wrong, so the check says so instead of failing."""
+    import torch
+
+    from core.training.device import processor_label
+
+    out = tmp_path / "frontier.json"
+    data = ["--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--output", str(out)]
+    assert run_cli("search", *data, "--only", "narrow10-wd-alone", "--seeds", "1", "--threads", "1").returncode == 0
+    doc = json.loads(out.read_text())
+    provenance = doc["candidates"][0]["runs"][0]["provenance"]
+    here = processor_label(torch.device("cpu"))
+    assert provenance["processor"] == here and torch.backends.cpu.get_cpu_capability() in here
+
+    provenance["processor"] = "Some Other CPU, AVX2"
+    doc["candidates"][0]["runs"][0]["epochs"][14]["test_acc"] += 0.01  # it would fail on this processor
+    out.write_text(json.dumps(doc))
+    check = run_cli("search", "--check", *data, "--only", "narrow10-wd-alone", "--seeds", "1", "--json")
+    (row,) = json.loads(check.stdout)
+    assert check.returncode == 0 and not row["comparable"] and row["differing_epochs"] == [15]
+    assert f"not comparable bit for bit (recorded on Some Other CPU, AVX2, checked on {here}" in check.stderr
+
+    del provenance["processor"]  # as files recorded before it was named have it
+    out.write_text(json.dumps(doc))
+    check = run_cli("search", "--check", *data, "--only", "narrow10-wd-alone", "--seeds", "1")
+    assert check.returncode == 0 and "the file does not name the processor it was recorded on" in check.stderr
+
+
 def test_check_of_a_run_recorded_before_groups_were_named_trains_its_likely_group_and_says_so(tiny_mnist_root,
                                                                                               tmp_path):
     out = tmp_path / "frontier.json"

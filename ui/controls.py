@@ -61,8 +61,12 @@ def config_controls(defaults: TrainConfig, link: LinkedWidgets) -> TrainConfig:
 
 def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
     a = r.augment if r.augment.enabled else ROTATE.augment  # what 'Augment' switches on for steps without it
-    st.markdown("**Augmentation** (each image its own random draw)" + ("" if augment_on else " — off"))
-    cols = st.columns(4)
+    # two tabs of two rows each: the popover opens above or below its button, wherever there is more room,
+    # and has to fit there on a 720-px screen
+    st.caption("Augmentation gives every training image its own random draw of these settings; the clean finish "
+               "trains the last part of the run on the original digits.")  # one line: it also sets the width
+    augmentation, optimiser = st.tabs(["Augmentation" + ("" if augment_on else " (off)"), "Optimiser and weights"])
+    cols = augmentation.columns(4)
     values = {
         "rotation": link.slider(cols[0], "Rotation ±°", 0.0, 30.0, a.rotation, 0.5, "rot"),
         "translate": link.slider(cols[1], "Shift ±", 0.0, 0.2, a.translate, 0.01, "shift"),
@@ -72,24 +76,24 @@ def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
         "contrast": link.slider(cols[1], "Contrast ±", 0.0, 0.5, a.contrast, 0.05, "contrast"),
         "erase": link.slider(cols[2], "Cut-out size", 0.0, 0.5, a.erase, 0.05, "erase"),
     }
-    st.markdown("**Finish**")
-    f1, f2 = st.columns(2)
-    clean = link.slider(f1, "Un-augmented tail of the run", 0.0, 0.5, r.clean_fraction, 0.05, "clean",
-                        help="The last part of the run trains on the original digits, which the test set looks like")
-    emas = sorted(set(EMA_CHOICES) | {r.ema})  # always offer the recipe's own value
-    ema = link.select(f2, "Test a moving average of the weights", emas, r.ema, "ema", format_func=ema_label,
-                      help="Smooths the last optimiser steps' noise out of the tested weights")
-    st.markdown("**Optimiser**")
-    o1, o2, o3, o4, o5 = st.columns(5)
+    # the clean finish sits with augmentation: it is where augmentation stops
+    clean = link.slider(cols[3], "Clean finish", 0.0, 0.5, r.clean_fraction, 0.05, "clean",
+                        help="The part of the run trained on the original digits at the end, which the test set "
+                             "looks like")
+    o1, o2, o3 = optimiser.columns(3)
     schedule = link.select(o1, "LR schedule", SCHEDULES, r.schedule, "sched")
     optimizer = link.select(o2, "Optimizer", OPTIMIZERS, r.optimizer, "opt")
     lr = link.number(o3, "(Peak) LR", 0.0001, 2.0, float(r.lr), "lr", format="%.4f")
     batch_sizes = sorted(set(BATCH_SIZES) | {r.batch_size})
-    batch = link.select(o4, "Batch size", batch_sizes, r.batch_size, "batch")
+    batch = link.select(o1, "Batch size", batch_sizes, r.batch_size, "batch")
     decays = sorted(set(WEIGHT_DECAYS) | {r.weight_decay})
-    weight_decay = link.select(o5, "Weight decay", decays, r.weight_decay, "wd", format_func=decay_label,
+    weight_decay = link.select(o2, "Weight decay", decays, r.weight_decay, "wd", format_func=decay_label,
                                help="Pulls every weight a little towards zero at each step; with BatchNorm this "
                                     "keeps the weights small, so the same learning rate moves them further")
+    emas = sorted(set(EMA_CHOICES) | {r.ema})  # always offer the recipe's own value
+    ema = link.select(o3, "Tested weights", emas, r.ema, "ema", format_func=ema_label,
+                      help="A moving average of the weights (EMA) smooths the last optimiser steps' noise out of "
+                           "the weights that are tested; off tests the raw weights")
     augment = AugmentConfig(**values) if augment_on else AugmentConfig()
     return Recipe(optimizer=optimizer, lr=float(lr), momentum=r.momentum, weight_decay=float(weight_decay),
                   schedule=schedule, batch_size=int(batch), epochs=r.epochs, augment=augment,

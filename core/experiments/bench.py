@@ -27,7 +27,7 @@ from core.training.augmentation import augment_batch, normalize, to_float
 from core.training.average import WeightAverage
 from core.training.config import TrainConfig
 from core.training.data import MNISTTensors, load_mnist
-from core.training.device import device_label, pick_device
+from core.training.device import device_label, machine, pick_device
 from core.training.loop import (
     EVAL_BATCH,
     build_for,
@@ -118,7 +118,7 @@ def run_bench(data_dir: str | None, download: bool, device_name: str, batches: i
         f"{writeup['seconds_per_epoch']:.1f} s/epoch")
     speedup = writeup["seconds_per_epoch"] / ours["seconds_per_epoch"]
     log(f"  speed-up per epoch (train + full test evaluation): {speedup:.2f}x")
-    return {"device": device_label(device), "torch": torch.__version__, "ours": ours, "writeup_recipe": writeup,
+    return {**machine(device), "ours": ours, "writeup_recipe": writeup,
             "speedup_per_epoch": round(speedup, 2), "date": time.strftime("%Y-%m-%d")}
 
 
@@ -170,7 +170,7 @@ def run_queue_bench(data_dir: str | None, download: bool, sessions: int, log: Ca
     log(f"  every queued result equals the same seed run alone: {'yes' if all(same) else 'NO'} "
         f"(largest relative train-loss difference {loss_gap:.1e}; failed: "
         f"{[s.reason for s in snaps if s.status != 'completed'] or 'none'})")
-    doc = {"device": device_label(torch.device("cpu")), "torch": torch.__version__, "sessions": sessions,
+    doc = {**machine(torch.device("cpu")), "sessions": sessions,
            "batches_per_run": max_batches, "workers": queue.workers, "back_to_back_seconds": round(serial_s, 3),
            "queued_seconds": round(queued_s, 3), "ratio": round(ratio, 3), "identical_results": all(same),
            "largest_relative_loss_difference": loss_gap, "date": time.strftime("%Y-%m-%d")}
@@ -216,7 +216,7 @@ def run_whole_process(data_dir: str | None, repeats: int, net: str | None,
     log(f"  one epoch as a whole process: ours {min(times['ours']):.1f}-{max(times['ours']):.1f} s, the write-up's "
         f"{min(times['writeup']):.1f}-{max(times['writeup']):.1f} s: {', '.join(f'{r:.2f}x' for r in ratios)} "
         "(goal >= 4)")
-    return {"device": device_label(torch.device("cpu")), "torch": torch.__version__,
+    return {**machine(torch.device("cpu")),
             "ours_command": "python " + " ".join(ours[1:]),
             "net": net or TrainConfig.for_step(FINAL_STEP).net, "ours_s": times["ours"], "writeup_s": times["writeup"],
             "speedup": ratios, "date": time.strftime("%Y-%m-%d")}
@@ -250,7 +250,7 @@ def run_group_bench(data_dir: str | None, download: bool, sizes: list[int], batc
         rows.append(row)
         versus = f", {row['time_vs_one_seed']:.2f}x the time of one seed" if row["time_vs_one_seed"] else ""
         log(f"  {size:>2} seed(s): {seconds:6.1f} s, {row['seed_images_per_s']:8,.0f} seed-images/s{versus}")
-    return {"device": device_label(device), "torch": torch.__version__, "step": FINAL_STEP, "batches": batches,
+    return {**machine(device), "step": FINAL_STEP, "batches": batches,
             "rows": rows, "date": time.strftime("%Y-%m-%d")}
 
 
@@ -473,5 +473,5 @@ def run_cost_model(data_dir: str | None, download: bool, log: Callable[[str], No
     errors = [abs(r["train_us_modelled"] / r["train_us_measured"] - 1) for r in rows]
     log(f"  training time modelled within {100 * max(errors):.0f} % of measured (median "
         f"{100 * sorted(errors)[len(errors) // 2]:.0f} %) over {len(rows)} configurations")
-    return {"device": device_label(torch.device("cpu")), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+    return {**machine(torch.device("cpu")), "date": time.strftime("%Y-%m-%d"),
             "train": train.__dict__, "eval": evaluation.__dict__, "samples": rows}

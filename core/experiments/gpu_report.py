@@ -31,7 +31,7 @@ from core.runs.run_queue import Job, RunQueue
 from core.training.budget import describe_limits
 from core.training.config import TrainConfig
 from core.training.data import load_cached, load_mnist
-from core.training.device import device_label, pick_device
+from core.training.device import device_label, machine, pick_device
 from core.training.events import DoneEvent
 from core.training.loop import fit_seeds, sync
 from core.training.steps import FINAL_STEP, get_step
@@ -67,7 +67,7 @@ def gpu_report(data_dir: str | None, download: bool, device_name: str, batches: 
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     started = time.perf_counter()
     data = load_mnist(data_dir, download=download, device=device)
-    doc: dict[str, Any] = {"command": command, "device": device_label(device), "torch": torch.__version__,
+    doc: dict[str, Any] = {"command": command, **machine(device),
                            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
                            "reduced": batches is not None, "goals": GOALS, "parts": {}}
     path = Path(output)

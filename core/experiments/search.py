@@ -99,11 +99,12 @@ class Recheck:
     group: tuple[int, ...]  # the seeds trained side by side in the check (the seed alone for an alone run)
     same_group: bool  # False: the file does not name the seeds it was trained beside (runs recorded before it did)
     same_device: bool  # the same device and thread count (others round differently)
+    same_processor: bool  # the same kind of processor, named in the file (another kind rounds differently)
 
     @property
     def comparable(self) -> bool:
         """Should the check reproduce the run bit for bit?"""
-        return self.same_group and self.same_device
+        return self.same_group and self.same_device and self.same_processor
 
     @property
     def differing_epochs(self) -> list[int]:
@@ -119,7 +120,10 @@ class Recheck:
                  f"{pct_text(self.again.min_last)} % now")
         if not self.comparable:
             why = ("the file does not name the seeds it was trained beside" if not self.same_group
-                   else "another device or thread count")
+                   else "another device or thread count" if not self.same_device
+                   else f"recorded on {self.recorded.provenance.processor}, checked on "
+                        f"{self.again.provenance.processor}" if self.recorded.provenance.processor
+                   else "the file does not name the processor it was recorded on")
             return f"{seed}: not comparable bit for bit ({why}, so other rounding): {moved}"
         first = self.differing_epochs[0]
         return f"{seed}: DIFFERS from epoch {first} on ({len(self.differing_epochs)} epochs): {moved}"
@@ -166,7 +170,8 @@ def recheck(candidates: list[Candidate], seeds: list[int], data_dir: str | None,
                 if again.seed in seeds and again.seed not in done:
                     recorded = by_seed[again.seed]
                     check = Recheck(candidate.name, recorded, again, tuple(group), same_group,
-                                    again.provenance.device == recorded.provenance.device)
+                                    again.provenance.device == recorded.provenance.device,
+                                    again.provenance.processor == recorded.provenance.processor != "")
                     log(check.describe())
                     checks.append(check)
                     done.add(again.seed)

@@ -40,6 +40,7 @@ ABLATIONS: tuple[Ablation, ...] = (
     Ablation("no-augment", "no augmentation (every epoch on the original digits)", {"augment": AugmentConfig()}),
     Ablation("no-clean-finish", "no clean finish (augmented to the last step)", {"clean_fraction": 0.0}),
     Ablation("no-ema", "no weight average (the raw weights are tested)", {"ema": 0.0}),
+    Ablation("no-weight-decay", "no weight decay (the recipe's 1e-4 set to 0)", {"weight_decay": 0.0}),
     Ablation("constant-lr", "constant learning rate 0.01 (steps 1-8's) instead of one-cycle",
              {"schedule": "constant", "lr": 0.01}),
     Ablation("batch-128", "batches of 128 instead of 64 (half the optimiser steps)", {"batch_size": 128}),

@@ -35,6 +35,9 @@ class Provenance:
     # the seeds of that group, in order (a seed's run depends on its partners' rounding); () in runs
     # recorded before the file named them
     trained_with: tuple[int, ...] = ()
+    # the processor (core.training.device.processor_label): a run repeats bit for bit only on the same
+    # kind; "" in runs recorded before the file named it
+    processor: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "trained_with", tuple(self.trained_with))  # a JSON list comes back as a tuple
@@ -72,8 +75,9 @@ class ReferenceRun(JudgedRun):
 
 def _provenance_dict(provenance: Provenance) -> dict[str, Any]:
     raw = asdict(provenance)
-    if not raw["trained_with"]:  # runs recorded before the file named a group's seeds keep their shape
-        del raw["trained_with"]
+    for field in ("trained_with", "processor"):  # runs recorded before the file named these keep their shape
+        if not raw[field]:
+            del raw[field]
     return raw
 
 

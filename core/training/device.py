@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 
@@ -38,3 +41,27 @@ def device_label(device: torch.device) -> str:
         return "GPU: Apple MPS"
     threads = torch.get_num_threads()
     return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+
+
+def processor_label(device: torch.device) -> str:
+    """What computed a run, finer than device_label: the GPU's name, or the CPU's model and the
+    instruction set torch's kernels use on it ('Intel(R) Xeon(R) Processor, AVX512'). The same
+    single-thread run repeats bit for bit on one kind of processor; another kind rounds differently."""
+    if device.type != "cpu":
+        return device_label(device).removeprefix("GPU: ")
+    return f"{_cpu_model()}, {torch.backends.cpu.get_cpu_capability()}"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine(device: torch.device) -> dict[str, str]:
+    """What a measurement ran on, for its JSON: device, processor and torch version."""
+    return {"device": device_label(device), "processor": processor_label(device), "torch": torch.__version__}
