@@ -87,9 +87,11 @@ def test_grouped_seeds_train_as_separate_runs_would(data, step):
         alone = list(fit(config, data))
         first = [e.loss for e in alone if e.kind == "batch"][:3]
         grouped = [e.loss for e in together[g] if e.kind == "batch"][:3]
-        # the first steps: the same numbers up to floating-point summation order (rounding differences
-        # grow quickly: after three updates of step 5 on these tiny digits they can reach 1e-4)
-        assert grouped == pytest.approx(first, rel=1e-5), f"seed {config.seed}"
+        # the first steps: the same numbers up to floating-point summation order. Before any update only the
+        # forward pass's rounding differs; each update then grows it (after two of step 5 on these tiny digits
+        # it reached 2e-5 relative on an AVX512 CPU)
+        assert grouped[0] == pytest.approx(first[0], rel=1e-6), f"seed {config.seed}, first batch"
+        assert grouped[1:] == pytest.approx(first[1:], rel=1e-4), f"seed {config.seed}"
         done_alone, done_grouped = alone[-1], together[g][-1]
         assert done_grouped.completed and len(done_grouped.history) == len(done_alone.history) == 2
         assert done_grouped.params == done_alone.params
