@@ -16,7 +16,7 @@ from core.training.budget import describe_limits
 from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
 from core.training.events import DoneEvent, EpochEvent
-from core.training.device import pick_device, processor_label
+from core.training.device import processor_label
 from core.training.loop import fit_seeds
 from core.training.steps import get_step
 
@@ -53,7 +53,7 @@ def reference_runs(configs: list[TrainConfig], data: MNISTTensors, command: str,
                             python=platform.python_version(), date=time.strftime("%Y-%m-%d"),
                             wall_seconds=round(wall, 1), limits=limits, seeds_together=len(configs),
                             trained_with=tuple(c.seed for c in configs),
-                            processor=processor_label(pick_device(first.device)))
+                            processor=processor_label(data.train_images.device))
     results = []
     for config, done in zip(configs, finals):
         weights = _keep_weights(done, config, weights_dir) if config is first else None

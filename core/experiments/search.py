@@ -119,14 +119,18 @@ class Recheck:
         moved = (f"min(last {CHALLENGE.last_epochs}) {pct_text(self.recorded.min_last)} % recorded, "
                  f"{pct_text(self.again.min_last)} % now")
         if not self.comparable:
-            why = ("the file does not name the seeds it was trained beside" if not self.same_group
-                   else "another device or thread count" if not self.same_device
-                   else f"recorded on {self.recorded.provenance.processor}, checked on "
-                        f"{self.again.provenance.processor}" if self.recorded.provenance.processor
-                   else "the file does not name the processor it was recorded on")
-            return f"{seed}: not comparable bit for bit ({why}, so other rounding): {moved}"
+            return f"{seed}: not comparable bit for bit ({self._why_not_comparable()}, so other rounding): {moved}"
         first = self.differing_epochs[0]
         return f"{seed}: DIFFERS from epoch {first} on ({len(self.differing_epochs)} epochs): {moved}"
+
+    def _why_not_comparable(self) -> str:
+        if not self.same_group:
+            return "the file does not name the seeds it was trained beside"
+        if not self.same_device:
+            return "another device or thread count"
+        if not self.recorded.provenance.processor:
+            return "the file does not name the processor it was recorded on"
+        return f"recorded on {self.recorded.provenance.processor}, checked on {self.again.provenance.processor}"
 
 
 def _outcome(row: dict[str, Any]) -> dict[str, Any]:

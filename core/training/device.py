@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -52,6 +53,7 @@ def processor_label(device: torch.device) -> str:
     return f"{_cpu_model()}, {torch.backends.cpu.get_cpu_capability()}"
 
 
+@cache
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
