@@ -65,11 +65,12 @@ def search(candidates: list[Candidate], seeds: list[int], data_dir: str | None, 
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     path = Path(output)
     entries = load_frontier(path)
+    reference_runs_held = load_references(references) if any(c.alone for c in candidates) else {}
     for candidate in candidates:
         todo = seeds_to_train(candidate, seeds, entries, str(dev))
         model = build_for(candidate.config())
         params, cost = sum(p.numel() for p in model.parameters()), macs(model)
-        taken = trained_by_reproduce(candidate, todo, str(dev), load_references(references)) if todo else []
+        taken = trained_by_reproduce(candidate, todo, str(dev), reference_runs_held) if todo else []
         if taken:
             entries = merge_entry(path, FrontierEntry(candidate, params, cost, tuple(taken)))
             log(f"{candidate.name}: seeds {', '.join(str(r.seed) for r in taken)} taken from the reference runs "

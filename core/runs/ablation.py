@@ -12,9 +12,10 @@ from typing import Any
 
 from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
+from core.runs.compare import differing, flat
 from core.runs.files import locked, merge_by_seed, write_json
 from core.runs.reference import ReferenceRun
-from core.runs.summary import NOT_SETTING, SeedRuns, points, same_setting
+from core.runs.summary import SeedRuns, points, same_setting
 from core.training.augmentation import AugmentConfig
 from core.training.config import TrainConfig
 
@@ -125,18 +126,10 @@ def measured_on(step: int, results: list[AblationResult]) -> str | None:
     now = TrainConfig.for_step(step, seed=then.seed, device=then.device)
     if same_setting(then, now):
         return None
-    old, new = _flat(then.as_dict()), _flat(now.as_dict())
-    changed = [f"{key.replace('_', ' ')} {old.get(key)} (now {new.get(key)})"
-               for key in (old.keys() | new.keys()) - {"net", *NOT_SETTING} if old.get(key) != new.get(key)]
-    return ", ".join([f"step {step} as it was: {then.net}", f"{full.params:,} parameters", *sorted(changed)])
-
-
-def _flat(d: dict[str, Any]) -> dict[str, Any]:
-    """{'recipe': {'lr': 0.1}} -> {'lr': 0.1}: a config's fields by their own names."""
-    flat: dict[str, Any] = {}
-    for key, value in d.items():
-        flat |= _flat(value) if isinstance(value, dict) else {key: value}
-    return flat
+    old, new = flat(then), flat(now)
+    changed = [f"{name.split('.')[-1].replace('_', ' ')} {old[name]} (now {new[name]})"
+               for name in differing([then, now]) if name != "net"]
+    return ", ".join([f"step {step} as it was: {then.net}", f"{full.params:,} parameters", *changed])
 
 
 def ablation_rows(results: list[AblationResult]) -> list[dict[str, Any]]:
