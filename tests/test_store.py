@@ -329,3 +329,17 @@ def test_a_class_opening_a_fresh_store_at_once_all_get_in(store_at):
     for t in threads:
         t.join(60)
     assert failed == [] and opened == [[]] * 8
+
+
+def test_a_run_recorded_before_configs_named_their_network_loads_with_the_network_it_trained(store_at):
+    store = RunStore(store_at)
+    config = TrainConfig.for_step(9, seed=2)
+    old_id = store.start_run(config, "cli", "CPU (2 threads)", 9032, "full: 15 epochs")
+    new_id = store.start_run(config, "cli", "CPU (2 threads)", 5648, "full: 15 epochs")
+    # as a store written before 2026-12-02 holds them: configs without `net`
+    raw = {k: v for k, v in config.as_dict().items() if k != "net"}
+    store._write(lambda c: c.execute("UPDATE runs SET config = ?", (json.dumps(raw),)))
+    old, new = store.get(old_id), store.get(new_id)
+    assert old.config.net == "c8,c8,M,c16,c16,c16,c16,G"  # step 9 as it was, found by its 9,032 weights
+    assert sum(p.numel() for p in build_for(old.config).parameters()) == 9032
+    assert new.config.net == config.net == "c8,c8,M,c12,c12,c12,c12,G"  # today's, found by its 5,648

@@ -433,9 +433,9 @@ class RunStore:
             return {}
         marks = ", ".join("?" for _ in keys)
         rows = self._read(lambda c: c.execute(
-            f"SELECT config_key, MIN(config) AS config FROM runs WHERE config_key IN ({marks}) GROUP BY config_key",
-            keys).fetchall())
-        return {r["config_key"]: TrainConfig.from_dict(json.loads(r["config"])) for r in rows}
+            f"SELECT config_key, MIN(config) AS config, MAX(params) AS params FROM runs WHERE config_key IN ({marks}) "
+            "GROUP BY config_key", keys).fetchall())
+        return {r["config_key"]: TrainConfig.from_dict(json.loads(r["config"]), r["params"]) for r in rows}
 
     # --- classes and exercises -----------------------------------------------------------------------
 
@@ -475,8 +475,9 @@ class RunStore:
 
 
 def _stored(row: Any, epochs: list[dict[str, float]]) -> StoredRun:
-    return StoredRun(row["id"], row["step"], row["seed"], TrainConfig.from_dict(json.loads(row["config"])),
-                     row["config_key"], row["label"], row["source"], row["device"], row["torch"], row["params"],
+    config = TrainConfig.from_dict(json.loads(row["config"]), row["params"])
+    return StoredRun(row["id"], row["step"], row["seed"], config, row["config_key"], row["label"], row["source"],
+                     row["device"], row["torch"], row["params"],
                      row["status"], row["reason"], row["started_at"], row["finished_at"], tuple(epochs),
                      bool(row["has_weights"]), RunTags(row["session"], row["student"], row["prediction"]))
 

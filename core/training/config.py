@@ -100,12 +100,25 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "TrainConfig":
-        """Inverse of as_dict (a stored run's config); unknown keys are an error."""
+    def from_dict(cls, raw: dict[str, Any], params: int | None = None) -> "TrainConfig":
+        """Inverse of as_dict (a stored run's config); unknown keys are an error. A config recorded
+        before configs named their network gets the step's network, or, given the run's parameter
+        count, the earlier body of the step that has that count (not the step's network of today)."""
         raw = dict(raw)
         recipe = dict(raw.pop("recipe", {}))
         augment = AugmentConfig(**recipe.pop("augment", {}))
-        return cls(toggles=Toggles(**raw.pop("toggles", {})), recipe=Recipe(**recipe, augment=augment), **raw)
+        config = cls(toggles=Toggles(**raw.pop("toggles", {})), recipe=Recipe(**recipe, augment=augment), **raw)
+        return config if "net" in raw or params is None else config._with_body_of(params)
+
+    def _with_body_of(self, params: int) -> "TrainConfig":
+        """This config with the body (the step's own or an earlier one) that has `params` weights."""
+        from core.architecture.builder import build_model, count_params  # only for stores older than `net`
+
+        for spec in get_step(self.step).earlier:
+            config = replace(self, net=format_net(net_of(spec, self.toggles.gap)))
+            if count_params(build_model(config.layers())) == params:
+                return config
+        return self
 
 
 def _names(cls) -> set[str]:
