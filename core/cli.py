@@ -63,6 +63,11 @@ def _add_recipe(p: argparse.ArgumentParser) -> None:
                    help="train the last fraction of the run on un-augmented images; default: the step's recipe")
     p.add_argument("--ema", type=float, default=None,
                    help="test a moving average of the weights with this decay (0 = off); default: the step's recipe")
+    p.add_argument("--label-smoothing", type=float, default=None,
+                   help="aim for 1 - S on the true class, S spread over all ten (0 = off); default: the step's recipe")
+    p.add_argument("--settle-fraction", type=float, default=None,
+                   help="one-cycle: end the anneal this fraction of the run early and keep its lowest rate "
+                        "(0 = off); default: the step's recipe")
 
 
 def _add_model(p: argparse.ArgumentParser) -> None:
@@ -357,7 +362,8 @@ def train_config(args: argparse.Namespace):
         seed=args.seed, lr=args.lr, optimizer=args.optimizer, schedule=args.schedule, batch_size=args.batch_size,
         weight_decay=args.weight_decay, max_batches=args.max_batches, train_fraction=args.train_fraction,
         device=args.device, augment=AugmentConfig() if args.no_augment else None,
-        clean_fraction=args.clean_fraction, ema=args.ema)
+        clean_fraction=args.clean_fraction, ema=args.ema, label_smoothing=args.label_smoothing,
+        settle_fraction=args.settle_fraction)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -378,7 +384,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = start_recorded(config, data, RunRecorder(store, progress), "cli", limits)
     params = run.params
     finish = "".join([f", last {recipe.clean_fraction:.0%} of the run un-augmented" if recipe.clean_fraction else "",
-                      f", testing a weight average (EMA {recipe.ema:g})" if recipe.ema else ""])
+                      f", learning rate settled for the last {recipe.settle_fraction:.0%}" if recipe.settle_fraction
+                      else "", f", testing a weight average (EMA {recipe.ema:g})" if recipe.ema else ""])
     what = f"design {config.net} (step {config.step}'s recipe)" if config.is_design else f"step {config.step}"
     progress(f"{what}, {params:,} parameters, on {run.device}: {limits}, augment: {recipe.augment.describe()}{finish}"
              + (f"; recorded as run {run.run_id} in {store.path}" if run.run_id is not None else ""))

@@ -5,6 +5,7 @@ the queue into the run store, and runs are compared."""
 import json
 import sqlite3
 from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,10 @@ from conftest import run_cli
 from streamlit.testing.v1 import AppTest
 
 from core.report.views import describe_config, describe_step
+from core.runs.frontier import get_candidate
 from core.runs.store import RunStore
 from core.training.config import TrainConfig
+from ui.controls import link_params
 
 STEP9_PARAMS = describe_step(9)["params"]
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -437,3 +440,17 @@ def test_a_run_stopped_before_its_first_epoch_says_so():
     job = Job(TrainConfig.for_step(9))
     stopped = Snapshot("stopped", [], [], 0.01, 2.0, None, "stopped by request", STEP9_PARAMS, "CPU", 1, 0, None, [])
     assert status_rows([job], [stopped]) == [("info", "seed 1: stopped before its first epoch ended; no epoch to keep.", 0.0)]
+
+
+@pytest.mark.parametrize("name", ["narrow12-smooth", "narrow10-wd-settle-alone", "public-3.7k"])
+def test_a_frontier_candidates_link_trains_exactly_that_candidate(app, private_run_store, name):
+    candidate = get_candidate(name).config()
+    query = link_params(candidate, "full") | {"epochs": "1"}
+    at = open_page(app, "pages/design.py", **query)
+    assert not at.toast  # every value of the link is one the page offers
+    at.button(key="train_design").click().run()
+    (job,) = at.session_state["live_jobs_design"]
+    assert replace(job.config, device=candidate.device) == candidate.with_overrides(epochs=1)
+    finish_jobs(at, "design")
+    (stored,) = RunStore(private_run_store).runs()
+    assert replace(stored.config, device=candidate.device) == candidate.with_overrides(epochs=1)

@@ -89,6 +89,18 @@ def test_train_json_and_its_record(mnist_root, private_run_store):
     assert shown["config"] == doc["config"]
 
 
+def test_every_recipe_setting_has_a_flag_that_reaches_the_run(mnist_root, private_run_store):
+    doc = ok_json("train", "--step", "9", "--epochs", "3", "--max-batches", "2", "--data-dir", str(mnist_root),
+                  "--no-download", "--device", "cpu", "--no-record", "--label-smoothing", "0.05",
+                  "--settle-fraction", "0.4", "--weight-decay", "0.0005", "--batch-size", "32")
+    recipe = doc["config"]["recipe"]
+    assert (recipe["label_smoothing"], recipe["settle_fraction"], recipe["weight_decay"], recipe["batch_size"]) == (
+        0.05, 0.4, 0.0005, 32)
+    assert doc["epochs"][-1]["lr"] == doc["epochs"][-2]["lr"]  # the last 40 % at one-cycle's lowest rate
+    bad = cli("train", "--step", "9", "--settle-fraction", "0.9", "--data-dir", str(mnist_root), "--no-download")
+    assert bad.returncode != 0 and "settled fraction" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_train_uses_mnist_dir_env(mnist_root):
     doc = ok_json("train", "--step", "5", "--epochs", "1", "--max-batches", "2", "--no-download", "--device", "cpu",
                   env={"MNIST_DIR": str(mnist_root)})

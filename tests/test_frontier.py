@@ -158,6 +158,10 @@ def test_a_design_that_held_side_by_side_but_missed_alone_does_not_count_as_hold
     rows = {r["candidate"]: r["held on"] for r in frontier_rows([side_by_side, missed_alone])}
     assert rows == {"wide13": "20/20 (does not count: wide13-alone 1/2)", "wide13-alone": "1/2"}
     assert {r["candidate"]: r["held on"] for r in frontier_rows([side_by_side, held_alone])}["wide13"] == "20/20"
+    # a screen that held side by side is no longer open once the same design missed alone
+    screened = FrontierEntry(wide, 5995, 1, _runs(wide, {1: 99.45, 2: 99.47}))
+    assert "wide13 " in frontier_facts([screened, held_alone])["frontier:open"]
+    assert frontier_facts([screened, missed_alone])["frontier:open"] == "none"
 
 
 def test_the_frontier_provenance_names_every_device_and_date_its_runs_used():
@@ -271,6 +275,15 @@ def test_designs_with_the_same_weights_are_compared_on_the_seeds_they_share():
     assert frontier_facts(entries)["frontier:recipes"] == (
         "narrow12-bs32 99.00 % vs narrow12 99.48 % (-0.48) on seeds 1-3, held on 0 of 3")
     assert frontier_facts(entries[1:])["frontier:recipes"] == "not measured yet"  # no plain narrow12 to compare
+    # a change on top of another is measured against the recipe one change short, trained the same way (alone)
+    wd, lr3, wd3e4 = (get_candidate(n) for n in ("narrow10-wd-alone", "narrow10-wd-lr3-alone", "narrow10-wd3e4-alone"))
+    side_by_side = get_candidate("narrow10-wd")
+    alone = [FrontierEntry(wd, 3822, 1, _runs(wd, {15: 99.38, 18: 99.36})),
+             FrontierEntry(lr3, 3822, 1, _runs(lr3, {15: 99.42, 18: 99.48, 12: 99.34})),
+             FrontierEntry(wd3e4, 3822, 1, _runs(wd3e4, {15: 99.48})),  # a value changed, not a change added
+             FrontierEntry(side_by_side, 3822, 1, _runs(side_by_side, {15: 99.60, 18: 99.60}))]
+    assert frontier_facts(alone)["frontier:recipes"] == (
+        "narrow10-wd-lr3-alone 99.45 % vs narrow10-wd-alone 99.37 % (+0.08) on seeds 15, 18, held on 2 of 2")
 
 
 def test_candidates_keep_the_recipe_they_were_searched_with_when_step_9_moves_on():
@@ -334,3 +347,22 @@ def test_a_reworded_candidate_is_rewritten_with_its_new_words_and_its_runs(tmp_p
     merge_entry(out, FrontierEntry(changed, 4000, 1, _runs(changed, {1: 99.5})))
     entries = merge_entry(out, FrontierEntry(narrow10, 3822, 1, _runs(narrow10, {2: 99.3})))
     assert {e.candidate.name: e.candidate.why for e in entries}["narrow12"] == "other words"
+
+
+def test_the_nearest_a_smaller_design_came_is_the_one_that_held_on_most_of_the_twenty():
+    from core.runs.frontier import FrontierEntry, closest_below, frontier_facts
+
+    def entry(name: str, params: int, lows: dict[int, float]) -> FrontierEntry:
+        return FrontierEntry(get_candidate(name), params, 1, _runs(get_candidate(name), lows))
+
+    holds = entry("narrow12-wd-alone", 5648, {s: 99.45 for s in range(1, 21)})
+    near = entry("narrow10-wd-lr3-alone", 3822, {s: 99.30 if s in (12, 13, 7) else 99.45 for s in range(1, 21)})
+    worse = entry("narrow10-wd3e4-alone", 3822, {s: 99.30 if s <= 10 else 99.50 for s in range(1, 21)})
+    screened = entry("narrow10-wd-lr4-alone", 3822, {12: 99.43})  # one seed held: not a twenty-seed result
+    bigger = entry("wide13-alone", 5995, {s: 99.39 if s == 1 else 99.50 for s in range(1, 21)})
+    assert closest_below([holds, near, worse, screened, bigger]) is near
+    assert frontier_facts([holds, near, worse])["frontier:closest"] == (
+        "narrow10-wd-lr3-alone (c6,c6,M,c10,c10,c10,c10,G, 3,822 parameters) held on 17 of 20 seeds "
+        "(mean 99.43 %, lowest 99.30 %)")
+    assert closest_below([holds]) is None and frontier_facts([holds])["frontier:closest"].startswith("none")
+    assert closest_below([near, bigger]) is bigger  # nothing holds: the nearest of them all (19 of 20)

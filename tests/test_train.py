@@ -133,6 +133,17 @@ def test_one_cycle_matches_torch_where_torch_works(total):
         torch_sched.step()
 
 
+def test_a_settled_finish_is_one_cycle_over_the_rest_of_the_run_then_its_lowest_rate():
+    total, settle = 1000, 0.15
+    settled = Recipe(lr=0.1, schedule="onecycle", settle_fraction=settle)
+    shorter = [schedule_at(Recipe(lr=0.1, schedule="onecycle"), t, 850) for t in range(850)]
+    ours = [schedule_at(settled, t, total) for t in range(total)]
+    assert ours[:850] == shorter  # the whole one-cycle, 15 % sooner
+    assert set(ours[849:]) == {ours[849]} and ours[849] == (pytest.approx(0.1 / 1000), 0.95)  # then held there
+    plain = [schedule_at(Recipe(lr=0.1, schedule="onecycle"), t, total) for t in range(total)]
+    assert plain[900][0] > 10 * ours[900][0]  # without it the rate is still falling there
+
+
 def test_step_and_constant_schedules():
     recipe = Recipe(lr=0.1, schedule="step")
     assert [schedule_at(recipe, t, 9)[0] for t in (0, 2, 3, 6, 8)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.001])

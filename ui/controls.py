@@ -10,7 +10,7 @@ import streamlit as st
 from core.training.augmentation import AugmentConfig
 from core.training.budget import describe_limits, fit_to_budget, modelled_speed
 from core.training.config import TrainConfig
-from core.training.recipe import OPTIMIZERS, SCHEDULES, Recipe
+from core.training.recipe import MAX_SETTLE, OPTIMIZERS, SCHEDULES, Recipe
 from core.training.steps import ROTATE
 from ui.link import LinkedWidgets
 from ui.state import run_queue
@@ -23,6 +23,7 @@ BUDGET_LABELS = {"quick": "≈ 1 min", "full": "full"}
 BATCH_SIZES = (32, 64, 128, 256)
 EMA_CHOICES = (0.0, 0.99, 0.995, 0.998, 0.999)
 WEIGHT_DECAYS = (0.0, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3)
+SMOOTHINGS = (0.0, 0.05, 0.1)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def config_controls(defaults: TrainConfig, link: LinkedWidgets) -> TrainConfig:
         recipe = _recipe_widgets(link, r, augment_on)
     return defaults.with_overrides(batchnorm=batchnorm, gap=gap, dropout=dropout).with_overrides(
         **{k: getattr(recipe, k) for k in ("optimizer", "lr", "schedule", "batch_size", "augment", "clean_fraction",
-                                           "ema", "weight_decay")})
+                                           "ema", "weight_decay", "label_smoothing", "settle_fraction")})
 
 
 def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
@@ -80,24 +81,34 @@ def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
     clean = link.slider(cols[3], "Clean finish", 0.0, 0.5, r.clean_fraction, 0.05, "clean",
                         help="The part of the run trained on the original digits at the end, which the test set "
                              "looks like")
-    o1, o2, o3 = optimiser.columns(3)
+    o1, o2, o3, o4 = optimiser.columns(4)
     schedule = link.select(o1, "LR schedule", SCHEDULES, r.schedule, "sched")
-    optimizer = link.select(o2, "Optimizer", OPTIMIZERS, r.optimizer, "opt")
-    lr = link.number(o3, "(Peak) LR", 0.0001, 2.0, float(r.lr), "lr", format="%.4f")
+    # the settled finish sits with the schedule: it is where one-cycle ends
+    settle = link.slider(o2, "Settled finish", 0.0, MAX_SETTLE, r.settle_fraction, 0.05, "settle",
+                         help="One-cycle only: the learning rate finishes annealing this much of the run early and "
+                              "stays at its lowest, so the last epochs -- the challenge takes the lowest of the last "
+                              "three -- test weights that have stopped moving")
+    optimizer = link.select(o3, "Optimizer", OPTIMIZERS, r.optimizer, "opt")
+    lr = link.number(o4, "(Peak) LR", 0.0001, 2.0, float(r.lr), "lr", format="%.4f")
     batch_sizes = sorted(set(BATCH_SIZES) | {r.batch_size})
     batch = link.select(o1, "Batch size", batch_sizes, r.batch_size, "batch")
     decays = sorted(set(WEIGHT_DECAYS) | {r.weight_decay})
     weight_decay = link.select(o2, "Weight decay", decays, r.weight_decay, "wd", format_func=decay_label,
                                help="Pulls every weight a little towards zero at each step; with BatchNorm this "
                                     "keeps the weights small, so the same learning rate moves them further")
+    smoothings = sorted(set(SMOOTHINGS) | {r.label_smoothing})
+    smoothing = link.select(o3, "Label smoothing", smoothings, r.label_smoothing, "smooth", format_func=decay_label,
+                            help="Aims for a little less than certainty on the true digit (the rest spread over all "
+                                 "ten), so the network stops pushing its scores further apart")
     emas = sorted(set(EMA_CHOICES) | {r.ema})  # always offer the recipe's own value
-    ema = link.select(o3, "Tested weights", emas, r.ema, "ema", format_func=ema_label,
+    ema = link.select(o4, "Tested weights", emas, r.ema, "ema", format_func=ema_label,
                       help="A moving average of the weights (EMA) smooths the last optimiser steps' noise out of "
                            "the weights that are tested; off tests the raw weights")
     augment = AugmentConfig(**values) if augment_on else AugmentConfig()
     return Recipe(optimizer=optimizer, lr=float(lr), momentum=r.momentum, weight_decay=float(weight_decay),
                   schedule=schedule, batch_size=int(batch), epochs=r.epochs, augment=augment,
-                  clean_fraction=float(clean), ema=float(ema))
+                  clean_fraction=float(clean), ema=float(ema), label_smoothing=float(smoothing),
+                  settle_fraction=float(settle))
 
 
 def budget_controls(config: TrainConfig, link: LinkedWidgets, on_gpu: bool) -> Choice:
@@ -143,7 +154,8 @@ def link_params(config: TrainConfig, budget: str) -> dict[str, str]:
     params = {"net": config.net, "from": str(config.step), "bn": _flag(t.batchnorm), "gap": _flag(t.gap),
               "dropout": repr(t.dropout), "aug": _flag(a.enabled), "clean": repr(r.clean_fraction),
               "ema": ema_label(r.ema), "sched": r.schedule, "opt": r.optimizer, "lr": repr(r.lr),
-              "batch": str(r.batch_size), "wd": decay_label(r.weight_decay), "budget": BUDGET_LABELS[budget],
+              "batch": str(r.batch_size), "wd": decay_label(r.weight_decay), "smooth": decay_label(r.label_smoothing),
+              "settle": repr(r.settle_fraction), "budget": BUDGET_LABELS[budget],
               "epochs": str(r.epochs),
               "seed": str(config.seed)}
     if a.enabled:

@@ -26,6 +26,7 @@ LABELS: dict[str, Callable[[Any], str]] = {
     "recipe.clean_fraction": lambda v: f"clean last {v:.0%}" if v else "no clean finish",
     "recipe.ema": lambda v: f"EMA {v:g}" if v else "no EMA",
     "recipe.schedule": lambda v: f"{v} LR",
+    "recipe.settle_fraction": lambda v: f"settled last {v:.0%}" if v else "no settled finish",
     "recipe.optimizer": str,
     "recipe.lr": lambda v: f"lr {v:g}",
     "recipe.momentum": lambda v: f"momentum {v:g}",

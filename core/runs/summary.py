@@ -97,12 +97,16 @@ class SeedRuns:
         return spread_ is not None and spread_.n >= CHALLENGE.min_seeds
 
 
+ADDED_LATER = ("label_smoothing", "settle_fraction")  # recipe fields that came after runs were stored
+
+
 def _setting_fields(config: TrainConfig) -> dict[str, Any]:
     d = config.as_dict()
     for name in NOT_SETTING:
         d.pop(name)
-    if not d["recipe"].get("label_smoothing"):  # added later: left out while off, so earlier runs' keys still match
-        d["recipe"].pop("label_smoothing", None)
+    for name in ADDED_LATER:  # left out while off, so the keys of runs recorded before them still match
+        if not d["recipe"].get(name):
+            d["recipe"].pop(name, None)
     return d
 
 

@@ -26,7 +26,8 @@ def schedule_at(recipe: Recipe, step: int, total: int) -> tuple[float, float | N
     of `total`. one-cycle: the formula of torch's OneCycleLR (cosine, warm-up for 20 % of the run
     from peak/10, anneal to peak/1000, momentum 0.95 -> 0.85 -> 0.95), defined for runs of any
     length (a warm-up shorter than one step is skipped); step: divide by 10 at each third of the
-    run; constant: the recipe's rate throughout."""
+    run; constant: the recipe's rate throughout. A recipe's settle_fraction ends one-cycle that much
+    of the run early and holds its lowest rate (and momentum) for the rest."""
     peak = recipe.lr
     if recipe.schedule == "constant":
         return peak, None
@@ -34,6 +35,9 @@ def schedule_at(recipe: Recipe, step: int, total: int) -> tuple[float, float | N
         return peak * 0.1 ** (step // max(1, total // 3)), None
     start, low = peak / ONE_CYCLE["div"], peak / ONE_CYCLE["div"] / ONE_CYCLE["final_div"]
     high_m, low_m = ONE_CYCLE["momentum"]
+    total -= round(recipe.settle_fraction * total)  # the one-cycle part of the run
+    if step >= total - 1:
+        return low, high_m
     warm_end = ONE_CYCLE["warmup"] * total - 1  # OneCycleLR's phase boundary, in steps
     if 0 < warm_end and step <= warm_end:
         pct = step / warm_end
