@@ -61,3 +61,21 @@ def test_the_seed_strip_keeps_its_height_for_the_dots():
     alt.LayerChart.from_dict(spec)
     assert spec["autosize"] == {"type": "fit-x", "contains": "padding"} and spec["height"] == 30
     assert sorted(len(rows) for rows in spec["datasets"].values()) == [1, 20]  # the line, one dot per seed
+
+
+def test_points_below_the_zoomed_accuracy_axis_are_marked_on_its_edge():
+    """Augmented train accuracy can sit far below the test curves the axis zooms on: those points are
+    clamped to the bottom edge, and a triangle there says they lie below it (a flat line alone does not)."""
+    base = TrainConfig.for_step(9)
+    run = Run("live 0", base, epochs([99.0, 99.3, 99.4]), "live")  # train accuracy 98.0-98.4
+    acc, loss = history_specs(group_runs([run]))
+    alt.LayerChart.from_dict(acc)
+    low, _ = acc["layer"][1]["encoding"]["y"]["scale"]["domain"]
+    marks = acc["layer"][2]
+    below = [v for v in acc["data"]["values"] if v["mean"] < low]
+    assert {v["curve"] for v in below} == {"train"} and len(below) == 3
+    assert marks["mark"]["shape"] == "triangle-down" and marks["transform"][0] == {"filter": f"datum.mean < {low!r}"}
+    assert len(loss["layer"]) == 2  # a log scale leaves nothing out
+    inside = Run("live 1", base, [{"epoch": 1, "train_loss": 0.1, "train_acc": 99.35, "test_loss": 0.1,
+                                   "test_acc": 99.3}], "live")
+    assert len(history_specs(group_runs([inside]))[0]["layer"]) == 2  # nothing below: no extra layer

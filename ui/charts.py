@@ -51,9 +51,22 @@ def history_spec(rows: list[dict[str, Any]], order: list[str], kind: str, height
                         {"field": "n", "type": "quantitative", "title": "seeds"}],
         },
     }
+    layers = [band, lines] + _below_axis(values, lines["encoding"], y_scale)
     name = "Accuracy" if kind == "acc" else "Loss"
-    return {"data": {"values": values}, "height": height + LEGEND_ROW * len(order), "layer": [band, lines],
+    return {"data": {"values": values}, "height": height + LEGEND_ROW * len(order), "layer": layers,
             "title": f"{name} per epoch (solid: test, dashed: train)"}
+
+
+def _below_axis(values: list[dict[str, Any]], encoding: dict[str, Any], y_scale: dict[str, Any]) -> list[dict[str, Any]]:
+    """A downward triangle on the bottom edge for every point the zoomed accuracy axis leaves out
+    (early augmented train epochs): clamped there, a flat line alone would read as a flat curve."""
+    floor = y_scale.get("domain", [None])[0]
+    if floor is None or not any(v["mean"] < floor for v in values):
+        return []
+    tooltip = [{"field": "where", "type": "nominal", "title": "shown"}, *encoding["tooltip"]]
+    return [{"transform": [{"filter": f"datum.mean < {floor!r}"}, {"calculate": "'below the axis'", "as": "where"}],
+             "mark": {"type": "point", "shape": "triangle-down", "filled": True, "size": 70, "opacity": 1},
+             "encoding": {k: encoding[k] for k in ("x", "y", "color")} | {"tooltip": tooltip}}]
 
 
 def _scale(values: list[dict[str, Any]], kind: str) -> dict[str, Any]:
