@@ -366,3 +366,24 @@ def test_the_nearest_a_smaller_design_came_is_the_one_that_held_on_most_of_the_t
         "(mean 99.43 %, lowest 99.30 %)")
     assert closest_below([holds]) is None and frontier_facts([holds])["frontier:closest"].startswith("none")
     assert closest_below([near, bigger]) is bigger  # nothing holds: the nearest of them all (19 of 20)
+
+
+def _table_from(lines: list[str], header: str) -> list[str]:
+    start = lines.index(header)
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return lines[start:end]
+
+
+def test_the_readme_frontier_table_is_the_one_the_recorded_runs_give():
+    """The README shows LIFECYCLE.md's frontier table: every row must still be what the recorded runs say."""
+    from pathlib import Path
+
+    from core.runs.frontier import frontier_markdown
+
+    generated = frontier_markdown(load_frontier())
+    header = next(line for line in generated if line.startswith("| candidate |"))
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text().splitlines()
+    assert header in readme, "the README has no frontier table"
+    assert _table_from(readme, header) == _table_from(generated, header)
