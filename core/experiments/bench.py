@@ -206,6 +206,11 @@ def run_whole_process(data_dir: str | None, repeats: int, net: str | None,
                f"from core.experiments.bench import writeup_epoch_process as run; run({str(root)!r})"]
     times: dict[str, list[float]] = {"ours": [], "writeup": []}
     with tempfile.TemporaryDirectory() as tmp:
+        # one untimed process of each first: whichever ran first would otherwise also pay for reading
+        # torch's libraries from disk (seen: our first process 14.2 s, the next two 9.8 and 10.6 s)
+        for command in (ours + ["--runs-db", f"{tmp}/warm-up.sqlite3", "--max-batches", "1"], writeup[:2] + [
+                "import torch, torchvision"]):
+            subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
         for i in range(repeats):
             for name, command in (("ours", ours + ["--runs-db", f"{tmp}/runs{i}.sqlite3"]), ("writeup", writeup)):
                 started = time.perf_counter()
@@ -218,7 +223,8 @@ def run_whole_process(data_dir: str | None, repeats: int, net: str | None,
         "(goal >= 4)")
     return {**machine(torch.device("cpu")),
             "ours_command": "python " + " ".join(ours[1:]),
-            "net": net or TrainConfig.for_step(FINAL_STEP).net, "ours_s": times["ours"], "writeup_s": times["writeup"],
+            "net": net or TrainConfig.for_step(FINAL_STEP).net, "untimed_first": "one process of each (disk cache)",
+            "ours_s": times["ours"], "writeup_s": times["writeup"],
             "speedup": ratios, "date": time.strftime("%Y-%m-%d")}
 
 
@@ -235,6 +241,11 @@ def run_group_bench(data_dir: str | None, download: bool, sizes: list[int], batc
     log(f"seed-group benchmark on {device_label(device)}, torch {torch.__version__}: step {FINAL_STEP}, "
         f"{batches} augmented batches of {base.recipe.batch_size} per seed, plus the test set per seed")
     run_seeds([base.with_overrides(max_batches=3)], data)  # warm-up
+    one_core = one_core_seconds(base, data, device)
+    cores = torch.get_num_threads()
+    if one_core is not None:
+        log(f"  one seed on one of the {cores} threads: {one_core:.1f} s; G seeds with every thread busy at that "
+            f"rate would take G x {one_core / cores:.2f} s")
     rows: list[dict[str, Any]] = []
     for size in sizes:
         configs = [base.with_overrides(seed=s) for s in range(1, size + 1)]
@@ -247,11 +258,27 @@ def run_group_bench(data_dir: str | None, download: bool, sizes: list[int], batc
                "seed_images_per_s": round(size * epoch.images_per_s, 1)}
         alone = rows[0]["seconds"] if rows and rows[0]["seeds"] == 1 else None
         row["time_vs_one_seed"] = round(row["seconds"] / alone, 2) if alone else None
+        # G seeds are G times the work, and one seed already has every thread: this is the time they would
+        # take if every thread ran at the rate of one seed alone on one
+        row["every_thread_busy_vs_one_seed"] = round(size * one_core / cores / alone, 2) if alone and one_core else None
         rows.append(row)
         versus = f", {row['time_vs_one_seed']:.2f}x the time of one seed" if row["time_vs_one_seed"] else ""
+        if row["every_thread_busy_vs_one_seed"]:
+            versus += f" (every thread busy at one seed's one-thread rate: {row['every_thread_busy_vs_one_seed']:.2f}x)"
         log(f"  {size:>2} seed(s): {seconds:6.1f} s, {row['seed_images_per_s']:8,.0f} seed-images/s{versus}")
-    return {**machine(device), "step": FINAL_STEP, "batches": batches,
-            "rows": rows, "date": time.strftime("%Y-%m-%d")}
+    return {**machine(device), "step": FINAL_STEP, "batches": batches, "threads": cores, "one_seed_one_thread_seconds":
+            None if one_core is None else round(one_core, 2), "rows": rows, "date": time.strftime("%Y-%m-%d")}
+
+
+def one_core_seconds(config: TrainConfig, data: MNISTTensors, device: torch.device) -> float | None:
+    """Seconds of one seed's run on one thread, on a CPU with more (None elsewhere): what one core does
+    alone, against which a seed group's time shows how much of its cost is the arithmetic itself."""
+    if device.type != "cpu" or torch.get_num_threads() < 2:
+        return None
+    with threads(1):
+        start = time.perf_counter()
+        run_seeds([config], data)
+        return time.perf_counter() - start
 
 
 # --- variants: what could make an epoch faster on this machine, measured side by side ----------

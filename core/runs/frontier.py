@@ -158,6 +158,20 @@ CANDIDATES: tuple[Candidate, ...] = (
     # that lifted the network under 4,000 widen its margin too?
     Candidate("narrow12-wd-lr2-alone", NARROW, {"weight_decay": 1e-4, "lr": 0.2},
               "step 9 (narrow12-wd) with twice the peak learning rate (0.2), each seed alone", alone=True),
+    # every dense network under 4,000 parameters scattered around the line (narrow10-wd-lr3 17 of 20): 10
+    # channels after the pool may be the limit. A depthwise 3x3 (9 weights a channel) and a 1x1 mix cost a
+    # fifth of a dense 3x3 at 20 channels, so the same budget carries twice the channels through the late layers
+    Candidate("sep20-wd-alone", "c8,c8,M,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c20k1,G",
+              {"weight_decay": 1e-4},
+              "depthwise-separable after the pool at 20 channels (3,720 parameters: four depthwise 3x3, each "
+              "channel mix a 1x1), with weight decay 1e-4, each seed alone", alone=True),
+    Candidate("sep20-wd-lr3-alone", "c8,c8,M,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c20k1,G",
+              {"weight_decay": 1e-4, "lr": 0.3},
+              "sep20-wd with the peak learning rate that lifted narrow10 (0.3), each seed alone", alone=True),
+    Candidate("sep-mix-wd-lr3-alone", "c8,c8,M,c10,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c16k1,G",
+              {"weight_decay": 1e-4, "lr": 0.3},
+              "a dense 3x3 to 10 channels after the pool, then depthwise-separable at 20 (3,712 parameters), "
+              "peak LR 0.3, each seed alone", alone=True),
     Candidate("pad-2pool", "c6p1,c8p1,M,c10p1,c12p1,M,c14p1,c14p1,G", {},
               "padded convolutions and two pools: wider late layers on 7x7 grids"),
     Candidate("public-3.7k", "c4p1,c4p1,c4p1,M,c8p1,c8p1,c8p1,M,c8p1,c8p1,c8p1,G",
