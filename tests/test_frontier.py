@@ -74,6 +74,28 @@ def test_the_frontier_chart_is_valid_vega_lite():
     alt.LayerChart.from_dict(frontier_chart(frame).to_dict())  # raises on a spec the schema does not allow
 
 
+def test_the_frontier_chart_gives_each_recorded_candidate_a_row_coloured_by_its_worst_seed():
+    """Thirty candidates, ten of them at 3,822 parameters: one colour each, on a params axis, was an unreadable
+    pile squeezed under its legend (seen at 1280x720). Each candidate is a row of its seeds' dots, coloured by
+    whether every seed held, and the rows keep their height."""
+    from core.runs.frontier import frontier_points
+    from ui.step_page import FRONTIER_ROW_PX, FRONTIER_VERDICTS, frontier_chart
+
+    entries = load_frontier()
+    reference = [{"candidate": "step 9 (reference)", "net": "c8,G", "params": 5648, "seed": 1, "min_last": 99.5,
+                  "stage": "reference"}]
+    spec = frontier_chart(pd.DataFrame(frontier_points(entries) + reference)).to_dict()
+    assert spec["autosize"] == {"type": "fit-x", "contains": "padding"}
+    assert spec["height"] == FRONTIER_ROW_PX * (len(entries) + 1)
+    dots = next(rows for rows in spec["datasets"].values() if len(rows) > 1)
+    verdicts = {row["candidate"]: row["verdict"] for row in dots}
+    for e in entries:
+        worst = min(r.min_last for r in e.runs)
+        assert verdicts[e.candidate.name] == FRONTIER_VERDICTS["held" if worst >= 99.4 else "missed"][0], e.candidate.name
+    assert verdicts["step 9 (reference)"] == FRONTIER_VERDICTS["reference"][0]
+    assert {row["design"] for row in dots} >= {f"{e.candidate.name} · {e.params:,}" for e in entries}
+
+
 def test_step_9_draws_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypatch, mnist_root):
     from streamlit.testing.v1 import AppTest
 

@@ -189,28 +189,52 @@ def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) ->
     if not entries:
         st.caption("How small can the network get? No frontier search recorded yet (`python -m core search`).")
         return
-    st.markdown("**How small can it get?** The frontier search: every candidate's seeds, parameters against the "
-                f"lowest of the last {CHALLENGE.last_epochs} test accuracies (dashed: the challenge's line).")
+    st.markdown("**How small can it get?** The frontier search: each candidate (with its parameters) a row, each "
+                f"of its seeds a dot at the lowest of its last {CHALLENGE.last_epochs} test accuracies; dashed: the "
+                "challenge's line.")
     st.altair_chart(frontier_chart(pd.DataFrame(rows)), width="stretch")
     table = pd.DataFrame(frontier_rows(entries))
     # each candidate opens in Design with its network and recipe, ready to train or change
     table.insert(0, "open", [f"design?{urlencode(link_params(e.candidate.config(), 'full'))}" for e in entries])
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"open": st.column_config.LinkColumn("open", display_text="Design")})
+                 column_config={"open": st.column_config.LinkColumn("open", display_text="Design"),
+                                "params": st.column_config.NumberColumn("params", format="localized")}
+                 | {k: st.column_config.NumberColumn(k, format="%.2f") for k in ("lowest seed", "mean")})
     made = frontier_provenance(entries)
     st.caption(" · ".join(f"`{c}`" for c in made.commands) + f" · {', '.join(made.devices)} · torch "
                f"{', '.join(made.torches)} · {made.dates} · {'; '.join(made.limits)}")
 
 
+FRONTIER_VERDICTS = {"reference": ("step 9's reference runs", "#29b09d"),
+                     "held": ("held on every seed trained", "#0068c9"),
+                     "missed": ("missed on a seed", "#ff8700")}
+FRONTIER_ROW_PX = 16
+
+
 def frontier_chart(frame: pd.DataFrame) -> alt.LayerChart:
-    y = alt.Y("min_last:Q", title=f"min of last {CHALLENGE.last_epochs} (%)", scale=alt.Scale(zero=False))
-    dots = alt.Chart(frame).mark_circle(size=60, opacity=0.75).encode(
-        x=alt.X("params:Q", title="parameters", scale=alt.Scale(zero=False)), y=y,
-        color=alt.Color("candidate:N", legend=alt.Legend(orient="bottom", columns=4)),
-        tooltip=["candidate", "net", "params", "seed", "min_last", "stage"])
+    """One row per candidate, largest at the top, each seed a dot on the min(last 3) axis beside the
+    challenge's dashed line: where a design's worst seed falls below the line is where it breaks. (One
+    colour per candidate could not tell thirty apart, and a params axis piles up the ten that share 3,822.)"""
+    frame = frame.assign(design=[f"{c} · {p:,}" for c, p in zip(frame["candidate"], frame["params"])])
+    held = frame.groupby("candidate")["min_last"].transform("min") >= CHALLENGE.min_acc
+    kind = ["reference" if stage == "reference" else "held" if ok else "missed"
+            for stage, ok in zip(frame["stage"], held)]
+    frame["verdict"] = [FRONTIER_VERDICTS[k][0] for k in kind]
+    order = frame.sort_values(["params", "candidate"], ascending=[False, True])["design"].unique().tolist()
+    x = alt.X("min_last:Q", title=f"min of last {CHALLENGE.last_epochs} (%)", scale=alt.Scale(zero=False),
+              axis=alt.Axis(format=".2f", orient="top", tickMinStep=0.05))
+    labels, colours = zip(*FRONTIER_VERDICTS.values())
+    dots = alt.Chart(frame).mark_circle(size=45, opacity=0.75).encode(
+        x=x, y=alt.Y("design:N", sort=order, title=None, axis=alt.Axis(labelLimit=300)),
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=list(labels), range=list(colours)),
+                        legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["candidate", "net", alt.Tooltip("params:Q", format=","), "seed",
+                 alt.Tooltip("min_last:Q", format=".2f")])
     line = alt.Chart(pd.DataFrame({"min_last": [CHALLENGE.min_acc]})).mark_rule(
-        color="#e4572e", strokeDash=[4, 3]).encode(y="min_last:Q")
-    return (line + dots).properties(height=280)
+        color="#e4572e", strokeDash=[4, 3]).encode(x="min_last:Q")
+    # fit-x: the rows keep their height; Streamlit's default autosize would squeeze them under the legend
+    return (line + dots).properties(height=FRONTIER_ROW_PX * len(order),
+                                    autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
 def ablation_table(results, earlier: str | None) -> None:
