@@ -197,6 +197,13 @@ def test_missing_data_is_explained_and_other_pages_still_work(monkeypatch, tmp_p
     assert any("train-images-idx3-ubyte" in w.value for w in at.warning)
 
 
+def test_a_reference_too_short_to_judge_says_so_in_the_compare_list(app):
+    """Step 1's reference ran 2 epochs: no min(last 3) to show, and the label says that instead of 'None'."""
+    at = open_page(app, "pages/step_1.py")
+    (label,) = [o for o in at.multiselect(key="compare_1").options if o.startswith("reference run")]
+    assert "None" not in label and "no min(last 3)" in label
+
+
 def test_train_from_a_step_page_is_queued_recorded_and_drawn_beside_the_reference(app, private_run_store):
     at = open_page(app, "pages/step_9.py", epochs="1")
     recipe = TrainConfig.for_step(9).recipe

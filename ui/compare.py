@@ -6,6 +6,7 @@ from typing import Callable
 
 import streamlit as st
 
+from core.architecture.challenge import CHALLENGE
 from core.runs.compare import Run, describe, differing
 from core.runs.reference import StepReference
 from core.runs.store import StoredRun
@@ -38,9 +39,11 @@ def compare_picker(number: int, key: str, default: TrainConfig | None = None) ->
     stored = {f"run {r.id}": r for r in stored_runs(store, step=number)}
     labels = {}
     if ref is not None:
+        judged = (f"min(last {CHALLENGE.last_epochs}) {ref.min_last_spread}" if ref.min_last_spread
+                  else f"{len(ref.first.epochs)} epoch(s), no min(last {CHALLENGE.last_epochs})")
         labels[REFERENCE] = (f"reference run{'s' if len(ref.runs) > 1 else ''}: step defaults, seed"
                              f"{'s' if len(ref.runs) > 1 else ''} {', '.join(map(str, ref.seeds))} · "
-                             f"{ref.first.provenance.limits.split(':')[0]} · min(last 3) {ref.min_last_spread}")
+                             f"{ref.first.provenance.limits.split(':')[0]} · {judged}")
     labels |= {k: _stored_label(r, default) for k, r in stored.items()}
     if key in st.session_state:  # runs deleted elsewhere drop out instead of breaking the widget
         st.session_state[key] = [k for k in st.session_state[key] if k in labels]
