@@ -189,10 +189,12 @@ def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) ->
     if not entries:
         st.caption("How small can the network get? No frontier search recorded yet (`python -m core search`).")
         return
-    st.markdown("**How small can it get?** The frontier search: each candidate (with its parameters) a row, each "
-                f"of its seeds a dot at the lowest of its last {CHALLENGE.last_epochs} test accuracies; dashed: the "
-                "challenge's line.")
-    st.altair_chart(frontier_chart(pd.DataFrame(rows)), width="stretch")
+    st.markdown("**How small can it get?** The frontier search: each seed of each candidate a dot at the lowest of "
+                f"its last {CHALLENGE.last_epochs} test accuracies, against the candidate's parameters; dashed: the "
+                "challenge's line. Below, the same seeds a row per candidate.")
+    frame = with_verdicts(pd.DataFrame(rows))
+    st.altair_chart(frontier_params_chart(frame), width="stretch")
+    st.altair_chart(frontier_chart(frame), width="stretch")
     table = pd.DataFrame(frontier_rows(entries))
     # each candidate opens in Design with its network and recipe, ready to train or change
     table.insert(0, "open", [f"design?{urlencode(link_params(e.candidate.config(), 'full'))}" for e in entries])
@@ -211,30 +213,58 @@ FRONTIER_VERDICTS = {"reference": ("step 9's reference runs", "#29b09d"),
 FRONTIER_ROW_PX = 16
 
 
-def frontier_chart(frame: pd.DataFrame) -> alt.LayerChart:
-    """One row per candidate, largest at the top, each seed a dot on the min(last 3) axis beside the
-    challenge's dashed line: where a design's worst seed falls below the line is where it breaks. (One
-    colour per candidate could not tell thirty apart, and a params axis piles up the ten that share 3,822.)"""
+def with_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frontier points with each candidate's row label and its verdict: held on every seed it trained,
+    missed on one, or step 9's own reference runs."""
     frame = frame.assign(design=[f"{c} · {p:,}" for c, p in zip(frame["candidate"], frame["params"])])
     held = frame.groupby("candidate")["min_last"].transform("min") >= CHALLENGE.min_acc
     kind = ["reference" if stage == "reference" else "held" if ok else "missed"
             for stage, ok in zip(frame["stage"], held)]
-    frame["verdict"] = [FRONTIER_VERDICTS[k][0] for k in kind]
+    return frame.assign(verdict=[FRONTIER_VERDICTS[k][0] for k in kind])
+
+
+def _verdict_colour(legend: bool) -> alt.Color:
+    labels, colours = zip(*FRONTIER_VERDICTS.values())
+    return alt.Color("verdict:N", scale=alt.Scale(domain=list(labels), range=list(colours)),
+                     legend=alt.Legend(orient="bottom", title=None) if legend else None)
+
+
+def _challenge_line(channel: str) -> alt.Chart:
+    rule = alt.Chart(pd.DataFrame({"min_last": [CHALLENGE.min_acc]})).mark_rule(color="#e4572e", strokeDash=[4, 3])
+    return rule.encode(**{channel: "min_last:Q"})
+
+
+FRONTIER_TOOLTIP = ["candidate", "net", alt.Tooltip("params:Q", format=","), "seed",
+                    alt.Tooltip("min_last:Q", format=".2f")]
+
+
+def frontier_params_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    """Parameters against min(last 3), a dot per seed, coloured by its candidate's verdict (the candidate
+    is in the tooltip: ten of them share 3,822 parameters)."""
+    dots = alt.Chart(frame).mark_circle(size=40, opacity=0.5).encode(
+        x=alt.X("params:Q", title="parameters", scale=alt.Scale(zero=False, padding=12),
+                axis=alt.Axis(format=",.0f")),
+        y=alt.Y("min_last:Q", title=f"min of last {CHALLENGE.last_epochs} (%)", scale=alt.Scale(zero=False),
+                axis=alt.Axis(format=".2f", tickMinStep=0.05)),
+        color=_verdict_colour(legend=False), tooltip=FRONTIER_TOOLTIP)
+    return (_challenge_line("y") + dots).properties(
+        height=220, autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
+
+
+def frontier_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    """One row per candidate, largest at the top, each seed a dot on the min(last 3) axis beside the
+    challenge's dashed line: where a design's worst seed falls below the line is where it breaks. (One
+    colour per candidate could not tell thirty apart, and a params axis piles up the ten that share 3,822.)"""
+    frame = frame if "verdict" in frame else with_verdicts(frame)
     order = frame.sort_values(["params", "candidate"], ascending=[False, True])["design"].unique().tolist()
     x = alt.X("min_last:Q", title=f"min of last {CHALLENGE.last_epochs} (%)", scale=alt.Scale(zero=False),
               axis=alt.Axis(format=".2f", orient="top", tickMinStep=0.05))
-    labels, colours = zip(*FRONTIER_VERDICTS.values())
     dots = alt.Chart(frame).mark_circle(size=45, opacity=0.75).encode(
         x=x, y=alt.Y("design:N", sort=order, title=None, axis=alt.Axis(labelLimit=300)),
-        color=alt.Color("verdict:N", scale=alt.Scale(domain=list(labels), range=list(colours)),
-                        legend=alt.Legend(orient="bottom", title=None)),
-        tooltip=["candidate", "net", alt.Tooltip("params:Q", format=","), "seed",
-                 alt.Tooltip("min_last:Q", format=".2f")])
-    line = alt.Chart(pd.DataFrame({"min_last": [CHALLENGE.min_acc]})).mark_rule(
-        color="#e4572e", strokeDash=[4, 3]).encode(x="min_last:Q")
+        color=_verdict_colour(legend=True), tooltip=FRONTIER_TOOLTIP)
     # fit-x: the rows keep their height; Streamlit's default autosize would squeeze them under the legend
-    return (line + dots).properties(height=FRONTIER_ROW_PX * len(order),
-                                    autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
+    return (_challenge_line("x") + dots).properties(height=FRONTIER_ROW_PX * len(order),
+                                                   autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
 def ablation_table(results, earlier: str | None) -> None:
