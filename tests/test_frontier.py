@@ -79,13 +79,13 @@ def test_the_frontier_chart_gives_each_recorded_candidate_a_row_coloured_by_its_
     pile squeezed under its legend (seen at 1280x720). Each candidate is a row of its seeds' dots, coloured by
     whether every seed held, and the rows keep their height."""
     from core.runs.frontier import frontier_points
-    from ui.step_page import FRONTIER_ROW_PX, FRONTIER_VERDICTS, frontier_chart, frontier_params_chart, with_verdicts
+    from ui.step_page import FRONTIER_ROW_PX, FRONTIER_VERDICTS, frontier_chart, frontier_params_chart
 
     entries = load_frontier()
     reference = [{"candidate": "step 9 (reference)", "net": "c8,G", "params": 5648, "seed": 1, "min_last": 99.5,
                   "stage": "reference"}]
     frame = pd.DataFrame(frontier_points(entries) + reference)
-    wide = frontier_params_chart(with_verdicts(frame)).to_dict()  # the frontier itself: params against accuracy
+    wide = frontier_params_chart(frame).to_dict()  # the frontier itself: params against accuracy
     alt.LayerChart.from_dict(wide)
     assert wide["autosize"] == {"type": "fit-x", "contains": "padding"}
     assert wide["layer"][1]["encoding"]["x"]["field"] == "params"

@@ -192,7 +192,7 @@ def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) ->
     st.markdown("**How small can it get?** The frontier search: each seed of each candidate a dot at the lowest of "
                 f"its last {CHALLENGE.last_epochs} test accuracies, against the candidate's parameters; dashed: the "
                 "challenge's line. Below, the same seeds a row per candidate.")
-    frame = with_verdicts(pd.DataFrame(rows))
+    frame = pd.DataFrame(rows)
     st.altair_chart(frontier_params_chart(frame), width="stretch")
     st.altair_chart(frontier_chart(frame), width="stretch")
     table = pd.DataFrame(frontier_rows(entries))
@@ -241,7 +241,7 @@ FRONTIER_TOOLTIP = ["candidate", "net", alt.Tooltip("params:Q", format=","), "se
 def frontier_params_chart(frame: pd.DataFrame) -> alt.LayerChart:
     """Parameters against min(last 3), a dot per seed, coloured by its candidate's verdict (the candidate
     is in the tooltip: ten of them share 3,822 parameters)."""
-    dots = alt.Chart(frame).mark_circle(size=40, opacity=0.5).encode(
+    dots = alt.Chart(with_verdicts(frame)).mark_circle(size=40, opacity=0.5).encode(
         x=alt.X("params:Q", title="parameters", scale=alt.Scale(zero=False, padding=12),
                 axis=alt.Axis(format=",.0f")),
         y=alt.Y("min_last:Q", title=f"min of last {CHALLENGE.last_epochs} (%)", scale=alt.Scale(zero=False),
@@ -255,7 +255,7 @@ def frontier_chart(frame: pd.DataFrame) -> alt.LayerChart:
     """One row per candidate, largest at the top, each seed a dot on the min(last 3) axis beside the
     challenge's dashed line: where a design's worst seed falls below the line is where it breaks. (One
     colour per candidate could not tell thirty apart, and a params axis piles up the ten that share 3,822.)"""
-    frame = frame if "verdict" in frame else with_verdicts(frame)
+    frame = with_verdicts(frame)
     order = frame.sort_values(["params", "candidate"], ascending=[False, True])["design"].unique().tolist()
     x = alt.X("min_last:Q", title=f"min of last {CHALLENGE.last_epochs} (%)", scale=alt.Scale(zero=False),
               axis=alt.Axis(format=".2f", orient="top", tickMinStep=0.05))
