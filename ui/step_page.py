@@ -184,8 +184,10 @@ def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) ->
     against min(last 3), beside this step's own reference seeds."""
     rows = frontier_points(entries)
     if ref is not None:
+        held = all(r.min_last >= CHALLENGE.min_acc for r in ref.runs if r.min_last)
         rows += [{"candidate": f"step {ref.step} (reference)", "net": ref.first.config.net, "params": ref.params,
-                  "seed": r.seed, "min_last": r.min_last, "stage": "reference"} for r in ref.runs if r.min_last]
+                  "seed": r.seed, "min_last": r.min_last, "stage": "reference", "held": held}
+                 for r in ref.runs if r.min_last]
     if not entries:
         st.caption("How small can the network get? No frontier search recorded yet (`python -m core search`).")
         return
@@ -208,18 +210,17 @@ def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) ->
 
 
 FRONTIER_VERDICTS = {"reference": ("step 9's reference runs", "#29b09d"),
-                     "held": ("held on every seed trained", "#0068c9"),
+                     "held": ("held on every seed trained", "#0068c9"),  # and its design nowhere missed
                      "missed": ("missed on a seed", "#ff8700")}
 FRONTIER_ROW_PX = 16
 
 
 def with_verdicts(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frontier points with each candidate's row label and its verdict: held on every seed it trained,
-    missed on one, or step 9's own reference runs."""
+    """The frontier points with each candidate's row label and its verdict (frontier_points' `held`), or
+    step 9's own reference runs."""
     frame = frame.assign(design=[f"{c} · {p:,}" for c, p in zip(frame["candidate"], frame["params"])])
-    held = frame.groupby("candidate")["min_last"].transform("min") >= CHALLENGE.min_acc
     kind = ["reference" if stage == "reference" else "held" if ok else "missed"
-            for stage, ok in zip(frame["stage"], held)]
+            for stage, ok in zip(frame["stage"], frame["held"])]
     return frame.assign(verdict=[FRONTIER_VERDICTS[k][0] for k in kind])
 
 

@@ -259,13 +259,16 @@ def _described_now(entry: FrontierEntry) -> FrontierEntry:
 
 
 def frontier_points(entries: list[FrontierEntry]) -> list[dict[str, Any]]:
-    """One point per candidate and seed for the chart: parameters against min(last N)."""
+    """One point per candidate and seed for the chart: parameters against min(last N), and whether the
+    candidate held (every seed it trained, and no other entry of its design missed: as held_on counts)."""
     rows = []
     for e in entries:
+        held = e.holds_everywhere and not missed_elsewhere(e, entries)
         for r in e.runs:
             if r.min_last is not None:
                 rows.append({"candidate": e.candidate.name, "net": e.candidate.net, "params": e.params,
-                             "seed": r.seed, "min_last": r.min_last, "stage": e.stage, "why": e.candidate.why})
+                             "seed": r.seed, "min_last": r.min_last, "stage": e.stage, "why": e.candidate.why,
+                             "held": held})
     return rows
 
 
