@@ -74,7 +74,7 @@ def test_the_frontier_chart_is_valid_vega_lite():
     alt.LayerChart.from_dict(frontier_chart(frame).to_dict())  # raises on a spec the schema does not allow
 
 
-def test_the_frontier_chart_gives_each_recorded_candidate_a_row_coloured_by_its_worst_seed():
+def test_the_frontier_chart_gives_each_recorded_candidate_a_row_coloured_as_the_table_counts_it():
     """Thirty candidates, ten of them at 3,822 parameters: one colour each, on a params axis, was an unreadable
     pile squeezed under its legend (seen at 1280x720). Each candidate is a row of its seeds' dots, coloured by
     whether it held as the table counts it (every seed, and its design nowhere missed), and the rows keep their

@@ -181,13 +181,12 @@ def seed_strip(ref: StepReference) -> alt.LayerChart:
 
 def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) -> None:
     """How small can it get? Every candidate of the frontier search, one dot per seed: parameters
-    against min(last 3), beside this step's own reference seeds."""
+    against min(last 3) and a row per candidate, beside this step's own reference seeds."""
     rows = frontier_points(entries)
     if ref is not None:
-        held = all(r.min_last >= CHALLENGE.min_acc for r in ref.runs if r.min_last)
+        # no `held`: a reference row's colour is its own (with_verdicts looks at the stage first)
         rows += [{"candidate": f"step {ref.step} (reference)", "net": ref.first.config.net, "params": ref.params,
-                  "seed": r.seed, "min_last": r.min_last, "stage": "reference", "held": held}
-                 for r in ref.runs if r.min_last]
+                  "seed": r.seed, "min_last": r.min_last, "stage": "reference"} for r in ref.runs if r.min_last]
     if not entries:
         st.caption("How small can the network get? No frontier search recorded yet (`python -m core search`).")
         return
