@@ -416,3 +416,44 @@ def test_the_readme_frontier_table_is_the_one_the_recorded_runs_give():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text().splitlines()
     assert header in readme, "the README has no frontier table"
     assert _table_from(readme, header) == _table_from(generated, header)
+
+
+def test_every_committed_frontier_run_is_what_its_candidate_and_its_command_say():
+    """The frontier file is evidence only if each run trained what its candidate names today and what its
+    recorded command asks for: the same setting (only the seed differs), the parameters and multiply-adds
+    of the built network, a full 15-epoch run on all the data, and a command that this project's own
+    parser reads and whose seeds (and --only, where given) include the run's."""
+    import shlex
+    from dataclasses import replace
+
+    from core.cli import build_parser
+    from core.experiments.reproduce import parse_seeds
+    from core.runs.summary import same_setting
+
+    entries = load_frontier()
+    assert len(entries) == len({e.candidate.name for e in entries}) >= 20
+    for entry in entries:
+        candidate = get_candidate(entry.candidate.name)
+        assert replace(candidate, why=entry.candidate.why) == entry.candidate, candidate.name
+        model = build_for(candidate.config())
+        assert (entry.params, entry.macs) == (count_params(model), macs(model)), candidate.name
+        seeds = [run.seed for run in entry.runs]
+        assert len(set(seeds)) == len(seeds) >= 1, candidate.name
+        for run in entry.runs:
+            where = (candidate.name, run.seed)
+            assert same_setting(run.config, candidate.config(seed=run.seed)), where
+            assert run.config.full_data and run.reason == "completed" and len(run.epochs) == 15, where
+            made = run.provenance
+            assert made.limits.startswith("full") and made.date.startswith("2026-") and made.device, where
+            assert made.seeds_together == 1 if candidate.alone else made.seeds_together >= 1, where
+            if made.trained_with:
+                assert run.seed in made.trained_with and len(made.trained_with) == made.seeds_together, where
+            words = shlex.split(made.command)
+            assert words[:3] == ["python", "-m", "core"], where
+            args = build_parser().parse_args(words[3:])
+            assert run.seed in parse_seeds(args.seeds), where
+            assert set(made.trained_with) <= set(parse_seeds(args.seeds)), where
+            if args.command == "search" and args.only:
+                assert candidate.name in args.only.split(","), where
+            else:  # the runs a step's reference trained (step 9 is a candidate of the family)
+                assert args.command == "search" or args.steps == "9", where

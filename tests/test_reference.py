@@ -111,3 +111,28 @@ def test_a_step_change_is_judged_against_both_steps_seed_spread():
         "within the seed spread (ranges overlap)")
     assert step_change(entry(_with_low(1, 99.10)), before) == "+0.10 points of min(last 3) (1 seed(s) against 3: spread unknown)"
     assert step_change(entry(_with_low(1, 99.20)), entry(_with_low(1, 99.20))).startswith("+0.00 points")
+
+
+def test_the_unseen_seed_runs_are_the_challenge_setting_on_new_seeds_and_the_readme_quotes_them():
+    """assets/unseen_seeds.json backs the README's 'seeds never used before': each run must be step 9 as the
+    challenge command trains it, on a seed the reference runs never used, run in full; the README's
+    figures for them (how many held, the lowest and the mean min(last 3)) must be the file's."""
+    from pathlib import Path
+
+    unseen = load_references(Path(__file__).resolve().parents[1] / "assets" / "unseen_seeds.json")[9]
+    reference_seeds = {run.seed for run in load_references()[9].runs}
+    seeds = [run.seed for run in unseen.runs]
+    assert len(seeds) == len(set(seeds)) >= 10 and not set(seeds) & reference_seeds
+    lows = []
+    for run in unseen.runs:
+        assert same_setting(run.config, TrainConfig.for_step(9, seed=run.seed)), run.seed
+        assert run.config.full_data and run.reason == "completed" and len(run.epochs) == 15, run.seed
+        assert run.provenance.seeds_together == 1 and run.provenance.processor, run.seed
+        lows.append(run.min_last)
+    held = sum(run.verdict(unseen.params)[0] for run in unseen.runs)
+    lowest = min(unseen.runs, key=lambda run: run.min_last)
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert held == len(seeds) == 10 and "**all ten held**" in readme  # more seeds: the README's words change too
+    assert f"**{lowest.min_last:.2f}** (seed {lowest.seed})" in readme
+    assert f"mean {sum(lows) / len(lows):.2f} %. 56 of 56 seeds" in readme
+    assert ", ".join(f"{low:.2f}" for low in lows[:7]) in readme
