@@ -2,6 +2,7 @@
 setting, a clear error for a damaged file, and the committed file agreeing with today's specs."""
 
 import json
+import re
 from dataclasses import replace
 
 import pytest
@@ -124,15 +125,20 @@ def test_the_unseen_seed_runs_are_the_challenge_setting_on_new_seeds_and_the_rea
     seeds = [run.seed for run in unseen.runs]
     assert len(seeds) == len(set(seeds)) >= 10 and not set(seeds) & reference_seeds
     lows = []
-    for run in unseen.runs:
+    for run in unseen.runs:  # in seed order
         assert same_setting(run.config, TrainConfig.for_step(9, seed=run.seed)), run.seed
         assert run.config.full_data and run.reason == "completed" and len(run.epochs) == 15, run.seed
         assert run.provenance.seeds_together == 1 and run.provenance.processor, run.seed
         lows.append(run.min_last)
     held = sum(run.verdict(unseen.params)[0] for run in unseen.runs)
-    lowest = min(unseen.runs, key=lambda run: run.min_last)
     readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
-    assert held == len(seeds) == 10 and "**all ten held**" in readme  # more seeds: the README's words change too
-    assert f"**{lowest.min_last:.2f}** (seed {lowest.seed})" in readme
-    assert f"mean {sum(lows) / len(lows):.2f} %. 56 of 56 seeds" in readme
-    assert ", ".join(f"{low:.2f}" for low in lows[:7]) in readme
+    paragraph = readme[readme.index(f"**Seeds {seeds[0]}-{seeds[-1]} on a fourth**"):readme.index("seeds so far, on four")]
+    # the paragraph's figures, in order: each seed's min(last 3) in seed order, then their mean
+    quoted = re.findall(r"\b\d\d\.\d\d\b", paragraph)
+    assert quoted == [f"{low:.2f}" for low in lows] + [f"{sum(lows) / len(lows):.2f}"]
+    lowest = min(unseen.runs, key=lambda run: run.min_last)
+    assert f"**{lowest.min_last:.2f}** (seed {lowest.seed})" in paragraph
+    words = {10: "ten", 20: "twenty", 30: "thirty"}
+    assert held == len(seeds) and f"**all {words[len(seeds)]} held**" in paragraph
+    earlier = 46  # seeds 1-46: the reference runs and the unseen seeds 21-46 quoted above the paragraph
+    assert paragraph.endswith(f"{earlier + held} of {earlier + len(seeds)} ")
