@@ -240,7 +240,7 @@ FRONTIER_TOOLTIP = ["candidate", "net", alt.Tooltip("params:Q", format=","), "se
 
 def frontier_params_chart(frame: pd.DataFrame) -> alt.LayerChart:
     """Parameters against min(last 3), a dot per seed, coloured by its candidate's verdict (the candidate
-    is in the tooltip: ten of them share 3,822 parameters)."""
+    is in the tooltip: a dozen of them share 3,822 parameters)."""
     dots = alt.Chart(with_verdicts(frame)).mark_circle(size=40, opacity=0.5).encode(
         x=alt.X("params:Q", title="parameters", scale=alt.Scale(zero=False, padding=12),
                 axis=alt.Axis(format=",.0f")),
@@ -254,7 +254,7 @@ def frontier_params_chart(frame: pd.DataFrame) -> alt.LayerChart:
 def frontier_chart(frame: pd.DataFrame) -> alt.LayerChart:
     """One row per candidate, largest at the top, each seed a dot on the min(last 3) axis beside the
     challenge's dashed line: where a design's worst seed falls below the line is where it breaks. (One
-    colour per candidate could not tell thirty apart, and a params axis piles up the ten that share 3,822.)"""
+    colour per candidate could not tell thirty-odd apart, and a params axis piles up the dozen that share 3,822.)"""
     frame = with_verdicts(frame)
     order = frame.sort_values(["params", "candidate"], ascending=[False, True])["design"].unique().tolist()
     x = alt.X("min_last:Q", title=f"min of last {CHALLENGE.last_epochs} (%)", scale=alt.Scale(zero=False),

@@ -172,7 +172,7 @@ CANDIDATES: tuple[Candidate, ...] = (
               {"weight_decay": 1e-4, "lr": 0.3},
               "a dense 3x3 to 10 channels after the pool, then depthwise-separable at 20 (3,712 parameters), "
               "peak LR 0.3, each seed alone", alone=True),
-    # sep20-wd had the best mean under 4,000 (99.47 %, as step 9's 5,648) but missed seed 2 by 0.04: what is
+    # sep20-wd had the best mean under 4,000 (99.47 %; step 9 at 5,648: 99.49 %) but missed seed 2 by 0.04: what is
     # left of the budget spent on width, either a channel more in all five 1x1s or one depthwise block fewer
     Candidate("sep21-wd-alone", "c8,c8,M,c21k1,c21g21,c21k1,c21g21,c21k1,c21g21,c21k1,c21g21,c21k1,G",
               {"weight_decay": 1e-4},
