@@ -300,6 +300,19 @@ def test_designs_with_the_same_weights_are_compared_on_the_seeds_they_share():
         "5,648 parameters on seeds 1-3: narrow12 99.48 % (99.43-99.53; 0.62 M multiply-adds), "
         "pad12-half 99.48 % (99.41-99.53; 0.90 M multiply-adds)")  # seed 4 is narrow12's only
     assert frontier_facts(entries[:1])["frontier:same_weights"] == "not measured yet"
+    # each design is held against the one of its family that computes least, on the seeds those two share;
+    # designs with another recipe or trained the other way (alone) form families of their own
+    late, sep, sep_pad = get_candidate("late-pool"), get_candidate("sep21-wd-alone"), get_candidate("sep21-pad-alone")
+    more = [FrontierEntry(late, 5648, 1_000_000, _runs(late, {2: 99.50, 4: 99.40, 5: 99.45})),
+            FrontierEntry(sep_pad, 3956, 768_000, _runs(sep_pad, {1: 99.50, 2: 99.46})),
+            FrontierEntry(sep, 3956, 541_000, _runs(sep, {1: 99.44, 2: 99.38, 3: 99.51}))]
+    assert frontier_facts(entries + more)["frontier:same_weights"] == (
+        "3,956 parameters on seeds 1, 2: sep21-wd-alone 99.41 % (99.38-99.44; 0.54 M multiply-adds), "
+        "sep21-pad-alone 99.48 % (99.46-99.50; 0.77 M multiply-adds); "
+        "5,648 parameters on seeds 1-3: narrow12 99.48 % (99.43-99.53; 0.62 M multiply-adds), "
+        "pad12-half 99.48 % (99.41-99.53; 0.90 M multiply-adds); "
+        "5,648 parameters on seeds 2, 4: narrow12 99.41 % (99.30-99.53; 0.62 M multiply-adds), "
+        "late-pool 99.45 % (99.40-99.50; 1.00 M multiply-adds)")
     # the batch-32 recipe is compared with its own network's plain recipe instead, on the seeds both trained
     assert frontier_facts(entries)["frontier:recipes"] == (
         "narrow12-bs32 99.00 % vs narrow12 99.48 % (-0.48) on seeds 1-3, held on 0 of 3")
@@ -457,3 +470,11 @@ def test_every_committed_frontier_run_is_what_its_candidate_and_its_command_say(
                 assert candidate.name in args.only.split(","), where
             else:  # the runs a step's reference trained (step 9 is a candidate of the family)
                 assert args.command == "search" or args.steps == "9", where
+
+
+def test_seed_lists_in_the_lesson_write_three_or_more_seeds_in_a_row_as_a_range():
+    from core.runs.frontier import _seed_list
+
+    assert _seed_list([1, 2, 3, 4, 11, 15, 16]) == "1-4, 11, 15, 16"
+    assert _seed_list([1, 2]) == "1, 2" and _seed_list([1, 7, 17]) == "1, 7, 17" and _seed_list([5]) == "5"
+    assert _seed_list([1, 2, 3, 5, 6, 7, 9]) == "1-3, 5-7, 9"

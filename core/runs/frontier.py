@@ -181,6 +181,24 @@ CANDIDATES: tuple[Candidate, ...] = (
               {"weight_decay": 1e-4},
               "sep20-wd with three depthwise-separable blocks at 24 channels instead of four at 20 (3,824 "
               "parameters, a 6x6 grid into the GAP), each seed alone", alone=True),
+    Candidate("sepstem22-wd-alone", "c8,c8g8,c8k1,M,c22k1,c22g22,c22k1,c22g22,c22k1,c22g22,c22k1,c22g22,c22k1,G",
+              {"weight_decay": 1e-4},
+              "sep21-wd with its second convolution depthwise-separable too (a depthwise 3x3 and a 1x1 instead "
+              "of a dense 3x3), the weights saved spent on 22 channels after the pool (3,776 parameters)",
+              alone=True),
+    Candidate("sep21-wd-smooth-alone", "c8,c8,M,c21k1,c21g21,c21k1,c21g21,c21k1,c21g21,c21k1,c21g21,c21k1,G",
+              {"weight_decay": 1e-4, "label_smoothing": 0.05},
+              "sep21-wd with label smoothing 0.05, each seed alone", alone=True),
+    # the same 3,956 weights computing more: padded depthwise windows keep the grid at 12x12 for longer
+    # (what pad12-half asked of narrow12)
+    Candidate("sep21-pad-half-alone", "c8,c8,M,c21k1,c21p1g21,c21k1,c21p1g21,c21k1,c21g21,c21k1,c21g21,c21k1,G",
+              {"weight_decay": 1e-4},
+              "sep21-wd with its first two depthwise 3x3 padded: the same 3,956 weights, 1.3x the multiply-adds, "
+              "an 8x8 grid into the GAP, each seed alone", alone=True),
+    Candidate("sep21-pad-alone", "c8,c8,M,c21k1,c21p1g21,c21k1,c21p1g21,c21k1,c21p1g21,c21k1,c21p1g21,c21k1,G",
+              {"weight_decay": 1e-4},
+              "sep21-wd with every depthwise 3x3 padded: the same 3,956 weights, 1.4x the multiply-adds, the "
+              "12x12 grid all the way into the GAP, each seed alone", alone=True),
     Candidate("pad-2pool", "c6p1,c8p1,M,c10p1,c12p1,M,c14p1,c14p1,G", {},
               "padded convolutions and two pools: wider late layers on 7x7 grids"),
     Candidate("public-3.7k", "c4p1,c4p1,c4p1,M,c8p1,c8p1,c8p1,M,c8p1,c8p1,c8p1,G",
@@ -402,23 +420,37 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
 
 
 def same_weights(entries: list[FrontierEntry]) -> list[str]:
-    """For designs with the same number of parameters and the search's base recipe (padding, where the
-    pool goes): mean min(last N) on the seeds they all trained side by side, with each one's multiply-adds.
-    Does computing more with the same weights buy accuracy?"""
+    """Designs with the same number of parameters and the same recipe, trained the same way (side by side,
+    or each seed alone), that differ in how much they compute with those weights (padding, where the pool
+    goes): each against the one of them that computes least, mean min(last N) on the seeds both trained,
+    with each one's multiply-adds. Does computing more with the same weights buy accuracy?"""
     phrases = []
-    plain = [e for e in entries if not e.candidate.recipe and not e.candidate.alone and e.runs]
-    for params in sorted({e.params for e in plain}):
-        designs = sorted((e for e in plain if e.params == params), key=lambda e: e.macs)
-        if len({e.candidate.net for e in designs}) < 2:
-            continue
-        common = set.intersection(*(_measured_seeds(e) for e in designs))
-        if not common:
-            continue
-        means = ", ".join(f"{e.candidate.name} {_mean_on(e, common):.2f} % ({_range_on(e, common)}; "
-                          f"{e.macs / 1e6:.2f} M multiply-adds)" for e in designs)
-        phrases.append(f"{params:,} parameters on seed{'s' if len(common) > 1 else ''} "
-                       f"{_seed_list(sorted(common))}: {means}")
+    for family in _same_weight_families(entries):
+        least, *more = sorted(family, key=lambda e: (e.macs, e.candidate.name))
+        for e in more:
+            common = _measured_seeds(e) & _measured_seeds(least)
+            if not common:
+                continue
+            means = ", ".join(f"{d.candidate.name} {_mean_on(d, common):.2f} % ({_range_on(d, common)}; "
+                              f"{d.macs / 1e6:.2f} M multiply-adds)" for d in (least, e))
+            phrases.append(f"{e.params:,} parameters on seed{'s' if len(common) > 1 else ''} "
+                           f"{_seed_list(sorted(common))}: {means}")
     return phrases
+
+
+def _same_weight_families(entries: list[FrontierEntry]) -> list[list[FrontierEntry]]:
+    """Entries grouped by (parameters, recipe, trained alone or not), smallest first; only groups with
+    more than one network."""
+    families: list[list[FrontierEntry]] = []
+    for e in (e for e in entries if e.runs):
+        family = next((f for f in families if f[0].params == e.params and f[0].candidate.recipe == e.candidate.recipe
+                       and f[0].candidate.alone == e.candidate.alone), None)
+        if family is None:
+            families.append([e])
+        else:
+            family.append(e)
+    return sorted((f for f in families if len({e.candidate.net for e in f}) > 1),
+                  key=lambda f: (f[0].params, min(e.candidate.name for e in f)))
 
 
 def recipe_changes(entries: list[FrontierEntry]) -> list[str]:
@@ -475,10 +507,14 @@ def _range_on(entry: FrontierEntry, seeds: set[int]) -> str:
 
 
 def _seed_list(seeds: list[int]) -> str:
-    """1, 2, 3 -> '1-3'; 1, 7, 17 -> '1, 7, 17'."""
-    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]}"
-    return ", ".join(map(str, seeds))
+    """Sorted seeds, three or more in a row as a range: 1, 2, 3, 4, 11, 15, 16 -> '1-4, 11, 15, 16'."""
+    runs: list[list[int]] = []
+    for seed in seeds:
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
 
 
 def rounding_effects(entries: list[FrontierEntry]) -> list[str]:
@@ -516,8 +552,9 @@ def frontier_markdown(entries: list[FrontierEntry]) -> list[str]:
                      f"{pct_text(row['lowest seed'])} | {pct_text(row['mean'])} | {row['held on']} | {row['what it tests']} |")
     computed = same_weights(entries)
     if computed:
-        lines += ["", "The same weights computing more (padding, a later pool), mean min(last "
-                  f"{CHALLENGE.last_epochs}) on the seeds they all trained: " + "; ".join(computed) + "."]
+        lines += ["", "The same weights computing more (padding, a later pool), each against the design of its "
+                  f"parameters, recipe and way of training that computes least, mean min(last {CHALLENGE.last_epochs}) "
+                  "on the seeds both trained: " + "; ".join(computed) + "."]
     changed = recipe_changes(entries)
     if changed:
         lines += ["", "The same network with one change to the recipe, mean min(last "
