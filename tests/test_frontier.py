@@ -473,8 +473,8 @@ def test_every_committed_frontier_run_is_what_its_candidate_and_its_command_say(
 
 
 def test_seed_lists_in_the_lesson_write_three_or_more_seeds_in_a_row_as_a_range():
-    from core.runs.frontier import _seed_list
+    from core.runs.summary import seed_list
 
-    assert _seed_list([1, 2, 3, 4, 11, 15, 16]) == "1-4, 11, 15, 16"
-    assert _seed_list([1, 2]) == "1, 2" and _seed_list([1, 7, 17]) == "1, 7, 17" and _seed_list([5]) == "5"
-    assert _seed_list([1, 2, 3, 5, 6, 7, 9]) == "1-3, 5-7, 9"
+    assert seed_list([1, 2, 3, 4, 11, 15, 16]) == "1-4, 11, 15, 16"
+    assert seed_list([1, 2]) == "1, 2" and seed_list([1, 7, 17]) == "1, 7, 17" and seed_list([5]) == "5"
+    assert seed_list([1, 2, 3, 5, 6, 7, 9]) == "1-3, 5-7, 9"

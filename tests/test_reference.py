@@ -138,7 +138,37 @@ def test_the_unseen_seed_runs_are_the_challenge_setting_on_new_seeds_and_the_rea
     assert quoted == [f"{low:.2f}" for low in lows] + [f"{sum(lows) / len(lows):.2f}"]
     lowest = min(unseen.runs, key=lambda run: run.min_last)
     assert f"**{lowest.min_last:.2f}** (seed {lowest.seed})" in paragraph
-    words = {10: "ten", 20: "twenty", 30: "thirty"}
-    assert held == len(seeds) and f"**all {words[len(seeds)]} held**" in paragraph
+    words = {10: "ten", 20: "twenty", 30: "thirty", 40: "forty"}
+    if held == len(seeds):
+        assert f"**all {words[len(seeds)]} held**" in paragraph
+    else:  # the seeds below the line are named with their figure
+        assert f"**{held} of {len(seeds)} held**" in paragraph
+        for run in unseen.runs:
+            if not run.verdict(unseen.params)[0]:
+                assert f"**{run.min_last:.2f}** (seed {run.seed})" in paragraph, run.seed
     earlier = 46  # seeds 1-46: the reference runs and the unseen seeds 21-46 quoted above the paragraph
     assert paragraph.endswith(f"{earlier + held} of {earlier + len(seeds)} ")
+
+
+def test_the_lesson_quotes_the_unseen_seeds_from_their_file_misses_included(tmp_path):
+    from pathlib import Path
+
+    from core.runs.reference import UNSEEN_FILE, unseen_facts
+
+    doc = json.loads(Path(UNSEEN_FILE).read_text(encoding="utf-8"))
+    runs = doc["steps"][0]["runs"]
+    for run in runs:  # every seed held, but the second one, whose last epoch falls below the line
+        for epoch in run["epochs"][-3:]:
+            epoch["test_acc"] = 99.5
+    runs[1]["epochs"][-1]["test_acc"] = 99.1
+    path = tmp_path / "unseen.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    missed = runs[1]["config"]["seed"]
+    text = unseen_facts(path)["unseen:seeds"]
+    assert text.startswith(f"{len(runs) - 1} of {len(runs)} held (seeds {min(r['config']['seed'] for r in runs)}")
+    assert f"lowest 99.10 % on seed {missed}, mean " in text
+    assert text.endswith(f"below the line: seed {missed} (99.10 %)")
+
+    assert unseen_facts(tmp_path / "absent.json") == {}  # no file yet: the lesson says "(not measured yet)"
+    path.write_text("{not json", encoding="utf-8")
+    assert unseen_facts(path) == {}  # a damaged file costs the sentence, not the page

@@ -12,7 +12,8 @@ import streamlit as st
 from core.runs.ablation import ABLATION_FILE, load_ablation
 from core.runs.frontier import FRONTIER_FILE, FrontierEntry, load_frontier
 from core.runs.limits import server_limits
-from core.runs.reference import REFERENCE_FILE, ReferenceFileError, StepReference, load_references
+from core.runs.reference import (REFERENCE_FILE, UNSEEN_FILE, ReferenceFileError, StepReference, load_references,
+                                 unseen_facts)
 from core.runs.cluster import ClusterChoice, ClusterError, UnavailableExecutor, local_executor, make_executor
 from core.runs.run_queue import RunQueue
 from core.runs.store import RunStore, StoreError, resolve_db
@@ -199,6 +200,19 @@ def _frontier(mtime: float) -> list[FrontierEntry] | str:
         return load_frontier(FRONTIER_FILE)
     except ValueError as exc:
         return str(exc)
+
+
+@st.cache_data(show_spinner=False)
+def _unseen(mtime: float) -> dict[str, str]:
+    return unseen_facts(UNSEEN_FILE)
+
+
+def unseen() -> dict[str, str]:
+    """`{unseen:seeds}`: the final step on seeds its reference runs never used (assets/unseen_seeds.json)."""
+    try:
+        return _unseen(UNSEEN_FILE.stat().st_mtime)
+    except OSError:
+        return {}
 
 
 def frontier() -> list[FrontierEntry]:

@@ -26,7 +26,7 @@ from ui.compare import compare_picker
 from ui.controls import budget_controls, link_params, step_controls
 from ui.link import LinkedWidgets
 from ui.state import (ablation, data_problem, device, frontier, references, run_store, show_data_problem,
-                      warm_workers)
+                      unseen, warm_workers)
 from ui.tables import layer_table
 from ui.training import LiveView, compare_key, compare_tables, live_batches, predicted_or_trained, train_buttons
 
@@ -126,7 +126,7 @@ def lesson_for(number: int):
     """The step's lesson with its `{ablation:...}` figures filled in from assets/ablation.json."""
     step_of_ablation, results = ablation()
     facts = ablation_facts(results, number) if step_of_ablation == number else {}
-    facts |= frontier_facts(frontier()) if number == FINAL_STEP else {}
+    facts |= frontier_facts(frontier()) | unseen() if number == FINAL_STEP else {}
     return fill_facts(load_lesson(number), facts | cached_lesson_facts(number))
 
 

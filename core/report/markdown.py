@@ -9,7 +9,7 @@ from core.architecture.challenge import CHALLENGE
 from core.report.lessons import fill_facts, load_lesson
 from core.runs.ablation import ABLATION_FILE, AblationResult, ablation_markdown, load_ablation
 from core.runs.frontier import FRONTIER_FILE, FrontierEntry, frontier_facts, frontier_markdown, load_frontier
-from core.runs.reference import StepReference
+from core.runs.reference import UNSEEN_FILE, StepReference, unseen_facts
 from core.runs.summary import points
 from core.training.steps import FINAL_STEP, STEPS
 
@@ -140,19 +140,21 @@ def lesson_lines(refs: dict[int, StepReference], facts: dict[str, str]) -> list[
 
 
 def lifecycle_markdown(refs: dict[int, StepReference], ablation: list[AblationResult],
-                       frontier: list[FrontierEntry] | None = None, ablation_step: int | None = None) -> str:
+                       frontier: list[FrontierEntry] | None = None, ablation_step: int | None = None,
+                       unseen: dict[str, str] | None = None) -> str:
     from core.runs.ablation import ablation_facts
 
     frontier = frontier or []
     lines = header_lines() + overview_lines(refs) + change_lines(refs) + ablation_markdown(ablation, ablation_step)
     lines += frontier_markdown(frontier)
-    facts = ablation_facts(ablation, ablation_step) | frontier_facts(frontier)
+    facts = ablation_facts(ablation, ablation_step) | frontier_facts(frontier) | (unseen or {})
     lines += provenance_lines(refs) + seed_lines(refs) + lesson_lines(refs, facts)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def write_lifecycle(path: Path, refs: dict[int, StepReference], ablation_file: Path = ABLATION_FILE,
-                    frontier_file: Path = FRONTIER_FILE) -> None:
+                    frontier_file: Path = FRONTIER_FILE, unseen_file: Path = UNSEEN_FILE) -> None:
     held = load_ablation(ablation_file)
-    text = lifecycle_markdown(refs, held[1] if held else [], load_frontier(frontier_file), held[0] if held else None)
+    text = lifecycle_markdown(refs, held[1] if held else [], load_frontier(frontier_file), held[0] if held else None,
+                              unseen_facts(unseen_file))
     path.write_text(text, encoding="utf-8")

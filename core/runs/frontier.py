@@ -18,7 +18,7 @@ from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
 from core.runs.files import locked, merge_by_seed, write_json
 from core.runs.reference import ReferenceRun
-from core.runs.summary import SeedRuns, same_setting
+from core.runs.summary import SeedRuns, same_setting, seed_list
 from core.training.augmentation import AugmentConfig
 from core.training.config import TrainConfig
 from core.training.steps import FINAL_STEP
@@ -434,7 +434,7 @@ def same_weights(entries: list[FrontierEntry]) -> list[str]:
             means = ", ".join(f"{d.candidate.name} {_mean_on(d, common):.2f} % ({_range_on(d, common)}; "
                               f"{d.macs / 1e6:.2f} M multiply-adds)" for d in (least, e))
             phrases.append(f"{e.params:,} parameters on seed{'s' if len(common) > 1 else ''} "
-                           f"{_seed_list(sorted(common))}: {means}")
+                           f"{seed_list(sorted(common))}: {means}")
     return phrases
 
 
@@ -470,7 +470,7 @@ def recipe_changes(entries: list[FrontierEntry]) -> list[str]:
         held = sum(v >= CHALLENGE.min_acc for v in _on(e, common))
         phrases.append(f"{e.candidate.name} {change:.2f} % vs {base.candidate.name} {before:.2f} % "
                        f"({change - before + 0.0:+.2f}) on seed{'s' if len(common) > 1 else ''} "
-                       f"{_seed_list(sorted(common))}, held on {held} of {len(common)}")
+                       f"{seed_list(sorted(common))}, held on {held} of {len(common)}")
     return phrases
 
 
@@ -504,17 +504,6 @@ def _mean_on(entry: FrontierEntry, seeds: set[int]) -> float:
 def _range_on(entry: FrontierEntry, seeds: set[int]) -> str:
     values = _on(entry, seeds)
     return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
-
-
-def _seed_list(seeds: list[int]) -> str:
-    """Sorted seeds, three or more in a row as a range: 1, 2, 3, 4, 11, 15, 16 -> '1-4, 11, 15, 16'."""
-    runs: list[list[int]] = []
-    for seed in seeds:
-        if runs and seed == runs[-1][-1] + 1:
-            runs[-1].append(seed)
-        else:
-            runs.append([seed])
-    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
 
 
 def rounding_effects(entries: list[FrontierEntry]) -> list[str]:

@@ -15,10 +15,12 @@ from typing import Any, Callable
 from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
 from core.runs.files import locked, merge_by_seed, write_json
-from core.runs.summary import JudgedRun, SeedRuns, same_setting
+from core.runs.summary import JudgedRun, SeedRuns, same_setting, seed_list
 from core.training.config import TrainConfig
 
 REFERENCE_FILE = ASSETS / "reference_runs.json"
+# the final step trained with the challenge command on seeds its reference runs never used
+UNSEEN_FILE = ASSETS / "unseen_seeds.json"
 FORMAT = 2
 
 
@@ -145,6 +147,25 @@ def load_references(path: str | Path = REFERENCE_FILE) -> dict[int, StepReferenc
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceFileError(f"{path} has a damaged entry ({type(exc).__name__}: {exc})") from exc
     return {s.step: s for s in steps}
+
+
+def unseen_facts(path: str | Path = UNSEEN_FILE) -> dict[str, str]:
+    """`{unseen:seeds}` for a lesson: how the final step did on the seeds kept in `path` (held, lowest,
+    mean, and every seed that missed); {} while there are none, or the file cannot be read."""
+    try:
+        step = next(iter(load_references(path).values()), None)
+    except ReferenceFileError:
+        return {}
+    runs = [r for r in step.runs if r.min_last is not None] if step is not None else []
+    if not runs:
+        return {}
+    missed = [r for r in runs if not r.verdict(step.params)[0]]
+    lowest = min(runs, key=lambda r: r.min_last)
+    text = (f"{len(runs) - len(missed)} of {len(runs)} held (seeds {seed_list([r.seed for r in runs])}; lowest "
+            f"{lowest.min_last:.2f} % on seed {lowest.seed}, mean {sum(r.min_last for r in runs) / len(runs):.2f} %)")
+    if missed:
+        text += "; below the line: " + ", ".join(f"seed {r.seed} ({r.min_last:.2f} %)" for r in missed)
+    return {"unseen:seeds": text}
 
 
 def write_references(path: str | Path, steps: dict[int, StepReference]) -> None:

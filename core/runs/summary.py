@@ -117,3 +117,14 @@ def setting_key(config: TrainConfig) -> str:
 
 def same_setting(a: TrainConfig, b: TrainConfig) -> bool:
     return setting_key(a) == setting_key(b)
+
+
+def seed_list(seeds: list[int]) -> str:
+    """Sorted seeds, three or more in a row as a range: 1, 2, 3, 4, 11, 15, 16 -> '1-4, 11, 15, 16'."""
+    runs: list[list[int]] = []
+    for seed in seeds:
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
