@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -298,7 +299,12 @@ def test_a_postgres_restart_mid_run_loses_no_epoch_and_the_run_stays_alive():
         watching._read(lambda c: c.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid != pg_backend_pid()").fetchall())
-        assert watching.get(run_id).status == "interrupted"  # its owner's lock went with its connection
+        # its owner's lock goes with its connection, once the terminated backend has exited (asynchronous:
+        # pg_terminate_backend only signals it, and CI once looked before it was gone)
+        deadline = time.monotonic() + 10
+        while watching.get(run_id).status != "interrupted" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert watching.get(run_id).status == "interrupted"
         recording.add_epoch(run_id, row(2))  # the connection is opened again: the epoch is kept
         found = watching.get(run_id)
         assert found.status == "running" and len(found.epochs) == 2  # and the run is alive again
