@@ -162,7 +162,7 @@ def unseen_facts(path: str | Path = UNSEEN_FILE) -> dict[str, str]:
     missed = [r for r in runs if not r.verdict(step.params)[0]]
     lowest = min(runs, key=lambda r: r.min_last)
     text = (f"{len(runs) - len(missed)} of {len(runs)} held (seeds {seed_list([r.seed for r in runs])}; lowest "
-            f"{lowest.min_last:.2f} % on seed {lowest.seed}, mean {sum(r.min_last for r in runs) / len(runs):.2f} %)")
+            f"{lowest.min_last:.2f} % on seed {lowest.seed}, mean {step.min_last_spread.mean:.2f} %)")
     if missed:
         text += "; below the line: " + ", ".join(f"seed {r.seed} ({r.min_last:.2f} %)" for r in missed)
     return {"unseen:seeds": text}
