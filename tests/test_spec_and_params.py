@@ -82,3 +82,48 @@ def test_every_step_has_its_texts_and_writeup_facts():
         lesson = load_lesson(s.number)
         assert s.title and lesson.target and lesson.analysis and lesson.in_depth
         assert 90 < s.writeup.best_test_acc < 100
+
+
+@pytest.mark.parametrize("kernel, stride, padding, ceil_mode, size", [
+    (2, 2, 0, False, 24), (2, 2, 0, False, 25), (3, 2, 1, False, 13), (2, 2, 0, True, 11), (3, 1, 0, False, 9)])
+def test_our_max_pool_picks_what_pytorchs_picks(kernel, stride, padding, ceil_mode, size):
+    """The channels-last max-pool against nn.MaxPool2d: the same values and the same gradient, bit
+    for bit, with ties (whole windows of zeros after a ReLU, repeated maxima) and infinities."""
+    from torch import nn
+
+    from core.architecture.pooling import MaxPool2d
+
+    x = torch.relu(torch.randn(6, 5, size, size, generator=torch.Generator().manual_seed(size)))
+    x[0, 0, :4, :4] = 0.75  # a window of equal maxima
+    x[1, 1, 2:5, 2:5] = float("-inf")
+    x[2, 2, 1, :] = float("inf")
+    grads = []
+    for pool in (MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode),
+                 nn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode)):
+        inp = x.clone().requires_grad_()
+        out = pool(inp)
+        out.backward(torch.arange(out.numel(), dtype=out.dtype).view(out.shape))  # a distinct gradient per window
+        grads.append((out.detach(), inp.grad))
+    (ours, our_grad), (theirs, their_grad) = grads
+    assert ours.is_contiguous() and our_grad.is_contiguous()
+    assert torch.equal(ours, theirs) and torch.equal(our_grad, their_grad)
+
+
+def test_a_built_model_pools_with_ours_and_trains_as_with_pytorchs():
+    from torch import nn
+
+    from core.architecture.pooling import MaxPool2d
+
+    layers = get_step(9).layers()
+    model = build_model(layers)
+    pools = [name for name, module in model.named_children() if isinstance(module, nn.MaxPool2d)]
+    assert pools and all(type(getattr(model, name)) is MaxPool2d for name in pools)
+    assert "MaxPool2d" in str(summary(model, input_size=(1, 1, 28, 28), verbose=0))
+    reference = build_model(layers)
+    reference.load_state_dict(model.state_dict())
+    for name in pools:
+        setattr(reference, name, nn.MaxPool2d(2, 2))
+    x = torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    for net in (model, reference):
+        net(x).sum().backward()
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(model.parameters(), reference.parameters()))

@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import nn
 
+from core.architecture.pooling import MaxPool2d
 from core.architecture.receptive_field import RFRow, rf_table
 from core.architecture.spec import MNIST_SIDE, Layer, SpecError
 
@@ -20,7 +21,7 @@ def _module(layer: Layer, channels: int, features: int) -> nn.Module:
         return nn.Conv2d(channels, layer.out_channels, layer.kernel_size, layer.effective_stride,
                          layer.padding, layer.dilation, groups=layer.groups, bias=layer.bias)
     if t == "maxpool":
-        return nn.MaxPool2d(layer.kernel_size, layer.effective_stride, layer.padding)
+        return MaxPool2d(layer.kernel_size, layer.effective_stride, layer.padding)
     if t == "avgpool":
         return nn.AvgPool2d(layer.kernel_size, layer.effective_stride, layer.padding)
     if t == "gap":
