@@ -461,3 +461,16 @@ def test_a_frontier_candidates_link_trains_exactly_that_candidate(app, private_r
     finish_jobs(at, "design")
     (stored,) = RunStore(private_run_store).runs()
     assert replace(stored.config, device=candidate.device) == candidate.with_overrides(epochs=1)
+
+
+def test_step_9_lists_the_frontier_commands_one_a_line_in_an_expander(app):
+    from core.runs.frontier import frontier_provenance, load_frontier
+
+    made = frontier_provenance(load_frontier())
+    at = open_page(app, "pages/step_9.py")
+    assert not at.exception, at.exception
+    [box] = [e for e in at.expander if "commands that recorded these runs" in e.label]
+    assert box.label == f"The {len(made.commands)} commands that recorded these runs"
+    [listing] = box.code
+    assert listing.value.splitlines() == made.commands
+    assert any(made.dates in c.value and "torch" in c.value for c in at.caption)

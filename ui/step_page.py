@@ -204,8 +204,11 @@ def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) ->
                                 "params": st.column_config.NumberColumn("params", format="localized")}
                  | {k: st.column_config.NumberColumn(k, format="%.2f") for k in ("lowest seed", "mean")})
     made = frontier_provenance(entries)
-    st.caption(" · ".join(f"`{c}`" for c in made.commands) + f" · {', '.join(made.devices)} · torch "
-               f"{', '.join(made.torches)} · {made.dates} · {'; '.join(made.limits)}")
+    st.caption(f"Recorded {made.dates} on {', '.join(made.devices)}, torch {', '.join(made.torches)}; "
+               f"{'; '.join(made.limits)}.")
+    # one command a line: dozens of them strung into one caption could not be read or copied
+    with st.expander(f"The {len(made.commands)} commands that recorded these runs"):
+        st.code("\n".join(made.commands), language="bash", wrap_lines=True)
 
 
 FRONTIER_VERDICTS = {"reference": ("step 9's reference runs", "#29b09d"),
