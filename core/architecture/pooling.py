@@ -40,7 +40,4 @@ class MaxPool2d(nn.MaxPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu" or x.dim() != 4 or self.return_indices:
             return super().forward(x)
-        pair = nn.modules.utils._pair
-        window = (pair(self.kernel_size), pair(self.stride if self.stride is not None else self.kernel_size),
-                  pair(self.padding), pair(self.dilation), self.ceil_mode)
-        return _ChannelsLastMaxPool.apply(x, *window)
+        return _ChannelsLastMaxPool.apply(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
