@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.training.augmentation import AugmentConfig, affine_grid, affine_matrices, affine_theta, augment_batch, v2_transform
+from core.training.augmentation import (AugmentConfig, affine_grid, affine_matrices, affine_theta, augment_batch,
+                                       v2_transform)
 
 
 def digit_batch(n=16):

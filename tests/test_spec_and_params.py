@@ -109,7 +109,7 @@ def test_our_max_pool_picks_what_pytorchs_picks(kernel, stride, padding, ceil_mo
     assert torch.equal(ours, theirs) and torch.equal(our_grad, their_grad)
 
 
-def test_a_built_model_pools_with_ours_and_trains_as_with_pytorchs():
+def test_a_built_model_pools_with_ours_and_gets_pytorchs_gradients():
     from torch import nn
 
     from core.architecture.pooling import MaxPool2d
