@@ -125,7 +125,7 @@ def test_step_9_draws_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypat
     link = parse_qs(urlparse(table["open"][0]).query)  # opens the candidate in Design, recipe and all
     assert table["open"][0].startswith("design?") and link["net"] == [get_candidate("narrow10").net]
     assert link["from"] == ["9"] and link["epochs"] == ["15"] and link["budget"] == ["full"]
-    assert any("search" in c.value and "--only narrow10" in c.value for c in at.caption)  # its provenance
+    assert any("search" in c.value and "--only narrow10" in c.value for c in at.code)  # its provenance
 
 
 def test_the_lesson_and_lifecycle_quote_the_frontier_file(tiny_mnist_root, tmp_path):
