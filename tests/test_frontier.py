@@ -410,6 +410,27 @@ def test_the_nearest_a_smaller_design_came_is_the_one_that_held_on_most_of_the_t
     assert closest_below([near, bigger]) is bigger  # nothing holds: the nearest of them all (19 of 20)
 
 
+def test_the_lesson_names_the_holding_design_with_the_widest_margin_not_only_the_smallest():
+    """A design that holds at the line is likelier to miss an unseen seed than one that holds with room:
+    of the designs that hold, the one whose worst seed sits highest, a refuted design never."""
+    from core.runs.frontier import FrontierEntry, frontier_facts, widest_margin
+
+    def entry(name: str, params: int, lows: dict[int, float]) -> FrontierEntry:
+        return FrontierEntry(get_candidate(name), params, 1, _runs(get_candidate(name), lows))
+
+    step9 = entry("narrow12-wd-alone", 5648, {s: 99.40 if s == 15 else 99.50 for s in range(1, 21)})
+    sep28 = entry("sep28-wd-alone", 5832, {s: 99.45 for s in range(1, 21)})
+    refuted = entry("wide13", 5995, {s: 99.60 for s in range(1, 21)})  # side by side, and ...
+    missed = entry("wide13-alone", 5995, {1: 99.36})  # ... it missed alone: does not hold
+    assert widest_margin([step9, sep28, refuted, missed]) is sep28
+    facts = frontier_facts([step9, sep28, refuted, missed])
+    assert facts["frontier:smallest"].startswith("narrow12-wd-alone")
+    assert facts["frontier:widest"] == ("sep28-wd-alone (c8,c8,M,c28k1,c28g28,c28k1,c28g28,c28k1,c28g28,c28k1,c28g28,"
+                                        "c28k1,G, 5,832 parameters), lowest seed 99.45 % and mean 99.45 % over 20 seeds")
+    assert frontier_facts([step9])["frontier:widest"].endswith("over 20 seeds (the smallest, too)")
+    assert widest_margin([missed]) is None and frontier_facts([missed])["frontier:widest"] == "none yet"
+
+
 def _table_from(lines: list[str], header: str) -> list[str]:
     start = lines.index(header)
     end = start

@@ -321,7 +321,7 @@ def frontier_rows(entries: list[FrontierEntry]) -> list[dict[str, Any]]:
 
 def held_on(entry: FrontierEntry, entries: list[FrontierEntry]) -> str:
     """'18/20'; a candidate that held on every seed while its design missed in another entry says so,
-    so that the table never shows as holding a design that does not count (see smallest_holding)."""
+    so that the table never shows as holding a design that does not count (see holding_everywhere)."""
     held = f"{entry.holding}/{len(entry.runs)}"
     if entry.runs and entry.holding == len(entry.runs):
         misses = [f"{o.candidate.name} {o.holding}/{len(o.runs)}" for o in missed_elsewhere(entry, entries)]
@@ -362,11 +362,21 @@ def missed_elsewhere(entry: FrontierEntry, entries: list[FrontierEntry]) -> list
     return [o for o in entries if o is not entry and same_design(o, entry) and o.holding < len(o.runs)]
 
 
+def holding_everywhere(entries: list[FrontierEntry]) -> list[FrontierEntry]:
+    """The candidates that held on every one of at least CONFIRM_SEEDS' count of seeds, and whose design
+    never missed in any other entry either."""
+    return [e for e in entries if e.stage == "confirmed" and e.holds_everywhere and not missed_elsewhere(e, entries)]
+
+
 def smallest_holding(entries: list[FrontierEntry]) -> FrontierEntry | None:
-    """The smallest candidate that held on every one of at least CONFIRM_SEEDS' count of seeds, and
-    whose design never missed in any other entry either."""
-    confirmed = [e for e in entries if e.stage == "confirmed" and e.holds_everywhere and not missed_elsewhere(e, entries)]
-    return min(confirmed, key=lambda e: e.params, default=None)
+    return min(holding_everywhere(entries), key=lambda e: e.params, default=None)
+
+
+def widest_margin(entries: list[FrontierEntry]) -> FrontierEntry | None:
+    """Of the candidates that hold, the one whose worst seed sits highest above the line (then the highest
+    mean): the likeliest to hold on a seed it has not met. The smallest that holds need not be it."""
+    return max(holding_everywhere(entries), key=lambda e: (e.min_last_spread.low, e.min_last_spread.mean),
+               default=None)
 
 
 def closest_below(entries: list[FrontierEntry]) -> FrontierEntry | None:
@@ -385,7 +395,7 @@ def _named(e: FrontierEntry) -> str:
 
 def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
     """`frontier:<name>` phrases the lesson quotes: what was tried, the smallest candidate that held on
-    every one of twenty seeds, the ones that held on every seed trained so far but fewer than twenty,
+    every one of twenty seeds and the one of those with the widest margin, the ones that held on every seed trained so far but fewer than twenty,
     and where the others broke."""
     if not entries:
         return {}
@@ -407,6 +417,11 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
             + ", ".join(f"{o.candidate.name} missed on {len(o.runs) - o.holding} of {len(o.runs)} (lowest "
                         f"{o.min_last_spread.low:.2f} %)" for o in missed_elsewhere(e, entries))
             for e in sorted(refuted, key=lambda e: e.params))
+    widest = widest_margin(entries)
+    facts["frontier:widest"] = (
+        f"{_named(widest)}, lowest seed {widest.min_last_spread.low:.2f} % and mean {widest.min_last_spread.mean:.2f} % "
+        f"over {len(widest.runs)} seeds" + (" (the smallest, too)" if widest is best else "")
+        if widest is not None else "none yet")
     # held on every seed so far and never missed in another entry of its design (its seeds alone, say)
     near = closest_below(entries)
     facts["frontier:closest"] = (
