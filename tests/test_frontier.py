@@ -425,8 +425,9 @@ def test_the_lesson_names_the_holding_design_with_the_widest_margin_not_only_the
     assert widest_margin([step9, sep28, refuted, missed]) is sep28
     facts = frontier_facts([step9, sep28, refuted, missed])
     assert facts["frontier:smallest"].startswith("narrow12-wd-alone")
-    assert facts["frontier:widest"] == ("sep28-wd-alone (c8,c8,M,c28k1,c28g28,c28k1,c28g28,c28k1,c28g28,c28k1,c28g28,"
-                                        "c28k1,G, 5,832 parameters), lowest seed 99.45 % and mean 99.45 % over 20 seeds")
+    assert facts["frontier:widest"] == (
+        "sep28-wd-alone (c8,c8,M,c28k1,c28g28,c28k1,c28g28,c28k1,c28g28,c28k1,c28g28,c28k1,G, 5,832 parameters), "
+        "lowest seed 99.45 % and mean 99.45 % over 20 seeds")
     assert frontier_facts([step9])["frontier:widest"].endswith("over 20 seeds (the smallest, too)")
     assert widest_margin([missed]) is None and frontier_facts([missed])["frontier:widest"] == "none yet"
 

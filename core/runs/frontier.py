@@ -369,6 +369,7 @@ def holding_everywhere(entries: list[FrontierEntry]) -> list[FrontierEntry]:
 
 
 def smallest_holding(entries: list[FrontierEntry]) -> FrontierEntry | None:
+    """The fewest parameters that hold: the frontier's answer."""
     return min(holding_everywhere(entries), key=lambda e: e.params, default=None)
 
 
@@ -395,8 +396,8 @@ def _named(e: FrontierEntry) -> str:
 
 def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
     """`frontier:<name>` phrases the lesson quotes: what was tried, the smallest candidate that held on
-    every one of twenty seeds and the one of those with the widest margin, the ones that held on every seed trained so far but fewer than twenty,
-    and where the others broke."""
+    every one of twenty seeds and the one of those with the widest margin, the ones that held on every seed
+    trained so far but fewer than twenty, and where the others broke."""
     if not entries:
         return {}
     sizes = sorted({e.params for e in entries})
@@ -418,10 +419,10 @@ def frontier_facts(entries: list[FrontierEntry]) -> dict[str, str]:
                         f"{o.min_last_spread.low:.2f} %)" for o in missed_elsewhere(e, entries))
             for e in sorted(refuted, key=lambda e: e.params))
     widest = widest_margin(entries)
+    spread = widest.min_last_spread if widest is not None else None
     facts["frontier:widest"] = (
-        f"{_named(widest)}, lowest seed {widest.min_last_spread.low:.2f} % and mean {widest.min_last_spread.mean:.2f} % "
-        f"over {len(widest.runs)} seeds" + (" (the smallest, too)" if widest is best else "")
-        if widest is not None else "none yet")
+        f"{_named(widest)}, lowest seed {spread.low:.2f} % and mean {spread.mean:.2f} % over {len(widest.runs)} seeds"
+        + (" (the smallest, too)" if widest is best else "") if widest is not None else "none yet")
     # held on every seed so far and never missed in another entry of its design (its seeds alone, say)
     near = closest_below(entries)
     facts["frontier:closest"] = (
