@@ -163,6 +163,13 @@ def _runs(candidate, lows: dict[int, float]):
         for seed, low in lows.items())
 
 
+def _entry(name: str, params: int, lows: dict[int, float]):
+    """A recorded candidate with one min(last 3) per seed."""
+    from core.runs.frontier import FrontierEntry
+
+    return FrontierEntry(get_candidate(name), params, 1, _runs(get_candidate(name), lows))
+
+
 def test_a_design_that_held_side_by_side_but_missed_alone_does_not_count_as_holding():
     """Seeds trained side by side meet other rounding than seeds trained alone (as Train does): a
     design that held on twenty seeds one way and missed a seed the other way is not the answer."""
@@ -392,16 +399,13 @@ def test_a_reworded_candidate_is_rewritten_with_its_new_words_and_its_runs(tmp_p
 
 
 def test_the_nearest_a_smaller_design_came_is_the_one_that_held_on_most_of_the_twenty():
-    from core.runs.frontier import FrontierEntry, closest_below, frontier_facts
+    from core.runs.frontier import closest_below, frontier_facts
 
-    def entry(name: str, params: int, lows: dict[int, float]) -> FrontierEntry:
-        return FrontierEntry(get_candidate(name), params, 1, _runs(get_candidate(name), lows))
-
-    holds = entry("narrow12-wd-alone", 5648, {s: 99.45 for s in range(1, 21)})
-    near = entry("narrow10-wd-lr3-alone", 3822, {s: 99.30 if s in (12, 13, 7) else 99.45 for s in range(1, 21)})
-    worse = entry("narrow10-wd3e4-alone", 3822, {s: 99.30 if s <= 10 else 99.50 for s in range(1, 21)})
-    screened = entry("narrow10-wd-lr4-alone", 3822, {12: 99.43})  # one seed held: not a twenty-seed result
-    bigger = entry("wide13-alone", 5995, {s: 99.39 if s == 1 else 99.50 for s in range(1, 21)})
+    holds = _entry("narrow12-wd-alone", 5648, {s: 99.45 for s in range(1, 21)})
+    near = _entry("narrow10-wd-lr3-alone", 3822, {s: 99.30 if s in (12, 13, 7) else 99.45 for s in range(1, 21)})
+    worse = _entry("narrow10-wd3e4-alone", 3822, {s: 99.30 if s <= 10 else 99.50 for s in range(1, 21)})
+    screened = _entry("narrow10-wd-lr4-alone", 3822, {12: 99.43})  # one seed held: not a twenty-seed result
+    bigger = _entry("wide13-alone", 5995, {s: 99.39 if s == 1 else 99.50 for s in range(1, 21)})
     assert closest_below([holds, near, worse, screened, bigger]) is near
     assert frontier_facts([holds, near, worse])["frontier:closest"] == (
         "narrow10-wd-lr3-alone (c6,c6,M,c10,c10,c10,c10,G, 3,822 parameters) held on 17 of 20 seeds "
@@ -413,15 +417,12 @@ def test_the_nearest_a_smaller_design_came_is_the_one_that_held_on_most_of_the_t
 def test_the_lesson_names_the_holding_design_with_the_widest_margin_not_only_the_smallest():
     """A design that holds at the line is likelier to miss an unseen seed than one that holds with room:
     of the designs that hold, the one whose worst seed sits highest, a refuted design never."""
-    from core.runs.frontier import FrontierEntry, frontier_facts, widest_margin
+    from core.runs.frontier import frontier_facts, widest_margin
 
-    def entry(name: str, params: int, lows: dict[int, float]) -> FrontierEntry:
-        return FrontierEntry(get_candidate(name), params, 1, _runs(get_candidate(name), lows))
-
-    step9 = entry("narrow12-wd-alone", 5648, {s: 99.40 if s == 15 else 99.50 for s in range(1, 21)})
-    sep28 = entry("sep28-wd-alone", 5832, {s: 99.45 for s in range(1, 21)})
-    refuted = entry("wide13", 5995, {s: 99.60 for s in range(1, 21)})  # side by side, and ...
-    missed = entry("wide13-alone", 5995, {1: 99.36})  # ... it missed alone: does not hold
+    step9 = _entry("narrow12-wd-alone", 5648, {s: 99.40 if s == 15 else 99.50 for s in range(1, 21)})
+    sep28 = _entry("sep28-wd-alone", 5832, {s: 99.45 for s in range(1, 21)})
+    refuted = _entry("wide13", 5995, {s: 99.60 for s in range(1, 21)})  # side by side, and ...
+    missed = _entry("wide13-alone", 5995, {1: 99.36})  # ... it missed alone: does not hold
     assert widest_margin([step9, sep28, refuted, missed]) is sep28
     facts = frontier_facts([step9, sep28, refuted, missed])
     assert facts["frontier:smallest"].startswith("narrow12-wd-alone")
