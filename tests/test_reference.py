@@ -172,3 +172,60 @@ def test_the_lesson_quotes_the_unseen_seeds_from_their_file_misses_included(tmp_
     assert unseen_facts(tmp_path / "absent.json") == {}  # no file yet: the lesson says "(not measured yet)"
     path.write_text("{not json", encoding="utf-8")
     assert unseen_facts(path) == {}  # a damaged file costs the sentence, not the page
+
+
+def _seeds_named(seeds: list[int]) -> str:
+    """'seed 49', 'seeds 2 and 10', 'seeds 68, 69 and 87'."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return "seeds " + ", ".join(map(str, seeds[:-1])) + f" and {seeds[-1]}"
+
+
+def _lowest(lows: dict[int, float]) -> str:
+    low = min(lows.values())
+    return f"lowest {low:.2f} % ({_seeds_named(sorted(s for s, v in lows.items() if v == low))})"
+
+
+def test_sep28_on_unseen_seeds_is_its_candidate_with_step_9s_recipe_and_the_readme_quotes_it():
+    """assets/sep28_unseen_seeds.json backs the README's 'Then on unseen seeds' for sep28-wd-alone: each run
+    is that candidate's network with step 9's recipe, run in full on a seed the search never used; every
+    figure of the paragraph (each seed, how many held, mean, lowest, step 9 on the same seeds from
+    assets/unseen_seeds.json, the seed-by-seed difference) must be the files'."""
+    import statistics
+    from pathlib import Path
+
+    from core.runs.frontier import CONFIRM_SEEDS, get_candidate
+    from core.runs.reference import UNSEEN_FILE
+    from core.runs.summary import seed_list
+
+    root = Path(__file__).resolve().parents[1]
+    doc = json.loads((root / "assets" / "sep28_unseen_seeds.json").read_text(encoding="utf-8"))
+    candidate = get_candidate("sep28-wd-alone")
+    lows: dict[int, float] = {}
+    for run in doc["runs"]:
+        config = TrainConfig.from_dict(run["config"])
+        assert config.seed not in lows and config.seed not in CONFIRM_SEEDS, config.seed
+        assert config.net == candidate.net and same_setting(config, TrainConfig.for_step(9, seed=config.seed,
+                                                                                          net=candidate.net))
+        assert config.full_data and run["stopped_reason"] == "completed" and len(run["epochs"]) == 15, config.seed
+        lows[config.seed] = min(e["test_acc"] for e in run["epochs"][-3:])
+    step9 = {run.seed: run.min_last for run in load_references(UNSEEN_FILE)[9].runs}
+    seeds = sorted(lows)
+    assert set(seeds) <= set(step9)  # compared seed by seed, so only seeds step 9 was trained on
+    values = [f"{lows[s]:.2f}" for s in seeds]
+    held = sum(lows[s] >= 99.4 for s in seeds)
+    diffs = [lows[s] - step9[s] for s in seeds]
+
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    start = readme.index("**Then on unseen seeds, ")
+    paragraph = readme[start:readme.index("standard error", start) + 30]
+    assert paragraph.startswith(f"**Then on unseen seeds, {seed_list(seeds)}**")
+    assert f"**{held} of {len(seeds)} held**, min(last 3) " + ", ".join(values[:-1]) + f" and {values[-1]} %" \
+        in paragraph
+    assert f"mean **{statistics.mean(lows.values()):.2f} %**, {_lowest(lows)}" in paragraph
+    same = {s: step9[s] for s in seeds}
+    assert f"step 9 on the same seeds: mean {statistics.mean(same.values()):.2f} %, {_lowest(same)}" in paragraph
+    ahead, behind = sum(d > 0.005 for d in diffs), sum(d < -0.005 for d in diffs)
+    assert (f"Seed by seed {statistics.mean(diffs):+.2f} on average ({min(diffs):+.2f} to {max(diffs):+.2f}, "
+            f"ahead on {ahead}, behind on {behind}; standard error "
+            f"{statistics.stdev(diffs) / len(diffs) ** 0.5:.3f})") in paragraph
