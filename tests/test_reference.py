@@ -229,3 +229,39 @@ def test_sep28_on_unseen_seeds_is_its_candidate_with_step_9s_recipe_and_the_read
     assert (f"Seed by seed {statistics.mean(diffs):+.2f} on average ({min(diffs):+.2f} to {max(diffs):+.2f}, "
             f"ahead on {ahead}, behind on {behind}; standard error "
             f"{statistics.stdev(diffs) / len(diffs) ** 0.5:.3f})") in paragraph
+
+
+def test_the_lesson_sets_a_design_on_unseen_seeds_beside_the_final_step_on_the_same_seeds(tmp_path):
+    from pathlib import Path
+
+    from core.runs.reference import UNSEEN_FILE, design_unseen_facts
+
+    step9 = json.loads(Path(UNSEEN_FILE).read_text(encoding="utf-8"))
+    step_runs = step9["steps"][0]["runs"][:3]
+    for run, low in zip(step_runs, (99.45, 99.39, 99.50)):
+        for epoch in run["epochs"][-3:]:
+            epoch["test_acc"] = low
+    step9["steps"][0]["runs"] = step_runs
+    step_path = tmp_path / "unseen.json"
+    step_path.write_text(json.dumps(step9), encoding="utf-8")
+    seeds = [run["config"]["seed"] for run in step_runs]
+
+    def train_output(seed: int, low: float, reason: str = "completed") -> dict:
+        epochs = [{"epoch": e, "test_acc": 99.0} for e in range(1, 13)] + [{"epoch": e, "test_acc": low}
+                                                                          for e in range(13, 16)]
+        return {"params": 5832, "config": {"seed": seed}, "epochs": epochs, "stopped_reason": reason}
+
+    design = tmp_path / "design.json"
+    design.write_text(json.dumps({"candidate": "wide", "runs": [train_output(seeds[0], 99.52),
+                                                                train_output(seeds[1], 99.38),
+                                                                train_output(seeds[2], 99.60, "stopped")]}))
+    text = design_unseen_facts(design, step_path)["unseen:design"]
+    first, second = text.split(". Step 9 on the same seeds: ")  # a stopped run counts for neither
+    assert first == (f"wide (5,832 parameters): 1 of 2 held (seeds {seeds[0]}, {seeds[1]}; lowest 99.38 % on seed "
+                     f"{seeds[1]}, mean 99.45 %); below the line: seed {seeds[1]} (99.38 %)")
+    assert second == (f"1 of 2 held (seeds {seeds[0]}, {seeds[1]}; lowest 99.39 % on seed {seeds[1]}, mean 99.42 %); "
+                      f"below the line: seed {seeds[1]} (99.39 %)")
+
+    assert design_unseen_facts(tmp_path / "absent.json", step_path) == {}
+    design.write_text("{not json", encoding="utf-8")
+    assert design_unseen_facts(design, step_path) == {}  # a damaged file costs the sentence, not the page

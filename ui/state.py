@@ -12,8 +12,8 @@ import streamlit as st
 from core.runs.ablation import ABLATION_FILE, load_ablation
 from core.runs.frontier import FRONTIER_FILE, FrontierEntry, load_frontier
 from core.runs.limits import server_limits
-from core.runs.reference import (REFERENCE_FILE, UNSEEN_FILE, ReferenceFileError, StepReference, load_references,
-                                 unseen_facts)
+from core.runs.reference import (DESIGN_UNSEEN_FILE, REFERENCE_FILE, UNSEEN_FILE, ReferenceFileError, StepReference,
+                                 design_unseen_facts, load_references, unseen_facts)
 from core.runs.cluster import ClusterChoice, ClusterError, UnavailableExecutor, local_executor, make_executor
 from core.runs.run_queue import RunQueue
 from core.runs.store import RunStore, StoreError, resolve_db
@@ -203,16 +203,21 @@ def _frontier(mtime: float) -> list[FrontierEntry] | str:
 
 
 @st.cache_data(show_spinner=False)
-def _unseen(mtime: float) -> dict[str, str]:
-    return unseen_facts(UNSEEN_FILE)
+def _unseen(mtimes: tuple[float, float]) -> dict[str, str]:
+    return unseen_facts(UNSEEN_FILE) | design_unseen_facts(DESIGN_UNSEEN_FILE, UNSEEN_FILE)
 
 
 def unseen() -> dict[str, str]:
-    """`{unseen:seeds}`: the final step on seeds its reference runs never used (assets/unseen_seeds.json)."""
+    """`{unseen:seeds}` and `{unseen:design}`: the final step, and a design with more room, on seeds its
+    reference runs never used (assets/unseen_seeds.json, assets/sep28_unseen_seeds.json)."""
+    return _unseen(tuple(_mtime(path) for path in (UNSEEN_FILE, DESIGN_UNSEEN_FILE)))
+
+
+def _mtime(path: Path) -> float:
     try:
-        return _unseen(UNSEEN_FILE.stat().st_mtime)
+        return path.stat().st_mtime
     except OSError:
-        return {}
+        return 0.0  # absent: the facts say so, and a file that appears later changes the key
 
 
 def frontier() -> list[FrontierEntry]:

@@ -9,7 +9,8 @@ from core.architecture.challenge import CHALLENGE
 from core.report.lessons import fill_facts, load_lesson
 from core.runs.ablation import ABLATION_FILE, AblationResult, ablation_markdown, load_ablation
 from core.runs.frontier import FRONTIER_FILE, FrontierEntry, frontier_facts, frontier_markdown, load_frontier
-from core.runs.reference import UNSEEN_FILE, StepReference, unseen_facts
+from core.runs.reference import (DESIGN_UNSEEN_FILE, UNSEEN_FILE, StepReference, design_unseen_facts,
+                                 unseen_facts)
 from core.runs.summary import points
 from core.training.steps import FINAL_STEP, STEPS
 
@@ -153,8 +154,9 @@ def lifecycle_markdown(refs: dict[int, StepReference], ablation: list[AblationRe
 
 
 def write_lifecycle(path: Path, refs: dict[int, StepReference], ablation_file: Path = ABLATION_FILE,
-                    frontier_file: Path = FRONTIER_FILE, unseen_file: Path = UNSEEN_FILE) -> None:
+                    frontier_file: Path = FRONTIER_FILE, unseen_file: Path = UNSEEN_FILE,
+                    design_unseen_file: Path = DESIGN_UNSEEN_FILE) -> None:
     held = load_ablation(ablation_file)
     text = lifecycle_markdown(refs, held[1] if held else [], load_frontier(frontier_file), held[0] if held else None,
-                              unseen_facts(unseen_file))
+                              unseen_facts(unseen_file) | design_unseen_facts(design_unseen_file, unseen_file))
     path.write_text(text, encoding="utf-8")
