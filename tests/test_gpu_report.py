@@ -5,6 +5,7 @@ import json
 
 import core.experiments.gpu_report as report
 from conftest import run_cli
+from core.runs.frontier import load_frontier, widest_margin
 from core.runs.reference import load_references
 
 
@@ -26,10 +27,12 @@ def test_a_reduced_report_measures_every_part(tiny_mnist_root, tmp_path, monkeyp
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["reduced"] is True and doc["device"].startswith("CPU") and "--gpu-report" in doc["command"]
     parts = doc["parts"]
-    assert list(parts) == ["step9", "seeds20", "step1", "train_to_first_chart"]
+    assert list(parts) == ["step9", "seeds20", "step1", "train_to_first_chart", "widest_margin_design"]
     assert parts["step9"]["limits"].startswith("reduced") and parts["step9"]["wall_s"] > 0
     assert parts["seeds20"]["of"] == 20 and len(parts["seeds20"]["min_last"]) == 20
     assert parts["step1"]["reason"] == "completed"
     assert parts["train_to_first_chart"]["first_epoch_on_page_s"] > 0
+    widest = parts["widest_margin_design"]  # the committed frontier's widest margin, timed as step 9 was
+    assert widest["candidate"] == widest_margin(load_frontier()).candidate.name and widest["wall_s"] > 0
     (step1,) = load_references(refs).values()
     assert step1.step == 1 and step1.first.provenance.limits.startswith("reduced")

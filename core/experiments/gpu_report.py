@@ -6,7 +6,9 @@ JSON file as soon as it ends, so a run cut short keeps what it measured:
 2. step 9 on 20 seeds at once, as one grouped network: wall time, and how many held the challenge;
 3. step 1's full recipe (15 epochs on all 60,000 images), merged into the reference runs;
 4. Train -> first chart: a quick run through the app's queue and worker process, timed from the
-   submit to its first epoch on the page.
+   submit to its first epoch on the page;
+5. the frontier's design with the widest margin (assets/frontier.json) for the same 15 epochs: what
+   its extra layers cost on a GPU, beside step 9's, before it could take step 9's place.
 
 With `--batches N` every training is cut to N batches per epoch (labelled reduced): a check that
 the report runs, e.g. on a CPU; such figures are not the report's.
@@ -26,6 +28,7 @@ from core.architecture.challenge import CHALLENGE, min_last
 from core.experiments.reference_run import reference_runs
 from core.report.views import describe_step
 from core.runs.files import write_json
+from core.runs.frontier import load_frontier, widest_margin
 from core.runs.reference import StepReference, merge_step
 from core.runs.run_queue import Job, RunQueue
 from core.training.budget import describe_limits
@@ -109,6 +112,15 @@ def gpu_report(data_dir: str | None, download: bool, device_name: str, batches: 
             "(`python -m core reproduce --markdown-only` redraws LIFECYCLE.md)")
 
     part("train_to_first_chart", first_chart_seconds(data_dir, download, batches))
+
+    widest = widest_margin(load_frontier())
+    if widest is not None:
+        design = widest.candidate.config(seed=1, device=str(device)).with_overrides(max_batches=batches, log_every=50)
+        (done,), seconds = _timed_group([design], data, device)
+        part("widest_margin_design", {"candidate": widest.candidate.name, "net": design.net,
+                                      "params": widest.params, "wall_s": round(seconds, 2),
+                                      "s_per_epoch": round(seconds / design.recipe.epochs, 3),
+                                      "min_last": _min_last(done), "step9_wall_s": doc["parts"]["step9"]["wall_s"]})
     log(f"wrote {path} ({doc['wall_seconds']:.0f} s in all)")
     return doc
 
