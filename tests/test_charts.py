@@ -79,3 +79,23 @@ def test_points_below_the_zoomed_accuracy_axis_are_marked_on_its_edge():
     inside = Run("live 1", base, [{"epoch": 1, "train_loss": 0.1, "train_acc": 99.35, "test_loss": 0.1,
                                    "test_acc": 99.3}], "live")
     assert len(history_specs(group_runs([inside]))[0]["layer"]) == 2  # nothing below: no extra layer
+
+
+def test_the_unseen_seed_chart_sets_the_two_networks_side_by_side_and_colours_each_seed():
+    """Step 9's page: a row per network, a dot per min(last 3) as large as the seeds that share it, coloured
+    by whether they held, the challenge's line beside."""
+    import pandas as pd
+
+    from ui.step_page import unseen_chart
+
+    rows = [{"network": "step 9 · 5,648", "seed": s, "min_last": low, "held": low >= 99.4}
+            for s, low in ((47, 99.47), (48, 99.47), (49, 99.47), (68, 99.39))] + \
+           [{"network": "wide · 5,832", "seed": s, "min_last": low, "held": True} for s, low in ((47, 99.54), (68, 99.5))]
+    spec = unseen_chart(pd.DataFrame(rows)).to_dict()
+    alt.LayerChart.from_dict(spec)
+    dots = next(rows for rows in spec["datasets"].values() if len(rows) == 4)
+    assert [(d["min_last"], d["seeds"], d["count"], d["verdict"]) for d in dots] == [
+        (99.47, "47-49", 3, "held"), (99.39, "68", 1, "below the line"), (99.54, "47", 1, "held"),
+        (99.5, "68", 1, "held")]
+    assert spec["layer"][1]["encoding"]["y"]["sort"] == ["step 9 · 5,648", "wide · 5,832"]  # step 9 on top
+    assert spec["height"] == 72

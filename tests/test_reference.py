@@ -234,7 +234,7 @@ def test_sep28_on_unseen_seeds_is_its_candidate_with_step_9s_recipe_and_the_read
 def test_the_lesson_sets_a_design_on_unseen_seeds_beside_the_final_step_on_the_same_seeds(tmp_path):
     from pathlib import Path
 
-    from core.runs.reference import UNSEEN_FILE, design_unseen_facts
+    from core.runs.reference import UNSEEN_FILE, design_unseen_facts, unseen_points
 
     step9 = json.loads(Path(UNSEEN_FILE).read_text(encoding="utf-8"))
     step_runs = step9["steps"][0]["runs"][:3]
@@ -262,6 +262,12 @@ def test_the_lesson_sets_a_design_on_unseen_seeds_beside_the_final_step_on_the_s
     assert second == (f"1 of 2 held (seeds {seeds[0]}, {seeds[1]}; lowest 99.39 % on seed {seeds[1]}, mean 99.42 %); "
                       f"below the line: seed {seeds[1]} (99.39 %)")
 
+    rows = unseen_points(step_path, design)  # the chart's: every seed of step 9, the design's on those only
+    assert [(r["network"], r["seed"], r["held"]) for r in rows] == \
+        [("step 9 · 5,648", seeds[0], True), ("step 9 · 5,648", seeds[1], False), ("step 9 · 5,648", seeds[2], True),
+         ("wide · 5,832", seeds[0], True), ("wide · 5,832", seeds[1], False)]
+
     assert design_unseen_facts(tmp_path / "absent.json", step_path) == {}
     design.write_text("{not json", encoding="utf-8")
     assert design_unseen_facts(design, step_path) == {}  # a damaged file costs the sentence, not the page
+    assert [r["network"] for r in unseen_points(step_path, design)] == ["step 9 · 5,648"] * 3  # and its row

@@ -13,7 +13,7 @@ from core.runs.ablation import ABLATION_FILE, load_ablation
 from core.runs.frontier import FRONTIER_FILE, FrontierEntry, load_frontier
 from core.runs.limits import server_limits
 from core.runs.reference import (DESIGN_UNSEEN_FILE, REFERENCE_FILE, UNSEEN_FILE, ReferenceFileError, StepReference,
-                                 design_unseen_facts, load_references, unseen_facts)
+                                 design_unseen_facts, load_references, unseen_facts, unseen_points)
 from core.runs.cluster import ClusterChoice, ClusterError, UnavailableExecutor, local_executor, make_executor
 from core.runs.run_queue import RunQueue
 from core.runs.store import RunStore, StoreError, resolve_db
@@ -205,6 +205,16 @@ def _frontier(mtime: float) -> list[FrontierEntry] | str:
 @st.cache_data(show_spinner=False)
 def _unseen(mtimes: tuple[float, float]) -> dict[str, str]:
     return unseen_facts(UNSEEN_FILE) | design_unseen_facts(DESIGN_UNSEEN_FILE, UNSEEN_FILE)
+
+
+@st.cache_data(show_spinner=False)
+def _unseen_points(mtimes: tuple[float, float]) -> list[dict[str, Any]]:
+    return unseen_points(UNSEEN_FILE, DESIGN_UNSEEN_FILE)
+
+
+def unseen_rows() -> list[dict[str, Any]]:
+    """The final step and the design with more room, a row per unseen seed (core.runs.reference.unseen_points)."""
+    return _unseen_points(tuple(_mtime(path) for path in (UNSEEN_FILE, DESIGN_UNSEEN_FILE)))
 
 
 def unseen() -> dict[str, str]:

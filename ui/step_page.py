@@ -17,7 +17,8 @@ from core.report.lessons import fill_facts, load_lesson
 from core.report.views import describe_step, lesson_facts
 from core.runs.ablation import ablation_facts, ablation_rows, measured_on
 from core.runs.frontier import FrontierEntry, frontier_facts, frontier_points, frontier_provenance, frontier_rows
-from core.runs.reference import StepReference
+from core.runs.reference import DESIGN_UNSEEN_FILE, UNSEEN_FILE, StepReference
+from core.runs.summary import seed_list
 from core.training.config import TrainConfig
 from core.training.data import DataError
 from core.training.steps import FINAL_STEP, get_step
@@ -26,7 +27,7 @@ from ui.compare import compare_picker
 from ui.controls import budget_controls, link_params, step_controls
 from ui.link import LinkedWidgets
 from ui.state import (ablation, data_problem, device, frontier, references, run_store, show_data_problem,
-                      unseen, warm_workers)
+                      unseen, unseen_rows, warm_workers)
 from ui.tables import layer_table
 from ui.training import LiveView, compare_key, compare_tables, live_batches, predicted_or_trained, train_buttons
 
@@ -151,6 +152,8 @@ def result_section(number: int) -> None:
     ref = references().get(number)
     if ref is not None and ref.judgeable:
         seed_distribution(ref)
+    if number == FINAL_STEP:
+        unseen_section(unseen_rows())
     step_of_ablation, results = ablation()
     if step_of_ablation == number and results:
         ablation_table(results, measured_on(number, results))
@@ -164,6 +167,42 @@ def seed_distribution(ref: StepReference) -> None:
     """Many seeds of the reference recipe: the spread the challenge is judged on."""
     st.markdown(ref.distribution())
     st.altair_chart(seed_strip(ref), width="stretch")
+
+
+def unseen_section(rows: list[dict[str, Any]]) -> None:
+    """Seeds the reference runs never used: the final step and a design with more room, seed for seed."""
+    if not rows:
+        return
+    frame = pd.DataFrame(rows)
+    st.markdown(f"**Seeds never used before** ({seed_list(sorted(set(frame['seed'])))}), each trained alone with "
+                "the challenge command (the design with its network given): a dot at each min(last "
+                f"{CHALLENGE.last_epochs}), larger where more seeds landed. How far the worst seeds sit above the "
+                "line tells more about the next seed than the mean does.")
+    st.altair_chart(unseen_chart(frame), width="stretch")
+    st.caption(f"assets/{UNSEEN_FILE.name} · assets/{DESIGN_UNSEEN_FILE.name} (commands, devices and dates inside)")
+
+
+UNSEEN_VERDICTS = {True: ("held", "#0068c9"), False: ("below the line", "#ff8700")}
+
+
+def unseen_chart(frame: pd.DataFrame) -> alt.LayerChart:
+    """A row per network, a dot per min(last 3) on its axis, as large as the seeds that landed there (many
+    share a value to the hundredth), beside the challenge's dashed line."""
+    order = list(dict.fromkeys(frame["network"]))
+    dots = (frame.groupby(["network", "min_last", "held"], sort=False)["seed"]
+            .agg(seeds=lambda seeds: seed_list(sorted(seeds)), count="size").reset_index())
+    dots["verdict"] = [UNSEEN_VERDICTS[bool(h)][0] for h in dots["held"]]
+    labels, colours = zip(*UNSEEN_VERDICTS.values())
+    marks = alt.Chart(dots).mark_circle(opacity=0.7).encode(
+        x=alt.X("min_last:Q", title=f"min of last {CHALLENGE.last_epochs} (%)", scale=alt.Scale(zero=False),
+                axis=alt.Axis(format=".2f", tickMinStep=0.05)),
+        y=alt.Y("network:N", sort=order, title=None, axis=alt.Axis(labelLimit=300)),
+        size=alt.Size("count:Q", title="seeds", scale=alt.Scale(range=[40, 400]), legend=None),
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=list(labels), range=list(colours)),
+                        legend=alt.Legend(orient="bottom", title=None)),
+        tooltip=["network", alt.Tooltip("min_last:Q", format=".2f"), "seeds", "count"])
+    return (_challenge_line("x") + marks).properties(height=36 * len(order),
+                                                    autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
 
 
 def seed_strip(ref: StepReference) -> alt.LayerChart:

@@ -152,52 +152,82 @@ def load_references(path: str | Path = REFERENCE_FILE) -> dict[int, StepReferenc
     return {s.step: s for s in steps}
 
 
-def unseen_facts(path: str | Path = UNSEEN_FILE) -> dict[str, str]:
-    """`{unseen:seeds}` for a lesson: how the final step did on the seeds kept in `path` (held, lowest,
-    mean, and every seed that missed); {} while there are none, or the file cannot be read."""
+@dataclass(frozen=True)
+class SeedLows:
+    """A network's min(last 3) on each seed it was trained on."""
+    name: str
+    params: int
+    lows: dict[int, float]
+
+    def summary(self) -> str:
+        """'42 of 45 held (seeds 47-91; lowest 99.39 % on seed 68, mean 99.49 %); below the line: seed 68
+        (99.39 %), …'."""
+        missed = {s: low for s, low in sorted(self.lows.items()) if not self.holds(low)}
+        seed, low = min(self.lows.items(), key=lambda item: (item[1], item[0]))
+        text = (f"{len(self.lows) - len(missed)} of {len(self.lows)} held (seeds {seed_list(sorted(self.lows))}; "
+                f"lowest {low:.2f} % on seed {seed}, mean {sum(self.lows.values()) / len(self.lows):.2f} %)")
+        if missed:
+            text += "; below the line: " + ", ".join(f"seed {s} ({low:.2f} %)" for s, low in missed.items())
+        return text
+
+    def holds(self, low: float) -> bool:
+        return CHALLENGE.meets(self.params, low, CHALLENGE.max_epochs)
+
+    def on(self, seeds: set[int]) -> SeedLows:
+        return replace(self, lows={s: low for s, low in self.lows.items() if s in seeds})
+
+
+def step_unseen_lows(path: str | Path = UNSEEN_FILE) -> SeedLows | None:
+    """The final step on the seeds kept in `path`; None while there are none, or the file cannot be read."""
     try:
         step = next(iter(load_references(path).values()), None)
     except ReferenceFileError:
-        return {}
-    runs = [r for r in step.runs if r.min_last is not None] if step is not None else []
-    if not runs:
-        return {}
-    return {"unseen:seeds": _seed_summary({r.seed: r.min_last for r in runs}, step.params)}
+        return None
+    lows = {r.seed: r.min_last for r in step.runs if r.min_last is not None} if step is not None else {}
+    return SeedLows(f"step {step.step}", step.params, lows) if lows else None
+
+
+def design_unseen_lows(path: str | Path = DESIGN_UNSEEN_FILE) -> SeedLows | None:
+    """The design of `path` (`train --json` outputs) on its seeds, completed runs only; None while there
+    are none, or the file cannot be read."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        runs = [r for r in doc["runs"] if r["stopped_reason"] == "completed"]
+        lows = {r["config"]["seed"]: min(e["test_acc"] for e in r["epochs"][-CHALLENGE.last_epochs:]) for r in runs}
+        return SeedLows(doc.get("candidate") or runs[0]["config"]["net"], runs[0]["params"], lows) if runs else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def unseen_facts(path: str | Path = UNSEEN_FILE) -> dict[str, str]:
+    """`{unseen:seeds}` for a lesson: how the final step did on the seeds kept in `path` (held, lowest,
+    mean, and every seed that missed); {} while there are none, or the file cannot be read."""
+    step = step_unseen_lows(path)
+    return {"unseen:seeds": step.summary()} if step is not None else {}
 
 
 def design_unseen_facts(path: str | Path = DESIGN_UNSEEN_FILE, step_path: str | Path = UNSEEN_FILE) -> dict[str, str]:
     """`{unseen:design}` for a lesson: the design of `path` on unseen seeds (held, lowest, mean, every miss)
     beside the final step on the same seeds, so the two are compared seed for seed; {} while there are
     none, or a file cannot be read."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        runs = [r for r in doc["runs"] if r["stopped_reason"] == "completed"]
-        lows = {r["config"]["seed"]: min(e["test_acc"] for e in r["epochs"][-CHALLENGE.last_epochs:]) for r in runs}
-        step = next(iter(load_references(step_path).values()))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, StopIteration):
+    design, step = design_unseen_lows(path), step_unseen_lows(step_path)
+    if design is None or step is None:
         return {}
-    if not runs:
-        return {}
-    params = runs[0]["params"]
-    name = doc.get("candidate") or runs[0]["config"]["net"]
-    step_lows = {r.seed: r.min_last for r in step.runs if r.seed in lows and r.min_last is not None}
-    text = f"{name} ({params:,} parameters): {_seed_summary(lows, params)}"
-    if step_lows:  # the final step's figures only on the design's seeds, or the two are not compared
-        which = "the same seeds" if step_lows.keys() == lows.keys() else "those seeds it was trained on"
-        text += f". Step {step.step} on {which}: {_seed_summary(step_lows, step.params)}"
+    text = f"{design.name} ({design.params:,} parameters): {design.summary()}"
+    same = step.on(set(design.lows))
+    if same.lows:  # the final step's figures only on the design's seeds, or the two are not compared
+        which = "the same seeds" if same.lows.keys() == design.lows.keys() else "those seeds it was trained on"
+        text += f". {step.name.capitalize()} on {which}: {same.summary()}"
     return {"unseen:design": text}
 
 
-def _seed_summary(lows: dict[int, float], params: int) -> str:
-    """'42 of 45 held (seeds 47-91; lowest 99.39 % on seed 68, mean 99.49 %); below the line: seed 68
-    (99.39 %), …', from each seed's min(last 3)."""
-    missed = {s: low for s, low in sorted(lows.items()) if not CHALLENGE.meets(params, low, CHALLENGE.max_epochs)}
-    seed, low = min(lows.items(), key=lambda item: (item[1], item[0]))
-    text = (f"{len(lows) - len(missed)} of {len(lows)} held (seeds {seed_list(sorted(lows))}; lowest {low:.2f} % on "
-            f"seed {seed}, mean {sum(lows.values()) / len(lows):.2f} %)")
-    if missed:
-        text += "; below the line: " + ", ".join(f"seed {s} ({low:.2f} %)" for s, low in missed.items())
-    return text
+def unseen_points(path: str | Path = UNSEEN_FILE, design_path: str | Path = DESIGN_UNSEEN_FILE) -> list[dict[str, Any]]:
+    """A row per seed of the final step's unseen seeds and of the design's: what a chart of the two margins
+    draws (the design only on seeds the final step was trained on too, so the rows compare)."""
+    step, design = step_unseen_lows(path), design_unseen_lows(design_path)
+    shown = [step] + ([design.on(set(step.lows))] if design is not None else []) if step is not None else []
+    return [{"network": f"{lows.name} · {lows.params:,}", "seed": seed, "min_last": low, "held": lows.holds(low)}
+            for lows in shown for seed, low in sorted(lows.lows.items())]
 
 
 def write_references(path: str | Path, steps: dict[int, StepReference]) -> None:
