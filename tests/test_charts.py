@@ -90,7 +90,8 @@ def test_the_unseen_seed_chart_sets_the_two_networks_side_by_side_and_colours_ea
 
     rows = [{"network": "step 9 · 5,648", "seed": s, "min_last": low, "held": low >= 99.4}
             for s, low in ((47, 99.47), (48, 99.47), (49, 99.47), (68, 99.39))] + \
-           [{"network": "wide · 5,832", "seed": s, "min_last": low, "held": True} for s, low in ((47, 99.54), (68, 99.5))]
+           [{"network": "wide · 5,832", "seed": s, "min_last": low, "held": True}
+            for s, low in ((47, 99.54), (68, 99.5))]
     spec = unseen_chart(pd.DataFrame(rows)).to_dict()
     alt.LayerChart.from_dict(spec)
     dots = next(rows for rows in spec["datasets"].values() if len(rows) == 4)
