@@ -349,3 +349,21 @@ def test_core_imports_in_one_direction():
                     upward.append(f"{path.relative_to(ROOT)}: {node.module}")
     assert upward == []
     assert set(LAYERS) >= {p.name for p in (ROOT / "core").iterdir() if p.is_dir() and p.name != "__pycache__"}
+
+
+def test_every_command_in_the_readmes_command_line_section_parses():
+    """The README's examples are what users copy: each must name a real command and real options."""
+    import shlex
+
+    from core.cli import build_parser
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Command line"):]
+    block = section[section.index("```bash") + len("```bash"):]
+    lines = [line for line in block[:block.index("```")].splitlines() if line.startswith("python -m core")]
+    assert len(lines) >= 20
+    for line in lines:
+        try:
+            build_parser().parse_args(shlex.split(line, comments=True)[3:])
+        except SystemExit:
+            pytest.fail(f"the README's `{line}` does not parse")
