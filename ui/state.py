@@ -203,24 +203,25 @@ def _frontier(mtime: float) -> list[FrontierEntry] | str:
 
 
 @st.cache_data(show_spinner=False)
-def _unseen(mtimes: tuple[float, float]) -> dict[str, str]:
-    return unseen_facts(UNSEEN_FILE) | design_unseen_facts(DESIGN_UNSEEN_FILE, UNSEEN_FILE)
+def _unseen(mtimes: tuple[float, float]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    return (unseen_facts(UNSEEN_FILE) | design_unseen_facts(DESIGN_UNSEEN_FILE, UNSEEN_FILE),
+            unseen_points(UNSEEN_FILE, DESIGN_UNSEEN_FILE))
 
 
-@st.cache_data(show_spinner=False)
-def _unseen_points(mtimes: tuple[float, float]) -> list[dict[str, Any]]:
-    return unseen_points(UNSEEN_FILE, DESIGN_UNSEEN_FILE)
-
-
-def unseen_rows() -> list[dict[str, Any]]:
-    """The final step and the design with more room, a row per unseen seed (core.runs.reference.unseen_points)."""
-    return _unseen_points(tuple(_mtime(path) for path in (UNSEEN_FILE, DESIGN_UNSEEN_FILE)))
+def _unseen_now() -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Read again only when either file changed (a new seed merged while the app runs)."""
+    return _unseen(tuple(_mtime(path) for path in (UNSEEN_FILE, DESIGN_UNSEEN_FILE)))
 
 
 def unseen() -> dict[str, str]:
     """`{unseen:seeds}` and `{unseen:design}`: the final step, and a design with more room, on seeds its
     reference runs never used (assets/unseen_seeds.json, assets/sep28_unseen_seeds.json)."""
-    return _unseen(tuple(_mtime(path) for path in (UNSEEN_FILE, DESIGN_UNSEEN_FILE)))
+    return _unseen_now()[0]
+
+
+def unseen_rows() -> list[dict[str, Any]]:
+    """The same seeds, a row per network and seed (core.runs.reference.unseen_points), for the chart."""
+    return _unseen_now()[1]
 
 
 def _mtime(path: Path) -> float:
