@@ -206,7 +206,8 @@ def unseen_facts(path: str | Path = UNSEEN_FILE) -> dict[str, str]:
     return {"unseen:seeds": step.summary()} if step is not None else {}
 
 
-def design_unseen_facts(path: str | Path = DESIGN_UNSEEN_FILE, step_path: str | Path = UNSEEN_FILE) -> dict[str, str]:
+def design_unseen_facts(path: str | Path = DESIGN_UNSEEN_FILE,
+                        step_path: str | Path = UNSEEN_FILE) -> dict[str, str]:
     """`{unseen:design}` for a lesson: the design of `path` on unseen seeds (held, lowest, mean, every miss)
     beside the final step on the same seeds, so the two are compared seed for seed; {} while there are
     none, or a file cannot be read."""
@@ -221,11 +222,14 @@ def design_unseen_facts(path: str | Path = DESIGN_UNSEEN_FILE, step_path: str | 
     return {"unseen:design": text}
 
 
-def unseen_points(path: str | Path = UNSEEN_FILE, design_path: str | Path = DESIGN_UNSEEN_FILE) -> list[dict[str, Any]]:
+def unseen_points(path: str | Path = UNSEEN_FILE,
+                  design_path: str | Path = DESIGN_UNSEEN_FILE) -> list[dict[str, Any]]:
     """A row per seed of the final step's unseen seeds and of the design's: what a chart of the two margins
     draws (the design only on seeds the final step was trained on too, so the rows compare)."""
     step, design = step_unseen_lows(path), design_unseen_lows(design_path)
-    shown = [step] + ([design.on(set(step.lows))] if design is not None else []) if step is not None else []
+    if step is None:
+        return []
+    shown = [step] if design is None else [step, design.on(set(step.lows))]
     return [{"network": f"{lows.name} · {lows.params:,}", "seed": seed, "min_last": low, "held": lows.holds(low)}
             for lows in shown for seed, low in sorted(lows.lows.items())]
 
