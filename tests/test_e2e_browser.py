@@ -195,10 +195,13 @@ def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server
     """A mouse click on a unit of a feature map, and a digit drawn with the mouse, as a student would."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(f"{server}/inspect", timeout=60_000)
+    page.locator(".st-key-confusion .vega-embed").wait_for(timeout=90_000)  # the first tab, as a student sees it
     page.get_by_role("tab", name="Feature maps and receptive fields").click()
     page.get_by_text("Click a unit of a map").wait_for(timeout=90_000)
-    maps = page.locator(".vega-embed").nth(1)
-    maps.wait_for(timeout=120_000)  # drawn after the maps are computed: a CI run under load once took over 60 s
+    # the chart by its widget key: the Mistakes tab's two charts stay in the page, hidden, once drawn, so
+    # counting charts picks one of those whenever they were drawn before the tab changed
+    maps = page.locator(".st-key-fm_chart_0 .vega-embed")
+    maps.wait_for(timeout=120_000)  # drawn after the maps are computed, slowly on a loaded machine
     box = maps.bounding_box()
     page.mouse.click(box["x"] + 50, box["y"] + 60)  # a unit of the first map of conv1
     page.get_by_text("receptive field 3, units 1 px apart").wait_for(timeout=60_000)
