@@ -438,3 +438,24 @@ def test_two_servers_one_cluster_one_store_a_class_across_both(mnist_root, brows
         for proc, _ in servers:
             stop_server(proc)
         drop()
+
+
+def test_the_browser_benchmark_measures_pages_training_at_once_and_watched(tmp_path):
+    """`bench --browsers 2 --watchers 0,1` end to end on a small set (its own servers and Chromium): every row
+    it reports is filled from the runs its pages started. 6,000 images: an epoch long enough for the page to
+    draw its per-batch chart first, the first chart the benchmark times."""
+    from conftest import make_mnist_root
+    from core.experiments.bench_browser import run_browser_bench
+
+    root = make_mnist_root(tmp_path / "data", 6_000, 200)
+    lines = []
+    doc = run_browser_bench(str(root), False, [2], [0, 1], 9, "epochs=1&budget=full", lines.append)
+    (together,) = doc["sessions"]
+    assert together["sessions"] == 2 and together["run_limits"].startswith("full")
+    assert len(together["each_queued_seconds"]) == len(together["each_back_to_back_seconds"]) == 2
+    assert together["wall_seconds"] > 0 and together["ratio"] == pytest.approx(
+        together["wall_seconds"] / together["back_to_back_seconds"], rel=0.05)
+    alone, watched = doc["watchers"]
+    assert (alone["watchers"], watched["watchers"]) == (0, 1) and watched["run_limits"].startswith("full")
+    assert watched["slowdown"] == pytest.approx(watched["run_seconds"] / alone["run_seconds"], rel=0.05)
+    assert any("2 sessions pressed Train at once" in line for line in lines)

@@ -270,12 +270,12 @@ def _sessions(browser, root: str, download: bool, path: str, n: int, db: Path, l
     serial, each = _serial_seconds(configs, root, download)
     row = {"sessions": n, "wall_seconds": round(wall, 1), "back_to_back_seconds": round(serial, 1),
            "ratio": round(wall / serial, 3), "train_to_first_chart_seconds": round(first_chart, 2),
-           "run_limits": runs[0].label, "each_back_to_back_seconds": [round(s, 1) for s in each],
+           "run_limits": runs[0].limits, "each_back_to_back_seconds": [round(s, 1) for s in each],
            "each_queued_seconds": [round(r.finished_at - r.started_at, 1) for r in sorted(runs, key=lambda r: r.id)],
            **cpu}
     log(f"  {n} sessions pressed Train at once: {wall:.1f} s until the last was done; the same {n} runs back to "
         f"back in one process {serial:.1f} s -> {wall / serial:.2f}x (goal <= 1.2); Train -> first chart "
-        f"{first_chart:.1f} s ({runs[0].label}); {_cpu_text(cpu)}")
+        f"{first_chart:.1f} s ({runs[0].limits}); {_cpu_text(cpu)}")
     return row
 
 
@@ -296,7 +296,7 @@ def _watched(browser, root: str, path: str, watchers: int, db: Path, log: Callab
     finally:
         server.close()  # its worker goes with it, and with it the watchers' queued runs
     seconds = measured.finished_at - measured.started_at
-    row = {"watchers": watchers, "run_seconds": round(seconds, 1), "run_limits": measured.label, **cpu}
+    row = {"watchers": watchers, "run_seconds": round(seconds, 1), "run_limits": measured.limits, **cpu}
     log(f"  one run with {watchers} other page(s) watching: {seconds:.1f} s of training; {_cpu_text(cpu)}")
     return row
 
