@@ -501,3 +501,18 @@ def test_seed_lists_in_the_lesson_write_three_or_more_seeds_in_a_row_as_a_range(
     assert seed_list([1, 2, 3, 4, 11, 15, 16]) == "1-4, 11, 15, 16"
     assert seed_list([1, 2]) == "1, 2" and seed_list([1, 7, 17]) == "1, 7, 17" and seed_list([5]) == "5"
     assert seed_list([1, 2, 3, 5, 6, 7, 9]) == "1-3, 5-7, 9"
+
+
+def test_the_setting_key_worked_out_once_per_config_is_the_one_computed_afresh():
+    """Pages compare every pair of designs on each rerun, so the key is cached per config: the cached key
+    must be the key, for equal configs built apart, for configs that differ only outside the setting, and
+    for configs that differ in it."""
+    from core.runs.summary import _setting_key, setting_key
+
+    base = get_candidate("sep28-wd-alone").config(seed=1, device="cpu")
+    configs = [base, get_candidate("sep28-wd-alone").config(seed=1, device="cpu"),
+               get_candidate("sep28-wd-alone").config(seed=7, device="cpu"),
+               get_candidate("sep21-wd-alone").config(seed=1, device="cpu"), base.with_overrides(lr=0.2)]
+    keys = [setting_key(c) for c in configs]
+    assert keys == [_setting_key(c) for c in configs] == [setting_key(c) for c in configs]
+    assert keys[0] == keys[1] == keys[2] and len({keys[0], keys[3], keys[4]}) == 3

@@ -9,6 +9,7 @@ import hashlib
 import json
 import statistics
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
 
 from core.architecture.challenge import CHALLENGE, min_last
@@ -112,7 +113,19 @@ def _setting_fields(config: TrainConfig) -> dict[str, Any]:
 
 def setting_key(config: TrainConfig) -> str:
     """A short key that two configs share exactly when they differ only in NOT_SETTING."""
+    try:
+        return _cached_setting_key(config)
+    except TypeError:  # a config that holds a list or a dict somewhere cannot be a cache key
+        return _setting_key(config)
+
+
+def _setting_key(config: TrainConfig) -> str:
     return hashlib.sha1(json.dumps(_setting_fields(config), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# pages compare every pair of the frontier's designs on each rerun (thousands of keys): each key (every
+# field as a dict, serialised and hashed) is worked out once per distinct config, which is frozen
+_cached_setting_key = lru_cache(maxsize=8192)(_setting_key)
 
 
 def same_setting(a: TrainConfig, b: TrainConfig) -> bool:
