@@ -441,15 +441,20 @@ def test_two_servers_one_cluster_one_store_a_class_across_both(mnist_root, brows
 
 
 def test_the_browser_benchmark_measures_pages_training_at_once_and_watched(tmp_path):
-    """`bench --browsers 2 --watchers 0,1` end to end on a small set (its own servers and Chromium): every row
-    it reports is filled from the runs its pages started. 6,000 images: an epoch long enough for the page to
-    draw its per-batch chart first, the first chart the benchmark times."""
+    """`bench --browsers 2 --watchers 0,1` end to end on a small set, as its own process (its own servers and
+    Playwright: this module's browser already runs one in this thread): every row it reports is filled from
+    the runs its pages started. 6,000 images: an epoch long enough for the page to draw its per-batch chart
+    first, the first chart the benchmark times."""
+    import json
+
     from conftest import make_mnist_root
-    from core.experiments.bench_browser import run_browser_bench
 
     root = make_mnist_root(tmp_path / "data", 6_000, 200)
-    lines = []
-    doc = run_browser_bench(str(root), False, [2], [0, 1], 9, "epochs=1&budget=full", lines.append)
+    done = subprocess.run([sys.executable, "-m", "core", "bench", "--browsers", "2", "--watchers", "0,1", "--query",
+                           "epochs=1&budget=full", "--data-dir", str(root), "--no-download", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    doc, lines = json.loads(done.stdout), done.stderr.splitlines()
     (together,) = doc["sessions"]
     assert together["sessions"] == 2 and together["run_limits"].startswith("full")
     assert len(together["each_queued_seconds"]) == len(together["each_back_to_back_seconds"]) == 2
