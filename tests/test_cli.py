@@ -329,13 +329,13 @@ def test_bench_sessions_goes_through_the_queue(mnist_root):
     assert doc["ratio"] == pytest.approx(doc["queued_seconds"] / doc["back_to_back_seconds"], rel=0.002)
 
 
-
 def test_bench_board_times_each_view_of_a_filled_store():
     doc = ok_json("bench", "--board", "400")
     assert doc["runs_in_store"] == 400
     every, newest = doc["class of every run"], doc["class of the newest 300 runs"]
     assert every["runs"] == 400 and newest["runs"] == 300
     assert all(row[k] > 0 for row in (every, newest) for k in ("first_ms", "runs_view_ms", "leaderboard_view_ms"))
+
 
 LAYERS = {"project": 0, "architecture": 1, "training": 2, "runs": 3, "analysis": 4, "report": 4, "experiments": 5,
           "cli": 6, "__main__": 7}
