@@ -63,6 +63,23 @@ def test_the_seed_strip_keeps_its_height_for_the_dots():
     assert sorted(len(rows) for rows in spec["datasets"].values()) == [1, 20]  # the line, one dot per seed
 
 
+def test_a_chart_built_once_is_the_altair_chart_without_the_theme_altair_merges_in():
+    """The step pages' static charts are sent as the Vega-Lite spec of their altair chart, built once: the
+    same spec (valid under altair's schema) less the 300x300 view of altair's default theme, which
+    st.altair_chart leaves out too."""
+    from core.runs.reference import load_references
+    from ui.charts import vega_lite_spec
+    from ui.step_page import seed_strip
+
+    chart = seed_strip(load_references()[9])
+    spec, full = vega_lite_spec(chart), chart.to_dict()
+    alt.LayerChart.from_dict(spec)
+    assert full["config"] == alt.theme.get()()["config"] and "config" not in spec
+    assert spec == {k: v for k, v in full.items() if k != "config"}
+    configured = vega_lite_spec(chart.configure_view(strokeWidth=0))  # a chart's own config stays
+    assert configured["config"]["view"]["strokeWidth"] == 0
+
+
 def test_points_below_the_zoomed_accuracy_axis_are_marked_on_its_edge():
     """Augmented train accuracy can sit far below the test curves the axis zooms on: those points are
     clamped to the bottom edge, and a triangle there says they lie below it (a flat line alone does not)."""

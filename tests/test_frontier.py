@@ -113,12 +113,18 @@ def test_step_9_draws_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypat
     done = run_cli("search", "--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--only",
                    "narrow10", "--seeds", "1-2", "--output", str(out))
     assert done.returncode == 0, done.stderr
-    monkeypatch.setattr(ui.state, "FRONTIER_FILE", out)
     monkeypatch.setenv("MNIST_DIR", str(mnist_root))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     open_page(at, "pages/step_9.py")
+    recorded = len(load_frontier())
+    assert any(f"{recorded} candidates from" in m.value for m in at.markdown)  # the project's own frontier
+    # another frontier file while the app runs: the lesson, built once per change of the files, follows it
+    monkeypatch.setattr(ui.state, "FRONTIER_FILE", out)
+    at.run()
     assert any("How small can it get?" in m.value for m in at.markdown)
+    assert any("1 candidate of 3,822 parameters" in m.value for m in at.markdown)
+    assert not any(f"{recorded} candidates from" in m.value for m in at.markdown)
     table = next(d.value for d in at.dataframe if "held on" in d.value.columns)
     assert list(table["candidate"]) == ["narrow10"] and list(table["seeds"]) == [2]
     from urllib.parse import parse_qs, urlparse

@@ -152,10 +152,15 @@ def stored_runs(store: RunStore | None, **filters: Any) -> list:
 
 # --- reference runs ---------------------------------------------------------------------------
 
-@st.cache_data(show_spinner=False)
-def _references(mtime: float) -> dict[int, StepReference] | str:  # mtime: reload when the file changes
+# The asset files below are read once per change (their mtime is the key) and shared by every session
+# without a copy: st.cache_data unpickled the frontier's 300 runs on every call, ~20 ms, three times a
+# rerun. What they hold is read-only: frozen dataclasses and lists that no page changes.
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _references(path: str, mtime: float) -> dict[int, StepReference] | str:  # mtime: reload when the file changes
     try:
-        return load_references(REFERENCE_FILE)
+        return load_references(Path(path))
     except ReferenceFileError as exc:
         return str(exc)
 
@@ -165,17 +170,17 @@ def references() -> dict[int, StepReference]:
         mtime = REFERENCE_FILE.stat().st_mtime
     except OSError:
         return {}
-    refs = _references(mtime)
+    refs = _references(str(REFERENCE_FILE), mtime)
     if isinstance(refs, str):
         st.warning(f"Reference runs unavailable: {refs}")
         return {}
     return refs
 
 
-@st.cache_data(show_spinner=False)
-def _ablation(mtime: float) -> tuple[int | None, list] | str:
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _ablation(path: str, mtime: float) -> tuple[int | None, list] | str:
     try:
-        held = load_ablation(ABLATION_FILE)
+        held = load_ablation(Path(path))
     except ValueError as exc:
         return str(exc)
     return held if held else (None, [])
@@ -187,22 +192,22 @@ def ablation() -> tuple[int | None, list]:
         mtime = ABLATION_FILE.stat().st_mtime
     except OSError:
         return None, []
-    held = _ablation(mtime)
+    held = _ablation(str(ABLATION_FILE), mtime)
     if isinstance(held, str):
         st.warning(f"Ablation results unavailable: {held}")
         return None, []
     return held
 
 
-@st.cache_data(show_spinner=False)
-def _frontier(mtime: float) -> list[FrontierEntry] | str:
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _frontier(path: str, mtime: float) -> list[FrontierEntry] | str:
     try:
-        return load_frontier(FRONTIER_FILE)
+        return load_frontier(Path(path))
     except ValueError as exc:
         return str(exc)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def _unseen(mtimes: tuple[float, float]) -> tuple[dict[str, str], list[dict[str, Any]]]:
     return (unseen_facts(UNSEEN_FILE) | design_unseen_facts(DESIGN_UNSEEN_FILE, UNSEEN_FILE),
             unseen_points(UNSEEN_FILE, DESIGN_UNSEEN_FILE))
@@ -237,8 +242,15 @@ def frontier() -> list[FrontierEntry]:
         mtime = FRONTIER_FILE.stat().st_mtime
     except OSError:
         return []
-    held = _frontier(mtime)
+    held = _frontier(str(FRONTIER_FILE), mtime)
     if isinstance(held, str):
         st.warning(f"Frontier search unavailable: {held}")
         return []
     return held
+
+
+def assets_stamp() -> tuple[tuple[str, float], ...]:
+    """When any asset file a page derives its figures from last changed: a key for what is built once from
+    them (the step pages' charts and filled-in lessons) and rebuilt when a run is merged while the app runs."""
+    return tuple((str(path), _mtime(path)) for path in (REFERENCE_FILE, ABLATION_FILE, FRONTIER_FILE, UNSEEN_FILE,
+                                                         DESIGN_UNSEEN_FILE))

@@ -23,11 +23,12 @@ from core.training.config import TrainConfig
 from core.training.data import DataError
 from core.training.steps import FINAL_STEP, get_step
 from ui.classroom import current_class, exercise_banner, exercise_maker, exercise_of_link
+from ui.charts import static_chart
 from ui.compare import compare_picker
 from ui.controls import budget_controls, link_params, step_controls
 from ui.link import LinkedWidgets
-from ui.state import (ablation, data_problem, device, frontier, references, run_store, show_data_problem,
-                      unseen, unseen_rows, warm_workers)
+from ui.state import (ablation, assets_stamp, data_problem, device, frontier, references, run_store,
+                      show_data_problem, unseen, unseen_rows, warm_workers)
 from ui.tables import layer_table
 from ui.training import LiveView, compare_key, compare_tables, live_batches, predicted_or_trained, train_buttons
 
@@ -124,10 +125,20 @@ def open_in_design(config: TrainConfig) -> None:
 
 
 def lesson_for(number: int):
-    """The step's lesson with its `{ablation:...}` figures filled in from assets/ablation.json."""
+    """The step's lesson with its `{ablation:...}` figures filled in from assets/ablation.json (and the final
+    step's from the frontier and the unseen seeds), worked out once per change of the asset files."""
     step_of_ablation, results = ablation()
-    facts = ablation_facts(results, number) if step_of_ablation == number else {}
-    facts |= frontier_facts(frontier()) | unseen() if number == FINAL_STEP else {}
+    final = number == FINAL_STEP
+    return _filled_lesson(number, assets_stamp(), results if step_of_ablation == number else None,
+                          frontier() if final else None, unseen() if final else None)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _filled_lesson(number: int, stamp: tuple, _ablation_results: list | None, _frontier: list[FrontierEntry] | None,
+                   _unseen: dict[str, str] | None):
+    # the underscored arguments are not hashed: `stamp` says when they change
+    facts = ablation_facts(_ablation_results, number) if _ablation_results is not None else {}
+    facts |= (frontier_facts(_frontier) if _frontier is not None else {}) | (_unseen or {})
     return fill_facts(load_lesson(number), facts | cached_lesson_facts(number))
 
 
@@ -166,7 +177,7 @@ def result_section(number: int) -> None:
 def seed_distribution(ref: StepReference) -> None:
     """Many seeds of the reference recipe: the spread the challenge is judged on."""
     st.markdown(ref.distribution())
-    st.altair_chart(seed_strip(ref), width="stretch")
+    static_chart(f"seed strip {ref.step}", assets_stamp(), lambda: seed_strip(ref))
 
 
 def unseen_section(rows: list[dict[str, Any]]) -> None:
@@ -178,7 +189,7 @@ def unseen_section(rows: list[dict[str, Any]]) -> None:
                 "the challenge command (the design with its network given): a dot at each min(last "
                 f"{CHALLENGE.last_epochs}), larger where more seeds landed. How far the worst seeds sit above the "
                 "line tells more about the next seed than the mean does.")
-    st.altair_chart(unseen_chart(frame), width="stretch")
+    static_chart("unseen seeds", assets_stamp(), lambda: unseen_chart(frame))
     st.caption(f"assets/{UNSEEN_FILE.name} · assets/{DESIGN_UNSEEN_FILE.name} (commands, devices and dates inside)")
 
 
@@ -221,33 +232,44 @@ def seed_strip(ref: StepReference) -> alt.LayerChart:
 def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) -> None:
     """How small can it get? Every candidate of the frontier search, one dot per seed: parameters
     against min(last 3) and a row per candidate, beside this step's own reference seeds."""
-    rows = frontier_points(entries)
-    if ref is not None:
-        # no `held`: a reference row's colour is its own (with_verdicts looks at the stage first)
-        rows += [{"candidate": f"step {ref.step} (reference)", "net": ref.first.config.net, "params": ref.params,
-                  "seed": r.seed, "min_last": r.min_last, "stage": "reference"} for r in ref.runs if r.min_last]
     if not entries:
         st.caption("How small can the network get? No frontier search recorded yet (`python -m core search`).")
         return
     st.markdown("**How small can it get?** The frontier search: each seed of each candidate a dot at the lowest of "
                 f"its last {CHALLENGE.last_epochs} test accuracies, against the candidate's parameters; dashed: the "
                 "challenge's line. Below, the same seeds a row per candidate.")
-    frame = pd.DataFrame(rows)
-    st.altair_chart(frontier_params_chart(frame), width="stretch")
-    st.altair_chart(frontier_chart(frame), width="stretch")
-    table = pd.DataFrame(frontier_rows(entries))
-    # each candidate opens in Design with its network and recipe, ready to train or change
-    table.insert(0, "open", [f"design?{urlencode(link_params(e.candidate.config(), 'full'))}" for e in entries])
+    stamp = assets_stamp()
+    static_chart("frontier by params", stamp, lambda: frontier_params_chart(frontier_frame(entries, ref)))
+    static_chart("frontier by candidate", stamp, lambda: frontier_chart(frontier_frame(entries, ref)))
+    table, made = _frontier_table(stamp, entries)
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"open": st.column_config.LinkColumn("open", display_text="Design"),
                                 "params": st.column_config.NumberColumn("params", format="localized")}
                  | {k: st.column_config.NumberColumn(k, format="%.2f") for k in ("lowest seed", "mean")})
-    made = frontier_provenance(entries)
     st.caption(f"Recorded {made.dates} on {', '.join(made.devices)}, torch {', '.join(made.torches)}; "
                f"{'; '.join(made.limits)}.")
     # one command a line: dozens of them strung into one caption could not be read or copied
     with st.expander(f"The {len(made.commands)} commands that recorded these runs"):
         st.code("\n".join(made.commands), language="bash", wrap_lines=True)
+
+
+def frontier_frame(entries: list[FrontierEntry], ref: StepReference | None) -> pd.DataFrame:
+    """The frontier's points, a row per seed of each candidate, and this step's own reference seeds."""
+    rows = frontier_points(entries)
+    if ref is not None:
+        # no `held`: a reference row's colour is its own (with_verdicts looks at the stage first)
+        rows += [{"candidate": f"step {ref.step} (reference)", "net": ref.first.config.net, "params": ref.params,
+                  "seed": r.seed, "min_last": r.min_last, "stage": "reference"} for r in ref.runs if r.min_last]
+    return pd.DataFrame(rows)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _frontier_table(stamp: tuple, _entries: list[FrontierEntry]) -> tuple[pd.DataFrame, Any]:
+    """The frontier's table (shared by every session: nothing changes it) and its provenance."""
+    table = pd.DataFrame(frontier_rows(_entries))
+    # each candidate opens in Design with its network and recipe, ready to train or change
+    table.insert(0, "open", [f"design?{urlencode(link_params(e.candidate.config(), 'full'))}" for e in _entries])
+    return table, frontier_provenance(_entries)
 
 
 FRONTIER_VERDICTS = {"reference": ("step 9's reference runs", "#29b09d"),
