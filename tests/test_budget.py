@@ -79,3 +79,38 @@ def test_a_reference_with_fewer_epochs_than_its_recipe_is_labelled_reduced():
         "reduced: 2 of the recipe's 15 epochs, on all 60,000 training images"
     assert describe_limits(short, 60_000, 10_000).startswith("full: 2 epochs")  # a quick run's own choice of epochs
     assert describe_limits(TrainConfig.for_step(1), 60_000, 10_000, 15).startswith("full: 15 epochs")
+
+
+def test_the_cost_fit_recovers_known_costs_and_never_a_negative_one():
+    """`bench --cost-model` fits CPU_TRAIN's coefficients by least squares on relative error, each >= 0:
+    times made from known costs give those costs back, and a feature that would fit below zero is dropped."""
+    from core.experiments.bench import _nonnegative_fit
+
+    truth = [8e-5, 7.6e-11, 4.6e-9, 1.6e-8, 7.7e-3]
+    rows = [[1.0, m, a, d, 1 / b] for m, a, d, b in
+            [(6e5, 3e4, 0, 128), (2e6, 8e4, 1e4, 64), (1.5e7, 2e5, 0, 32), (4e8, 1e6, 5e4, 128), (9e5, 5e4, 2e4, 256),
+             (3e6, 1e5, 0, 512), (7e7, 4e5, 3e4, 64)]]
+    times = [sum(c * x for c, x in zip(truth, r)) for r in rows]
+    assert [round(c / t, 6) for c, t in zip(_nonnegative_fit(rows, times), truth)] == [1.0] * 5
+    # times that fall as the activations grow: unconstrained, that cost would come out negative
+    falling = [t - 6e-9 * r[2] for t, r in zip(times, rows)]
+    fitted = _nonnegative_fit(rows, falling)
+    assert min(fitted) >= 0.0 and fitted[2] == 0.0
+
+
+def test_bench_cost_model_times_each_config_and_models_every_one(tiny_mnist_root, monkeypatch):
+    """The whole `bench --cost-model` path on a few small configs: each timed, the fit non-negative, and
+    every config given a modelled time beside its measured one."""
+    import core.experiments.bench as bench
+
+    configs = [TrainConfig.for_step(n, device="cpu", batch_size=b) for n, b in ((9, 32), (9, 128), (7, 64), (8, 64),
+                                                                                (6, 256), (5, 32))]
+    monkeypatch.setattr(bench, "cost_model_configs", lambda: configs)
+    lines: list[str] = []
+    doc = bench.run_cost_model(str(tiny_mnist_root), False, lines.append, train_seconds=0.05)
+    assert [(s["step"], s["batch_size"]) for s in doc["samples"]] == [(c.step, c.recipe.batch_size) for c in configs]
+    assert all(s["train_us_measured"] > 0 and s["train_us_modelled"] > 0 and s["eval_us_measured"] > 0
+               for s in doc["samples"])
+    assert min(doc["train"].values()) >= 0 and min(doc["eval"].values()) >= 0
+    assert any(line.startswith("CPU_TRAIN = CostModel(") for line in lines)
+    assert "configurations" in lines[-1]

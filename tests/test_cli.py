@@ -378,3 +378,16 @@ def test_every_command_the_readme_shows_parses():
             build_parser().parse_args(shlex.split(line.replace("--seed S ", "--seed 1 "), comments=True)[3:])
         except SystemExit:
             pytest.fail(f"the README's `{line}` does not parse")
+
+
+def test_the_readme_quotes_the_browser_benchmark_file_it_names():
+    """The class benchmark's figures in the README (each row's wall, back-to-back, ratio and first chart) are
+    the ones the benchmark wrote to the file the README names, not typed in apart from it."""
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    doc = json.loads((ROOT / "assets" / "bench" / "browsers_2_4_amd_avx2.json").read_text(encoding="utf-8"))
+    assert "`assets/bench/browsers_2_4_amd_avx2.json`" in text
+    for row in doc["sessions"] + doc["then"]["sessions"]:
+        quoted = (f"{row['sessions']} pages {row['wall_seconds']:.1f} s against {row['back_to_back_seconds']:.1f} s "
+                  f"({'**' if row['ratio'] <= 1.2 else ''}{row['ratio']:.2f}x")
+        assert quoted in text, quoted
+        assert f"**{row['train_to_first_chart_seconds']:.2f} s**" in text
