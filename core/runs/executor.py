@@ -38,6 +38,10 @@ from core.training.config import TrainConfig
 from core.training.events import BatchEvent, DoneEvent, EpochEvent
 
 READY_TIMEOUT_S = 300.0  # importing torch on a cold, busy machine can take a while
+# A worker's scheduling priority below the web server's (Unix nice, 0-19): when both want a core, the pages'
+# reruns and their websockets go first. A rerun is a tenth of a second of CPU; training runs for minutes
+# and loses only that tenth, while a click no longer waits behind a worker that keeps every core busy.
+WORKER_NICENESS = 10
 BATCH_EVENT_EVERY_S = 0.25  # the page redraws once a second; more batch events only cost pickling
 
 
@@ -342,7 +346,17 @@ def worker_process() -> None:
     sys.stdout = sys.stderr
     commands = sys.stdin.buffer
     _, device, threads = read_message(commands)
+    lower_priority(WORKER_NICENESS)
     worker_main(commands, events, device, threads)
+
+
+def lower_priority(niceness: int) -> None:
+    """Make this process `niceness` steps less urgent to the scheduler (where the OS has nice: not on
+    Windows, where the worker keeps the server's priority)."""
+    try:
+        os.nice(niceness)
+    except (AttributeError, OSError):  # no os.nice, or not allowed: training at the same priority still works
+        pass
 
 
 def worker_main(commands: BinaryIO, events: BinaryIO, device: str | None, threads: int | None) -> None:
