@@ -13,10 +13,11 @@ import streamlit as st
 
 from core.architecture.challenge import CHALLENGE
 from core.architecture.spec import SpecError
-from core.report.lessons import fill_facts, load_lesson
+from core.report.lessons import Lesson, fill_facts, load_lesson
 from core.report.views import describe_step, lesson_facts
 from core.runs.ablation import ablation_facts, ablation_rows, measured_on
-from core.runs.frontier import FrontierEntry, frontier_facts, frontier_points, frontier_provenance, frontier_rows
+from core.runs.frontier import (FrontierEntry, FrontierProvenance, frontier_facts, frontier_points, frontier_provenance,
+                                 frontier_rows)
 from core.runs.reference import DESIGN_UNSEEN_FILE, UNSEEN_FILE, StepReference
 from core.runs.summary import seed_list
 from core.training.config import TrainConfig
@@ -124,7 +125,7 @@ def open_in_design(config: TrainConfig) -> None:
                  query_params=params)
 
 
-def lesson_for(number: int):
+def lesson_for(number: int) -> Lesson:
     """The step's lesson with its `{ablation:...}` figures filled in from assets/ablation.json (and the final
     step's from the frontier and the unseen seeds), worked out once per change of the asset files."""
     step_of_ablation, results = ablation()
@@ -135,7 +136,7 @@ def lesson_for(number: int):
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def _filled_lesson(number: int, stamp: tuple, _ablation_results: list | None, _frontier: list[FrontierEntry] | None,
-                   _unseen: dict[str, str] | None):
+                   _unseen: dict[str, str] | None) -> Lesson:
     # the underscored arguments are not hashed: `stamp` says when they change
     facts = ablation_facts(_ablation_results, number) if _ablation_results is not None else {}
     facts |= (frontier_facts(_frontier) if _frontier is not None else {}) | (_unseen or {})
@@ -264,7 +265,7 @@ def frontier_frame(entries: list[FrontierEntry], ref: StepReference | None) -> p
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _frontier_table(stamp: tuple, _entries: list[FrontierEntry]) -> tuple[pd.DataFrame, Any]:
+def _frontier_table(stamp: tuple, _entries: list[FrontierEntry]) -> tuple[pd.DataFrame, FrontierProvenance]:
     """The frontier's table (shared by every session: nothing changes it) and its provenance."""
     table = pd.DataFrame(frontier_rows(_entries))
     # each candidate opens in Design with its network and recipe, ready to train or change
