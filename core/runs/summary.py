@@ -123,8 +123,9 @@ def _setting_key(config: TrainConfig) -> str:
     return hashlib.sha1(json.dumps(_setting_fields(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
-# pages compare every pair of the frontier's designs on each rerun (thousands of keys): each key (every
-# field as a dict, serialised and hashed) is worked out once per distinct config, which is frozen
+# the frontier's facts compare every pair of its designs (thousands of keys; the step page builds them once per
+# change of the file, the board and the search more often): each key (every field as a dict, serialised and
+# hashed) is worked out once per distinct config, which is frozen
 _cached_setting_key = lru_cache(maxsize=8192)(_setting_key)
 
 
