@@ -286,3 +286,26 @@ def test_the_lesson_sets_a_design_on_unseen_seeds_beside_the_final_step_on_the_s
     design.write_text("{not json", encoding="utf-8")
     assert design_unseen_facts(design, step_path) == {}  # a damaged file costs the sentence, not the page
     assert [r["network"] for r in unseen_points(step_path, design)] == ["step 9 · 5,648"] * 3  # and its row
+
+
+def test_the_home_table_shows_a_reduced_run_for_what_it_is_and_never_none():
+    """Step 1 trains 2 of 15 epochs on a CPU: the home table shows its best test accuracy and how many
+    epochs it ran instead of a min(last 3) it does not have, and compares no step with it."""
+    from core.report.markdown import overview_rows
+    from core.report.views import step_overview
+
+    def steps(number: int, *runs: ReferenceRun) -> StepReference:
+        return replace(entry(*runs), step=number)
+
+    def reduced(seed: int) -> ReferenceRun:
+        run = record(seed)
+        return ReferenceRun(run.config, run.epochs[:2], run.reason, replace(run.provenance, limits="reduced: 2 of 15"))
+
+    refs = {1: steps(1, reduced(1)), 2: steps(2, _with_low(1, 99.10), _with_low(2, 99.20)),
+            3: steps(3, _with_low(1, 99.30), _with_low(2, 99.36))}
+    rows = {r["step"]: r for r in overview_rows(step_overview(), refs)}
+    assert rows[1]["best %"] == "99.32" and rows[1]["min last 3 %"] == "— (2 of 15 epochs)" and rows[1]["seeds"] == "1: —"
+    assert rows[2]["vs step before"] == "—" and rows[2]["seeds"] == "2: 99.10-99.20"
+    assert rows[3]["min last 3 %"] == "99.33" and rows[3]["vs step before"] == "+0.18, beyond the seeds"
+    assert rows[4]["min last 3 %"] == "not run yet" and rows[4]["best %"] == "—" and rows[4]["vs step before"] == "—"
+    assert not any(value is None for row in rows.values() for value in row.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
+from typing import NamedTuple
 
 from core.architecture.challenge import CHALLENGE
 from core.report.lessons import fill_facts, load_lesson
@@ -12,15 +13,31 @@ from core.runs.frontier import FRONTIER_FILE, FrontierEntry, frontier_facts, fro
 from core.runs.reference import (DESIGN_UNSEEN_FILE, UNSEEN_FILE, StepReference, design_unseen_facts,
                                  unseen_facts)
 from core.runs.summary import points
-from core.training.steps import FINAL_STEP, STEPS
+from core.training.steps import FINAL_STEP, STEPS, get_step
 
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+class StepChange(NamedTuple):
+    delta: str  # the signed change of the mean min(last 3), in points
+    beyond: bool | None  # True: the seed ranges do not overlap; None: too few seeds to tell
+    seeds: str  # for too few seeds: how many each side had
+
+
 def step_change(before: StepReference | None, after: StepReference | None) -> str | None:
     """How min(last 3) moved from one step to the next, judged against the seeds' spread."""
+    change = _change(before, after)
+    if change is None:
+        return None
+    if change.beyond is None:
+        return f"{change.delta} points of min(last 3) ({change.seeds}: spread unknown)"
+    verdict = "beyond the seed spread" if change.beyond else "within the seed spread (ranges overlap)"
+    return f"{change.delta} points of min(last 3), {verdict}"
+
+
+def _change(before: StepReference | None, after: StepReference | None) -> StepChange | None:
     if before is None or after is None or before.reduced or after.reduced:
         return None
     a, b = before.min_last_spread, after.min_last_spread
@@ -28,10 +45,8 @@ def step_change(before: StepReference | None, after: StepReference | None) -> st
         return None
     delta = points(b.mean - a.mean)
     if min(a.n, b.n) < 2:
-        side = "one seed each" if max(a.n, b.n) < 2 else f"{a.n} seed(s) against {b.n}"
-        return f"{delta} points of min(last 3) ({side}: spread unknown)"
-    verdict = "beyond the seed spread" if not a.overlaps(b) else "within the seed spread (ranges overlap)"
-    return f"{delta} points of min(last 3), {verdict}"
+        return StepChange(delta, None, "one seed each" if max(a.n, b.n) < 2 else f"{a.n} seed(s) against {b.n}")
+    return StepChange(delta, not a.overlaps(b), "")
 
 
 def measured_note(number: int, refs: dict[int, StepReference]) -> str:
@@ -160,3 +175,38 @@ def write_lifecycle(path: Path, refs: dict[int, StepReference], ablation_file: P
     text = lifecycle_markdown(refs, held[1] if held else [], load_frontier(frontier_file), held[0] if held else None,
                               unseen_facts(unseen_file) | design_unseen_facts(design_unseen_file, unseen_file))
     path.write_text(text, encoding="utf-8")
+
+
+def overview_rows(overview: list[dict], refs: dict[int, StepReference]) -> list[dict[str, object]]:
+    """The home page's lifecycle table: one row per step, short enough for a projector. Figures are
+    text so that a step without them reads "—" rather than "None"; a reduced run shows its best test
+    accuracy and, in place of min(last 3), how many epochs it ran; no step-to-step change."""
+    rows = []
+    for s in overview:
+        ref = refs.get(s["number"])
+        held, best = (ref.min_last_spread, ref.best_spread) if ref else (None, None)
+        change = _short_change(refs.get(s["number"] - 1), ref)
+        rows.append({
+            "step": s["number"], "title": s["title"], "params": s["params"], "RF": s["rf"],
+            "write-up params": s["writeup"]["params"], "write-up best %": s["writeup"]["best_test_acc"],
+            "best %": _fmt(best.mean if best else None),
+            "min last 3 %": _fmt(held.mean) if held else _why_no_min_last(s["number"], ref),
+            "seeds": f"{held.n}: {held.range_text()}" if held else (f"{len(ref.runs)}: —" if ref else "—"),
+            "vs step before": change,
+        })
+    return rows
+
+
+def _short_change(before: StepReference | None, after: StepReference | None) -> str:
+    change = _change(before, after)
+    if change is None:
+        return "—"
+    verdict = {None: "spread unknown", True: "beyond the seeds", False: "within the seeds"}[change.beyond]
+    return f"{change.delta}, {verdict}"
+
+
+def _why_no_min_last(step: int, ref: StepReference | None) -> str:
+    if ref is None:
+        return "not run yet"
+    ran, planned = len(ref.first.epochs), get_step(step).recipe.epochs
+    return f"— ({ran} of {planned} epochs)" if ran < planned else "—"
