@@ -13,8 +13,9 @@ from ui.state import cluster_choice, data_dir, data_problem, run_queue, run_stor
 guard()
 
 st.title("Data and run history")
-st.markdown("The app reads MNIST through `torchvision.datasets.MNIST`, from `<folder>/MNIST/raw/`. The folder is "
-            "this setting, else the `MNIST_DIR` environment variable, else `./data`.")
+st.markdown("The app reads MNIST's four IDX files from `<folder>/MNIST/raw/` (the layout "
+            "`torchvision.datasets.MNIST` downloads into, and the files it would read). The folder is this setting, "
+            "else the `MNIST_DIR` environment variable, else `./data`.")
 folder = st.text_input("MNIST folder", value=data_dir())
 if folder != data_dir():
     st.session_state["data_dir"] = folder

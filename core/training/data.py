@@ -1,8 +1,9 @@
 """MNIST, loaded once into uint8 tensors on the training device.
 
-Files are read through `torchvision.datasets.MNIST` (layout `<root>/MNIST/raw/`). Before that
-we check each IDX header and size ourselves, so a missing, truncated or corrupt file gives a
-message that names the file instead of a deep stack trace.
+The four IDX files are read straight from `<root>/MNIST/raw/`, the layout torchvision downloads
+into (torchvision is imported only to download them). Each IDX header and size is checked first,
+so a missing, truncated or corrupt file gives a message that names the file instead of a deep
+stack trace.
 """
 
 from __future__ import annotations
