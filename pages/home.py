@@ -26,7 +26,8 @@ def overview() -> list[dict]:
 
 
 right = st.column_config.TextColumn(alignment="right")
-st.dataframe(pd.DataFrame(overview_rows(overview(), references())), hide_index=True, width="stretch",
+st.dataframe(pd.DataFrame(overview_rows(overview(), references())), hide_index=True, placeholder="—",
+             width="stretch",
              column_config={"params": st.column_config.NumberColumn(format="localized"),
                             "title": st.column_config.TextColumn(width=235),
                             "best %": right, "min last 3 %": st.column_config.TextColumn(width=125, alignment="right"),

@@ -42,7 +42,8 @@ if not runs:
 st.caption("Click rows to select runs: download their epochs, delete them, or open one in **Design** (its network "
            "and recipe, ready to change).")
 frame = pd.DataFrame([r.summary() for r in runs])
-picked = st.dataframe(frame, hide_index=True, width="stretch", on_select="rerun", selection_mode="multi-row",
+picked = st.dataframe(frame, hide_index=True, placeholder="—", width="stretch", on_select="rerun",
+                      selection_mode="multi-row",
                       key="runs_table")
 chosen = [runs[i] for i in picked.selection.rows] if picked.selection.rows else []
 target = chosen or runs

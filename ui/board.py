@@ -147,7 +147,8 @@ def runs_view(store: RunStore, since: float, settings: SettingCache) -> None:
     if not rows:
         st.info("No runs yet in this class. Runs appear here as soon as anyone presses Train.")
         return
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 560),
+    st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder="—", width="stretch",
+                 height=min(38 + 35 * len(rows), 560),
                  column_config={
                      "run": st.column_config.NumberColumn("run", format="%d"),
                      "params": st.column_config.NumberColumn("params", format="localized"),
@@ -209,7 +210,7 @@ def leaderboard_view(counted: list[Standing], short: list[Standing]) -> None:
                  "params": None, "multiply-adds": None, "seeds": 1, f"worst seed {LAST}": None,
                  f"best seed {LAST}": None})
     frame = pd.DataFrame(rows).sort_values("params", na_position="last", kind="stable")
-    st.dataframe(frame, hide_index=True, width="stretch",
+    st.dataframe(frame, hide_index=True, placeholder="—", width="stretch",
                  column_config={"params": st.column_config.NumberColumn("params", format="localized"),
                                 "multiply-adds": st.column_config.NumberColumn("multiply-adds", format="compact"),
                                 f"worst seed {LAST}": st.column_config.NumberColumn(format="%.2f %%"),
@@ -300,4 +301,4 @@ def predictions_view(entries: list[BoardEntry]) -> None:
         return
     st.caption("Per step and change: what the class predicted against what happened. A change counts as *better* or "
                "*worse* only beyond the range of the step's reference seeds; within it, *same*.")
-    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(table), hide_index=True, placeholder="—", width="stretch")

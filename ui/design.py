@@ -139,7 +139,8 @@ def _in_rows(message: str, rows: list[int]) -> str:
 
 def stack_editor(base: Net, version: int) -> pd.DataFrame:
     return st.data_editor(
-        table_of(base.body), num_rows="dynamic", hide_index=False, key=f"design_editor_{version}", width="stretch",
+        table_of(base.body), num_rows="dynamic", hide_index=False, placeholder="—", key=f"design_editor_{version}",
+        width="stretch",
         column_config={
             "layer": st.column_config.SelectboxColumn("layer", options=list(KINDS), required=True,
                                                       help="conv: a convolution (BatchNorm, ReLU and dropout follow "

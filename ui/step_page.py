@@ -243,7 +243,7 @@ def frontier_section(entries: list[FrontierEntry], ref: StepReference | None) ->
     static_chart("frontier by params", stamp, lambda: frontier_params_chart(frontier_frame(entries, ref)))
     static_chart("frontier by candidate", stamp, lambda: frontier_chart(frontier_frame(entries, ref)))
     table, made = _frontier_table(stamp, entries)
-    st.dataframe(table, hide_index=True, width="stretch",
+    st.dataframe(table, hide_index=True, placeholder="—", width="stretch",
                  column_config={"open": st.column_config.LinkColumn("open", display_text="Design"),
                                 "params": st.column_config.NumberColumn("params", format="localized")}
                  | {k: st.column_config.NumberColumn(k, format="%.2f") for k in ("lowest seed", "mean")})
@@ -339,7 +339,7 @@ def ablation_table(results, earlier: str | None) -> None:
         st.caption(f"Measured on {earlier}; not yet rerun on the step as it is (`python -m core ablate`).")
     two_places = {k: st.column_config.NumberColumn(k, format="%.2f")
                   for k in ("min last 3: mean", "lowest seed", "highest seed")}
-    st.dataframe(pd.DataFrame(ablation_rows(results)).fillna({"beyond the seed spread?": "—"}), hide_index=True,
+    st.dataframe(pd.DataFrame(ablation_rows(results)), hide_index=True, placeholder="—",
                  width="stretch", column_config=two_places | {
                      "params": st.column_config.NumberColumn("params", format="localized"),
                      "vs full recipe": st.column_config.NumberColumn("vs full recipe", format="%+.2f")})
@@ -361,5 +361,5 @@ def reference_summary(ref: StepReference | None) -> None:
         st.dataframe(pd.DataFrame([{"seed": r.seed, "last 3 test %": " / ".join(f"{t:.2f}" for t in r.test_accs[-3:]),
                                     "min last 3": r.min_last, "best": r.best_test,
                                     "met": r.verdict(ref.params)[0]} for r in ref.runs]),
-                     hide_index=True, width="stretch", height="content",
+                     hide_index=True, placeholder="—", width="stretch", height="content",
                      column_config={k: st.column_config.NumberColumn(k, format="%.2f") for k in ("min last 3", "best")})

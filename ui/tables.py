@@ -19,4 +19,4 @@ def layer_table(layers: list[dict[str, Any]], height: int | str = "auto", geomet
             row |= {"kernel": r["kernel_size"], "stride": r["stride"], "padding": r["padding"], "dilation": r["dilation"]}
         rows.append(row | {"output (C×H×W)": "×".join(map(str, r["out_shape"])), "params": r["params"],
                            "RF": r["rf"], "jump": r["jump"]})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=height)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder="—", width="stretch", height=height)

@@ -332,7 +332,7 @@ def compare_tables(page: PageKey) -> None:
     if len(groups) < 2:
         st.caption("Pick runs under *Compare with* (or train twice) to see what differs and by how much.")
         return
-    st.dataframe(differing_table(groups), hide_index=True, width="stretch")
+    st.dataframe(differing_table(groups), hide_index=True, placeholder="—", width="stretch")
     verdicts = noise_verdicts(groups)
     for sentence in verdicts:
         st.markdown(sentence)
