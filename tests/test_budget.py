@@ -114,3 +114,20 @@ def test_bench_cost_model_times_each_config_and_models_every_one(tiny_mnist_root
     assert min(doc["train"].values()) >= 0 and min(doc["eval"].values()) >= 0
     assert any(line.startswith("CPU_TRAIN = CostModel(") for line in lines)
     assert "configurations" in lines[-1]
+
+
+def test_a_quick_run_is_refused_for_its_network_not_for_a_slow_measured_pace():
+    """A design of 1,024-channel convolutions, shrunk to the quick budget, still needs minutes: refused.
+    Step 9's quick run is not, even after the server measured runs eight times slower than the model
+    (a busy machine); a server measured much faster (a GPU) takes the big design quickly too."""
+    from core.runs.limits import quick_run_problem
+
+    def judged(net: str | None, pace: float) -> str | None:
+        config = TrainConfig.for_step(9, net=net)
+        quick = fit_to_budget(config, modelled_speed(config), 60.0, 20, 3)
+        return quick_run_problem(quick, estimate_seconds(quick, modelled_speed(quick)), pace, 60.0, 3)
+
+    big = "c1024p1,c1024p1,M,c1024,G"
+    assert "far beyond the ≈ 1 min budget" in judged(big, 1.0) and "3 epochs of" in judged(big, 1.0)
+    assert judged(None, 1.0) is None and judged(None, 8.6) is None
+    assert judged(big, 0.01) is None

@@ -191,3 +191,21 @@ def test_a_replaced_queue_lets_its_runs_finish_then_hands_back_its_worker(mnist_
     assert running.wait(300) and running.snapshot().status == "completed"  # not cut short
     retiring.join(30)
     assert not retiring.is_alive() and queue.executor.worker_pids() == [None]
+
+
+def test_one_slow_run_does_not_set_the_pace_alone(queue):
+    """A run slowed by something else (a busy machine, a laptop asleep) must not make every estimate
+    (and so the server's limits) eight times longer; three such runs in a row do."""
+    from core.training.budget import estimate_seconds, modelled_speed
+
+    config, learned = quick(epochs=3, max_batches=10), queue._paces
+    try:
+        queue._paces = [8.6]
+        assert queue.pace() == 1.0
+        assert queue.estimate(config) == pytest.approx(estimate_seconds(config, modelled_speed(config)))
+        queue._paces = [8.6, 8.0]
+        assert queue.pace() == 8.0
+        queue._paces = [8.6, 8.0, 9.0]
+        assert queue.pace() == 8.6
+    finally:
+        queue._paces = learned

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from core.runs.limits import quick_run_problem
 from core.training.augmentation import AugmentConfig
-from core.training.budget import describe_limits, fit_to_budget, modelled_speed
+from core.training.budget import describe_limits, estimate_seconds, fit_to_budget, modelled_speed
 from core.training.config import TrainConfig
 from core.training.recipe import MAX_SETTLE, OPTIMIZERS, SCHEDULES, Recipe
 from core.training.steps import ROTATE
@@ -132,10 +133,9 @@ def budget_controls(config: TrainConfig, link: LinkedWidgets, on_gpu: bool) -> C
     queue = run_queue()
     estimate = queue.estimate(chosen, speed)
     problems = list(queue.problems(chosen))
-    if budget == "quick" and estimate > QUICK_TOO_LONG * QUICK_SECONDS:
-        problems.insert(0, f"even shrunk to {describe_limits(chosen).removeprefix('reduced: ')}, this network needs "
-                           f"about {estimate:,.0f} s here, far beyond the ≈ 1 min budget: use fewer channels or "
-                           "pool earlier (or the full budget, within the server's limits)")
+    if budget == "quick" and (too_big := quick_run_problem(chosen, estimate_seconds(chosen, speed), queue.pace(),
+                                                           QUICK_SECONDS, QUICK_TOO_LONG)):
+        problems.insert(0, too_big)
     return Choice(chosen, describe_limits(chosen), estimate, sizing, tuple(problems))
 
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 
 from core.architecture.builder import build_model, count_params
-from core.training.budget import work_of
+from core.training.budget import describe_limits, work_of
 from core.training.config import TrainConfig
 
 BYTES_PER_FLOAT = 4
@@ -68,3 +68,17 @@ def run_problems(config: TrainConfig, estimate_s: float, limits: ServerLimits) -
                         f"{limits.max_memory_gb:g} GB a run may use on this server: use fewer channels, pool "
                         "earlier or a smaller batch")
     return problems
+
+
+def quick_run_problem(config: TrainConfig, modelled_s: float, pace: float, budget_s: float,
+                      too_long: float) -> str | None:
+    """Why a run already shrunk to the quick budget is still too big for it (None when it is not).
+    Judged on the network's modelled cost at no slower than the cost model's own CPU: a server
+    measured faster (a GPU) may take bigger networks quickly, but a slow measured pace (a busy
+    machine) must not make every quick run look too big: the server's own limits use that pace."""
+    seconds = modelled_s * min(pace, 1.0)
+    if seconds <= too_long * budget_s:
+        return None
+    return (f"even shrunk to {describe_limits(config).removeprefix('reduced: ')}, this network needs about "
+            f"{seconds:,.0f} s, far beyond the ≈ {budget_s / 60:g} min budget: use fewer channels or pool earlier "
+            "(or the full budget, within the server's limits)")

@@ -41,6 +41,7 @@ from core.training.events import BatchEvent, DoneEvent, EpochEvent
 from core.training.loop import same_but_seed
 
 ORDER_POLL_S = 0.5  # how often a run waiting for its cluster-wide turn asks again
+PACE_RUNS_TO_TRUST = 3  # completed runs before the measured pace alone sets the estimates
 FINAL_STATES = ("completed", "stopped", "failed", "cancelled", "interrupted")
 _job_ids = itertools.count(1)
 
@@ -228,8 +229,7 @@ class RunQueue:
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []
         self._threads: list[threading.Thread] = []
-        self._pace: float | None = None  # measured seconds per modelled second, from completed runs
-        self._paces: list[float] = []
+        self._paces: list[float] = []  # measured seconds per modelled second of the last completed runs
         self._stores: dict[Path | None, Any] = {}
 
     @property
@@ -310,12 +310,15 @@ class RunQueue:
         return len(before), _remaining_s(before) / self.workers
 
     def pace(self) -> float:
-        """Seconds per modelled second on this server: from the last completed runs, else the
-        workers' own probe (on a GPU), else 1 (the cost model's own CPU)."""
-        if self._pace is not None:
-            return self._pace
+        """Seconds per modelled second on this server: the median of the last few completed runs,
+        with the prior (the workers' own probe on a GPU, else 1: the cost model's own CPU) standing
+        in for runs not yet seen until there are PACE_RUNS_TO_TRUST of them, so one run slowed by
+        something else (a busy machine, a laptop asleep mid-run) does not set the pace alone."""
         probe = self.executor.pace()
-        return probe if probe is not None else 1.0
+        prior = probe if probe is not None else 1.0
+        if not self._paces:
+            return prior
+        return statistics.median(self._paces + [prior] * max(0, PACE_RUNS_TO_TRUST - len(self._paces)))
 
     def estimate(self, config: TrainConfig, speed: Speed | None = None) -> float:
         """How long `config` should take here, once it has started (queue time not included)."""
@@ -439,4 +442,3 @@ class RunQueue:
         if done is None or modelled <= 0 or done.seconds <= 0:
             return
         self._paces = (self._paces + [done.seconds / modelled])[-5:]
-        self._pace = statistics.median(self._paces)
