@@ -3,12 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from core.runs.store import SOURCES, STATUSES, StoreError, epochs_csv
+from core.runs.store import SOURCES, STATUSES, StoreError, describe_db, epochs_csv
 from core.training.steps import STEPS
 from ui.classroom import may_change
 from ui.controls import link_params
 from ui.router import guard
-from core.runs.store import describe_db
 from ui.state import run_store, runs_db, stored_runs
 
 guard()
@@ -42,9 +41,14 @@ if not runs:
 st.caption("Click rows to select runs: download their epochs, delete them, or open one in **Design** (its network "
            "and recipe, ready to change).")
 frame = pd.DataFrame([r.summary() for r in runs])
+column = st.column_config
 picked = st.dataframe(frame, hide_index=True, placeholder="—", width="stretch", on_select="rerun",
-                      selection_mode="multi-row",
-                      key="runs_table")
+                      selection_mode="multi-row", key="runs_table",
+                      column_config={"net": column.TextColumn("network", help="a design's network (blank: the step's own)"),
+                                     "best_test_acc": column.NumberColumn("best test %", format="%.2f"),
+                                     "min_last3_test_acc": column.NumberColumn("min last 3 %", format="%.2f"),
+                                     "params": column.NumberColumn("params", format="localized"),
+                                     "label": column.TextColumn("limits"), "reason": column.TextColumn("why it ended")})
 chosen = [runs[i] for i in picked.selection.rows] if picked.selection.rows else []
 target = chosen or runs
 st.download_button(f"Download the epochs of {'the selected' if chosen else 'all listed'} runs (CSV)",
