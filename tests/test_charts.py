@@ -117,3 +117,18 @@ def test_the_unseen_seed_chart_sets_the_two_networks_side_by_side_and_colours_ea
         (99.5, "68", 1, "held")]
     assert spec["layer"][1]["encoding"]["y"]["sort"] == ["step 9 · 5,648", "wide · 5,832"]  # step 9 on top
     assert spec["height"] == 72
+
+
+def test_a_compared_run_keeps_its_colour_when_a_live_run_joins_it(groups):
+    """The class watched the reference curve in one colour: pressing Train must not repaint it. The live
+    run has a colour of its own, whatever its place in the legend."""
+    def colours(spec):
+        scale = spec["layer"][1]["encoding"]["color"]["scale"]
+        return dict(zip(scale["domain"], scale["range"]))
+
+    reference = next(g for g in groups if not g.live)
+    before = colours(history_specs([reference])[0])
+    during = colours(history_specs(groups)[0])
+    live = next(g for g in groups if g.live)
+    assert during[reference.label] == before[reference.label]
+    assert during[live.label] not in before.values() and len(set(during.values())) == len(during)

@@ -3,7 +3,7 @@ with a band from the lowest to the highest seed); test curves solid, train curve
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import altair as alt
 import streamlit as st
@@ -14,18 +14,32 @@ LEGEND_ROW = 22  # px per legend entry, added to the chart so the plot keeps its
 METRICS = {"acc": ("test_acc", "train_acc", "accuracy %"), "loss": ("test_loss", "train_loss", "loss")}
 
 
-def history_spec(rows: list[dict[str, Any]], order: list[str], kind: str, height: int = 250) -> dict[str, Any] | None:
+# Vega's tableau10, less the orange that the live run always gets: a compared run keeps its colour
+# when Train is pressed (the class watched it in that colour), and the live run is the orange one.
+LIVE_COLOUR = "#f58518"
+RUN_COLOURS = ["#4c78a8", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac"]
+
+
+def group_colours(order: list[str], live: Collection[str]) -> list[str]:
+    """A colour per group label: the live group's own, the others the palette in order."""
+    palette = iter(RUN_COLOURS * (len(order) // len(RUN_COLOURS) + 1))
+    return [LIVE_COLOUR if label in live else next(palette) for label in order]
+
+
+def history_spec(rows: list[dict[str, Any]], order: list[str], kind: str, height: int = 250,
+                 live: Collection[str] = ()) -> dict[str, Any] | None:
     """One chart (accuracy or loss per epoch) as a plain Vega-Lite spec: `rows` are Group.band()
-    rows. Written as a dict rather than through altair, whose validation costs a watching page
-    more than a tenth of a second per redraw; a test checks the spec against altair's schema."""
+    rows, `live` the labels of live groups. Written as a dict rather than through altair, whose
+    validation costs a watching page more than a tenth of a second per redraw; a test checks the
+    spec against altair's schema."""
     test, train, title = METRICS[kind]
     curve = {test: "test", train: "train"}
     values = [r | {"curve": curve[r["metric"]]} for r in rows if r["metric"] in curve]
     if not values:
         return None
     y_scale = _scale(values, kind)
-    # tableau10: neighbouring runs get clearly different hues (Streamlit's default puts two blues first)
-    scale = {"domain": order, "scheme": "tableau10"}
+    # tableau10's hues: neighbouring runs clearly different (Streamlit's default puts two blues first)
+    scale = {"domain": order, "range": group_colours(order, live)}
     x = {"field": "epoch", "type": "quantitative", "title": "epoch", "axis": {"tickMinStep": 1}}
     # one legend entry per run or group (the band layer shares it, so its symbols are drawn opaque)
     color = {"field": "group", "type": "nominal", "title": None, "sort": order, "scale": scale,
@@ -93,8 +107,8 @@ def history_specs(groups: list[Group], height: int = 250,
         if key not in bands:
             bands[key] = g.band()
         rows += bands[key]
-    order = [g.label for g in groups]
-    return [history_spec(rows, order, kind, height) for kind in ("acc", "loss")]
+    order, live = [g.label for g in groups], {g.label for g in groups if g.live}
+    return [history_spec(rows, order, kind, height, live) for kind in ("acc", "loss")]
 
 
 def show_history(specs: list[dict[str, Any] | None]) -> None:
