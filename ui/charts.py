@@ -3,6 +3,7 @@ with a band from the lowest to the highest seed); test curves solid, train curve
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Collection
 
 import altair as alt
@@ -22,7 +23,7 @@ RUN_COLOURS = ["#4c78a8", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2",
 
 def group_colours(order: list[str], live: Collection[str]) -> list[str]:
     """A colour per group label: the live group's own, the others the palette in order."""
-    palette = iter(RUN_COLOURS * (len(order) // len(RUN_COLOURS) + 1))
+    palette = itertools.cycle(RUN_COLOURS)
     return [LIVE_COLOUR if label in live else next(palette) for label in order]
 
 
