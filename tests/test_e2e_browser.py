@@ -155,7 +155,7 @@ def test_three_sessions_train_at_once_through_one_queue(server, browser):
     shot(pages[-1], "three_sessions_last")
 
 
-SCREENS = ((1280, 720), (1920, 1080))
+SCREENS = ((1280, 720), (1920, 1080), (1024, 768))  # a laptop, a large screen, an XGA projector
 
 
 def test_the_toggle_and_see_loop_fits_one_screen(server, browser):
@@ -188,7 +188,17 @@ def fits_one_screen(page, number: int, width: int, height: int) -> None:
             f"step {number} at {width}x{height}: {what} is not on the first screen ({box})")
     chart = page.locator(".vega-embed").first.bounding_box()
     assert chart["width"] >= 300, f"step {number}: a chart {chart['width']:.0f} px wide is too narrow to read"
+    controls = [page.get_by_role("switch", name=n).locator("xpath=ancestor::label[1]") for n in ("BatchNorm", "GAP", "Augment")]
+    controls += [page.get_by_role("button", name=n, exact=True) for n in ("Train", "Train 3 seeds", "Stop")]
+    cut = [text for control in controls for text in control.evaluate(CUT_TEXT)]
+    assert not cut, f"step {number} at {width}x{height}: labels cut short: {cut}"
     shot(page, f"step{number}_{width}x{height}")
+
+
+# the texts inside an element that CSS cuts short with an ellipsis ("BatchNorm" drawn as "Batch…")
+CUT_TEXT = """el => [el, ...el.querySelectorAll('*')]
+    .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).textOverflow === 'ellipsis')
+    .map(e => e.textContent)"""
 
 
 def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server, browser):

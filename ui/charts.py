@@ -70,7 +70,7 @@ def history_spec(rows: list[dict[str, Any]], order: list[str], kind: str, height
     layers = [band, lines] + _below_axis(values, lines["encoding"], y_scale)
     name = "Accuracy" if kind == "acc" else "Loss"
     return {"data": {"values": values}, "height": height + LEGEND_ROW * len(order), "layer": layers,
-            "title": f"{name} per epoch (solid: test, dashed: train)"}
+            "title": {"text": f"{name} per epoch", "subtitle": "solid: test, dashed: train"}}
 
 
 def _below_axis(values: list[dict[str, Any]], encoding: dict[str, Any], y_scale: dict[str, Any]) -> list[dict[str, Any]]:

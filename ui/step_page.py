@@ -27,6 +27,7 @@ from ui.classroom import current_class, exercise_banner, exercise_maker, exercis
 from ui.charts import static_chart
 from ui.compare import compare_picker
 from ui.controls import budget_controls, link_params, step_controls
+from ui.layout import STEP_LAYOUT
 from ui.link import LinkedWidgets
 from ui.state import (ablation, assets_stamp, data_problem, device, frontier, references, run_store,
                       show_data_problem, unseen, unseen_rows, warm_workers)
@@ -62,7 +63,7 @@ def render(number: int) -> None:
     link = LinkedWidgets(f"step_{number}", exercise)
     st.markdown(f"#### Step {number} · {step.title}")
     exercise_banner(exercise)
-    left, right = st.columns([1, 2], gap="medium")
+    left, right = st.container(key=STEP_LAYOUT).columns([1, 2], gap="medium")
     with left:
         st.markdown("\n".join(f"- {t}" for t in lesson_for(number).target))
         config = safe(step_controls, number, link)
