@@ -188,7 +188,8 @@ def fits_one_screen(page, number: int, width: int, height: int) -> None:
             f"step {number} at {width}x{height}: {what} is not on the first screen ({box})")
     chart = page.locator(".vega-embed").first.bounding_box()
     assert chart["width"] >= 300, f"step {number}: a chart {chart['width']:.0f} px wide is too narrow to read"
-    controls = [page.get_by_role("switch", name=n).locator("xpath=ancestor::label[1]") for n in ("BatchNorm", "GAP", "Augment")]
+    controls = [page.get_by_role("switch", name=n).locator("xpath=ancestor::label[1]")
+                for n in ("BatchNorm", "GAP", "Augment")]
     controls += [page.get_by_role("button", name=n, exact=True) for n in ("Train", "Train 3 seeds", "Stop")]
     cut = [text for control in controls for text in control.evaluate(CUT_TEXT)]
     assert not cut, f"step {number} at {width}x{height}: labels cut short: {cut}"
