@@ -6,6 +6,7 @@ from core.runs.cluster import ClusterChoice
 from core.runs.store import describe_db
 from core.runs.store_backends import is_postgres
 from core.training.data import FILES, raw_dir, resolve_root
+from core.words import counted
 from ui.classroom import is_teacher
 from ui.router import guard
 from ui.state import cluster_choice, data_dir, data_problem, run_queue, run_store, runs_db, set_cluster_choice
@@ -53,7 +54,7 @@ problem = getattr(queue.executor, "problem", None)
 if problem:
     st.error(f"Training is off: {problem}.")
 else:
-    st.success(where() if where else f"On this server, {queue.workers} run(s) at a time (worker processes; "
+    st.success(where() if where else f"On this server, {counted(queue.workers, 'run')} at a time (worker processes; "
                "a CPU's run has every core).")
 for note in queue.notes:
     st.warning(note)

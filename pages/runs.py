@@ -5,6 +5,7 @@ import streamlit as st
 
 from core.runs.store import SOURCES, STATUSES, StoreError, describe_db, epochs_csv
 from core.training.steps import STEPS
+from core.words import counted
 from ui.classroom import may_change
 from ui.controls import link_params
 from ui.router import guard
@@ -59,7 +60,7 @@ if chosen:
     if others:
         st.caption(f"{len(others)} of the selected runs belong to other browser sessions: only their own session or "
                    "the teacher (with the key, on the Class board) may delete them.")
-    st.button(f"Delete {len(chosen)} selected run(s)", icon=":material/delete:", disabled=bool(others),
+    st.button(f"Delete {counted(len(chosen), 'selected run')}", icon=":material/delete:", disabled=bool(others),
               on_click=delete_runs, args=(store, chosen))
     if "runs_delete_error" in st.session_state:
         st.error(st.session_state.pop("runs_delete_error"))

@@ -6,7 +6,7 @@ import pytest
 
 from core.runs.compare import Run, group_runs
 from core.training.config import TrainConfig
-from ui.charts import batch_spec, history_specs
+from ui.charts import LEGEND_CHARS, batch_spec, history_specs, wrap_label
 
 
 def epochs(accs):
@@ -36,6 +36,26 @@ def test_history_specs_are_valid_vega_lite_and_hold_every_group(groups):
     low, high = acc["layer"][1]["encoding"]["y"]["scale"]["domain"]
     assert low < 97.5 and 99.3 < high <= 100  # zoomed on the test curves, every one of them inside
     assert loss["layer"][1]["encoding"]["y"]["scale"] == {"type": "log"}
+
+
+def test_a_long_legend_label_wraps_instead_of_running_off_the_chart():
+    """A quick live run's label ("live: 2,560 images/epoch, tested on 7,724, seed 1") ran past a step
+    page's half-width chart at 1280x720 and was cut; it is drawn as lines that fit."""
+    config = TrainConfig.for_step(5).with_overrides(max_batches=20, test_limit=7724)
+    reference = [Run(f"reference seed {s}", TrainConfig.for_step(5).with_overrides(seed=s), epochs([98.0, 99.0]),
+                     "reference") for s in (1, 2)]
+    groups = group_runs([Run("live 0", config, epochs([97.0]), "live"), *reference])
+    long_label = groups[0].label
+    assert len(long_label) > LEGEND_CHARS
+    lines = wrap_label(long_label)
+    assert len(lines) > 1 and all(len(line) <= LEGEND_CHARS for line in lines) and " ".join(lines) == long_label
+    acc, _ = history_specs(groups, height=200)
+    alt.LayerChart.from_dict(acc)
+    color = acc["layer"][1]["encoding"]["color"]
+    assert color["scale"]["domain"] == ["\n".join(lines), groups[1].label]
+    assert color["legend"]["labelExpr"] == "split(datum.label, '\\n')"  # Vega draws the array as lines
+    one_line, _ = history_specs(groups[1:], height=200)
+    assert acc["height"] > one_line["height"] + 22  # room for the second entry and its second line
 
 
 def test_nothing_to_draw_gives_no_chart():

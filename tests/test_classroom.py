@@ -167,6 +167,21 @@ def test_setting_says_what_differs_from_its_step():
     assert design.what == "design c8,c8,M,c12,c12,c12" and not design.is_default
 
 
+def test_a_setting_knows_its_size_before_any_run_is_stored():
+    """A queued run's row on the board has its parameters, as it has its multiply-adds: both from the
+    config's own network (checked against torch's count of the built model's weights)."""
+    from core.architecture.builder import build_model
+    from core.architecture.notation import parse_net
+    from core.architecture.spec import expand
+
+    config = TrainConfig.for_step(5, dropout=0.2)
+    model = build_model(expand(parse_net(config.net).spec, config.toggles))
+    setting = setting_of(config)
+    # dropout has no weights: the step's reference runs recorded the same count
+    assert setting.params == sum(p.numel() for p in model.parameters()) == load_references()[5].params
+    assert setting_of(full_run()).params < setting.params
+
+
 # --- predictions ------------------------------------------------------------------------------------
 
 def test_a_prediction_round_trips_and_junk_reads_as_none():

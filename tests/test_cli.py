@@ -337,7 +337,7 @@ def test_bench_board_times_each_view_of_a_filled_store():
     assert all(row[k] > 0 for row in (every, newest) for k in ("first_ms", "runs_view_ms", "leaderboard_view_ms"))
 
 
-LAYERS = {"project": 0, "architecture": 1, "training": 2, "runs": 3, "analysis": 4, "report": 4, "experiments": 5,
+LAYERS = {"project": 0, "words": 0, "architecture": 1, "training": 2, "runs": 3, "analysis": 4, "report": 4, "experiments": 5,
           "cli": 6, "__main__": 7}
 
 

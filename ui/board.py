@@ -31,6 +31,7 @@ from core.runs.classroom import (
 from core.runs.run_queue import Job, LimitError
 from core.runs.store import RunStore, StoreError
 from core.runs.summary import setting_key
+from core.words import counted
 from ui.classroom import current_class, is_teacher, may_change, name_input, plain, run_tags, teacher_key, try_key
 from ui.controls import link_params
 from ui.state import allow_download, data_dir, device, references, run_queue, run_store, runs_db
@@ -132,7 +133,7 @@ def queued_rows() -> list[dict[str, Any]]:
     for place, job in enumerate((j for j in run_queue().active_jobs() if j.status == "queued"), start=1):
         setting = setting_of(job.config)
         rows.append({"run": None, "name": job.tags.student, "what": setting.what, "differs": setting.differs,
-                     "seed": job.config.seed, "params": None, "multiply-adds": setting.macs,
+                     "seed": job.config.seed, "params": setting.params, "multiply-adds": setting.macs,
                      "status": f"queued ({place})", "progress": 0.0, LAST: None, "verdict": "", "predicted": ""})
     return rows
 
@@ -141,7 +142,8 @@ def runs_view(store: RunStore, since: float, settings: SettingCache) -> None:
     total, training, sessions = store.board_counts(since)
     entries = board(store, since, settings, limit=SHOWN_RUNS)
     queued = queued_rows()
-    st.caption(f"{total} run(s) from {sessions} browser session(s) · {training} training now · {len(queued)} queued"
+    st.caption(f"{counted(total, 'run')} from {counted(sessions, 'browser session')} · {training} training now · "
+               f"{len(queued)} queued"
                + (f" · the newest {SHOWN_RUNS} shown" if total > SHOWN_RUNS else ""))
     rows = queued + [e.as_row() for e in entries]
     if not rows:
@@ -150,9 +152,13 @@ def runs_view(store: RunStore, since: float, settings: SettingCache) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, placeholder="—", width="stretch",
                  height=min(38 + 35 * len(rows), 560),
                  column_config={
-                     "run": st.column_config.NumberColumn("run", format="%d"),
+                     "run": st.column_config.NumberColumn("run", format="%d", width="small"),
+                     "seed": st.column_config.NumberColumn("seed", width="small"),
                      "params": st.column_config.NumberColumn("params", format="localized"),
                      "multiply-adds": st.column_config.NumberColumn("multiply-adds", format="compact"),
+                     "verdict": st.column_config.TextColumn(
+                         "verdict", width="medium", help=f"Against the challenge ({CHALLENGE.describe()}); a quick "
+                         "run, on fewer images, is not judged"),
                      "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
                                                                  format="percent"),
                      LAST: st.column_config.NumberColumn(LAST, format="%.2f %%"),

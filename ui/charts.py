@@ -12,6 +12,8 @@ import streamlit as st
 from core.runs.compare import Group
 
 LEGEND_ROW = 22  # px per legend entry, added to the chart so the plot keeps its height
+LEGEND_LINE = 13  # px per further line of a wrapped legend label
+LEGEND_CHARS = 44  # a legend line's length: what a step page's half-width chart shows whole at 1024 px
 METRICS = {"acc": ("test_acc", "train_acc", "accuracy %"), "loss": ("test_loss", "train_loss", "loss")}
 
 
@@ -35,9 +37,13 @@ def history_spec(rows: list[dict[str, Any]], order: list[str], kind: str, height
     spec against altair's schema."""
     test, train, title = METRICS[kind]
     curve = {test: "test", train: "train"}
-    values = [r | {"curve": curve[r["metric"]]} for r in rows if r["metric"] in curve]
+    # a long label is wrapped rather than cut at the chart's edge (Vega draws an array of lines)
+    wrapped = {label: "\n".join(wrap_label(label)) for label in order}
+    values = [r | {"curve": curve[r["metric"]], "group": wrapped[r["group"]]} for r in rows if r["metric"] in curve]
     if not values:
         return None
+    order = [wrapped[label] for label in order]
+    live = {wrapped[label] for label in live}
     y_scale = _scale(values, kind)
     # tableau10's hues: neighbouring runs clearly different (Streamlit's default puts two blues first)
     scale = {"domain": order, "range": group_colours(order, live)}
@@ -45,7 +51,7 @@ def history_spec(rows: list[dict[str, Any]], order: list[str], kind: str, height
     # one legend entry per run or group (the band layer shares it, so its symbols are drawn opaque)
     color = {"field": "group", "type": "nominal", "title": None, "sort": order, "scale": scale,
              "legend": {"orient": "bottom", "direction": "vertical", "labelLimit": 600, "symbolType": "stroke",
-                        "symbolStrokeWidth": 3, "symbolOpacity": 1}}
+                        "symbolStrokeWidth": 3, "symbolOpacity": 1, "labelExpr": "split(datum.label, '\\n')"}}
     band = {
         "transform": [{"filter": "datum.n > 1 && datum.curve == 'test'"}],
         "mark": {"type": "area", "opacity": 0.18, "clip": True},
@@ -69,8 +75,20 @@ def history_spec(rows: list[dict[str, Any]], order: list[str], kind: str, height
     }
     layers = [band, lines] + _below_axis(values, lines["encoding"], y_scale)
     name = "Accuracy" if kind == "acc" else "Loss"
-    return {"data": {"values": values}, "height": height + LEGEND_ROW * len(order), "layer": layers,
+    legend = sum(LEGEND_ROW + LEGEND_LINE * label.count("\n") for label in order)
+    return {"data": {"values": values}, "height": height + legend, "layer": layers,
             "title": {"text": f"{name} per epoch", "subtitle": "solid: test, dashed: train"}}
+
+
+def wrap_label(label: str, width: int = LEGEND_CHARS) -> list[str]:
+    """A legend label as lines of at most `width` characters (a longer word keeps a line to itself)."""
+    lines = [""]
+    for word in label.split(" "):
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    return lines
 
 
 def _below_axis(values: list[dict[str, Any]], encoding: dict[str, Any], y_scale: dict[str, Any]) -> list[dict[str, Any]]:

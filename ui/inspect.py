@@ -23,6 +23,7 @@ from core.analysis.predictions import (
     stored_model,
 )
 from core.analysis.preprocess import ImageError, canvas_to_grey, decode_upload, to_mnist
+from core.words import counted
 from ui.state import data_problem, load_data, references, run_store, stored_runs
 
 CANVAS_PX = 280
@@ -40,7 +41,7 @@ def model_choices() -> dict[str, str]:
                for n in sorted(refs, reverse=True) if any(r.weights for r in refs[n].runs)}
     for run in stored_runs(run_store()):
         if run.has_weights:
-            score = f"min(last 3) {run.min_last:.2f} %" if run.min_last is not None else f"{len(run.epochs)} epoch(s)"
+            score = f"min(last 3) {run.min_last:.2f} %" if run.min_last is not None else counted(len(run.epochs), "epoch")
             what = f"design {run.config.net}" if run.config.is_design else f"step {run.step}"
             choices[f"run:{run.id}"] = f"Run {run.id}: {what}, seed {run.seed}, {run.limits}, {score}"
     return choices

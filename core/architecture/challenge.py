@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.words import counted
+
 
 @dataclass(frozen=True)
 class Challenge:
@@ -38,7 +40,7 @@ class Challenge:
         if epochs_planned > self.max_epochs:
             problems.append(f"{epochs_planned} epochs (needs <= {self.max_epochs})")
         if len(last) < n:
-            problems.append(f"only {len(test_accs)} epoch(s) run (needs the last {n})")
+            problems.append(f"only {counted(len(test_accs), 'epoch')} run (needs the last {n})")
         elif min(last) < self.min_acc:
             problems.append(f"min of last {n} test accuracies {min(last):.2f} % (needs >= {self.min_acc} %)")
         if problems:

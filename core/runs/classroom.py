@@ -4,7 +4,7 @@ store; the Class board page draws what this computes.
 
 A refresh of the board is one query (`RunStore.board`: the runs table's own columns, newest
 first, from the class's start). What a run's config says (its network, what differs from its
-step, its multiply-adds) is the same for every seed of a setting, so it is read and computed
+step, its size) is the same for every seed of a setting, so it is read and computed
 once per setting key and kept in `SettingCache`, never once per run or per refresh.
 """
 
@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from core.architecture.builder import build_model, macs
+from core.architecture.builder import build_model, count_params, macs
 from core.architecture.challenge import CHALLENGE
 from core.architecture.notation import body_text, parse_net
 from core.architecture.spec import Toggles, expand
@@ -97,6 +97,7 @@ class Setting:
     config: TrainConfig
     what: str  # "step 5" or "design c8,c8,M,..."
     differs: str  # from the step's own settings, in words ('' = the step as it is)
+    params: int  # of the built network: known before the run starts (a queued run shows it too)
     macs: int
     full: bool  # all images, every epoch: a run that can be judged against the challenge
 
@@ -107,13 +108,14 @@ class Setting:
 
 
 @functools.lru_cache(maxsize=1024)
-def _macs(net: str, toggles: Toggles) -> int:
-    return macs(build_model(expand(parse_net(net).spec, toggles)))
+def _size(net: str, toggles: Toggles) -> tuple[int, int]:
+    model = build_model(expand(parse_net(net).spec, toggles))
+    return count_params(model), macs(model)
 
 
-def macs_of(config: TrainConfig) -> int:
-    """Multiply-adds per image of a config's network (computed once per network and toggles)."""
-    return _macs(config.net, config.toggles)
+def size_of(config: TrainConfig) -> tuple[int, int]:
+    """Parameters and multiply-adds per image of a config's network (built once per network and toggles)."""
+    return _size(config.net, config.toggles)
 
 
 class SettingCache:
@@ -138,7 +140,7 @@ def setting_of(config: TrainConfig) -> Setting:
                                train_fraction=config.train_fraction, test_limit=config.test_limit)
     names = [n for n in differing([config, own]) if n not in ("size", "seed", "net")]
     what = f"design {body_text(config.net)}" if config.is_design else f"step {config.step}"
-    return Setting(config, what, describe(config, names) if names else "", macs_of(config), config.full_data)
+    return Setting(config, what, describe(config, names) if names else "", *size_of(config), config.full_data)
 
 
 # --- the board ------------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ class BoardEntry:
         if row.status != "completed" or row.epochs_done < config.recipe.epochs:
             return ""
         met = self.setting.full and CHALLENGE.meets(row.params, row.min_last, config.recipe.epochs)
-        return "met" if met else "not met" if self.setting.full else "not met (a quick run uses fewer images)"
+        return "met" if met else "not met" if self.setting.full else "quick run: not judged"
 
     def as_row(self) -> dict[str, Any]:
         """One flat row for the board's table (every text a student typed stays a plain value)."""
