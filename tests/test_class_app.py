@@ -68,6 +68,19 @@ def test_a_verified_design_is_on_the_leaderboard_and_a_single_seed_is_not(app, p
     assert [b.label for b in verify] == ["Verify on seeds 2, 3"]
 
 
+def test_the_frontier_says_which_steps_it_leaves_out(app, private_run_store):
+    """A step whose reference has no min(last 3) (step 1's: 2 of 15 epochs on a CPU) has no mark: the caption
+    says so, rather than calling an absent mark 'not comparable'."""
+    from core.runs.reference import load_references
+
+    undrawn = [n for n, ref in load_references().items() if ref.min_last_spread is None]
+    at = open_page(app, "pages/board.py")
+    at.segmented_control(key="board_view").set_value("frontier").run()
+    caption = next(c.value for c in at.caption if "One mark per design" in c.value)
+    assert undrawn and all(f"Step {n} is not drawn" in caption for n in undrawn)
+    assert not any(f"Step {n}'s reference is a reduced run" in caption for n in undrawn)
+
+
 def test_a_student_cannot_delete_another_sessions_run_but_the_teacher_can(keyed_app, private_run_store):
     store = RunStore(private_run_store)
     record(store, full_run(), [99.5] * 3, RunTags("someone else", "B", ""))

@@ -28,6 +28,7 @@ from core.runs.classroom import (
     setting_of,
     writeup_mark,
 )
+from core.runs.reference import StepReference
 from core.runs.run_queue import Job, LimitError
 from core.runs.store import RunStore, StoreError
 from core.runs.summary import setting_key
@@ -219,8 +220,12 @@ def leaderboard_view(counted: list[Standing], short: list[Standing]) -> None:
     st.dataframe(frame, hide_index=True, placeholder="—", width="stretch",
                  column_config={"params": st.column_config.NumberColumn("params", format="localized"),
                                 "multiply-adds": st.column_config.NumberColumn("multiply-adds", format="compact"),
-                                f"worst seed {LAST}": st.column_config.NumberColumn(format="%.2f %%"),
-                                f"best seed {LAST}": st.column_config.NumberColumn(format="%.2f %%")})
+                                "settings": st.column_config.TextColumn("settings", width="medium"),
+                                # short headers, so the table fits a projector's width without scrolling
+                                f"worst seed {LAST}": st.column_config.NumberColumn(
+                                    "worst seed", format="%.2f %%", help=f"the lowest seed's {LAST}: what counts"),
+                                f"best seed {LAST}": st.column_config.NumberColumn(
+                                    "best seed", format="%.2f %%", help=f"the highest seed's {LAST}")})
     st.caption(f"The write-up reports {w['params']} parameters and a best test accuracy of {w['best_test']} % on one "
                "run, without per-epoch figures, so it is listed as reported and not judged here.")
     if not short:
@@ -259,7 +264,8 @@ def frontier_chart(points: list[dict[str, Any]]) -> alt.LayerChart:
     floor = FRONTIER_FLOOR if frame["low"].min() < FRONTIER_FLOOR else None
     scale = alt.Scale(domain=[floor, 100.0], clamp=True) if floor is not None else alt.Scale(zero=False)
     y = alt.Y("min_last:Q", scale=scale, title=f"{LAST} test accuracy, %")
-    base = alt.Chart(frame).encode(x=x, color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom")))
+    legend = alt.Legend(orient="bottom", labelLimit=400)
+    base = alt.Chart(frame).encode(x=x, color=alt.Color("kind:N", title=None, legend=legend))
     bars = base.mark_rule().encode(y=alt.Y("low:Q", scale=scale), y2="high:Q")
     dots = base.mark_point(filled=True, size=90).encode(
         y=y, tooltip=["label:N", alt.Tooltip("params:Q", format=","), alt.Tooltip("min_last:Q", format=".2f"),
@@ -280,15 +286,22 @@ def frontier_view(counted: list[Standing], short: list[Standing]) -> None:
     st.caption(f"One mark per design (the class's full runs, mean of its seeds, the bar spans them) and per lifecycle "
                f"step (its reference runs). Dashed: {CHALLENGE.min_acc} % and {CHALLENGE.max_params:,} parameters; "
                "the challenge is the upper left. Click a mark to open that design."
-               + f" Marks below {FRONTIER_FLOOR:g} % sit on the bottom edge (their tooltip has the figure)."
-               + "".join(f" Step {n}'s reference is a reduced CPU run, not comparable with the others."
-                         for n, ref in sorted(references().items()) if ref.reduced))
+               + (f" Marks below {FRONTIER_FLOOR:g} % sit on the bottom edge (their tooltip has the figure)."
+                  if min(p["low"] for p in points) < FRONTIER_FLOOR else "")
+               + "".join(_reference_caveat(n, ref) for n, ref in sorted(references().items())))
     event = st.altair_chart(frontier_chart(points), on_select="rerun", key="frontier", width="stretch")
     picked = (event.selection.get("design") or [None])[0] if event and event.selection else None
     if picked:
         target = next((p for p in points if p["net"] == picked.get("net") and p["step"] == picked.get("step")), None)
         if target is not None:
             open_design(target)
+
+
+def _reference_caveat(number: int, ref: StepReference) -> str:
+    """What the chart's caption owes about a step's reference: left out, or drawn but not comparable."""
+    if ref.min_last_spread is None:
+        return f" Step {number} is not drawn: its reference has no {LAST} ({ref.first.provenance.limits})."
+    return f" Step {number}'s reference is a reduced run, not comparable with the others." if ref.reduced else ""
 
 
 def open_design(point: dict[str, Any]) -> None:

@@ -235,7 +235,8 @@ def render() -> None:
         config, problem = None, None
         text, rows, blank = net_text(edited, base.gap, head_bias)
         if blank:
-            st.caption(f"Row(s) {', '.join(map(str, blank))}: choose a layer kind; left out until then.")
+            st.caption(f"{'Row' if len(blank) == 1 else 'Rows'} {', '.join(map(str, blank))}: choose a layer kind; "
+                       "left out until then.")
         try:
             defaults = TrainConfig.for_step(origin, net=text)
         except (NetError, SpecError) as exc:
@@ -293,7 +294,9 @@ def unit_window(config: TrainConfig) -> None:
     rows = [r for r in rf_table(config.layers()) if r.layer.type in ("conv", "maxpool", "avgpool", "gap")]
     names = [f"{r.index}: {r.layer.label()} → {r.out_shape[1]}×{r.out_shape[2]}, receptive field {r.rf}" for r in rows]
     c1, c2 = st.columns([3, 1])
-    pick = c1.selectbox("Layer", range(len(rows)), index=len(rows) - 1, key="design_unit_layer",
+    # the deepest layer that still has a grid to click (after the GAP every layer is one unit seeing everything)
+    deepest = max((i for i, r in enumerate(rows) if r.out_shape[1] * r.out_shape[2] > 1), default=len(rows) - 1)
+    pick = c1.selectbox("Layer", range(len(rows)), index=deepest, key="design_unit_layer",
                         format_func=lambda i: names[i])
     row = rows[pick]
     image = _digit(c2)
