@@ -246,6 +246,27 @@ def test_train_three_seeds_draws_a_band_and_keeps_the_last_run_to_compare(app, p
     earlier = [g for g in groups if not g.live]
     assert len(earlier) == 1 and "BN on" in earlier[0].label  # the first run moved to 'Compare with' by itself
     assert len(RunStore(private_run_store).runs(step=4)) == 4
+    (shown,) = [m.value for m in (*at.info, *at.warning, *at.success) if "Best test accuracy" in m.value]
+    assert "min(last 3) by seed: 1: —, 2: —, 3: —" in shown and "0 of 3 seeds met" in shown  # one epoch each
+
+
+def test_a_quick_run_is_reported_but_not_judged_and_a_full_one_is():
+    """Step 9 reaching 99.27 % on 8,896 images an epoch once read "Not met": a quick run cannot meet the
+    challenge by construction, so it is reported, not judged (as on the class board)."""
+    from core.runs.run_queue import Snapshot
+    from ui.training import result_message
+
+    def finished(seed, accs, **size):
+        config = TrainConfig.for_step(9, seed=seed).with_overrides(**size)
+        epochs = [{"epoch": i + 1, "test_acc": a} for i, a in enumerate(accs)]
+        return config, Snapshot("completed", [], epochs, 1.0, 43.0, None, "", STEP9_PARAMS, "cpu", seed, 0, None, [])
+
+    kind, text = result_message([finished(1, [98.0] * 12 + [99.3, 99.27, 99.3], max_batches=139)])
+    assert kind == "info" and "not judged" in text and "Not met" not in text and "8,896 images/epoch" in text
+    kind, text = result_message([finished(1, [98.0] * 12 + [99.5, 99.45, 99.5])])
+    assert kind == "success" and "Met" in text and f"{STEP9_PARAMS:,} parameters" in text
+    kind, text = result_message([finished(s, [98.0] * 12 + [99.5, low, 99.5]) for s, low in ((1, 99.45), (2, 99.38))])
+    assert kind == "warning" and "by seed: 1: 99.45 %, 2: 99.38 %" in text and "1 of 2 seeds met" in text
 
 
 def test_runs_page_lists_filters_and_offers_the_epochs(app, mnist_root, private_run_store):

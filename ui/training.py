@@ -11,8 +11,9 @@ import streamlit as st
 
 from core.architecture.challenge import CHALLENGE, min_last
 from core.runs.classroom import OUTCOMES, Prediction, outcome
-from core.runs.compare import Group, Run, differing_table, group_runs, noise_verdicts
+from core.runs.compare import Group, Run, differing_table, group_runs, noise_verdicts, run_size
 from core.runs.run_queue import Job, LimitError, Snapshot
+from core.training.config import TrainConfig
 from core.training.device import device_label
 from ui.charts import batch_chart, history_specs, show_history
 from ui.classroom import name_input, run_tags
@@ -287,18 +288,31 @@ def show_status(rows: list[tuple[str, str, float]]) -> None:
 
 
 def verdict_line(finished: list[tuple[Job, Snapshot]]) -> None:
-    results = [CHALLENGE.verdict(s.params or 0, [e["test_acc"] for e in s.epochs], j.config.recipe.epochs)
-               for j, s in finished]
-    if len(finished) == 1:
-        (_, snap), (passed, verdict) = finished[0], results[0]
-        best = max(e["test_acc"] for e in snap.epochs)
-        (st.success if passed else st.warning)(f"Best test accuracy {best:.2f} % · {snap.params:,} parameters · "
-                                               f"{snap.elapsed:.0f} s. {verdict}")
-    else:
-        met = sum(p for p, _ in results)
-        (st.success if met == len(results) else st.warning)(
-            f"{met} of {len(results)} seeds met the challenge ({CHALLENGE.describe()}).")
+    kind, text = result_message([(j.config, s) for j, s in finished])
+    getattr(st, kind)(text)
     reveal(finished)
+
+
+def result_message(finished: list[tuple[TrainConfig, Snapshot]]) -> tuple[str, str]:
+    """What the finished runs reached, and the challenge's verdict where there can be one: a quick run
+    trains on fewer images, so it is reported but not judged (as on the class board). Returns the
+    kind of box (info, success, warning) and its text."""
+    accs = [[e["test_acc"] for e in s.epochs] for _, s in finished]
+    config, snap = finished[0]
+    text = (f"Best test accuracy {max(map(max, accs)):.2f} % · {snap.params or 0:,} parameters · "
+            f"{max(s.elapsed for _, s in finished):.0f} s")
+    if len(finished) > 1:
+        lows = [(c.seed, min_last(a)) for (c, _), a in zip(finished, accs)]
+        text += f" · min(last {CHALLENGE.last_epochs}) by seed: " + ", ".join(
+            f"{seed}: {low:.2f} %" if low is not None else f"{seed}: —" for seed, low in lows)
+    if not all(c.full_data for c, _ in finished):
+        return "info", (f"{text}. A quick run ({run_size(config)}) is not judged against the challenge; the full "
+                        "budget trains on every image and is.")
+    results = [CHALLENGE.verdict(s.params or 0, a, c.recipe.epochs) for (c, s), a in zip(finished, accs)]
+    met = sum(passed for passed, _ in results)
+    verdict = (results[0][1] if len(results) == 1
+               else f"{met} of {len(results)} seeds met the challenge ({CHALLENGE.describe()}).")
+    return ("success" if met == len(results) else "warning"), f"{text}. {verdict}"
 
 
 def reveal(finished: list[tuple[Job, Snapshot]]) -> None:
