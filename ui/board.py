@@ -204,13 +204,13 @@ def standing_row(rank: str, s: Standing) -> dict[str, Any]:
             f"worst seed {LAST}": s.worst, f"best seed {LAST}": s.best}
 
 
-def leaderboard_view(counted: list[Standing], short: list[Standing]) -> None:
+def leaderboard_view(ranked: list[Standing], short: list[Standing]) -> None:
     marks = reference_marks(references())
     st.caption(f"A design counts once it holds ≥ {CHALLENGE.min_acc} % in each of its last {CHALLENGE.last_epochs} "
                f"epochs on at least {CHALLENGE.min_seeds} seeds (every seed run, all images, ≤ {CHALLENGE.max_epochs} "
                f"epochs, < {CHALLENGE.max_params:,} parameters); ranked by parameters, then multiply-adds. The worst "
                "seed is the one that counts.")
-    rows = [standing_row(str(i), s) for i, s in enumerate(counted, start=1)]
+    rows = [standing_row(str(i), s) for i, s in enumerate(ranked, start=1)]
     rows += [standing_row("mark", m) for m in marks]
     w = writeup_mark()
     rows.append({"rank": "mark", "design": "the write-up's final network", "settings": w["note"],
@@ -278,8 +278,8 @@ def frontier_chart(points: list[dict[str, Any]]) -> alt.LayerChart:
     return alt.layer(bars, dots, numbers, target, budget).properties(height=420)
 
 
-def frontier_view(counted: list[Standing], short: list[Standing]) -> None:
-    points = frontier_points(counted + short + reference_marks(references()), references())
+def frontier_view(ranked: list[Standing], short: list[Standing]) -> None:
+    points = frontier_points(ranked + short + reference_marks(references()), references())
     if not points:
         st.info("No finished full runs yet: the frontier fills as designs finish.")
         return
