@@ -11,7 +11,7 @@ from ui.state import data_problem, device, load_data, show_data_problem
 
 guard()
 
-st.title("Augmentation viewer")
+st.markdown("#### Augmentation viewer")
 st.markdown("Each pair shows a test digit and the same digit as the trainer would see it. Every image gets its "
             "own random rotation, shift, scale, shear, brightness and contrast — the batched code used in training.")
 

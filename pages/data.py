@@ -13,7 +13,7 @@ from ui.state import cluster_choice, data_dir, data_problem, run_queue, run_stor
 
 guard()
 
-st.title("Data and run history")
+st.markdown("#### Data and run history")
 st.markdown("The app reads MNIST's four IDX files from `<folder>/MNIST/raw/` (the layout "
             "`torchvision.datasets.MNIST` downloads into, and the files it would read). The folder is this setting, "
             "else the `MNIST_DIR` environment variable, else `./data`.")
@@ -33,7 +33,7 @@ else:
                 "(about 12 MB). Offline, copy these four files (or their `.gz` versions) into "
                 f"`{raw_dir(resolve_root(folder)).resolve()}`:\n" + "\n".join(f"- `{name}`" for name in FILES))
 
-st.header("Run history")
+st.markdown("##### Run history")
 st.markdown("Every run started here or with `python -m core train` is kept in one store: its settings, "
             "every epoch as it finishes, and the weights it was tested with. Default: the SQLite file "
             "`runs/runs.sqlite3` in the project folder, or `$LIFECYCLE_RUNS`. Several app servers or a Ray "
@@ -47,7 +47,7 @@ store = run_store()
 if store is not None:
     st.success(f"Runs are recorded in {describe_db(db)}.")
 
-st.header("Where runs train")
+st.markdown("##### Where runs train")
 queue = run_queue()
 where = getattr(queue.executor, "describe", None)
 problem = getattr(queue.executor, "problem", None)

@@ -13,7 +13,7 @@ from ui.state import run_store, runs_db, stored_runs
 
 guard()
 
-st.title("Runs")
+st.markdown("#### Runs")
 store = run_store()
 st.caption(f"Run store: `{describe_db(runs_db())}` (change it on the *Data and run history* page). "
            "A run whose process ended before the run did is shown as *interrupted*, with the epochs it finished.")
