@@ -42,10 +42,11 @@ if not runs:
 st.caption("Click rows to select runs: download their epochs, delete them, or open one in **Design** (its network "
            "and recipe, ready to change).")
 frame = pd.DataFrame([r.summary() for r in runs])
+frame["net"] = frame["net"].replace("", "the step's own")  # the summary leaves a step's own network blank
 column = st.column_config
 picked = st.dataframe(frame, hide_index=True, placeholder="—", width="stretch", on_select="rerun",
                       selection_mode="multi-row", key="runs_table",
-                      column_config={"net": column.TextColumn("network", help="a design's network (blank: the step's own)"),
+                      column_config={"net": column.TextColumn("network", help="a design's network, or the step's own"),
                                      "best_test_acc": column.NumberColumn("best test %", format="%.2f"),
                                      "min_last3_test_acc": column.NumberColumn("min last 3 %", format="%.2f"),
                                      "params": column.NumberColumn("params", format="localized"),

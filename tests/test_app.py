@@ -276,6 +276,7 @@ def test_runs_page_lists_filters_and_offers_the_epochs(app, mnist_root, private_
     at = open_page(at, "pages/runs.py")
     table = at.dataframe[0].value
     assert list(table["step"]) == [5] and list(table["status"]) == ["completed"]
+    assert list(table["net"]) == ["the step's own"]  # not a blank cell
     assert at.get("download_button")
     at.selectbox[0].set_value(3).run()  # filter by another step
     assert any("No runs match" in i.value for i in at.info)
