@@ -458,7 +458,7 @@ def test_a_run_that_ends_while_the_page_draws_it_is_drawn_ended(app):
     at.session_state["live_jobs_9"] = [job]
     at.run()
     assert not at.exception, at.exception
-    assert any("stopped after 1 epoch(s)" in i.value for i in at.info), [i.value for i in at.info]
+    assert any("stopped after 1 epoch;" in i.value for i in at.info), [i.value for i in at.info]
     assert at.button(key="stop_9").disabled and not at.button(key="train_9").disabled
 
 

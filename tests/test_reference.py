@@ -110,7 +110,7 @@ def test_a_step_change_is_judged_against_both_steps_seed_spread():
         "+0.20 points of min(last 3), beyond the seed spread"
     assert step_change(before, entry(_with_low(1, 99.25), _with_low(2, 99.30), _with_low(3, 99.35))).endswith(
         "within the seed spread (ranges overlap)")
-    assert step_change(entry(_with_low(1, 99.10)), before) == "+0.10 points of min(last 3) (1 seed(s) against 3: spread unknown)"
+    assert step_change(entry(_with_low(1, 99.10)), before) == "+0.10 points of min(last 3) (1 seed against 3: spread unknown)"
     assert step_change(entry(_with_low(1, 99.20)), entry(_with_low(1, 99.20))).startswith("+0.00 points")
 
 

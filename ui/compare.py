@@ -11,6 +11,7 @@ from core.runs.compare import Run, describe, differing
 from core.runs.reference import StepReference
 from core.runs.store import StoredRun
 from core.training.config import TrainConfig
+from core.words import counted
 from ui.state import references, run_store, stored_runs
 
 REFERENCE = "reference"
@@ -40,7 +41,7 @@ def compare_picker(number: int, key: str, default: TrainConfig | None = None) ->
     labels = {}
     if ref is not None:
         judged = (f"min(last {CHALLENGE.last_epochs}) {ref.min_last_spread}" if ref.min_last_spread
-                  else f"{len(ref.first.epochs)} epoch(s), no min(last {CHALLENGE.last_epochs})")
+                  else f"{counted(len(ref.first.epochs), 'epoch')}, no min(last {CHALLENGE.last_epochs})")
         labels[REFERENCE] = (f"reference run{'s' if len(ref.runs) > 1 else ''}: step defaults, seed"
                              f"{'s' if len(ref.runs) > 1 else ''} {', '.join(map(str, ref.seeds))} · "
                              f"{ref.first.provenance.limits.split(':')[0]} · {judged}")

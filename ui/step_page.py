@@ -23,6 +23,7 @@ from core.runs.summary import seed_list
 from core.training.config import TrainConfig
 from core.training.data import DataError
 from core.training.steps import FINAL_STEP, get_step
+from core.words import counted
 from ui.classroom import current_class, exercise_banner, exercise_maker, exercise_of_link
 from ui.charts import static_chart
 from ui.compare import compare_picker
@@ -356,7 +357,7 @@ def reference_summary(ref: StepReference | None) -> None:
             else f"no min of the last {CHALLENGE.last_epochs} epochs ({len(ref.first.epochs)} run)")
     st.markdown(f"- *Measured here* ({p.limits}): {held}, best test "
                 f"{ref.best_spread}; the challenge met by {sum(r.verdict(ref.params)[0] for r in ref.runs)} of "
-                f"{len(ref.runs)} seed(s).")
+                f"{counted(len(ref.runs), 'seed')}.")
     st.caption(f"`{p.command}` · {p.device} · torch {p.torch} · {p.date}")
     if len(ref.runs) > 1:
         st.dataframe(pd.DataFrame([{"seed": r.seed, "last 3 test %": " / ".join(f"{t:.2f}" for t in r.test_accs[-3:]),

@@ -15,6 +15,7 @@ from core.runs.compare import Group, Run, differing_table, group_runs, noise_ver
 from core.runs.run_queue import Job, LimitError, Snapshot
 from core.training.config import TrainConfig
 from core.training.device import device_label
+from core.words import counted
 from ui.charts import batch_chart, history_specs, show_history
 from ui.classroom import name_input, run_tags
 from ui.controls import Choice
@@ -266,13 +267,13 @@ def status_rows(jobs: list[Job], snaps: list[Snapshot], waits: dict[int, float] 
         elif snap.status == "failed":
             rows.append(("error", f"{name}: training stopped: {snap.reason}", 0.0))
         elif snap.status == "interrupted":
-            rows.append(("error", f"{name}: interrupted after {len(snap.epochs)} epoch(s): {snap.reason}", 0.0))
+            rows.append(("error", f"{name}: interrupted after {counted(len(snap.epochs), 'epoch')}: {snap.reason}", 0.0))
         elif snap.status == "cancelled":
             rows.append(("caption", f"{name}: cancelled before it started.", 0.0))
         elif snap.status == "stopped" and not snap.epochs:
             rows.append(("info", f"{name}: stopped before its first epoch ended; no epoch to keep.", 0.0))
         elif snap.status == "stopped":
-            rows.append(("info", f"{name}: stopped after {len(snap.epochs)} epoch(s); the history so far is kept.", 0.0))
+            rows.append(("info", f"{name}: stopped after {counted(len(snap.epochs), 'epoch')}; the history so far is kept.", 0.0))
         rows += [("warning", warning, 0.0) for warning in snap.warnings]
     return rows
 

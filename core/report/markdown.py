@@ -14,6 +14,7 @@ from core.runs.reference import (DESIGN_UNSEEN_FILE, UNSEEN_FILE, StepReference,
                                  unseen_facts)
 from core.runs.summary import points
 from core.training.steps import FINAL_STEP, STEPS, get_step
+from core.words import counted
 
 
 def _fmt(value: float | None, spec: str = ".2f") -> str:
@@ -45,7 +46,7 @@ def _change(before: StepReference | None, after: StepReference | None) -> StepCh
         return None
     delta = points(b.mean - a.mean)
     if min(a.n, b.n) < 2:
-        return StepChange(delta, None, "one seed each" if max(a.n, b.n) < 2 else f"{a.n} seed(s) against {b.n}")
+        return StepChange(delta, None, "one seed each" if max(a.n, b.n) < 2 else f"{counted(a.n, 'seed')} against {b.n}")
     return StepChange(delta, not a.overlaps(b), "")
 
 
@@ -55,7 +56,7 @@ def measured_note(number: int, refs: dict[int, StepReference]) -> str:
         return ""
     gaps = [run.epochs[-1]["train_acc"] - run.epochs[-1]["test_acc"] for run in r.runs]
     held = r.min_last_spread
-    low = f"min(last 3) {held}" if held is not None else f"no min(last 3) ({len(r.first.epochs)} epoch(s) run)"
+    low = f"min(last 3) {held}" if held is not None else f"no min(last 3) ({counted(len(r.first.epochs), 'epoch')} run)"
     text = (f"{r.params:,} parameters; {low}; best test {r.best_spread}; last-epoch train minus "
             f"test {statistics.fmean(gaps):+.2f} points")
     if r.reduced:

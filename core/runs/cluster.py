@@ -42,6 +42,7 @@ from core.runs.executor import (
     _train,
 )
 from core.training.events import DoneEvent
+from core.words import counted
 
 POLL_S = 0.2  # how often the server asks a running actor for new events
 SILENT_S = 60.0  # an actor that does not answer a poll for this long is taken for lost
@@ -224,9 +225,9 @@ class RayExecutor:
 
     def describe(self) -> str:
         nodes = self._nodes()
-        unit = f"{self.gpus} GPU(s)" if self.gpus else f"{self._slots * self.cpus_per_run} CPU(s)"
-        where = f"{len(nodes)} node(s) on {self.machines()} machine(s)"
-        return f"Ray cluster at {self.address}: {where}, {unit}, {self._slots} run(s) at a time"
+        unit = counted(self.gpus, "GPU") if self.gpus else counted(self._slots * self.cpus_per_run, "CPU")
+        where = f"{counted(len(nodes), 'node')} on {counted(self.machines(), 'machine')}"
+        return f"Ray cluster at {self.address}: {where}, {unit}, {counted(self._slots, 'run')} at a time"
 
     def machines(self) -> int:
         """Distinct machines (a node's address): runs on another machine record into the store from there."""
