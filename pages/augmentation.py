@@ -6,6 +6,7 @@ import streamlit as st
 import torch
 
 from core.training.augmentation import AugmentConfig, augment_batch, to_float
+from core.training.steps import STEPS
 from ui.router import guard
 from ui.state import data_problem, device, load_data, show_data_problem
 
@@ -15,15 +16,29 @@ st.markdown("#### Augmentation viewer")
 st.markdown("Each pair shows a test digit and the same digit as the trainer would see it. Every image gets its "
             "own random rotation, shift, scale, shear, brightness and contrast — the batched code used in training.")
 
+# the sliders start from a step's own augmentation, so the class sees what that step trains on
+PRESETS = {f"step {step.number}'s recipe": step.recipe.augment for step in reversed(STEPS) if step.recipe.augment.enabled}
+PRESETS["every kind at once, to explore"] = AugmentConfig(rotation=10.0, translate=0.08, scale=0.08, shear=5.0,
+                                                          brightness=0.2, contrast=0.2)
+preset = st.selectbox("Start from", list(PRESETS), key="aug_preset",
+                      format_func=lambda name: f"{name}: {PRESETS[name].describe()}")
+start = PRESETS[preset]
 cols = st.columns(4)
+
+
+def slider(column, label: str, top: float, field: str, step: float) -> float:
+    # keyed by the preset: choosing another one sets every slider to its values
+    return column.slider(label, 0.0, top, float(getattr(start, field)), step, key=f"aug_{field}_{preset}")
+
+
 config = AugmentConfig(
-    rotation=cols[0].slider("Rotation ±°", 0.0, 45.0, 10.0, 0.5),
-    translate=cols[1].slider("Shift ± (fraction)", 0.0, 0.3, 0.08, 0.01),
-    scale=cols[2].slider("Scale ±", 0.0, 0.3, 0.08, 0.01),
-    shear=cols[3].slider("Shear ±°", 0.0, 30.0, 5.0, 0.5),
-    brightness=cols[0].slider("Brightness ±", 0.0, 0.8, 0.2, 0.05),
-    contrast=cols[1].slider("Contrast ±", 0.0, 0.8, 0.2, 0.05),
-    erase=cols[2].slider("Cut-out size", 0.0, 0.5, 0.0, 0.05),
+    rotation=slider(cols[0], "Rotation ±°", 45.0, "rotation", 0.5),
+    translate=slider(cols[1], "Shift ± (fraction)", 0.3, "translate", 0.01),
+    scale=slider(cols[2], "Scale ±", 0.3, "scale", 0.01),
+    shear=slider(cols[3], "Shear ±°", 30.0, "shear", 0.5),
+    brightness=slider(cols[0], "Brightness ±", 0.8, "brightness", 0.05),
+    contrast=slider(cols[1], "Contrast ±", 0.8, "contrast", 0.05),
+    erase=slider(cols[2], "Cut-out size", 0.5, "erase", 0.05),
 )
 count = cols[3].slider("Digits", 4, 32, 16, 4)
 if st.button("Reseed"):

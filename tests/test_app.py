@@ -197,6 +197,21 @@ def test_missing_data_is_explained_and_other_pages_still_work(monkeypatch, tmp_p
     assert any("train-images-idx3-ubyte" in w.value for w in at.warning)
 
 
+def test_the_augmentation_viewer_starts_from_a_steps_own_augmentation(app):
+    """Its sliders once opened on values no step trains with (shear, brightness, contrast): now on the final
+    step's recipe, and choosing another step sets every slider to that step's values."""
+    at = open_page(app, "pages/augmentation.py")
+    final, earlier = TrainConfig.for_step(9).recipe.augment, TrainConfig.for_step(8).recipe.augment
+    shown = {s.label: s.value for s in at.slider}
+    assert (shown["Rotation ±°"], shown["Shift ± (fraction)"], shown["Scale ±"]) == (final.rotation, final.translate,
+                                                                                   final.scale)
+    assert shown["Shear ±°"] == final.shear and shown["Brightness ±"] == final.brightness
+    at.selectbox(key="aug_preset").set_value("step 8's recipe").run()
+    shown = {s.label: s.value for s in at.slider}
+    assert (shown["Rotation ±°"], shown["Shift ± (fraction)"]) == (earlier.rotation, earlier.translate)
+    assert not at.exception
+
+
 def test_a_reference_too_short_to_judge_says_so_in_the_compare_list(app):
     """Step 1's reference ran 2 epochs: no min(last 3) to show, and the label says that instead of 'None'."""
     at = open_page(app, "pages/step_1.py")
