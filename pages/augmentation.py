@@ -17,7 +17,8 @@ st.markdown("Each pair shows a test digit and the same digit as the trainer woul
             "own random rotation, shift, scale, shear, brightness and contrast — the batched code used in training.")
 
 # the sliders start from a step's own augmentation, so the class sees what that step trains on
-PRESETS = {f"step {step.number}'s recipe": step.recipe.augment for step in reversed(STEPS) if step.recipe.augment.enabled}
+PRESETS = {f"step {step.number}'s recipe": step.recipe.augment
+           for step in reversed(STEPS) if step.recipe.augment.enabled}
 PRESETS["every kind at once, to explore"] = AugmentConfig(rotation=10.0, translate=0.08, scale=0.08, shear=5.0,
                                                           brightness=0.2, contrast=0.2)
 preset = st.selectbox("Start from", list(PRESETS), key="aug_preset",

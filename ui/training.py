@@ -267,13 +267,15 @@ def status_rows(jobs: list[Job], snaps: list[Snapshot], waits: dict[int, float] 
         elif snap.status == "failed":
             rows.append(("error", f"{name}: training stopped: {snap.reason}", 0.0))
         elif snap.status == "interrupted":
-            rows.append(("error", f"{name}: interrupted after {counted(len(snap.epochs), 'epoch')}: {snap.reason}", 0.0))
+            done = counted(len(snap.epochs), "epoch")
+            rows.append(("error", f"{name}: interrupted after {done}: {snap.reason}", 0.0))
         elif snap.status == "cancelled":
             rows.append(("caption", f"{name}: cancelled before it started.", 0.0))
         elif snap.status == "stopped" and not snap.epochs:
             rows.append(("info", f"{name}: stopped before its first epoch ended; no epoch to keep.", 0.0))
         elif snap.status == "stopped":
-            rows.append(("info", f"{name}: stopped after {counted(len(snap.epochs), 'epoch')}; the history so far is kept.", 0.0))
+            done = counted(len(snap.epochs), "epoch")
+            rows.append(("info", f"{name}: stopped after {done}; the history so far is kept.", 0.0))
         rows += [("warning", warning, 0.0) for warning in snap.warnings]
     return rows
 
@@ -307,8 +309,8 @@ def result_message(finished: list[tuple[TrainConfig, Snapshot]]) -> tuple[str, s
         text += f" · min(last {CHALLENGE.last_epochs}) by seed: " + ", ".join(
             f"{seed}: {low:.2f} %" if low is not None else f"{seed}: —" for seed, low in lows)
     if not all(c.full_data for c, _ in finished):
-        return "info", (f"{text}. A quick run ({run_size(config)}) is not judged against the challenge; the full "
-                        "budget trains on every image and is.")
+        return "info", (f"{text}. A quick run ({run_size(config)}) is not judged against the challenge: only a "
+                        "full run, on every image, is.")
     results = [CHALLENGE.verdict(s.params or 0, a, c.recipe.epochs) for (c, s), a in zip(finished, accs)]
     met = sum(passed for passed, _ in results)
     verdict = (results[0][1] if len(results) == 1
