@@ -107,6 +107,16 @@ def fresh_mnist_root(tmp_path) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def server_settings_from_the_environment():
+    """What a teacher changed on the Data page is the server's (one process), so each test starts
+    from the environment again."""
+    yield
+    state = sys.modules.get("ui.state")
+    if state is not None:
+        state._server_settings.clear()
+
+
+@pytest.fixture(autouse=True)
 def private_run_store(tmp_path, monkeypatch) -> Path:
     """Every test records its runs in a file of its own, never in the project's runs/ folder."""
     path = tmp_path / "runs" / "runs.sqlite3"

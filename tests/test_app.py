@@ -159,7 +159,7 @@ def test_a_bad_design_link_opens_the_nearest_valid_design_and_says_what_changed(
 
 
 def test_a_design_over_the_servers_limits_is_refused_before_it_is_queued(app):
-    at = open_page(app, "pages/design.py", net="c1024p1,c1024p1,c1024p1,c1024p1,G", budget="full")
+    at = open_page(app, "pages/design.py", net="c128p1,c128p1,c128p1,G", budget="full")  # within the size limits
     warnings = " ".join(w.value for w in at.warning)
     assert "Not on this server" in warnings and ("min" in warnings or "GB" in warnings)
     assert at.button(key="train_design").disabled and at.button(key="train3_design").disabled
@@ -187,7 +187,9 @@ def test_a_step_page_opens_its_network_in_design(app):
 
 
 def test_missing_data_is_explained_and_other_pages_still_work(monkeypatch, tmp_path):
+    """Offline (downloads off): the files are named and where they go; the rest of the app works."""
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("MNIST_DOWNLOAD", "0")
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     at = open_page(at, "pages/augmentation.py")
@@ -297,10 +299,10 @@ def test_runs_page_lists_filters_and_offers_the_epochs(app, mnist_root, private_
     assert any("No runs match" in i.value for i in at.info)
 
 
-def test_a_damaged_run_store_turns_history_off_but_training_still_works(app, tmp_path):
+def test_a_damaged_run_store_turns_history_off_but_training_still_works(app, tmp_path, monkeypatch):
     bad = tmp_path / "bad.sqlite3"
     bad.write_bytes(b"not sqlite" * 500)
-    app.session_state["runs_db"] = str(bad)
+    monkeypatch.setenv("LIFECYCLE_RUNS", str(bad))
     at = open_page(app, "pages/step_9.py", epochs="1")
     assert any("Run history is off" in w.value and "damaged" in w.value for w in at.warning)
     at.button(key="train_9").click().run()
@@ -308,9 +310,9 @@ def test_a_damaged_run_store_turns_history_off_but_training_still_works(app, tmp
     assert snap.status == "completed" and snap.run_id is None
 
 
-def test_an_unreachable_postgres_store_turns_history_off_without_showing_its_password(app):
+def test_an_unreachable_postgres_store_turns_history_off_without_showing_its_password(app, monkeypatch):
     pytest.importorskip("psycopg")
-    app.session_state["runs_db"] = "postgresql://teacher:s3cret@127.0.0.1:9/runs"
+    monkeypatch.setenv("LIFECYCLE_RUNS", "postgresql://teacher:s3cret@127.0.0.1:9/runs")
     at = open_page(app, "pages/data.py")
     off = [w.value for w in at.warning if "Run history is off" in w.value]
     assert off and "127.0.0.1:9" in off[0] and "reachable" in off[0]

@@ -3,6 +3,7 @@ their names as plain text, the teacher's key guards deleting and clearing, an ex
 its controls, predictions are stored with runs and shown beside the outcome, and a predict-first
 class keeps a step's result folded."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,15 @@ def test_a_verified_design_is_on_the_leaderboard_and_a_single_seed_is_not(app, p
     assert any("reference" in str(d) for d in table["design"])  # step 9's reference, the mark to beat
     verify = [b for b in at.button if b.label.startswith("Verify on seeds")]
     assert [b.label for b in verify] == ["Verify on seeds 2, 3"]
+    verify[0].click().run()  # queues the two missing seeds of that design, as this session's runs
+    assert not at.exception
+    from ui.state import run_queue  # (AppTest does not keep a callback's toast)
+
+    queued = [j for j in run_queue().active_jobs() if j.config.net == "c6,M,c8,c8,G"]
+    assert sorted(j.config.seed for j in queued) == [2, 3]
+    assert all(j.tags.session == at.session_state["session_id"] and j.limits.startswith("full") for j in queued)
+    for job in queued:
+        job.stop()
 
 
 def test_the_frontier_says_which_steps_it_leaves_out(app, private_run_store):
@@ -174,3 +184,49 @@ def test_a_predict_first_class_folds_a_steps_result_until_the_student_predicts(a
     assert not [m for m in at.markdown if m.value == "**Analysis**"]
     at.radio(key="_versus_4").set_value("better").run()
     assert [m for m in at.markdown if m.value == "**Analysis**"]
+
+
+def unlocked(at: AppTest) -> AppTest:
+    at = open_page(at, "pages/board.py")
+    at.text_input(key="_teacher_key").input("open sesame")
+    at.button(key="unlock").click().run()
+    assert not at.exception and at.session_state["teacher"]
+    return at
+
+
+def test_the_teachers_queue_tools_pause_stop_a_student_clear_and_set_the_share(keyed_app, tiny_mnist_root):
+    from core.runs.run_queue import Job
+    from ui.state import run_queue
+
+    at = unlocked(keyed_app)
+    at.button(key="queue_pause").click().run()
+    queue = run_queue()
+    assert queue.paused
+    try:
+        def queued(student: str, seed: int) -> Job:
+            from core.training.config import TrainConfig
+
+            config = TrainConfig.for_step(9, epochs=1, max_batches=1, device="cpu", seed=seed)
+            return queue.submit(Job(config, str(tiny_mnist_root), False, record=False,
+                                    tags=RunTags(student, f"name {student}", "")))
+
+        ann = [queued("ann", 1), queued("ann", 2)]
+        bob = queued("bob", 1)
+        at.run()
+        at.selectbox(key="_stop_student_pick").set_value("ann").run()
+        at.button(key="stop_student").click().run()
+        assert [j.snapshot().status for j in ann] == ["cancelled"] * 2 and bob.snapshot().status == "queued"
+        assert any("Stopped 2 runs" in c.value for c in at.caption)
+        at.button(key="queue_clear").click().run()
+        assert bob.snapshot().status == "cancelled"
+        at.number_input(key="_runs_per_student").set_value(5).run()
+        assert queue.limits.runs_per_student == 5
+    finally:
+        at.button(key="queue_pause").click().run()  # "Go on"
+        queue.set_limits(replace(queue.limits, runs_per_student=3))
+    assert not queue.paused
+
+
+def test_a_student_has_no_queue_tools(keyed_app):
+    at = open_page(keyed_app, "pages/board.py")
+    assert all(b.key not in ("queue_pause", "queue_clear", "stop_student") for b in at.button)

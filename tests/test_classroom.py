@@ -271,3 +271,29 @@ def test_the_frontier_draws_every_step_and_says_which_reference_is_reduced():
 def test_the_boards_rule_is_the_challenges_sentence(params, accs, epochs):
     from core.architecture.challenge import min_last
     assert CHALLENGE.meets(params, min_last(accs), epochs) is CHALLENGE.verdict(params, accs, epochs)[0]
+
+
+def test_wrong_keys_are_slowed_down_for_every_session_at_once():
+    """Ten tabs guessing at once: every wrong try holds the one gate for its delay, one after another."""
+    import threading
+
+    from core.runs.classroom import KeyGate
+
+    inside, most_inside, lock = [0], [0], threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            inside[0] += 1
+            most_inside[0] = max(most_inside[0], inside[0])
+        threading.Event().wait(0.01)
+        with lock:
+            inside[0] -= 1
+
+    gate = KeyGate(delay=1.0, sleep=sleep)
+    tries = [threading.Thread(target=gate.check, args=("s3cret", f"guess {i}")) for i in range(10)]
+    for t in tries:
+        t.start()
+    for t in tries:
+        t.join()
+    assert gate.wrong == 10 and most_inside[0] == 1  # never two guesses in the gate together
+    assert gate.check("s3cret", "s3cret") and gate.wrong == 10  # the right key costs no delay

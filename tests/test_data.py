@@ -38,18 +38,6 @@ def test_missing_files_are_named_with_instructions(tmp_path):
     assert str((tmp_path / "empty" / "MNIST" / "raw").resolve()) in message
 
 
-def test_offline_download_failure_is_clear(tmp_path, monkeypatch):
-    import core.training.data
-
-    def no_network(root, train, download):
-        raise OSError("Name or service not known")
-
-    monkeypatch.setattr(core.training.data, "_read", no_network)
-    monkeypatch.setattr("torchvision.datasets.MNIST.download", lambda self: (_ for _ in ()).throw(OSError("offline")))
-    with pytest.raises(DataError, match="could not download MNIST.*Put the four MNIST files"):
-        load_mnist(str(tmp_path / "nowhere"), download=True)
-
-
 def test_truncated_file_is_reported(fresh_mnist_root):
     path = raw_dir(fresh_mnist_root) / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:5000])

@@ -209,3 +209,128 @@ def test_one_slow_run_does_not_set_the_pace_alone(queue):
         assert queue.pace() == 8.6
     finally:
         queue._paces = learned
+
+
+# --- a fair share for every student (no training: an executor whose runs end when the test says) ----
+
+class GatedExecutor:
+    """One slot; each run waits until `release()`; records which jobs started, in order."""
+
+    slots = 1
+
+    def __init__(self) -> None:
+        import threading
+
+        self.started: list[list[int]] = []
+        self._gate = threading.Semaphore(0)
+
+    def start(self) -> None: ...
+    def warm(self, data_dir, download) -> None: ...
+    def pace(self): return None
+    def stop(self, slot, job_id) -> None: ...
+    def close(self) -> None: ...
+
+    def run(self, slot, specs, on_message) -> None:
+        self.started.append([spec.job_id for spec in specs])
+        self._gate.acquire()
+
+    def release(self, runs: int = 1) -> None:
+        for _ in range(runs):
+            self._gate.release()
+
+
+def student_job(student: str, seed: int = 0) -> Job:
+    from core.runs.store import RunTags
+
+    return Job(quick(seed=seed), None, False, record=False, tags=RunTags(student, student, ""))
+
+
+@pytest.fixture
+def gated():
+    from core.runs.limits import ServerLimits
+
+    executor = GatedExecutor()
+    queue = RunQueue(executor, limits=ServerLimits(runs_per_student=3, max_queued=8))
+    yield queue, executor
+    queue.clear()
+    executor.release(20)
+
+
+def test_a_student_holds_at_most_k_runs_whatever_the_tabs_and_a_group_counts_its_seeds(gated):
+    from core.runs.run_queue import LimitError
+
+    queue, _ = gated
+    queue.submit_seeds([student_job("ann", s) for s in (1, 2, 3)])  # Train 3 seeds: 3 of ann's 3
+    with pytest.raises(LimitError, match="each student may have 3 at once"):
+        queue.submit(student_job("ann", 4))  # another tab, the same student
+    queue.submit(student_job("bob"))  # another student is not held up by ann
+    assert sum(j.tags.session == "ann" for j in queue.active_jobs()) == 3
+
+
+def test_ten_tabs_pressing_at_once_get_one_students_share_and_no_more(gated):
+    """Ten threads (ten tabs of one browser) each press Train 3 seeds at the same moment."""
+    import threading
+
+    from core.runs.run_queue import LimitError
+
+    queue, _ = gated
+    outcomes, start = [], threading.Barrier(10)
+
+    def press(tab: int) -> None:
+        start.wait()
+        try:
+            queue.submit_seeds([student_job("ann", 10 * tab + s) for s in (1, 2, 3)])
+            outcomes.append("queued")
+        except LimitError:
+            outcomes.append("refused")
+
+    tabs = [threading.Thread(target=press, args=(t,)) for t in range(10)]
+    for t in tabs:
+        t.start()
+    for t in tabs:
+        t.join()
+    assert sorted(outcomes) == ["queued"] + ["refused"] * 9
+    assert len(queue.active_jobs()) == 3
+
+
+def test_the_class_queue_has_a_cap_with_its_reason(gated):
+    from core.runs.run_queue import LimitError
+
+    queue, _ = gated
+    for student in "abcdefgh":
+        queue.submit(student_job(student))
+    with pytest.raises(LimitError, match=r"class's queue is full \(8 runs"):
+        queue.submit(student_job("i"))
+
+
+def test_runs_start_round_robin_and_the_places_shown_are_that_order(gated):
+    queue, executor = gated
+    ann = [queue.submit(student_job("ann", s)) for s in (1, 2, 3)]
+    wait_for(lambda: executor.started)  # ann's first run trains
+    bob = queue.submit(student_job("bob", 1))
+    cat = queue.submit(student_job("cat", 1))
+    assert queue.in_turn() == [bob, cat, ann[1], ann[2]]  # ann's second waits behind everyone's first
+    assert [j.snapshot().ahead for j in (bob, cat, ann[1], ann[2])] == [1, 2, 3, 4]
+    for _ in range(4):
+        executor.release()
+        count = len(executor.started)
+        wait_for(lambda: len(executor.started) > count or not queue.in_turn())
+    order = [ids[0] for ids in executor.started]
+    assert order == [j.id for j in (ann[0], bob, cat, ann[1], ann[2])]
+
+
+def test_the_teacher_pauses_clears_and_stops_one_students_runs(gated):
+    queue, executor = gated
+    queue.pause()
+    ann = [queue.submit(student_job("ann", s)) for s in (1, 2)]
+    bob = queue.submit(student_job("bob"))
+    import time
+
+    time.sleep(0.2)
+    assert executor.started == []  # paused: nothing starts
+    assert queue.stop_student("ann") == 2
+    assert [j.snapshot().status for j in ann] == ["cancelled"] * 2 and bob.snapshot().status == "queued"
+    assert queue.clear() == 1 and bob.snapshot().status == "cancelled"
+    queue.pause(False)
+    fresh = queue.submit(student_job("cat"))
+    wait_for(lambda: executor.started == [[fresh.id]])

@@ -9,6 +9,7 @@ once per setting and server (SettingCache)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import altair as alt
@@ -29,9 +30,11 @@ from core.runs.classroom import (
     writeup_mark,
 )
 from core.runs.reference import StepReference
+from core.runs.limits import server_limits
 from core.runs.run_queue import Job, LimitError
 from core.runs.store import RunStore, StoreError
 from core.runs.summary import setting_key
+from core.training.budget import describe_limits, estimate_seconds, modelled_speed
 from core.words import counted
 from ui.classroom import current_class, is_teacher, may_change, name_input, plain, run_tags, teacher_key, try_key
 from ui.controls import link_params
@@ -44,7 +47,7 @@ LAST = f"min(last {CHALLENGE.last_epochs})"
 FRONTIER_FLOOR = 97.0  # % : lower marks are clamped, so the region the challenge is about stays readable
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=4)
 def settings_cache(path: str) -> SettingCache:  # one per store file and server
     return SettingCache()
 
@@ -89,6 +92,54 @@ def teacher_controls(store: RunStore) -> None:
         st.button("Start the class", type="primary", key="start_class", on_click=_start_class, args=(store,))
     if st.session_state.get("_class_error"):
         st.error(st.session_state.pop("_class_error"))
+    queue_tools()
+
+
+def queue_tools() -> None:
+    """The teacher's hold on the queue: pause it, clear it, stop one student's runs, set each one's share."""
+    queue = run_queue()
+    with st.popover("Queue", icon=":material/queue:"):
+        st.number_input("Runs per student (queued or training at once)", 1, 30,
+                        queue.limits.runs_per_student if queue.limits else 3, key="_runs_per_student",
+                        on_change=_set_share, help="Train 3 seeds counts 3")
+        c1, c2 = st.columns(2)
+        c1.button("Go on" if queue.paused else "Pause the queue", key="queue_pause", width="stretch",
+                  icon=":material/play_arrow:" if queue.paused else ":material/pause:", on_click=_pause,
+                  args=(not queue.paused,))
+        c2.button("Clear the queue", key="queue_clear", width="stretch", icon=":material/clear_all:",
+                  on_click=_clear, help="Cancel every queued run; runs training now go on")
+        students = {}
+        for job in queue.active_jobs():
+            students.setdefault(job.tags.session, f"{job.tags.student or 'no name'} ({job.tags.session[:6]})")
+        if students:
+            picked = st.selectbox("A student's runs", list(students), format_func=students.get, key="_stop_student_pick")
+            st.button("Stop all of this student's runs", key="stop_student", on_click=_stop_student, args=(picked,),
+                      icon=":material/stop_circle:")
+        done = st.session_state.get("_queue_done")
+        if done:
+            st.caption(done)
+
+
+def _set_share() -> None:
+    if is_teacher():  # checked again at the change
+        queue = run_queue()
+        queue.set_limits(replace(queue.limits or server_limits(), runs_per_student=int(st.session_state["_runs_per_student"])))
+
+
+def _pause(paused: bool) -> None:
+    if is_teacher():
+        run_queue().pause(paused)
+        st.session_state["_queue_done"] = "Paused: queued runs wait." if paused else "The queue goes on."
+
+
+def _clear() -> None:
+    if is_teacher():
+        st.session_state["_queue_done"] = f"Cancelled {counted(run_queue().clear(), 'queued run')}."
+
+
+def _stop_student(student: str) -> None:
+    if is_teacher():
+        st.session_state["_queue_done"] = f"Stopped {counted(run_queue().stop_student(student), 'run')} of that student."
 
 
 def _unlock() -> None:
@@ -192,7 +243,7 @@ def stop_control() -> None:
 def _stop(job: Job) -> None:
     if may_change(job.tags.session):  # checked again at the click
         job.stop()
-        st.toast(f"Stopping seed {job.config.seed} of {setting_of(job.config).what}", icon=":material/stop:")
+        st.toast(f"Stopping seed {job.config.seed} of {plain(setting_of(job.config).what)}", icon=":material/stop:")
 
 
 # --- leaderboard --------------------------------------------------------------------------------------
@@ -246,10 +297,11 @@ def verify(standing: Standing, seeds: list[int]) -> None:
     for seed in seeds:
         config = standing.setting.config.with_overrides(seed=seed, device=str(device()))
         try:
-            queue.submit(Job(config, data_dir(), allow_download(), label=f"verify: seed {seed}", db=runs_db(),
+            queue.submit(Job(config, data_dir(), allow_download(), limits=describe_limits(config),
+                             estimate_s=estimate_seconds(config, modelled_speed(config)), db=runs_db(),
                              source="app", tags=run_tags("board")))
         except LimitError as exc:
-            st.toast(f"Not queued: {exc}", icon=":material/block:")
+            st.toast(f"Not queued: {plain(str(exc))}", icon=":material/block:")
             return
     st.toast(f"Queued seeds {', '.join(map(str, seeds))}: they appear on the board as they train.",
              icon=":material/playlist_add:")

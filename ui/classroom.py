@@ -1,4 +1,5 @@
-"""Who is using this browser session: its id (a student may change only their own runs), the name
+"""Who is using this browser: its student id (a student may change only their own runs; kept across
+reloads and tabs in a signed cookie, core.runs.identity), the name
 typed for the class board, the teacher's key, the class the teacher started and a teacher's
 exercise link. Pages call these; core.runs.classroom decides what they mean."""
 
@@ -6,11 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 
 import streamlit as st
+import streamlit.components.v1 as components
 
-from core.runs.classroom import Prediction, key_matches, may_change_run
+from core.runs.classroom import KeyGate, Prediction, may_change_run
+from core.runs.identity import COOKIE, MAX_AGE_S, new_student, server_secret, sign, verify
 from core.runs.store import MAX_NAME, ClassInfo, Exercise, RunStore, RunTags, StoreError
 
 KEY_ENV = "LIFECYCLE_TEACHER_KEY"
@@ -24,10 +26,34 @@ def plain(text: str) -> str:
 
 
 def session_id() -> str:
-    """This browser session's id, made on its first page (a reload is a new session)."""
+    """This browser's student id: read from its signed cookie on a session's first page (a reload,
+    another tab), else a new one, which the browser is then asked to keep (remember_student)."""
     if "session_id" not in st.session_state:
-        st.session_state["session_id"] = uuid.uuid4().hex
+        known = verify(browser_cookie(COOKIE), server_secret(teacher_key()))
+        if known is None:
+            st.session_state["session_id"] = new_student()
+            st.session_state["_cookie_due"] = True
+        else:
+            st.session_state["session_id"], st.session_state["student_name"] = known
     return st.session_state["session_id"]
+
+
+def browser_cookie(name: str) -> str | None:
+    try:
+        return st.context.cookies.get(name)
+    except Exception:  # no browser behind this session (a test's or a bare script run)
+        return None
+
+
+def remember_student() -> None:
+    """Ask the browser to keep this student's signed id and name (after a new id or a new name).
+    The token is URL-safe base64 and hex only, so it goes into the script as it is."""
+    session_id()
+    if not st.session_state.pop("_cookie_due", False):
+        return
+    token = sign(session_id(), student_name(), server_secret(teacher_key()))
+    components.html(f"<script>document.cookie = '{COOKIE}={token}; path=/; max-age={MAX_AGE_S}; "
+                    "SameSite=Strict';</script>", height=0)
 
 
 def teacher_key() -> str | None:
@@ -47,8 +73,13 @@ def is_teacher() -> bool:
     return teacher_key() is None or st.session_state.get("teacher", False)
 
 
+@st.cache_resource
+def key_gate() -> KeyGate:
+    return KeyGate()
+
+
 def try_key(given: str) -> bool:
-    st.session_state["teacher"] = key_matches(teacher_key(), given)
+    st.session_state["teacher"] = key_gate().check(teacher_key(), given)
     return st.session_state["teacher"]
 
 
@@ -65,6 +96,7 @@ def name_input(where=st) -> None:
     it survives pages that do not draw the widget)."""
     def keep() -> None:
         st.session_state["student_name"] = st.session_state.get("_name_widget", "").strip()[:MAX_NAME]
+        st.session_state["_cookie_due"] = True  # the name travels in the signed cookie too
 
     st.session_state["_name_widget"] = student_name()
     where.text_input("Your name on the class board", key="_name_widget", on_change=keep, max_chars=MAX_NAME,

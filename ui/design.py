@@ -33,6 +33,7 @@ from core.report.views import describe_config
 from core.runs.limits import server_limits
 from core.training.config import TrainConfig
 from core.training.steps import FINAL_STEP, STEPS, get_step
+from ui.classroom import plain
 from ui.compare import compare_picker
 from ui.controls import budget_controls, config_controls, link_params
 from ui.inspect import _clicked, digit_chart
@@ -201,8 +202,8 @@ def base_net(origin: int) -> Net:
             net = parse_net(raw)
         except NetError as exc:
             net, changes = repair_net(raw, fallback)
-            st.toast(f"This link's network was not valid ({exc}), so the nearest valid design is shown: "
-                     + "; ".join(changes) + f". Now: {net.text}", icon=":material/link_off:", duration="long")
+            st.toast(plain(f"This link's network was not valid ({exc}), so the nearest valid design is shown: "
+                           + "; ".join(changes) + f". Now: {net.text}"), icon=":material/link_off:", duration="long")
     st.session_state["design_base"] = net
     st.session_state["design_version"] = st.session_state.get("design_version", 0) + 1
     st.session_state["design_written"] = net.text

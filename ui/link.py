@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 import streamlit as st
 
 from core.runs.store import Exercise
+from ui.classroom import plain
 
 RESERVED = {"embed", "embed_options", "exercise"}  # Streamlit's own query parameters; a teacher's exercise id
 LOCK = ":material/lock:"
@@ -103,9 +104,9 @@ class LinkedWidgets:
                 problems.append(f"`{key}` (fixed by the teacher's exercise)")
                 continue
             if key not in self.shown:
-                problems.append(f"`{key}` (not a setting of this page)")
+                problems.append(f"{key} (not a setting of this page)")
             elif not _same(raw, self.shown[key]):
-                problems.append(f"`{key}={raw}` (using {self.shown[key]})")
+                problems.append(f"{key}={raw} (using {self.shown[key]})")
         return problems
 
     def notice(self) -> None:
@@ -114,8 +115,8 @@ class LinkedWidgets:
         marker = f"_link_notice_{self.page}"
         if problems and st.session_state.get(marker) != self.asked:
             st.session_state[marker] = dict(self.asked)
-            st.toast("Some link settings were not valid, so the step's defaults are used for: "
-                     + ", ".join(problems), icon=":material/link_off:", duration="long")
+            st.toast(plain("Some link settings were not valid, so the step's defaults are used for: "
+                           + ", ".join(problems)), icon=":material/link_off:", duration="long")
 
 
 def _same(raw: str, shown: str) -> bool:

@@ -13,6 +13,7 @@ import threading
 import streamlit as st
 
 from core.training.steps import STEPS
+from ui.classroom import remember_student, teacher_key
 from ui.layout import compact
 
 _routing = threading.local()
@@ -41,12 +42,32 @@ def run_app() -> None:
     st.set_page_config(page_title="Tiny CNN lifecycle", page_icon=":material/neurology:", layout="wide",
                        initial_sidebar_state="collapsed")
     compact()
+    open_server_notice()
+    remember_student()
     page = navigation()
     _routing.active = True
     try:
         page.run()
     finally:
         _routing.active = False
+
+
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+
+
+def server_address() -> str:
+    """The address the server listens on ('' when unset: every interface, so other machines too)."""
+    return st.get_option("server.address") or ""
+
+
+def open_server_notice() -> None:
+    """A server that other machines can reach, started without a teacher's key, lets every visitor
+    change everything: say so on every page, and how to close it."""
+    if teacher_key() is not None or server_address() in LOOPBACK:
+        return
+    st.warning("**Open server:** no teacher's key is set and other machines can reach it, so anyone can change its "
+               "settings and stop or delete any run. Restart it with `LIFECYCLE_TEACHER_KEY=<a key>` (or `teacher_key` "
+               "in `.streamlit/secrets.toml`), or with `--server.address localhost` for this machine alone.", icon=":material/lock_open:")
 
 
 def guard() -> None:

@@ -4,6 +4,7 @@ resources every session uses (device, MNIST tensors, the training queue, the run
 from __future__ import annotations
 
 import atexit
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +17,51 @@ from core.runs.reference import (DESIGN_UNSEEN_FILE, REFERENCE_FILE, UNSEEN_FILE
                                  design_unseen_facts, load_references, unseen_facts, unseen_points)
 from core.runs.cluster import ClusterChoice, ClusterError, UnavailableExecutor, local_executor, make_executor
 from core.runs.run_queue import RunQueue
-from core.runs.store import RunStore, StoreError, resolve_db
-from core.training.data import DataError, MNISTTensors, load_cached, resolve_root, validate
+from core.runs.store import RunStore, StoreError, check_chosen_location, public_db_label, resolve_db
+from core.training.data import FILES, DataError, MNISTTensors, load_cached, raw_dir, resolve_root, validate
+from core.training.download import TOTAL_MB, fetch_mnist
 from core.training.device import pick_device
+from ui.classroom import is_teacher
 
-# --- data -------------------------------------------------------------------------------------
+# --- the server's settings ------------------------------------------------------------------------
+# Where MNIST lives, whether the server may download it and where runs are kept are the server's, one
+# for every session: set when it starts ($MNIST_DIR, $MNIST_DOWNLOAD=0, $LIFECYCLE_RUNS) and changed from
+# a browser only by the teacher (by anyone when no key is set: one user on a laptop).
+
+DOWNLOAD_ENV = "MNIST_DOWNLOAD"
+
+
+@st.cache_resource
+def _server_settings() -> dict[str, Any]:
+    """What the teacher changed from the Data page; what is absent comes from the environment."""
+    return {}
+
+
+def change_setting(name: str, value: Any) -> str | None:
+    """Change one server setting for every session; the reason when it is refused. The teacher's
+    check lives here, where the change happens, not only in the disabled widget."""
+    if not is_teacher():
+        return "only the teacher changes the server's settings (type the key on the Class board)"
+    if name == "runs_db":
+        try:
+            check_chosen_location(str(value).strip())
+        except StoreError as exc:
+            return str(exc)
+    _server_settings()[name] = value
+    return None
 
 
 def data_dir() -> str:
-    """The app setting, else $MNIST_DIR, else ./data (see core.training.data.resolve_root)."""
-    return st.session_state.get("data_dir") or str(resolve_root(None))
+    """The teacher's setting, else $MNIST_DIR, else ./data (see core.training.data.resolve_root)."""
+    return _server_settings().get("data_dir") or str(resolve_root(None))
 
 
 def allow_download() -> bool:
-    return st.session_state.get("allow_download", True)
+    return _server_settings().get("allow_download", os.environ.get(DOWNLOAD_ENV, "1") != "0")
 
 
 def data_problem() -> str | None:
-    """None when the MNIST files are in place, else what to do about it."""
+    """None when the MNIST files are in place, else what is wrong."""
     try:
         validate(resolve_root(data_dir()))
         return None
@@ -47,9 +75,63 @@ def load_data(device: Any) -> MNISTTensors:
     return load_cached(data_dir(), download=allow_download(), device=device)
 
 
+def missing_files() -> list[str]:
+    folder = raw_dir(resolve_root(data_dir()))
+    return [name for name in FILES if not (folder / name).exists() and not (folder / f"{name}.gz").exists()]
+
+
 def show_data_problem(problem: str) -> None:
-    st.warning(f"**MNIST is not available.** {problem}\n\nSet the folder on the **Data** page. "
-               "Pages that need no data (architecture, receptive fields, parameter counts) still work.")
+    """Why the page cannot train or show digits yet, and the control that fixes it here: a download
+    button when the files are missing and the server may fetch them."""
+    if missing_files() and allow_download():
+        _offer_download()
+        return
+    if is_teacher():
+        st.warning(f"**MNIST is not available.** {problem}" + ("" if allow_download() else
+                   "\n\nDownloading is turned off on this server (the Data page's switch, or $MNIST_DOWNLOAD=0)."))
+        st.page_link("pages/data.py", label="Data and run history: the MNIST folder", icon=":material/folder:")
+    else:
+        st.warning("**MNIST is not available.** The server's MNIST files are missing or damaged, and only the "
+                   "teacher can put them in place.")
+    st.caption("Pages that need no data (architecture, receptive fields, parameter counts) still work.")
+    st.button("Check again", key="_check_mnist", icon=":material/refresh:")
+
+
+def _offer_download() -> None:
+    st.info(f"**MNIST is not on this server yet.** The app can fetch it now: four files, about "
+            f"{TOTAL_MB:.0f} MB, checked against their published checksums. This page goes on (with *Train* on "
+            "the step and Design pages) as soon as they are in place.", icon=":material/cloud_download:")
+    st.button(f"Download MNIST (about {TOTAL_MB:.0f} MB)", key="_fetch_mnist_button", type="primary",
+              on_click=_ask_for_download, icon=":material/download:")
+    if st.session_state.pop("_fetch_mnist", False):
+        _download_now()
+    failed = st.session_state.get("_fetch_failed")
+    if failed:
+        st.error(f"**The download failed.** {failed}\n\nPress *Download MNIST* to try again.")
+
+
+def _ask_for_download() -> None:
+    st.session_state["_fetch_mnist"] = True
+
+
+def _download_now() -> None:
+    """Fetch in this rerun with a progress bar (a second session pressing meanwhile waits for the
+    same files instead of fetching them again), then rerun so that Train appears."""
+    bar = st.progress(0.0, text="Connecting…")
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar.progress(done / max(total, 1), text=f"{name}.gz · {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+    try:
+        fetch_mnist(resolve_root(data_dir()), progress)
+    except DataError as exc:
+        st.session_state["_fetch_failed"] = (str(exc) if is_teacher() else
+                                             "No mirror could be reached or sent a good copy; if it keeps "
+                                             "failing, ask the teacher.")
+        bar.empty()
+        return
+    st.session_state.pop("_fetch_failed", None)
+    st.rerun()
 
 
 @st.cache_resource
@@ -96,6 +178,12 @@ def _queue_for(choice: ClusterChoice, attempt: int) -> RunQueue:
     return queue
 
 
+def hide_cluster_address(text: str) -> str:
+    """A student sees "the cluster", not its address: Ray takes work from anyone who can reach it."""
+    address = cluster_choice().address
+    return text if is_teacher() or not address else text.replace(f" at {address}", "").replace(address, "the cluster")
+
+
 def run_queue() -> RunQueue:
     """One queue for every browser session of this server; its workers (on this machine) start now,
     so the first Train does not wait for them, and are handed back when the server stops."""
@@ -103,7 +191,7 @@ def run_queue() -> RunQueue:
     return _queue_for(setting["choice"], setting["attempt"])
 
 
-@st.cache_resource
+@st.cache_resource(max_entries=4)  # bounded: a key per MNIST folder the server was set to
 def _warmed(folder: str, download: bool) -> bool:
     run_queue().executor.warm(folder, download)
     return True
@@ -116,12 +204,12 @@ def warm_workers() -> None:
 
 
 def runs_db() -> Path | str:
-    """This session's run store: the Data page's setting, else $LIFECYCLE_RUNS, else runs/ (a file, or
-    a postgresql:// URL)."""
-    return resolve_db(st.session_state.get("runs_db") or None)
+    """The server's run store: the teacher's setting, else $LIFECYCLE_RUNS, else runs/ (a file, or a
+    postgresql:// URL)."""
+    return resolve_db(_server_settings().get("runs_db") or None)
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=4)  # bounded: a key per store the server was set to
 def _store(path: str) -> RunStore | str:
     try:
         return RunStore(path)
@@ -134,7 +222,8 @@ def run_store() -> RunStore | None:
     still train; they are not kept)."""
     store = _store(str(runs_db()))
     if isinstance(store, str):
-        st.warning(f"Run history is off: {store}", icon=":material/history_toggle_off:")
+        why = store if is_teacher() else f"the server's run store ({public_db_label(runs_db())}) cannot be used"
+        st.warning(f"Run history is off: {why}", icon=":material/history_toggle_off:")
         return None
     return store
 

@@ -17,9 +17,9 @@ from core.training.config import TrainConfig
 from core.training.device import device_label
 from core.words import counted
 from ui.charts import batch_chart, history_specs, show_history
-from ui.classroom import name_input, run_tags
+from ui.classroom import name_input, plain, run_tags, session_id
 from ui.controls import Choice
-from ui.state import allow_download, data_dir, device, references, run_queue, runs_db
+from ui.state import allow_download, data_dir, device, hide_cluster_address, references, run_queue, runs_db
 
 SEEDS_PER_GROUP = 3
 PageKey = int | str  # a step's number, or "design": it keys the page's runs and widgets in the session
@@ -30,7 +30,13 @@ def live_key(page: PageKey) -> str:
 
 
 def live_jobs(page: PageKey) -> list[Job]:
-    return st.session_state.get(live_key(page), [])
+    """This page's runs in this session; on a session's first visit (a reload, another tab), the
+    student's runs from this page still queued or training, so their live view goes on."""
+    key = live_key(page)
+    if key not in st.session_state:
+        st.session_state[key] = [job for job in run_queue().active_jobs()
+                                 if job.tags.session == session_id() and job.page == str(page)]
+    return st.session_state[key]
 
 
 def submit(page: PageKey, choice: Choice, seeds: int) -> None:
@@ -41,11 +47,11 @@ def submit(page: PageKey, choice: Choice, seeds: int) -> None:
     st.session_state[compare_key(page)] = list(dict.fromkeys(picked + keep))
     jobs = [Job(choice.config.with_overrides(seed=choice.config.seed + offset, device=str(device())), data_dir(),
                 allow_download(), limits=choice.label, estimate_s=choice.estimate_s, db=runs_db(), source="app",
-                tags=run_tags(str(page))) for offset in range(seeds)]
+                tags=run_tags(str(page)), page=str(page)) for offset in range(seeds)]
     try:  # the seeds train side by side, as one grouped network
         jobs = run_queue().submit_seeds(jobs)
     except LimitError as exc:  # the page said so already; a second guard for a page drawn before a change
-        st.toast(f"Not queued: {exc}", icon=":material/block:")
+        st.toast(f"Not queued: {plain(str(exc))}", icon=":material/block:")
         jobs = []
     st.session_state[live_key(page)] = jobs
 
@@ -63,16 +69,23 @@ def train_buttons(page: PageKey, choice: Choice) -> None:
     active = any(j.snapshot().active for j in live_jobs(page))
     st.session_state[buttons_key(page)] = active  # LiveView.follow redraws them once the runs end
     for problem in choice.problems:
-        st.warning(f"Not on this server: {problem}.", icon=":material/block:")
-    blocked = active or bool(choice.problems)
+        st.warning(hide_cluster_address(f"Not on this server: {problem}."), icon=":material/block:")
+    queue = run_queue()
+    one, group = (queue.share_problem(session_id(), n) for n in (1, SEEDS_PER_GROUP))
+    if one and not active:  # the queue checks again when a run is submitted: this only explains the button
+        st.info(f"Not now: {one}.", icon=":material/hourglass_top:")
+    if queue.paused:
+        st.info("The teacher paused the queue: queued runs wait until it goes on.", icon=":material/pause:")
+    blocked = active or bool(choice.problems) or bool(one)
     b1, b2, b3 = st.columns([2, 3, 2])
-    # one active request per session and step: a class sharing one machine cannot flood its queue
+    # one active request per session and step, and a fair share per student across tabs and pages
     b1.button("Train", type="primary", key=f"train_{page}", on_click=submit, args=(page, choice, 1),
               width="stretch", icon=":material/play_arrow:", disabled=blocked)
-    b2.button(f"Train {SEEDS_PER_GROUP} seeds", key=f"train3_{page}", width="stretch", disabled=blocked,
+    b2.button(f"Train {SEEDS_PER_GROUP} seeds", key=f"train3_{page}", width="stretch", disabled=blocked or bool(group),
               on_click=submit, args=(page, choice, SEEDS_PER_GROUP),
-              help=f"Seeds {choice.config.seed}-{choice.config.seed + SEEDS_PER_GROUP - 1}: the same settings three "
-                   "times, to see how much of a difference the random seed alone makes")
+              help=f"Not now: {group}" if group and not one else
+              f"Seeds {choice.config.seed}-{choice.config.seed + SEEDS_PER_GROUP - 1}: the same settings three "
+              "times, to see how much of a difference the random seed alone makes")
     b3.button("Stop", key=f"stop_{page}", disabled=not active, on_click=stop_all, args=(page,), width="stretch",
               icon=":material/stop:", help="A training run stops after its current batch (its epochs so far are "
                                            "kept); a run still in the queue leaves it")

@@ -12,6 +12,7 @@ from torch import nn
 
 from core.architecture.pooling import MaxPool2d
 from core.architecture.receptive_field import RFRow, rf_table
+from core.architecture.size import check_size
 from core.architecture.spec import MNIST_SIDE, Layer, SpecError
 
 
@@ -53,8 +54,10 @@ def module_names(layers: list[Layer]) -> list[str]:
 
 
 def build_model(layers: list[Layer], input_size: int = MNIST_SIDE, in_channels: int = 1) -> nn.Sequential:
-    """Validates the geometry first, so an impossible stack fails with a SpecError naming the
-    layer instead of a shape error deep inside PyTorch."""
+    """Validates the geometry and the size first, so an impossible stack fails with a SpecError
+    naming the layer instead of a shape error deep inside PyTorch, and a huge one (a link is text from
+    a browser) before a single tensor is allocated."""
+    check_size(layers, input_size, in_channels)
     rows = rf_table(layers, input_size, in_channels)
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     channels, features = in_channels, in_channels * input_size * input_size

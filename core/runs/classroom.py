@@ -10,7 +10,6 @@ once per setting key and kept in `SettingCache`, never once per run or per refre
 
 from __future__ import annotations
 
-import functools
 import hmac
 import json
 import math
@@ -18,10 +17,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from core.architecture.builder import build_model, count_params, macs
 from core.architecture.challenge import CHALLENGE
-from core.architecture.notation import body_text, parse_net
-from core.architecture.spec import Toggles, expand
+from core.architecture.notation import body_text
+from core.architecture.size import size_of as network_size
 from core.runs.compare import describe, differing
 from core.runs.reference import StepReference
 from core.runs.store import BoardRow, RunStore
@@ -107,15 +105,10 @@ class Setting:
         return not self.differs and not self.config.is_design
 
 
-@functools.lru_cache(maxsize=1024)
-def _size(net: str, toggles: Toggles) -> tuple[int, int]:
-    model = build_model(expand(parse_net(net).spec, toggles))
-    return count_params(model), macs(model)
-
-
 def size_of(config: TrainConfig) -> tuple[int, int]:
-    """Parameters and multiply-adds per image of a config's network (built once per network and toggles)."""
-    return _size(config.net, config.toggles)
+    """Parameters and multiply-adds per image of a config's network, from its shapes (nothing is built)."""
+    size = network_size(config.layers())
+    return size.params, size.macs
 
 
 class SettingCache:
@@ -320,6 +313,25 @@ def key_matches(expected: str | None, given: str) -> bool:
     if not expected:
         return False
     return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+class KeyGate:
+    """Wrong keys are slowed down for the whole server: every try passes one gate, and a wrong one
+    holds it for `delay` seconds, so guessing runs at one try per `delay` however many tabs a student
+    opens. A right key waits only behind wrong tries already in the gate."""
+
+    def __init__(self, delay: float = 1.0, sleep: Callable[[float], None] | None = None) -> None:
+        import time
+
+        self.delay, self._sleep, self._lock, self.wrong = delay, sleep or time.sleep, threading.Lock(), 0
+
+    def check(self, expected: str | None, given: str) -> bool:
+        with self._lock:
+            if key_matches(expected, given):
+                return True
+            self.wrong += 1
+            self._sleep(self.delay)
+            return False
 
 
 def may_change_run(run_session: str, my_session: str, teacher: bool, key_set: bool) -> bool:

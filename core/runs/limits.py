@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from core.architecture.builder import build_model, count_params
+from core.architecture.size import size_of
 from core.training.budget import describe_limits, work_of
 from core.training.config import TrainConfig
 
@@ -21,6 +21,8 @@ BYTES_PER_FLOAT = 4
 class ServerLimits:
     max_run_minutes: float = 30.0  # estimated training time of one run on this server
     max_memory_gb: float = 2.0  # estimated memory of one training step
+    runs_per_student: int = 3  # queued or training at once, per student (a 3-seed group counts 3)
+    max_queued: int = 90  # queued or training at once, the whole class
 
     def describe(self) -> str:
         return (f"a run may take at most about {self.max_run_minutes:g} min and {self.max_memory_gb:g} GB of memory "
@@ -35,7 +37,20 @@ def server_limits() -> ServerLimits:
             return default
         return value if value > 0 else default
 
-    return ServerLimits(number("LIFECYCLE_MAX_RUN_MINUTES", 30.0), number("LIFECYCLE_MAX_RUN_GB", 2.0))
+    return ServerLimits(number("LIFECYCLE_MAX_RUN_MINUTES", 30.0), number("LIFECYCLE_MAX_RUN_GB", 2.0),
+                        int(number("LIFECYCLE_RUNS_PER_STUDENT", 3)), int(number("LIFECYCLE_MAX_QUEUE", 90)))
+
+
+def share_problem(limits: ServerLimits, mine: int, everyone: int, adding: int) -> str | None:
+    """Why `adding` more runs may not join the queue, given the student's runs and the whole class's
+    queued or training now (None when they may)."""
+    if mine + adding > limits.runs_per_student:
+        return (f"you have {mine} run{'s' if mine != 1 else ''} queued or training, and each student may have "
+                f"{limits.runs_per_student} at once (Train 3 seeds counts 3): wait for one to finish, or stop one")
+    if everyone + adding > limits.max_queued:
+        return (f"the class's queue is full ({everyone} runs queued or training, at most {limits.max_queued}): "
+                "try again when some have finished")
+    return None
 
 
 def training_memory_bytes(config: TrainConfig) -> int:
@@ -43,7 +58,7 @@ def training_memory_bytes(config: TrainConfig) -> int:
     gradients, momentum, weight average) and every layer's output kept for the backward pass
     together with its gradient, for a whole batch."""
     work = work_of(config.layers())
-    params = count_params(build_model(config.layers()))
+    params = size_of(config.layers()).params
     per_image = work.activations + work.dropped + _conv_outputs(config)
     return BYTES_PER_FLOAT * (4 * params + 2 * per_image * config.recipe.batch_size)
 

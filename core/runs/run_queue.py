@@ -14,7 +14,7 @@ import itertools
 import statistics
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from core.runs.executor import (
     Started,
     WorkerLost,
 )
-from core.runs.limits import ServerLimits, run_problems
+from core.runs.limits import ServerLimits, run_problems, share_problem
 from core.runs.record import open_store
 from core.runs.store import RunTags, resolve_db
 from core.training.budget import Speed, estimate_seconds, modelled_speed
@@ -78,6 +78,7 @@ class Job:
     source: str = "app"
     record: bool = True
     tags: RunTags = RunTags()
+    page: str = ""  # the app page that started it, so a reloaded page takes up its live view
     status: str = "queued"
     id: int = field(default_factory=lambda: next(_job_ids))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -230,6 +231,8 @@ class RunQueue:
         self._running: list[Job] = []
         self._threads: list[threading.Thread] = []
         self._paces: list[float] = []  # measured seconds per modelled second of the last completed runs
+        self.paused = False  # the teacher's pause: queued runs wait, runs training go on
+        self._served: Counter[str] = Counter()  # runs started per student since the queue was last empty
         self._stores: dict[Path | None, Any] = {}
 
     @property
@@ -253,8 +256,9 @@ class RunQueue:
         problems = self.problems(jobs[0].config)
         if problems:
             raise LimitError("; ".join(problems))
-        ticket = self.order.join(len(jobs), jobs[0].estimate_s) if self.order is not None else None
-        with self._cv:
+        with self._cv:  # the fair share is checked and taken under one lock: ten tabs at once get no more
+            self._check_share(jobs)
+            ticket = self.order.join(len(jobs), jobs[0].estimate_s) if self.order is not None else None
             for job in jobs:
                 job._queue = self
                 job._partners = jobs if len(jobs) > 1 else None
@@ -263,6 +267,45 @@ class RunQueue:
             self._start_threads()
             self._cv.notify()
         return jobs
+
+    def share_problem(self, student: str, adding: int) -> str | None:
+        """Why `adding` more runs of this student may not join the queue now (None when they may)."""
+        with self._cv:
+            return self._share_problem(student, adding)
+
+    def _share_problem(self, student: str, adding: int) -> str | None:
+        if self.limits is None:
+            return None
+        active = list(self._running) + list(self._waiting)
+        mine = sum(1 for j in active if j.tags.session == student) if student else 0
+        return share_problem(self.limits, mine, len(active), adding)
+
+    def _check_share(self, jobs: list[Job]) -> None:
+        problem = self._share_problem(jobs[0].tags.session, len(jobs))
+        if problem:
+            raise LimitError(problem)
+
+    def in_turn(self) -> list[Job]:
+        """The queued jobs in the order they will start: round-robin across students, so a student's
+        second run waits behind everyone's first. A student's place counts the runs they started since the
+        queue was last empty and their runs queued before it; a group of seeds is one place; ties keep
+        the order of arrival."""
+        with self._cv:
+            return self._in_turn()
+
+    def _in_turn(self) -> list[Job]:
+        if self.order is not None:  # a cluster's one order is its tickets' (first come, first served)
+            return list(self._waiting)
+        units: dict[int, list[Job]] = {}
+        for job in self._waiting:
+            units.setdefault(id(job._partners) if job._partners else id(job), []).append(job)
+        earlier: Counter[str] = Counter()
+        ranked = []
+        for arrival, unit in enumerate(units.values()):
+            student = unit[0].tags.session
+            ranked.append((self._served[student] + earlier[student], arrival, unit))
+            earlier[student] += 1
+        return [job for _, _, unit in sorted(ranked, key=lambda r: r[:2]) for job in unit]
 
     def cancel(self, job: Job) -> bool:
         """Take a job out of the queue before it starts; False if it already started."""
@@ -287,13 +330,14 @@ class RunQueue:
         with self._cv:
             if job not in self._waiting:
                 return 0, 0.0
-            before = list(self._running) + list(self._waiting)[:list(self._waiting).index(job)]
+            waiting = self._in_turn()
+            before = list(self._running) + waiting[:waiting.index(job)]
         return len(before), _remaining_s(before) / self.workers
 
     def active_jobs(self) -> list[Job]:
         """The runs training now, then the queued ones in their order."""
         with self._cv:
-            return list(self._running) + list(self._waiting)
+            return list(self._running) + self._in_turn()
 
     def job_of_run(self, run_id: int) -> Job | None:
         """The job recording stored run `run_id`, while it trains on this server."""
@@ -332,6 +376,29 @@ class RunQueue:
             return [unavailable]
         return run_problems(config, self.estimate(config), self.limits) if self.limits is not None else []
 
+    # --- the teacher's tools ------------------------------------------------------------------------
+
+    def pause(self, paused: bool = True) -> None:
+        """Hold every queued run (runs already training go on) until `pause(False)`."""
+        with self._cv:
+            self.paused = paused
+            self._cv.notify_all()
+
+    def clear(self) -> int:
+        """Cancel every queued run; how many were cancelled."""
+        return sum(self.cancel(job) for job in self.in_turn())
+
+    def stop_student(self, student: str) -> int:
+        """Stop every run of one student: queued ones leave the queue, training ones stop after their
+        current batch; how many."""
+        mine = [job for job in self.active_jobs() if job.tags.session == student]
+        for job in mine:
+            job.stop()
+        return len(mine)
+
+    def set_limits(self, limits: ServerLimits) -> None:
+        self.limits = limits
+
     def close(self) -> None:
         self.executor.close()
 
@@ -360,18 +427,18 @@ class RunQueue:
         the executor and relay each job's events to it."""
         while True:
             with self._cv:
-                while not self._waiting:
+                while not self._waiting or self.paused:
                     self._cv.wait()
-                lead = self._waiting[0]
+                lead = self._in_turn()[0]
             if not self._turn_came(lead):
                 continue
             with self._cv:
-                if not self._waiting or self._waiting[0] is not lead:  # cancelled while it waited for its turn
+                if self.paused or not self._waiting or self._in_turn()[0] is not lead:  # changed while it waited
                     continue
-                self._waiting.popleft()
                 jobs = [lead] + [j for j in (lead._partners or []) if j is not lead and j in self._waiting]
-                for job in jobs[1:]:
+                for job in jobs:
                     self._waiting.remove(job)
+                self._served[lead.tags.session] += 1
                 self._running.extend(jobs)
             by_id = {job.id: job for job in jobs}
             for job in jobs:
@@ -397,6 +464,8 @@ class RunQueue:
                 with self._cv:
                     for job in jobs:
                         self._running.remove(job)
+                    if not self._running and not self._waiting:
+                        self._served.clear()  # an idle queue: the next class starts even
                 for job in jobs:
                     status = job._final_status()
                     if status == "completed" and len(jobs) == 1:  # a group's time is not one run's

@@ -21,11 +21,14 @@ import io
 import json
 import math
 import os
+import sqlite3
 import time
 import uuid
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import torch
 
@@ -162,6 +165,59 @@ def describe_db(location: str | os.PathLike | None = None) -> str:
     """Where runs are kept, as it may be shown: a file's full path, or a URL without its password."""
     where = resolve_db(location)
     return redact(where) if isinstance(where, str) else str(where.resolve())
+
+
+STORE_SUFFIXES = (".sqlite3", ".sqlite", ".db")
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_chosen_location(location: str | os.PathLike) -> None:
+    """Raise StoreError unless a location typed in a browser may become the run store: a PostgreSQL
+    URL, a run store this project made, or a new `.sqlite3` file in a folder that exists. Checked
+    before anything is opened, so nothing is created beside a refused path, and no other program's
+    file (a database, a `.pth` that Python runs at start) is ever turned into a store."""
+    if is_postgres(location):
+        return
+    path = Path(location).expanduser()
+    if path.suffix not in STORE_SUFFIXES:
+        raise StoreError(f"a run store is a SQLite file ending in {', '.join(STORE_SUFFIXES)}; {path.name!r} is not")
+    if path.exists() or path.is_symlink():
+        if not _is_run_store(path):
+            raise StoreError(f"{path.name} already exists and is not a run store made by this app: "
+                             "choose a new file name, or one of this app's stores")
+    elif not path.parent.is_dir():
+        raise StoreError(f"the folder of {path.name} does not exist: the app creates a new store only in a folder "
+                         "that is already there")
+
+
+def _is_run_store(path: Path) -> bool:
+    """A regular SQLite file holding this project's tables (read without opening it as SQLite,
+    which could write a journal next to a file that is not ours)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        if f.read(16) != _SQLITE_HEADER:
+            return False
+    try:
+        uri = path.resolve().as_uri() + "?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=1)) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return False
+    return {"runs", "epochs", "weights"} <= tables
+
+
+def public_db_label(location: str | os.PathLike | None = None) -> str:
+    """Where runs are kept, as a student may see it: `host/db` for PostgreSQL (no user, password or
+    port), a file by its path inside the project, or by its name alone when it lies elsewhere."""
+    where = resolve_db(location)
+    if isinstance(where, str):
+        parts = urlsplit(where)
+        return f"{parts.hostname or 'localhost'}{parts.path or '/'}"
+    try:
+        return str(where.resolve().relative_to(ROOT))
+    except ValueError:
+        return where.name
 
 
 def open_backend(location: str | os.PathLike | None = None) -> Backend:

@@ -1,7 +1,7 @@
 """MNIST, loaded once into uint8 tensors on the training device.
 
 The four IDX files are read straight from `<root>/MNIST/raw/`, the layout torchvision downloads
-into (torchvision is imported only to download them). Each IDX header and size is checked first,
+into (core.training.download fetches them). Each IDX header and size is checked first,
 so a missing, truncated or corrupt file gives a message that names the file instead of a deep
 stack trace.
 """
@@ -60,11 +60,11 @@ def raw_dir(root: Path) -> Path:
     return root / "MNIST" / "raw"
 
 
-def how_to_get_files(root: Path) -> str:
+def how_to_get_files(root: Path, online: bool = True) -> str:
     names = ", ".join(FILES)
     return (f"Put the four MNIST files ({names}; .gz versions also work) in {raw_dir(root).resolve()} "
-            f"-- or point --data-dir / MNIST_DIR at a folder that has MNIST/raw/ inside -- "
-            "or run once with internet access so torchvision can download them.")
+            f"-- or point --data-dir / MNIST_DIR at a folder that has MNIST/raw/ inside"
+            + (" -- or run once with internet access and they are downloaded (about 12 MB)." if online else "."))
 
 
 def _read_header(path: Path) -> tuple[bytes, int]:
@@ -139,14 +139,15 @@ def _idx_payload(path: Path, header: int) -> torch.Tensor:
     return torch.frombuffer(data, dtype=torch.uint8, offset=header)
 
 
-def _download(root: Path) -> None:
-    from torchvision.datasets import MNIST
+def fetch(root: Path, progress=None) -> None:
+    """Download the missing files (core.training.download), or raise DataError that also says how
+    to get them by hand."""
+    from core.training.download import fetch_mnist
 
     try:
-        MNIST(str(root), train=True, download=True)
-        MNIST(str(root), train=False, download=True)
-    except Exception as exc:  # URLError, HTTPError, checksum errors, partial downloads
-        raise DataError(f"could not download MNIST ({type(exc).__name__}: {exc}). " + how_to_get_files(root)) from exc
+        fetch_mnist(root, progress)
+    except DataError as exc:
+        raise DataError(f"{exc}. " + how_to_get_files(root, online=False)) from exc
 
 
 def load_mnist(data_dir: str | None = None, download: bool = True, device: torch.device | str = "cpu") -> MNISTTensors:
@@ -158,7 +159,7 @@ def load_mnist(data_dir: str | None = None, download: bool = True, device: torch
     except DataError:
         if not download:
             raise
-        _download(root)
+        fetch(root)
         validate(root)
     try:
         train_x, train_y = _read(root, True)
@@ -175,6 +176,7 @@ def load_mnist(data_dir: str | None = None, download: bool = True, device: torch
 
 _cache: dict[tuple[str, str], MNISTTensors] = {}
 _cache_lock = threading.Lock()
+CACHED_COPIES = 2  # (folder, device) pairs kept: a server changed to another folder lets the old copy go
 
 
 def load_cached(data_dir: str | None = None, download: bool = True, device: torch.device | str = "cpu") -> MNISTTensors:
@@ -182,5 +184,7 @@ def load_cached(data_dir: str | None = None, download: bool = True, device: torc
     key = (str(resolve_root(data_dir).resolve()), str(device))
     with _cache_lock:
         if key not in _cache:
+            while len(_cache) >= CACHED_COPIES:
+                _cache.pop(next(iter(_cache)))
             _cache[key] = load_mnist(data_dir, download, device)
         return _cache[key]
