@@ -27,7 +27,7 @@ EXIT_BAD_INPUT = 2
 NET_HELP = ("a network in the notation c<channels>[k<kernel>][s<stride>][p<padding>][d<dilation>][g<groups>][b] "
             "(convolution; g<channels> is depthwise), "
             "M / A[<size>] (max / average pool), and last G (GAP + 1x1) or F (one convolution over the last grid), "
-            "comma-separated, e.g. 'c8,c8,M,c12,c12,c12,c12,G' (see the README)")
+            "comma-separated, e.g. 'c8,c8,M,c12,c12,c12,c12,G' (see docs/cli.md)")
 
 
 class CleanParser(argparse.ArgumentParser):
@@ -263,8 +263,22 @@ def _search_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def _exercises_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("exercises", help="add the ready set of exercise links, one per step, to the run store "
+                                         "and print them (assets/exercises.json)")
+    p.add_argument("--runs-db", default=None, help="the server's run store (default: $LIFECYCLE_RUNS or runs/)")
+
+
+def _screenshots_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("screenshots", help="the README's and the lesson plan's pictures, from the running app "
+                                           "(Chromium; trains one quick run)")
+    p.add_argument("--data-dir", default=None, help="an MNIST folder (see --data-dir of train)")
+    p.add_argument("--out", default="docs/img")
+
+
 COMMAND_PARSERS = (_steps_command, _summary_command, _rf_command, _train_command, _runs_command, _inspect_command,
-                   _export_command, _bench_command, _ablate_command, _reproduce_command, _search_command)
+                   _export_command, _bench_command, _ablate_command, _reproduce_command, _search_command,
+                   _screenshots_command, _exercises_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -708,9 +722,33 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
               epochs=args.epochs)
 
 
+def cmd_exercises(args: argparse.Namespace) -> None:
+    from core.runs.classroom import add_class_exercises
+    from core.runs.store import RunStore, describe_db
+
+    store = RunStore(args.runs_db)
+    try:
+        added = add_class_exercises(store)
+    finally:
+        store.close()
+    print(f"Exercise links in {describe_db(args.runs_db)} (after the server's address, e.g. http://HOST:8501):")
+    for exercise, number in added:
+        print(f"  step {exercise.step}: /step_{exercise.step}?exercise={number}   open: "
+              f"{', '.join(k for k in ('bn', 'gap', 'dropout', 'aug') if k not in exercise.locked) or 'nothing'}")
+        print(f"      ask: {exercise.ask}")
+
+
+def cmd_screenshots(args: argparse.Namespace) -> None:
+    from core.experiments.screenshots import take_screenshots
+    from core.training.data import resolve_root, validate
+
+    validate(resolve_root(args.data_dir))  # a missing MNIST is said here, not as a page that never trains
+    take_screenshots(str(resolve_root(args.data_dir)), Path(args.out), progress)
+
+
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,
             "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "ablate": cmd_ablate,
-            "search": cmd_search,
+            "search": cmd_search, "screenshots": cmd_screenshots, "exercises": cmd_exercises,
             "reproduce": cmd_reproduce}
 
 

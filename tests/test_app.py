@@ -20,8 +20,8 @@ from ui.controls import link_params
 
 STEP9_PARAMS = describe_step(9)["params"]
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = [f"pages/step_{n}.py" for n in range(1, 10)] + ["pages/design.py", "pages/board.py", "pages/augmentation.py",
-                                                          "pages/data.py", "pages/runs.py"]
+PAGES = [f"app_pages/step_{n}.py" for n in range(1, 10)] + ["app_pages/design.py", "app_pages/board.py", "app_pages/frontier.py", "app_pages/augmentation.py",
+                                                          "app_pages/data.py", "app_pages/runs.py"]
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def layer_rows(at):
 
 
 def test_toggles_change_params_and_table(app):
-    at = open_page(app, "pages/step_3.py")
+    at = open_page(app, "app_pages/step_3.py")
     before = params_shown(at)
     rows_before = len(layer_rows(at))
     at.toggle(key="bn").set_value(True).run()
@@ -90,7 +90,7 @@ def test_toggles_change_params_and_table(app):
 
 
 def test_a_link_reopens_the_same_configuration(app):
-    at = open_page(app, "pages/step_3.py", bn="true", dropout="0.2", gap="true", sched="onecycle", lr="0.05",
+    at = open_page(app, "app_pages/step_3.py", bn="true", dropout="0.2", gap="true", sched="onecycle", lr="0.05",
                    budget="full", seed="4", wd="0.0001")
     assert at.toggle(key="bn").value is True and at.toggle(key="gap").value is True
     assert at.slider(key="dropout").value == 0.2
@@ -103,7 +103,7 @@ def test_a_link_reopens_the_same_configuration(app):
 
 def test_bad_link_values_fall_back_to_the_defaults_with_a_notice(app):
     defaults = TrainConfig.for_step(4)
-    at = open_page(app, "pages/step_4.py", bn="maybe", dropout="7", sched="warp", lr="abc", zoom="0.05", colour="red")
+    at = open_page(app, "app_pages/step_4.py", bn="maybe", dropout="7", sched="warp", lr="abc", zoom="0.05", colour="red")
     assert at.toggle(key="bn").value is defaults.toggles.batchnorm
     assert at.slider(key="dropout").value == defaults.toggles.dropout
     assert at.selectbox(key="sched").value == defaults.recipe.schedule
@@ -116,7 +116,7 @@ def test_bad_link_values_fall_back_to_the_defaults_with_a_notice(app):
 
 
 def test_a_design_link_opens_that_design_with_its_figures(app):
-    at = open_page(app, "pages/design.py", net="c12,c16,M,c16,c16,c16,G", bn="true")
+    at = open_page(app, "app_pages/design.py", net="c12,c16,M,c16,c16,c16,G", bn="true")
     expected = TrainConfig.for_step(9, net="c12,c16,M,c16,c16,c16,G", batchnorm=True)
     assert params_shown(at) == describe_config(expected)["params"]
     assert at.query_params["net"] == ["c12,c16,M,c16,c16,c16,G"] or at.query_params["net"] == "c12,c16,M,c16,c16,c16,G"
@@ -128,7 +128,7 @@ def test_a_design_link_opens_that_design_with_its_figures(app):
 
 def test_a_depthwise_design_shows_its_groups_in_the_editor_and_its_own_parameter_count(app):
     text = "c8,c16,M,c16g16,c32k1,c32g32,G"
-    at = open_page(app, "pages/design.py", net=text, bn="true")
+    at = open_page(app, "app_pages/design.py", net=text, bn="true")
     assert params_shown(at) == describe_config(TrainConfig.for_step(9, net=text, batchnorm=True))["params"]
     editor = next(d.value for d in at.dataframe if "groups" in d.value.columns)
     assert list(editor["layer"]) == ["conv", "conv", "max", "depthwise", "1x1", "depthwise"]
@@ -151,7 +151,7 @@ def test_the_design_table_writes_back_the_network_it_shows(text):
 
 
 def test_a_bad_design_link_opens_the_nearest_valid_design_and_says_what_changed(app):
-    at = open_page(app, "pages/design.py", net="c8,c0,M,M,M,M,M,c16")
+    at = open_page(app, "app_pages/design.py", net="c8,c0,M,M,M,M,M,c16")
     (toast,) = at.toast
     assert "c0" in toast.value and "added the head" in toast.value and "c8,M,M,M,M,G" in toast.value
     assert params_shown(at) == describe_config(TrainConfig.for_step(9, net="c8,M,M,M,M,G"))["params"]
@@ -159,14 +159,14 @@ def test_a_bad_design_link_opens_the_nearest_valid_design_and_says_what_changed(
 
 
 def test_a_design_over_the_servers_limits_is_refused_before_it_is_queued(app):
-    at = open_page(app, "pages/design.py", net="c128p1,c128p1,c128p1,G", budget="full")  # within the size limits
+    at = open_page(app, "app_pages/design.py", net="c128p1,c128p1,c128p1,G", budget="full")  # within the size limits
     warnings = " ".join(w.value for w in at.warning)
     assert "Not on this server" in warnings and ("min" in warnings or "GB" in warnings)
     assert at.button(key="train_design").disabled and at.button(key="train3_design").disabled
 
 
 def test_train_a_design_records_its_network_and_compares_it_with_the_step(app, private_run_store):
-    at = open_page(app, "pages/design.py", net="c8,M,c16,G", epochs="1")
+    at = open_page(app, "app_pages/design.py", net="c8,M,c16,G", epochs="1")
     assert not at.toast  # `epochs` is a setting of this page too (the budget's)
     at.button(key="train_design").click().run()
     (snap,) = finish_jobs(at, "design")
@@ -176,14 +176,14 @@ def test_train_a_design_records_its_network_and_compares_it_with_the_step(app, p
     labels = [g.label for g in at.session_state["groups_design"]]
     assert any("net c8,M,c16" in label for label in labels)  # labelled by what differs from step 9's reference
     assert any(label.startswith("reference") for label in labels)
-    at = open_page(at, "pages/runs.py")
+    at = open_page(at, "app_pages/runs.py")
     assert list(at.dataframe[0].value["net"]) == ["c8,M,c16,G"]
 
 
 def test_a_step_page_opens_its_network_in_design(app):
-    at = open_page(app, "pages/step_4.py", dropout="0.2")
+    at = open_page(app, "app_pages/step_4.py", dropout="0.2")
     (link,) = [p for p in at.get("page_link") if "Design" in str(p.proto.label)]
-    assert "pages/design.py" in link.proto.page or "design" in link.proto.page
+    assert "app_pages/design.py" in link.proto.page or "design" in link.proto.page
 
 
 def test_missing_data_is_explained_and_other_pages_still_work(monkeypatch, tmp_path):
@@ -192,9 +192,9 @@ def test_missing_data_is_explained_and_other_pages_still_work(monkeypatch, tmp_p
     monkeypatch.setenv("MNIST_DOWNLOAD", "0")
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at = open_page(at, "pages/augmentation.py")
+    at = open_page(at, "app_pages/augmentation.py")
     assert any("MNIST is not available" in w.value for w in at.warning)
-    at = open_page(at, "pages/step_9.py")
+    at = open_page(at, "app_pages/step_9.py")
     assert params_shown(at) == STEP9_PARAMS
     assert any("train-images-idx3-ubyte" in w.value for w in at.warning)
 
@@ -202,7 +202,7 @@ def test_missing_data_is_explained_and_other_pages_still_work(monkeypatch, tmp_p
 def test_the_augmentation_viewer_starts_from_a_steps_own_augmentation(app):
     """Its sliders once opened on values no step trains with (shear, brightness, contrast): now on the final
     step's recipe, and choosing another step sets every slider to that step's values."""
-    at = open_page(app, "pages/augmentation.py")
+    at = open_page(app, "app_pages/augmentation.py")
     final, earlier = TrainConfig.for_step(9).recipe.augment, TrainConfig.for_step(8).recipe.augment
     shown = {s.label: s.value for s in at.slider}
     assert (shown["Rotation ±°"], shown["Shift ± (fraction)"], shown["Scale ±"]) == (final.rotation, final.translate,
@@ -216,13 +216,13 @@ def test_the_augmentation_viewer_starts_from_a_steps_own_augmentation(app):
 
 def test_a_reference_too_short_to_judge_says_so_in_the_compare_list(app):
     """Step 1's reference ran 2 epochs: no min(last 3) to show, and the label says that instead of 'None'."""
-    at = open_page(app, "pages/step_1.py")
+    at = open_page(app, "app_pages/step_1.py")
     (label,) = [o for o in at.multiselect(key="compare_1").options if o.startswith("reference run")]
     assert "None" not in label and "no min(last 3)" in label
 
 
 def test_train_from_a_step_page_is_queued_recorded_and_drawn_beside_the_reference(app, private_run_store):
-    at = open_page(app, "pages/step_9.py", epochs="1")
+    at = open_page(app, "app_pages/step_9.py", epochs="1")
     recipe = TrainConfig.for_step(9).recipe
     assert at.slider(key="clean").value == recipe.clean_fraction
     assert at.selectbox(key="ema").value == recipe.ema  # the page offers the recipe's own decay
@@ -247,7 +247,7 @@ def test_train_from_a_step_page_is_queued_recorded_and_drawn_beside_the_referenc
 
 
 def test_train_three_seeds_draws_a_band_and_keeps_the_last_run_to_compare(app, private_run_store):
-    at = open_page(app, "pages/step_4.py", epochs="1", budget="quick")
+    at = open_page(app, "app_pages/step_4.py", epochs="1", budget="quick")
     at.multiselect(key="compare_4").set_value([]).run()
     at.button(key="train_4").click().run()
     finish_jobs(at, 4)
@@ -287,10 +287,10 @@ def test_a_quick_run_is_reported_but_not_judged_and_a_full_one_is():
 
 
 def test_runs_page_lists_filters_and_offers_the_epochs(app, mnist_root, private_run_store):
-    at = open_page(app, "pages/step_5.py", epochs="1")
+    at = open_page(app, "app_pages/step_5.py", epochs="1")
     at.button(key="train_5").click().run()
     finish_jobs(at, 5)
-    at = open_page(at, "pages/runs.py")
+    at = open_page(at, "app_pages/runs.py")
     table = at.dataframe[0].value
     assert list(table["step"]) == [5] and list(table["status"]) == ["completed"]
     assert list(table["net"]) == ["the step's own"]  # not a blank cell
@@ -303,7 +303,7 @@ def test_a_damaged_run_store_turns_history_off_but_training_still_works(app, tmp
     bad = tmp_path / "bad.sqlite3"
     bad.write_bytes(b"not sqlite" * 500)
     monkeypatch.setenv("LIFECYCLE_RUNS", str(bad))
-    at = open_page(app, "pages/step_9.py", epochs="1")
+    at = open_page(app, "app_pages/step_9.py", epochs="1")
     assert any("Run history is off" in w.value and "damaged" in w.value for w in at.warning)
     at.button(key="train_9").click().run()
     (snap,) = finish_jobs(at, 9)
@@ -313,7 +313,7 @@ def test_a_damaged_run_store_turns_history_off_but_training_still_works(app, tmp
 def test_an_unreachable_postgres_store_turns_history_off_without_showing_its_password(app, monkeypatch):
     pytest.importorskip("psycopg")
     monkeypatch.setenv("LIFECYCLE_RUNS", "postgresql://teacher:s3cret@127.0.0.1:9/runs")
-    at = open_page(app, "pages/data.py")
+    at = open_page(app, "app_pages/data.py")
     off = [w.value for w in at.warning if "Run history is off" in w.value]
     assert off and "127.0.0.1:9" in off[0] and "reachable" in off[0]
     assert not any("s3cret" in e.value for e in [*at.warning, *at.error, *at.success, *at.markdown, *at.caption])
@@ -322,20 +322,20 @@ def test_an_unreachable_postgres_store_turns_history_off_without_showing_its_pas
 def test_an_unreachable_cluster_refuses_training_with_its_address_until_the_teacher_fixes_it(app):
     """The Data page sets where the server's runs train; a cluster that cannot be reached is named,
     Train is refused (never silently trained here), and pointing back at this machine restores it."""
-    at = open_page(app, "pages/data.py")
+    at = open_page(app, "app_pages/data.py")
     try:
         at.text_input[-1].set_value("127.0.0.1:9")
         at.button(key="apply_cluster").click().run()
         assert any("Training is off" in e.value and "127.0.0.1:9" in e.value for e in at.error)
-        at = open_page(at, "pages/step_9.py", epochs="1")
+        at = open_page(at, "app_pages/step_9.py", epochs="1")
         assert any("Not on this server" in w.value and "127.0.0.1:9" in w.value for w in at.warning)
         assert at.button(key="train_9").disabled
     finally:
-        at = open_page(at, "pages/data.py")
+        at = open_page(at, "app_pages/data.py")
         at.text_input[-1].set_value("")
         at.button(key="apply_cluster").click().run()
     assert not any("Training is off" in e.value for e in at.error)
-    at = open_page(at, "pages/step_9.py", epochs="1")
+    at = open_page(at, "app_pages/step_9.py", epochs="1")
     assert not at.button(key="train_9").disabled
 
 
@@ -383,7 +383,7 @@ def stored_run(trained_store, private_run_store) -> int:
 @pytest.fixture
 def inspect_page(stored_run, app):
     """The Inspect page showing the trained run."""
-    at = open_page(app, "pages/inspect.py")
+    at = open_page(app, "app_pages/inspect.py")
     at.selectbox(key="inspect_model").set_value(f"run:{stored_run}").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     return at
@@ -447,7 +447,7 @@ def test_fuzzed_design_links_never_break_the_page(app):
     alphabet = list("cCmMaAgGfFkKsSpPdDbB0123456789,, x-%")
     for _ in range(12):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
-        at = open_page(app, "pages/design.py", net=text)
+        at = open_page(app, "app_pages/design.py", net=text)
         assert not at.exception, (text, at.exception)
         assert params_shown(at) > 0 or any("cannot be built" in e.value for e in at.error), text
 
@@ -460,7 +460,7 @@ def test_a_run_that_ends_while_the_page_draws_it_is_drawn_ended(app):
 
     from core.runs.run_queue import Job, Snapshot
 
-    at = open_page(app, "pages/step_9.py")
+    at = open_page(app, "app_pages/step_9.py")
     job = Job(TrainConfig.for_step(9), status="running")
     epoch = {"epoch": 1, "train_loss": 0.3, "train_acc": 91.0, "test_loss": 0.05, "test_acc": 98.6, "lr": 0.03,
              "seconds": 10.0, "images_per_s": 6000.0}
@@ -492,7 +492,7 @@ def test_a_run_stopped_before_its_first_epoch_says_so():
 def test_a_frontier_candidates_link_trains_exactly_that_candidate(app, private_run_store, name):
     candidate = get_candidate(name).config()
     query = link_params(candidate, "full") | {"epochs": "1"}
-    at = open_page(app, "pages/design.py", **query)
+    at = open_page(app, "app_pages/design.py", **query)
     assert not at.toast  # every value of the link is one the page offers
     at.button(key="train_design").click().run()
     (job,) = at.session_state["live_jobs_design"]
@@ -502,11 +502,11 @@ def test_a_frontier_candidates_link_trains_exactly_that_candidate(app, private_r
     assert replace(stored.config, device=candidate.device) == candidate.with_overrides(epochs=1)
 
 
-def test_step_9_lists_the_frontier_commands_one_a_line_in_an_expander(app):
+def test_the_frontier_page_lists_its_commands_one_a_line_in_an_expander(app):
     from core.runs.frontier import frontier_provenance, load_frontier
 
     made = frontier_provenance(load_frontier())
-    at = open_page(app, "pages/step_9.py")
+    at = open_page(app, "app_pages/frontier.py")
     assert not at.exception, at.exception
     [box] = [e for e in at.expander if "commands that recorded these runs" in e.label]
     assert box.label == f"The {len(made.commands)} commands that recorded these runs"

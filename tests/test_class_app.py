@@ -47,7 +47,7 @@ def test_the_board_shows_every_sessions_runs_with_names_as_plain_text(app, priva
     store = RunStore(private_run_store)
     for i, name in enumerate(HOSTILE):
         record(store, full_run(seed=i + 1), [99.5] * 15, RunTags(f"session {i}", name, ""))
-    at = open_page(app, "pages/board.py")
+    at = open_page(app, "app_pages/board.py")
     frame = board_frame(at)
     assert list(frame["name"]) == HOSTILE[::-1]
     assert not any(name and name in m.value for m in at.markdown for name in HOSTILE)  # never as markdown
@@ -59,7 +59,7 @@ def test_a_verified_design_is_on_the_leaderboard_and_a_single_seed_is_not(app, p
     for seed in range(1, CHALLENGE.min_seeds + 1):
         record(store, full_run("c8,M,c12,c12,G", seed), [99.5] * 15, params=4000)
     record(store, full_run("c6,M,c8,c8,G", 1), [99.6] * 15, params=3000)
-    at = open_page(app, "pages/board.py")
+    at = open_page(app, "app_pages/board.py")
     at.segmented_control(key="board_view").set_value("leaderboard").run()
     table = next(d.value for d in at.dataframe if "rank" in d.value.columns)
     assert list(table["design"])[0] == "design c8,M,c12,c12"  # the class's verified design: fewest parameters
@@ -84,7 +84,7 @@ def test_the_frontier_says_which_steps_it_leaves_out(app, private_run_store):
     from core.runs.reference import load_references
 
     undrawn = [n for n, ref in load_references().items() if ref.min_last_spread is None]
-    at = open_page(app, "pages/board.py")
+    at = open_page(app, "app_pages/board.py")
     at.segmented_control(key="board_view").set_value("frontier").run()
     caption = next(c.value for c in at.caption if "One mark per design" in c.value)
     assert undrawn and all(f"Step {n} is not drawn" in caption for n in undrawn)
@@ -94,21 +94,21 @@ def test_the_frontier_says_which_steps_it_leaves_out(app, private_run_store):
 def test_a_student_cannot_delete_another_sessions_run_but_the_teacher_can(keyed_app, private_run_store):
     store = RunStore(private_run_store)
     record(store, full_run(), [99.5] * 3, RunTags("someone else", "B", ""))
-    at = open_page(keyed_app, "pages/runs.py")
+    at = open_page(keyed_app, "app_pages/runs.py")
     at.dataframe[0].proto  # the table is there
     at.session_state["runs_table"] = {"selection": {"rows": [0], "columns": []}}
     at.run()
     delete = next(b for b in at.button if b.label.startswith("Delete"))
     assert delete.disabled and any("other browser sessions" in c.value for c in at.caption)
 
-    at = open_page(at, "pages/board.py")
+    at = open_page(at, "app_pages/board.py")
     at.text_input(key="_teacher_key").input("wrong").run()
     at.button(key="unlock").click().run()
     assert at.error and not at.session_state["teacher"]
     at.text_input(key="_teacher_key").input("open sesame").run()
     at.button(key="unlock").click().run()
     assert at.session_state["teacher"]
-    at = open_page(at, "pages/runs.py")
+    at = open_page(at, "app_pages/runs.py")
     at.session_state["runs_table"] = {"selection": {"rows": [0], "columns": []}}
     at.run()
     delete = next(b for b in at.button if b.label.startswith("Delete"))
@@ -118,7 +118,7 @@ def test_a_student_cannot_delete_another_sessions_run_but_the_teacher_can(keyed_
 
 
 def test_clearing_the_board_needs_the_teachers_key(keyed_app, private_run_store):
-    at = open_page(keyed_app, "pages/board.py")
+    at = open_page(keyed_app, "app_pages/board.py")
     assert not [b for b in at.button if b.key == "start_class"]  # a student sees no way to start a class
     at.text_input(key="_teacher_key").input("open sesame").run()
     at.button(key="unlock").click().run()
@@ -134,7 +134,7 @@ def test_an_exercise_link_locks_its_controls_and_the_url_cannot_unlock_them(app,
     store = RunStore(private_run_store)
     number = store.add_exercise("step_5", {"bn": "true", "dropout": "0.2", "gap": "false"}, ["bn", "gap"],
                                 ["dropout"])
-    at = open_page(app, "pages/step_5.py", exercise=str(number), bn="false", dropout="0.0")
+    at = open_page(app, "app_pages/step_5.py", exercise=str(number), bn="false", dropout="0.0")
     locked = at.toggle(key="bn__locked")
     assert locked.disabled and locked.value is True
     assert not [t for t in at.toggle if t.key == "bn"] and not [s for s in at.slider if s.key == "dropout"]
@@ -147,12 +147,12 @@ def test_an_exercise_link_locks_its_controls_and_the_url_cannot_unlock_them(app,
     assert f"{describe_step(5, batchnorm=True, dropout=0.2, gap=False)['params']:,}" in shown
     assert not [p for p in at.get("page_link") if "Design" in str(p.proto.label)]  # no way out to Design
     # an exercise of another page does nothing here
-    at = open_page(at, "pages/step_4.py", exercise=str(number))
+    at = open_page(at, "app_pages/step_4.py", exercise=str(number))
     assert [t for t in at.toggle if t.key == "bn"]
 
 
 def test_a_teacher_makes_an_exercise_from_the_page_as_set(app, private_run_store):
-    at = open_page(app, "pages/step_5.py", dropout="0.3")
+    at = open_page(app, "app_pages/step_5.py", dropout="0.3")
     at.multiselect(key="_exercise_open_step_5").set_value(["dropout"]).run()
     at.button(key="_exercise_make_step_5").click().run()
     exercise = RunStore(private_run_store).exercise(1)
@@ -162,7 +162,7 @@ def test_a_teacher_makes_an_exercise_from_the_page_as_set(app, private_run_store
 
 
 def test_a_prediction_is_stored_with_the_run_and_shown_beside_the_outcome(app, private_run_store):
-    at = open_page(app, "pages/step_9.py", epochs="3")
+    at = open_page(app, "app_pages/step_9.py", epochs="3")
     at.text_input(key="_name_widget").input("Grace").run()
     at.radio(key="_versus_9").set_value("worse").run()
     at.number_input(key="_figure_9").set_value(97.5).run()
@@ -173,13 +173,13 @@ def test_a_prediction_is_stored_with_the_run_and_shown_beside_the_outcome(app, p
     assert stored.tags.student == "Grace" and Prediction.from_text(stored.tags.prediction) == Prediction(97.5, "worse")
     reveal = next(i.value for i in at.info if "You predicted" in i.value)
     assert "97.50" in reveal and "you said worse" in reveal
-    at = open_page(at, "pages/board.py")
+    at = open_page(at, "app_pages/board.py")
     assert list(board_frame(at)["name"]) == ["Grace"]
 
 
 def test_a_predict_first_class_folds_a_steps_result_until_the_student_predicts(app, private_run_store):
     RunStore(private_run_store).start_class("predicting", predict_first=True)
-    at = open_page(app, "pages/step_4.py")
+    at = open_page(app, "app_pages/step_4.py")
     assert any("Predict first" in i.value for i in at.info)
     assert not [m for m in at.markdown if m.value == "**Analysis**"]
     at.radio(key="_versus_4").set_value("better").run()
@@ -187,7 +187,7 @@ def test_a_predict_first_class_folds_a_steps_result_until_the_student_predicts(a
 
 
 def unlocked(at: AppTest) -> AppTest:
-    at = open_page(at, "pages/board.py")
+    at = open_page(at, "app_pages/board.py")
     at.text_input(key="_teacher_key").input("open sesame")
     at.button(key="unlock").click().run()
     assert not at.exception and at.session_state["teacher"]
@@ -228,5 +228,24 @@ def test_the_teachers_queue_tools_pause_stop_a_student_clear_and_set_the_share(k
 
 
 def test_a_student_has_no_queue_tools(keyed_app):
-    at = open_page(keyed_app, "pages/board.py")
+    at = open_page(keyed_app, "app_pages/board.py")
     assert all(b.key not in ("queue_pause", "queue_clear", "stop_student") for b in at.button)
+
+
+def test_the_ready_exercises_leave_each_step_its_own_control_and_fix_the_rest(app, private_run_store):
+    """`python -m core exercises` adds one link per step; step 4's leaves BatchNorm to the student and fixes
+    GAP, dropout, augmentation and the quick budget."""
+    from conftest import run_cli
+
+    done = run_cli("exercises", "--runs-db", str(private_run_store))
+    assert done.returncode == 0, done.stderr
+    links = {line.split()[1].rstrip(":"): line.split()[2] for line in done.stdout.splitlines()
+             if line.strip().startswith("step ")}
+    assert sorted(links, key=int) == [str(n) for n in range(1, 10)]
+    page, query = links["4"].lstrip("/").split("?")
+    at = open_page(app, f"app_pages/{page}.py", exercise=query.split("=")[1])
+    assert [t for t in at.toggle if t.key == "bn"]  # the student's to change
+    for fixed in ("gap", "aug"):
+        assert at.toggle(key=f"{fixed}__locked").disabled
+    assert not [r for r in at.radio if r.key == "budget"]  # the quick budget, fixed
+    assert any("Exercise" in c.value for c in at.caption)

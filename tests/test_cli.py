@@ -359,16 +359,16 @@ def test_core_imports_in_one_direction():
     assert set(LAYERS) >= {p.name for p in (ROOT / "core").iterdir() if p.is_dir() and p.name != "__pycache__"}
 
 
-def test_every_command_the_readme_shows_parses():
-    """The README's commands are what users copy: each one, in the command-line section and quoted in the
-    text (`--seed S` standing for any seed), must name a real command and real options."""
+def test_every_command_the_docs_show_parses():
+    """The commands of docs/cli.md are what users copy: each one, in its first block and quoted in the text
+    of the docs (`--seed S` standing for any seed), must name a real command and real options."""
     import re
     import shlex
 
     from core.cli import build_parser
 
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Command line"):]
+    section = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    text = "\n".join(path.read_text(encoding="utf-8") for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     block = section[section.index("```bash") + len("```bash"):]
     lines = [line for line in block[:block.index("```")].splitlines() if line.startswith("python -m core")]
     quoted = re.findall(r"`(python -m core [^`]*)`", " ".join(text.split()))
@@ -377,13 +377,13 @@ def test_every_command_the_readme_shows_parses():
         try:
             build_parser().parse_args(shlex.split(line.replace("--seed S ", "--seed 1 "), comments=True)[3:])
         except SystemExit:
-            pytest.fail(f"the README's `{line}` does not parse")
+            pytest.fail(f"the docs' `{line}` does not parse")
 
 
-def test_the_readme_quotes_the_browser_benchmark_file_it_names():
-    """The class benchmark's figures in the README (each row's wall, back-to-back, ratio and first chart) are
-    the ones the benchmark wrote to the file the README names, not typed in apart from it."""
-    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+def test_the_results_quote_the_browser_benchmark_file_they_name():
+    """The class benchmark's figures in docs/results.md (each row's wall, back-to-back, ratio and first chart)
+    are the ones the benchmark wrote to the file it names, not typed in apart from it."""
+    text = " ".join((ROOT / "docs" / "results.md").read_text(encoding="utf-8").split())
     doc = json.loads((ROOT / "assets" / "bench" / "browsers_2_4_amd_avx2.json").read_text(encoding="utf-8"))
     assert "`assets/bench/browsers_2_4_amd_avx2.json`" in text
     eight = json.loads((ROOT / "assets" / "bench" / "browsers_8_amd_avx2.json").read_text(encoding="utf-8"))

@@ -127,7 +127,7 @@ def test_the_app_offers_the_download_and_then_train(tmp_path, mirror, only_loopb
     monkeypatch.setenv(download.MIRROR_ENV, mirror.url)
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/step_9.py").run()
+    at.switch_page("app_pages/step_9.py").run()
     assert any("MNIST is not on this server yet" in i.value for i in at.info)
     assert not at.get("button") or all(b.key != "train_9" for b in at.button)
     at.button(key="_fetch_mnist_button").click().run()
@@ -141,7 +141,7 @@ def test_the_app_reports_a_failed_download_and_offers_it_again(tmp_path, mirror,
     mirror.broken.add("t10k-images-idx3-ubyte")
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
-    at.switch_page("pages/augmentation.py").run()
+    at.switch_page("app_pages/augmentation.py").run()
     at.button(key="_fetch_mnist_button").click().run()
     (error,) = at.error
     assert "download failed" in error.value and "Download MNIST" in error.value

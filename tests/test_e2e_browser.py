@@ -27,7 +27,7 @@ if CHROMIUM is None:
                 allow_module_level=True)
 
 playwright = pytest.importorskip("playwright.sync_api")
-PAGE_TITLES = {"The challenge", "Runs", "Design a network", "Class board", "Inspect a trained network", "Augmentation viewer", "Data and run history",
+PAGE_TITLES = {"The challenge", "Runs", "Design a network", "Class board", "Frontier", "Inspect a trained network", "Augmentation viewer", "Data and run history",
                *(f"{s.number}. {s.title}" for s in STEPS)}
 SHOTS = Path(os.environ.get("E2E_SCREENSHOTS", "")) if os.environ.get("E2E_SCREENSHOTS") else None
 
@@ -233,8 +233,9 @@ def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server
 
 
 def test_stop_in_mid_run_and_a_reload_in_mid_run(slow_server, browser, private_run_store):
-    """Stop keeps the epochs so far; a page reloaded while its run trains comes back whole, and the
-    run (which trains in the server's worker process, not in the page) goes on and is recorded."""
+    """Stop keeps the epochs so far; a page reloaded while its run trains comes back whole and takes up
+    the live view of that run (the browser keeps its student identity in a cookie), and the run (which
+    trains in the server's worker process, not in the page) goes on and is recorded."""
     from core.runs.store import RunStore
 
     server = slow_server
@@ -256,7 +257,8 @@ def test_stop_in_mid_run_and_a_reload_in_mid_run(slow_server, browser, private_r
     page.reload()
     train = page.get_by_role("button", name="Train", exact=True)
     train.wait_for(timeout=60_000)
-    assert train.is_enabled()  # a new browser session: nothing of its own is training
+    page.get_by_text("seed 1: ", exact=False).first.wait_for(timeout=60_000)  # its run, live again
+    assert not train.is_enabled() and page.get_by_role("button", name="Stop", exact=True).is_enabled()
     deadline = time.time() + 300
     while time.time() < deadline and RunStore(private_run_store).runs()[0].status == "running":
         page.wait_for_timeout(500)

@@ -103,7 +103,7 @@ def test_the_frontier_chart_gives_each_recorded_candidate_a_row_coloured_as_the_
     assert {row["design"] for row in dots} >= {f"{e.candidate.name} · {e.params:,}" for e in entries}
 
 
-def test_step_9_draws_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypatch, mnist_root):
+def test_step_9_and_the_frontier_page_draw_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypatch, mnist_root):
     from streamlit.testing.v1 import AppTest
 
     import ui.state
@@ -116,7 +116,7 @@ def test_step_9_draws_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypat
     monkeypatch.setenv("MNIST_DIR", str(mnist_root))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    open_page(at, "pages/step_9.py")
+    open_page(at, "app_pages/step_9.py")
     recorded = len(load_frontier())
     assert any(f"{recorded} candidates from" in m.value for m in at.markdown)  # the project's own frontier
     # another frontier file while the app runs: the lesson, built once per change of the files, follows it
@@ -125,6 +125,9 @@ def test_step_9_draws_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypat
     assert any("How small can it get?" in m.value for m in at.markdown)
     assert any("1 candidate of 3,822 parameters" in m.value for m in at.markdown)
     assert not any(f"{recorded} candidates from" in m.value for m in at.markdown)
+    assert not [d for d in at.dataframe if "held on" in d.value.columns]  # the step page is a lesson: the rows
+    assert any("frontier.py" in str(p.proto.page) for p in at.get("page_link"))  # live on the Frontier page
+    open_page(at, "app_pages/frontier.py")
     table = next(d.value for d in at.dataframe if "held on" in d.value.columns)
     assert list(table["candidate"]) == ["narrow10"] and list(table["seeds"]) == [2]
     from urllib.parse import parse_qs, urlparse
@@ -447,16 +450,16 @@ def _table_from(lines: list[str], header: str) -> list[str]:
     return lines[start:end]
 
 
-def test_the_readme_frontier_table_is_the_one_the_recorded_runs_give():
-    """The README shows LIFECYCLE.md's frontier table: every row must still be what the recorded runs say."""
+def test_the_results_frontier_table_is_the_one_the_recorded_runs_give():
+    """docs/results.md shows LIFECYCLE.md's frontier table: every row must still be what the recorded runs say."""
     from pathlib import Path
 
     from core.runs.frontier import frontier_markdown
 
     generated = frontier_markdown(load_frontier())
     header = next(line for line in generated if line.startswith("| candidate |"))
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text().splitlines()
-    assert header in readme, "the README has no frontier table"
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "results.md").read_text().splitlines()
+    assert header in readme, "docs/results.md has no frontier table"
     assert _table_from(readme, header) == _table_from(generated, header)
 
 

@@ -81,10 +81,10 @@ def test_a_reloaded_step_page_takes_up_the_live_view_of_its_run(browser, tiny_mn
                                False, record=False, tags=RunTags(ann, "Ann", ""), page="9"))
         threading.Timer(3.0, job.stop).start()
         at = browser(sign(ann, "Ann", server_secret(KEY)))
-        at.switch_page("pages/step_9.py").run()
+        at.switch_page("app_pages/step_9.py").run()
         assert at.session_state["live_jobs_9"] == [job] and job.snapshot().status == "cancelled"
         other = browser(None)
-        other.switch_page("pages/step_9.py").run()
+        other.switch_page("app_pages/step_9.py").run()
         assert other.session_state["live_jobs_9"] == []  # another student's page does not take it up
     finally:
         queue.pause(False)

@@ -40,7 +40,7 @@ from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({str(ROOT / "app.py")!r}, default_timeout=120)
 at.run()
 assert not at.exception, at.exception
-for page in ["pages/step_9.py", "pages/runs.py", "pages/data.py", "pages/design.py"]:
+for page in ["app_pages/step_9.py", "app_pages/runs.py", "app_pages/data.py", "app_pages/design.py"]:
     at.switch_page(page)
     at.run()
     assert not at.exception, (page, at.exception)

@@ -115,8 +115,8 @@ def test_a_step_change_is_judged_against_both_steps_seed_spread():
 
 
 def test_the_unseen_seed_runs_are_the_challenge_setting_on_new_seeds_and_the_readme_quotes_them():
-    """assets/unseen_seeds.json backs the README's 'seeds never used before': each run must be step 9 as the
-    challenge command trains it, on a seed the reference runs never used, run in full; the README's
+    """assets/unseen_seeds.json backs docs/results.md's 'seeds never used before': each run must be step 9 as the
+    challenge command trains it, on a seed the reference runs never used, run in full; docs/results.md's
     figures for them (how many held, the lowest and the mean min(last 3)) must be the file's."""
     from pathlib import Path
 
@@ -131,7 +131,7 @@ def test_the_unseen_seed_runs_are_the_challenge_setting_on_new_seeds_and_the_rea
         assert run.provenance.seeds_together == 1 and run.provenance.processor, run.seed
         lows.append(run.min_last)
     held = sum(run.verdict(unseen.params)[0] for run in unseen.runs)
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join((Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text(encoding="utf-8").split())
     paragraph = readme[readme.index(f"**Seeds {seeds[0]}-{seeds[-1]} on a fourth**"):readme.index("seeds so far, on four")]
     # the paragraph's figures, in order: each seed's min(last 3) in seed order, then their mean
     quoted = re.findall(r"\b\d\d\.\d\d\b", paragraph)
@@ -187,7 +187,7 @@ def _lowest(lows: dict[int, float]) -> str:
 
 
 def test_sep28_on_unseen_seeds_is_its_candidate_with_step_9s_recipe_and_the_readme_quotes_it():
-    """assets/sep28_unseen_seeds.json backs the README's 'Then on unseen seeds' for sep28-wd-alone: each run
+    """assets/sep28_unseen_seeds.json backs docs/results.md's 'Then on unseen seeds' for sep28-wd-alone: each run
     is that candidate's network with step 9's recipe, run in full on a seed the search never used; every
     figure of the paragraph (each seed, how many held, mean, lowest, step 9 on the same seeds from
     assets/unseen_seeds.json, the seed-by-seed difference) must be the files'."""
@@ -216,7 +216,7 @@ def test_sep28_on_unseen_seeds_is_its_candidate_with_step_9s_recipe_and_the_read
     held = sum(lows[s] >= 99.4 for s in seeds)
     diffs = [lows[s] - step9[s] for s in seeds]
 
-    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join((root / "docs" / "results.md").read_text(encoding="utf-8").split())
     start = readme.index("**Then on unseen seeds, ")
     paragraph = readme[start:readme.index("standard error", start) + 30]
     assert paragraph.startswith(f"**Then on unseen seeds, {seed_list(seeds)}**")

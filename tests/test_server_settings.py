@@ -81,7 +81,7 @@ def test_a_student_sees_a_store_as_host_and_database_only(tmp_path):
 
 def test_a_student_sees_the_settings_read_only_and_no_secret(student, monkeypatch):
     monkeypatch.setenv("LIFECYCLE_RUNS", f"postgresql://teacher:{PASSWORD}@127.0.0.1:9/runs")
-    student.switch_page("pages/data.py").run()
+    student.switch_page("app_pages/data.py").run()
     assert not student.exception
     assert not student.text_input and not student.checkbox and not student.get("number_input")
     text = every_text(student)
@@ -92,7 +92,7 @@ def test_a_student_sees_the_settings_read_only_and_no_secret(student, monkeypatc
 def test_a_forged_change_from_a_student_is_refused_where_it_is_applied(student, tmp_path):
     from ui.state import change_setting, runs_db
 
-    student.switch_page("pages/data.py").run()
+    student.switch_page("app_pages/data.py").run()
     refused = change_setting("runs_db", str(tmp_path / "mine.sqlite3"))  # what a forged callback would do
     assert refused and "only the teacher" in refused
     assert runs_db() != tmp_path / "mine.sqlite3" and not (tmp_path / "mine.sqlite3").exists()
@@ -101,10 +101,10 @@ def test_a_forged_change_from_a_student_is_refused_where_it_is_applied(student, 
 def test_the_teacher_changes_the_store_for_every_session_and_a_bad_one_is_refused(student, tmp_path):
     teacher = AppTest.from_file(APP, default_timeout=120)
     teacher.run()
-    teacher.switch_page("pages/board.py").run()
+    teacher.switch_page("app_pages/board.py").run()
     teacher.text_input(key="_teacher_key").input(KEY)
     teacher.button(key="unlock").click().run()
-    teacher.switch_page("pages/data.py").run()
+    teacher.switch_page("app_pages/data.py").run()
     (notes := tmp_path / "notes.sqlite3").write_text("not a store")
     teacher.text_input(key="_runs_db_widget").input(str(notes)).run()
     assert any("refused" in e.value and "not a run store" in e.value for e in teacher.error)
@@ -112,19 +112,19 @@ def test_the_teacher_changes_the_store_for_every_session_and_a_bad_one_is_refuse
     teacher.text_input(key="_runs_db_widget").input(str(tmp_path / "class.sqlite3")).run()
     assert not teacher.error and (tmp_path / "class.sqlite3").exists()
     assert teacher.text_input(key="_runs_db_widget").value == ""  # never sent back to the browser
-    student.switch_page("pages/data.py").run()  # another session: the same store, by its name only
+    student.switch_page("app_pages/data.py").run()  # another session: the same store, by its name only
     assert any("class.sqlite3" in s.value for s in student.success)
 
 
 # --- a design link of any size --------------------------------------------------------------------
 
-@pytest.mark.parametrize("page", ["pages/design.py", "pages/step_9.py"])
+@pytest.mark.parametrize("page", ["app_pages/design.py", "app_pages/step_9.py"])
 def test_the_largest_link_is_refused_with_a_message(student, page):
     student.switch_page(page)
     student.query_params.update({"net": LARGEST})
     student.run()
     assert not student.exception
-    if page == "pages/design.py":
+    if page == "app_pages/design.py":
         assert any("too big to build" in e.value and "585,253,888 parameters" in e.value for e in student.error)
 
 
@@ -132,12 +132,12 @@ def test_an_open_server_says_so_on_every_page_and_how_to_close_it(monkeypatch, m
     monkeypatch.setenv("MNIST_DIR", str(mnist_root))
     monkeypatch.delenv("LIFECYCLE_TEACHER_KEY", raising=False)
     at = AppTest.from_file(APP, default_timeout=120)
-    for page in ("pages/home.py", "pages/step_4.py", "pages/board.py"):
+    for page in ("app_pages/home.py", "app_pages/step_4.py", "app_pages/board.py"):
         at.switch_page(page).run()
         (notice,) = [w.value for w in at.warning if "Open server" in w.value]
         assert "LIFECYCLE_TEACHER_KEY" in notice and "--server.address localhost" in notice
     monkeypatch.setattr("ui.router.server_address", lambda: "127.0.0.1")
-    at.switch_page("pages/home.py").run()
+    at.switch_page("app_pages/home.py").run()
     assert not [w for w in at.warning if "Open server" in w.value]  # this machine alone: nothing to say
 
 

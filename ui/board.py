@@ -360,7 +360,7 @@ def open_design(point: dict[str, Any]) -> None:
     from core.training.config import TrainConfig
 
     config = TrainConfig.for_step(int(point["step"]), net=point["net"])
-    st.switch_page("pages/design.py", query_params=link_params(config, "full"))
+    st.switch_page("app_pages/design.py", query_params=link_params(config, "full"))
 
 
 # --- predictions ---------------------------------------------------------------------------------------

@@ -49,11 +49,13 @@ def remember_student() -> None:
     """Ask the browser to keep this student's signed id and name (after a new id or a new name).
     The token is URL-safe base64 and hex only, so it goes into the script as it is."""
     session_id()
+    slot = st.empty()  # drawn on every run, so that the elements after it keep their places (and a tab its choice)
     if not st.session_state.pop("_cookie_due", False):
         return
     token = sign(session_id(), student_name(), server_secret(teacher_key()))
-    components.html(f"<script>document.cookie = '{COOKIE}={token}; path=/; max-age={MAX_AGE_S}; "
-                    "SameSite=Strict';</script>", height=0)
+    with slot:
+        components.html(f"<script>document.cookie = '{COOKIE}={token}; path=/; max-age={MAX_AGE_S}; "
+                        "SameSite=Strict';</script>", height=0)
 
 
 def teacher_key() -> str | None:

@@ -1,14 +1,11 @@
 """The app's pages and its navigation (a top bar, so a projector gets the full width).
 
-Streamlit still knows the older way of making pages: every file in `pages/`. On a fresh server
-whose first visitor arrives through a deep link (`/step_4?bn=false`), it runs that page file
-directly, without app.py, and stays in that mode for every session. Each page therefore calls
-`guard()` first: reached without the router, it registers the real navigation (which turns the
-old mode off for the whole server) and reruns through app.py."""
+The page files live in `app_pages/`, not `pages/`: Streamlit runs every file of a folder named
+`pages/` as a page of its own (its older way of making pages), so a deep link such as
+`/step_4?bn=false` on a fresh server would run the file without app.py. Here every page goes
+through app.py, and so through this router."""
 
 from __future__ import annotations
-
-import threading
 
 import streamlit as st
 
@@ -16,20 +13,19 @@ from core.training.steps import STEPS
 from ui.classroom import remember_student, teacher_key
 from ui.layout import compact
 
-_routing = threading.local()
-
 
 def app_pages() -> dict[str, list]:
     return {
-        "": [st.Page("pages/home.py", title="The challenge", icon=":material/flag:", default=True)],
-        "Lifecycle": [st.Page(f"pages/step_{s.number}.py", title=f"{s.number}. {s.title}") for s in STEPS],
+        "": [st.Page("app_pages/home.py", title="The challenge", icon=":material/flag:", default=True)],
+        "Lifecycle": [st.Page(f"app_pages/step_{s.number}.py", title=f"{s.number}. {s.title}") for s in STEPS],
         "Tools": [
-            st.Page("pages/design.py", title="Design a network", icon=":material/design_services:"),
-            st.Page("pages/board.py", title="Class board", icon=":material/groups:"),
-            st.Page("pages/inspect.py", title="Inspect a trained network", icon=":material/biotech:"),
-            st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
-            st.Page("pages/augmentation.py", title="Augmentation viewer", icon=":material/auto_awesome:"),
-            st.Page("pages/data.py", title="Data and run history", icon=":material/folder:"),
+            st.Page("app_pages/design.py", title="Design a network", icon=":material/design_services:"),
+            st.Page("app_pages/board.py", title="Class board", icon=":material/groups:"),
+            st.Page("app_pages/frontier.py", title="Frontier", icon=":material/query_stats:"),
+            st.Page("app_pages/inspect.py", title="Inspect a trained network", icon=":material/biotech:"),
+            st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
+            st.Page("app_pages/augmentation.py", title="Augmentation viewer", icon=":material/auto_awesome:"),
+            st.Page("app_pages/data.py", title="Data and run history", icon=":material/folder:"),
         ],
     }
 
@@ -44,12 +40,7 @@ def run_app() -> None:
     compact()
     open_server_notice()
     remember_student()
-    page = navigation()
-    _routing.active = True
-    try:
-        page.run()
-    finally:
-        _routing.active = False
+    navigation().run()
 
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
@@ -68,10 +59,3 @@ def open_server_notice() -> None:
     st.warning("**Open server:** no teacher's key is set and other machines can reach it, so anyone can change its "
                "settings and stop or delete any run. Restart it with `LIFECYCLE_TEACHER_KEY=<a key>` (or `teacher_key` "
                "in `.streamlit/secrets.toml`), or with `--server.address localhost` for this machine alone.", icon=":material/lock_open:")
-
-
-def guard() -> None:
-    """First line of every page: make sure the page runs inside the app's router."""
-    if not getattr(_routing, "active", False):
-        navigation()
-        st.rerun()

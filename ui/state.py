@@ -89,7 +89,7 @@ def show_data_problem(problem: str) -> None:
     if is_teacher():
         st.warning(f"**MNIST is not available.** {problem}" + ("" if allow_download() else
                    "\n\nDownloading is turned off on this server (the Data page's switch, or $MNIST_DOWNLOAD=0)."))
-        st.page_link("pages/data.py", label="Data and run history: the MNIST folder", icon=":material/folder:")
+        st.page_link("app_pages/data.py", label="Data and run history: the MNIST folder", icon=":material/folder:")
     else:
         st.warning("**MNIST is not available.** The server's MNIST files are missing or damaged, and only the "
                    "teacher can put them in place.")

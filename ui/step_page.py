@@ -123,7 +123,7 @@ def open_in_design(config: TrainConfig) -> None:
     """A link to the Design page with this network and these settings (the page's own link
     values: both pages share the controls), ready to change."""
     params = {k: st.query_params[k] for k in st.query_params} | {"net": config.net, "from": str(config.step)}
-    st.page_link("pages/design.py", label="Open this network in Design", icon=":material/design_services:",
+    st.page_link("app_pages/design.py", label="Open this network in Design", icon=":material/design_services:",
                  query_params=params)
 
 
@@ -166,15 +166,24 @@ def result_section(number: int) -> None:
     ref = references().get(number)
     if ref is not None and ref.judgeable:
         seed_distribution(ref)
-    if number == FINAL_STEP:
-        unseen_section(unseen_rows())
     step_of_ablation, results = ablation()
     if step_of_ablation == number and results:
         ablation_table(results, measured_on(number, results))
     if number == FINAL_STEP:
-        frontier_section(frontier(), ref)
+        st.page_link("app_pages/frontier.py", label="How small can it get? The frontier search, and step 9 on seeds "
+                     "it never saw", icon=":material/query_stats:")
     with st.expander("In depth"):
         st.markdown(lesson.in_depth)
+
+
+def render_frontier() -> None:
+    """The research behind the last step, on a page of its own so the step page stays a lesson: the
+    frontier search's candidates and the seeds the reference runs never used."""
+    st.markdown("#### How small can it get?")
+    st.caption(f"Research beyond step {FINAL_STEP}: every figure here was recorded by the project's own commands "
+               "(shown below each part).")
+    unseen_section(unseen_rows())
+    frontier_section(frontier(), references().get(FINAL_STEP))
 
 
 def seed_distribution(ref: StepReference) -> None:

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from core.architecture.challenge import CHALLENGE
 from core.architecture.notation import body_text
 from core.architecture.size import size_of as network_size
+from core.project import ROOT
 from core.runs.compare import describe, differing
 from core.runs.reference import StepReference
 from core.runs.store import BoardRow, RunStore
@@ -332,6 +333,31 @@ class KeyGate:
             self.wrong += 1
             self._sleep(self.delay)
             return False
+
+
+EXERCISES_FILE = ROOT / "assets" / "exercises.json"
+
+
+@dataclass(frozen=True)
+class ClassExercise:
+    step: int
+    locked: tuple[str, ...]
+    settings: dict[str, str]
+    ask: str
+
+
+def class_exercises(path: Path = EXERCISES_FILE) -> list[ClassExercise]:
+    """The ready set of exercises, one per step (assets/exercises.json): every main control of the step page
+    fixed except the step's own, and the quick budget."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    main, settings = raw["main_controls"], raw["settings"]
+    return [ClassExercise(e["step"], tuple(k for k in main if k not in e["open"]), dict(settings), e["ask"])
+            for e in raw["exercises"]]
+
+
+def add_class_exercises(store: RunStore, path: Path = EXERCISES_FILE) -> list[tuple[ClassExercise, int]]:
+    """Each exercise added to the store: (exercise, its id), for the links `/step_N?exercise=ID`."""
+    return [(e, store.add_exercise(f"step_{e.step}", e.settings, list(e.locked), [])) for e in class_exercises(path)]
 
 
 def may_change_run(run_session: str, my_session: str, teacher: bool, key_set: bool) -> bool:

@@ -1,8 +1,5 @@
 """The class board: every run of the class, the leaderboard, the frontier, predictions (ui/board.py)."""
 
 from ui.board import render
-from ui.router import guard
-
-guard()
 
 render()

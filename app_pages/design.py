@@ -1,8 +1,5 @@
 """Design a network: edit it as a table, see its figures, train it like a step (ui/design.py)."""
 
 from ui.design import render
-from ui.router import guard
-
-guard()
 
 render()

@@ -8,10 +8,7 @@ from core.training.steps import STEPS
 from core.words import counted
 from ui.classroom import may_change
 from ui.controls import link_params
-from ui.router import guard
 from ui.state import run_store, runs_db, stored_runs
-
-guard()
 
 st.markdown("#### Runs")
 store = run_store()
@@ -66,7 +63,7 @@ if chosen:
     if "runs_delete_error" in st.session_state:
         st.error(st.session_state.pop("runs_delete_error"))
     for r in chosen[:3]:
-        st.page_link("pages/design.py", label=f"Open run {r.id}'s network and recipe in Design",
+        st.page_link("app_pages/design.py", label=f"Open run {r.id}'s network and recipe in Design",
                      icon=":material/design_services:",
                      query_params=link_params(r.config, "full" if r.limits.startswith("full") else "quick"))
         with st.expander(f"Run {r.id}: step {r.step}, seed {r.seed}, {r.status}"):

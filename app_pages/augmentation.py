@@ -7,10 +7,7 @@ import torch
 
 from core.training.augmentation import AugmentConfig, augment_batch, to_float
 from core.training.steps import STEPS
-from ui.router import guard
 from ui.state import data_problem, device, load_data, show_data_problem
-
-guard()
 
 st.markdown("#### Augmentation viewer")
 st.markdown("Each pair shows a test digit and the same digit as the trainer would see it. Every image gets its "

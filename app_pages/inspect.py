@@ -3,9 +3,7 @@
 import streamlit as st
 
 from ui.inspect import export_tab, feature_maps_tab, mistakes_tab, model_picker, try_it_tab
-from ui.router import guard
 
-guard()
 st.markdown("#### Look inside a trained network")
 picked = model_picker()
 if picked is not None:

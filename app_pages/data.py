@@ -8,11 +8,8 @@ from core.runs.store_backends import is_postgres
 from core.training.data import FILES, raw_dir, resolve_root
 from core.words import counted
 from ui.classroom import is_teacher, teacher_key
-from ui.router import guard
 from ui.state import (allow_download, change_setting, cluster_choice, data_dir, data_problem, run_queue, run_store,
                       runs_db, set_cluster_choice, show_data_problem, hide_cluster_address)
-
-guard()
 
 st.markdown("#### Data and run history")
 teacher = is_teacher()
@@ -84,7 +81,7 @@ if machines is not None and machines() > 1 and not is_postgres(runs_db()):
     st.warning("This cluster has several machines, but runs are kept in a SQLite file: a run records from the "
                "machine it trains on, so runs trained elsewhere are not kept here. Use a PostgreSQL store that "
                "every machine reaches (`LIFECYCLE_RUNS=postgresql://...`).")
-st.markdown("With a Ray cluster (a head and worker PCs, see the README's deployment guide), every queued run asks "
+st.markdown("With a Ray cluster (a head and worker PCs, see docs/deployment.md), every queued run asks "
             "the cluster for a CPU or a GPU and Ray places it. This setting is the server's, for every session; "
             "`RAY_ADDRESS` sets it at start.")
 choice = cluster_choice()

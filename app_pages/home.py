@@ -6,10 +6,7 @@ import streamlit as st
 from core.architecture.challenge import CHALLENGE
 from core.report.markdown import overview_rows
 from core.report.views import step_overview
-from ui.router import guard
 from ui.state import references
-
-guard()
 
 st.title("Shrinking an MNIST classifier: nine steps")
 st.markdown(
@@ -41,4 +38,4 @@ st.caption("*write-up*: what the write-up this project grew from reported (not m
            "epochs or images than the recipe, as for step 1's big network on a CPU) has no min last 3; its step page "
            "says what it ran. Parameters and receptive fields are computed from the architecture specs.")
 for s in overview():
-    st.page_link(f"pages/step_{s['number']}.py", label=f"Step {s['number']}: {s['title']}")
+    st.page_link(f"app_pages/step_{s['number']}.py", label=f"Step {s['number']}: {s['title']}")
