@@ -15,6 +15,7 @@ import json
 import math
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from core.architecture.challenge import CHALLENGE
