@@ -39,8 +39,11 @@ config = AugmentConfig(
     erase=slider(cols[2], "Cut-out size", 0.5, "erase", 0.05),
 )
 count = cols[3].slider("Digits", 4, 32, 16, 4)
-if st.button("Reseed"):
+def reseed() -> None:
     st.session_state["aug_seed"] = st.session_state.get("aug_seed", 0) + 1
+
+
+st.button("Reseed", key="reseed", on_click=reseed)
 seed = st.session_state.get("aug_seed", 0)
 st.caption(f"{config.describe()} · seed {seed}")
 

@@ -14,7 +14,7 @@ from core.runs.classroom import (
     SettingCache,
     board,
     fill_store,
-    frontier_points,
+    class_frontier_points,
     key_matches,
     leaderboard,
     may_change_run,
@@ -254,7 +254,7 @@ def test_a_big_store_reads_as_one_board(tmp_path):
 
 def test_the_frontier_draws_every_step_and_says_which_reference_is_reduced():
     references = load_references()
-    points = frontier_points(reference_marks(references), references)
+    points = class_frontier_points(reference_marks(references), references)
     steps = {p["step"]: p for p in points if p["kind"].startswith("lifecycle step")}
     # every step with a min(last 3) is drawn; one whose reference ran fewer epochs than that has none
     assert sorted(steps) == sorted(n for n, ref in references.items() if ref.min_last_spread is not None)

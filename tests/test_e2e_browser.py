@@ -246,6 +246,11 @@ def test_stop_in_mid_run_and_a_reload_in_mid_run(slow_server, browser, private_r
     deadline = time.time() + 120
     while time.time() < deadline and not any(r.epochs for r in RunStore(private_run_store).runs()):
         page.wait_for_timeout(200)
+    other = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()  # a second student
+    other.goto(f"{server}/step_9?epochs=2&budget=full", timeout=60_000)
+    other.get_by_role("button", name="Train", exact=True).click()  # queued behind the first run
+    other.get_by_role("button", name="Cancel seed 1").click(timeout=120_000)
+    other.get_by_text("cancelled", exact=False).first.wait_for(timeout=60_000)
     page.get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("stopped after").wait_for(timeout=60_000)
     (stopped,) = RunStore(private_run_store).runs()

@@ -126,7 +126,7 @@ def test_step_9_and_the_frontier_page_draw_the_recorded_frontier(tiny_mnist_root
     assert any("1 candidate of 3,822 parameters" in m.value for m in at.markdown)
     assert not any(f"{recorded} candidates from" in m.value for m in at.markdown)
     assert not [d for d in at.dataframe if "held on" in d.value.columns]  # the step page is a lesson: the rows
-    assert any("frontier.py" in str(p.proto.page) for p in at.get("page_link"))  # live on the Frontier page
+    assert any("frontier" in str(p.proto.page) for p in at.get("page_link"))  # live on the Frontier page
     open_page(at, "app_pages/frontier.py")
     table = next(d.value for d in at.dataframe if "held on" in d.value.columns)
     assert list(table["candidate"]) == ["narrow10"] and list(table["seeds"]) == [2]
@@ -525,3 +525,22 @@ def test_the_setting_key_worked_out_once_per_config_is_the_one_computed_afresh()
     keys = [setting_key(c) for c in configs]
     assert keys == [_setting_key(c) for c in configs] == [setting_key(c) for c in configs]
     assert keys[0] == keys[1] == keys[2] and len({keys[0], keys[3], keys[4]}) == 3
+
+
+def test_a_new_experiment_is_a_new_entry_in_the_candidates_file(tmp_path):
+    """The family searched is data: an entry added to the file is a candidate, with its recipe read back."""
+    import json
+
+    from core.runs.frontier import CANDIDATES_FILE, load_candidates
+
+    raw = json.loads(CANDIDATES_FILE.read_text(encoding="utf-8"))
+    raw["candidates"].append({"name": "tiny-test", "net": "c4,c4,M,c8,c8,G", "why": "a test",
+                              "recipe": {"lr": 0.2, "augment": {"rotation": 5.0, "translate": 0.05}}, "alone": True})
+    path = tmp_path / "candidates.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    candidates, base = load_candidates(path)
+    (added,) = [c for c in candidates if c.name == "tiny-test"]
+    config = added.config(seed=3)
+    assert added.alone and config.net == "c4,c4,M,c8,c8,G" and config.recipe.lr == 0.2 and config.seed == 3
+    assert config.recipe.augment.rotation == 5.0 and config.recipe.weight_decay == base["weight_decay"]
+    assert len(candidates) == len(CANDIDATES) + 1

@@ -22,7 +22,7 @@ from core.runs.classroom import (
     SettingCache,
     Standing,
     board,
-    frontier_points,
+    class_frontier_points,
     leaderboard,
     prediction_table,
     reference_marks,
@@ -331,7 +331,7 @@ def frontier_chart(points: list[dict[str, Any]]) -> alt.LayerChart:
 
 
 def frontier_view(ranked: list[Standing], short: list[Standing]) -> None:
-    points = frontier_points(ranked + short + reference_marks(references()), references())
+    points = class_frontier_points(ranked + short + reference_marks(references()), references())
     if not points:
         st.info("No finished full runs yet: the frontier fills as designs finish.")
         return

@@ -28,7 +28,7 @@ def promising(entries: list[FrontierEntry], count: int, margin: float = 0.0) -> 
     """The `count` smallest screened candidates whose every seed so far held the line (plus `margin`);
     of equally small ones, those whose lowest seed stands highest."""
     passed = [e for e in entries if e.runs and e.stage == "screened"
-              and all(r.min_last is not None and r.min_last >= CHALLENGE.min_acc + margin for r in e.runs)]
+              and all(CHALLENGE.holds(r.min_last, margin) for r in e.runs)]
     return [e.candidate for e in sorted(passed, key=lambda e: (e.params, -e.min_last_spread.low))[:count]]
 
 

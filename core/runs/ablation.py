@@ -207,7 +207,7 @@ def ablation_facts(results: list[AblationResult], step: int | None = None) -> di
         overlaps = m.overlaps(base)
         (within if overlaps else beyond).append(r.ablation.short)
         verdict = "within the seed spread" if overlaps else "beyond the seed spread"
-        low = f"lowest seed {m.low:.2f} %" + (f", below {CHALLENGE.min_acc} %" if m.low < CHALLENGE.min_acc else "")
+        low = f"lowest seed {m.low:.2f} %" + (f", below {CHALLENGE.min_acc} %" if not CHALLENGE.holds(m.low) else "")
         facts[f"ablation:{r.ablation.name}"] = (f"{points(m.mean - base.mean)} points of min(last 3) ({m.mean:.2f} % vs "
                                                 f"{base.mean:.2f} %, {m.n} seeds each; {verdict}; {low})")
     facts["ablation:beyond-spread"] = _joined(beyond) or "no part"

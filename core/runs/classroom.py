@@ -255,7 +255,7 @@ def writeup_mark() -> dict[str, Any]:
 
 # --- the frontier ----------------------------------------------------------------------------------
 
-def frontier_points(standings: list[Standing], references: dict[int, StepReference]) -> list[dict[str, Any]]:
+def class_frontier_points(standings: list[Standing], references: dict[int, StepReference]) -> list[dict[str, Any]]:
     """One point per design (its seeds' mean min(last 3), with the range) and one per lifecycle
     step's reference runs: what the frontier chart draws."""
     points = []

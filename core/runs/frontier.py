@@ -1,7 +1,9 @@
 """The frontier search: how small a network can be and still hold the challenge on every seed.
 
-`CANDIDATES` is the family searched (designs in core.architecture.notation's notation, each with
-overrides of the recipe the search started from, `SEARCH_BASE`). `python -m core search`
+`CANDIDATES` is the family searched, read from assets/frontier_candidates.json (designs in
+core.architecture.notation's notation, each with overrides of the recipe the search started from,
+`SEARCH_BASE`: the final step's recipe as it was before weight decay joined it, so a candidate keeps
+meaning the runs recorded for it when the final step moves on). `python -m core search`
 (core/experiments/search.py) screens them on a few seeds and confirms the promising ones on many,
 recording every run with its provenance in `assets/frontier.json`; the app's frontier chart and
 LIFECYCLE.md are drawn from that file.
@@ -10,7 +12,7 @@ LIFECYCLE.md are drawn from that file.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +26,9 @@ from core.training.config import TrainConfig
 from core.training.steps import FINAL_STEP
 
 FRONTIER_FILE = ASSETS / "frontier.json"
+CANDIDATES_FILE = ASSETS / "frontier_candidates.json"  # the family searched: a new experiment is a new entry
 FORMAT = 1
 CONFIRM_SEEDS = tuple(range(1, 21))
-
-# the public recipe of the smallest network found (batch 32; shift, scale and 7° rotation, plus
-# brightness and contrast), in this project's terms
-PUBLIC_AUGMENT = AugmentConfig(rotation=7.0, translate=0.1, scale=0.1, brightness=0.2, contrast=0.2)
-
-# The family was searched around the final step's recipe as it was before weight decay joined it (with
-# the 9,032-parameter network, until 2026-12-03). Overrides apply to that recipe, so a candidate keeps
-# meaning the runs recorded for it when the final step moves on (narrow12-wd is step 9 now).
-SEARCH_BASE: dict[str, Any] = {"weight_decay": 0.0}
 
 
 @dataclass(frozen=True)
@@ -46,187 +40,30 @@ class Candidate:
     # each seed trained as a run of its own (as Train and `train --seed` do), not side by side with other
     # seeds: the same seeds then meet other floating-point rounding, which tests how robust a result is
     alone: bool = False
+    note: str = field(default="", compare=False)  # the reasoning that led to it, from the results before it
 
     def config(self, seed: int = 1, device: str = "auto") -> TrainConfig:
         return TrainConfig.for_step(FINAL_STEP, net=self.net, seed=seed, device=device, **(SEARCH_BASE | self.recipe))
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"recipe": {k: asdict(v) if isinstance(v, AugmentConfig) else v
-                                          for k, v in self.recipe.items()}}
+        """As recorded with its runs in assets/frontier.json (the note is the candidates file's alone)."""
+        held = {k: v for k, v in asdict(self).items() if k != "note"}
+        return held | {"recipe": {k: asdict(v) if isinstance(v, AugmentConfig) else v for k, v in self.recipe.items()}}
 
 
-NARROW = "c8,c8,M,c12,c12,c12,c12,G"
-# depthwise-separable after the pool at 21 channels (3,956 parameters), the nearest to holding under 4,000
-SEP21 = "c8,c8,M,c21k1,c21g21,c21k1,c21g21,c21k1,c21g21,c21k1,c21g21,c21k1,G"
-CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("narrow12", NARROW, {}, "step 9 as the search found it (9,032 parameters) with 12 channels instead of "
-              "16 after the pool"),
-    Candidate("narrow12-bs32", NARROW, {"batch_size": 32, "lr": 0.05},
-              "the same, with twice the optimiser steps (batch 32, peak LR halved)"),
-    Candidate("narrow12-smooth", NARROW, {"label_smoothing": 0.05}, "the same, with label smoothing 0.05"),
-    Candidate("narrow12-aug", NARROW, {"augment": PUBLIC_AUGMENT},
-              "the same, with the public recipe's augmentation (adds brightness and contrast)"),
-    Candidate("narrow12-ema999", NARROW, {"ema": 0.999, "clean_fraction": 0.35},
-              "the same, with a longer clean finish (35 %) and a slower weight average (0.999)"),
-    Candidate("narrow12-lr15", NARROW, {"lr": 0.15}, "the same, with a higher peak learning rate (0.15 instead of 0.1)"),
-    # a network this small fits its clean training digits hardly better than the test digits: it
-    # underfits, so regularisation is worth taking away (lighter augmentation) or trying in the form that
-    # changes the effective step size with BatchNorm (weight decay)
-    Candidate("narrow12-light", NARROW, {"augment": AugmentConfig(rotation=5.0, translate=0.05)},
-              "the same, with lighter augmentation (±5° and ±5 % shift, no zoom instead of ±10°, ±8 % and ±5 %)"),
-    Candidate("narrow12-wd", NARROW, {"weight_decay": 1e-4},
-              "the same, with weight decay 1e-4 (none in the recipe the search started from)"),
-    Candidate("narrow12-wd-alone", NARROW, {"weight_decay": 1e-4},
-              "narrow12-wd again, each seed trained alone, as Train and the challenge command do (step 9's "
-              "reference runs are these)", alone=True),
-    Candidate("final-wd", "c8,c8,M,c16,c16,c16,c16,G", {"weight_decay": 1e-4},
-              "the earlier step 9's network (9,032 parameters) with weight decay 1e-4: does its margin widen?"),
-    Candidate("wide13", "c8,c8,M,c12,c12,c13,c13,G", {},
-              "narrow12 with its last two convolutions one channel wider: the most 6,000 parameters allow"),
-    Candidate("wide13-alone", "c8,c8,M,c12,c12,c13,c13,G", {},
-              "wide13 again, each seed trained alone instead of side by side: does its result survive other "
-              "rounding?", alone=True),
-    Candidate("squeeze-1x1", "c8,c16,M,c8k1,c12,c12,c12,G", {},
-              "wider before the pool, then a 1x1 transition squeezing 16 channels to 8, three convolutions after"),
-    # the same 5,648 weights run over more positions: a network this small still fits its training
-    # images no better than the test images, so it is short of capacity, and multiply-adds are free
-    # in parameters
-    Candidate("pad12-half", "c8,c8,M,c12p1,c12p1,c12,c12,G", {},
-              "narrow12 with its first two convolutions after the pool padded: the same weights, 1.5x the "
-              "multiply-adds, an 8x8 grid into the GAP"),
-    Candidate("pad12", "c8,c8,M,c12p1,c12p1,c12p1,c12p1,G", {},
-              "narrow12 with every convolution after the pool padded: the same weights, 1.7x the multiply-adds, "
-              "a 12x12 grid into the GAP"),
-    Candidate("late-pool", "c8,c8,c12,M,c12,c12,c12,G", {},
-              "narrow12 with one convolution moved before the pool (at receptive field 7, on the 24x24 grid): "
-              "the same weights, 1.6x the multiply-adds"),
-    # depthwise-separable convolutions: a 3x3 window per channel (9 weights each) and a 1x1 that mixes
-    # the channels cost about a third of a 3x3 convolution's weights at these widths, so the same budget
-    # buys 32-40 channels after the pool instead of 12
-    Candidate("separable", "c8,c16,M,c16g16,c32k1,c32g32,c32k1,c32g32,c36k1,c36g36,G", {},
-              "depthwise-separable after the pool: four depthwise 3x3 convolutions (receptive field 22, as "
-              "narrow12), each channel mix a 1x1, 32-36 channels"),
-    Candidate("separable-mix", "c8,c8,M,c16,c16g16,c40k1,c40g40,c40k1,c40g40,G", {},
-              "narrow12's first convolution after the pool kept whole, then depthwise-separable to 40 channels"),
-    Candidate("narrow10", "c6,c6,M,c10,c10,c10,c10,G", {}, "narrower still: 6 channels before the pool, 10 after"),
-    Candidate("narrow10-wd", "c6,c6,M,c10,c10,c10,c10,G", {"weight_decay": 1e-4},
-              "narrow10 with weight decay 1e-4: does what made narrow12 hold lift a network under 4,000 parameters?"),
-    Candidate("narrow10-wd-alone", "c6,c6,M,c10,c10,c10,c10,G", {"weight_decay": 1e-4},
-              "narrow10-wd again, each seed trained alone, as Train and the challenge command do", alone=True),
-    # narrow10-wd missed alone on seeds 15 and 18: two ways to push it further, screened alone on those seeds.
-    # Behind BatchNorm more decay means a larger effective step; a network this small underfits, so it may
-    # also do better on gentler digits
-    Candidate("narrow10-wd3e4-alone", "c6,c6,M,c10,c10,c10,c10,G", {"weight_decay": 3e-4},
-              "narrow10 with three times the weight decay (3e-4), each seed alone", alone=True),
-    Candidate("narrow10-wd-light-alone", "c6,c6,M,c10,c10,c10,c10,G",
-              {"weight_decay": 1e-4, "augment": AugmentConfig(rotation=5.0, translate=0.05)},
-              "narrow10-wd with lighter augmentation (±5° and ±5 % shift, no zoom), each seed alone", alone=True),
-    # pad12-half gave narrow12's weights more positions to work over (3 of 3 held); the same move on the
-    # network under 4,000 parameters, with the weight decay that lifted it
-    Candidate("narrow10-pad-wd-alone", "c6,c6,M,c10p1,c10p1,c10,c10,G", {"weight_decay": 1e-4},
-              "narrow10-wd with its first two convolutions after the pool padded (the same 3,822 weights, 1.5x "
-              "the multiply-adds), each seed alone", alone=True),
-    # the misses of narrow10-wd alone came in epoch 13 (seed 15: 99.39, 99.42, 99.42 in epochs 13-15): the
-    # test accuracy still rises while the learning rate anneals, and the challenge judges the lowest of the
-    # last three. Ending the anneal early lets all three test settled weights
-    Candidate("narrow10-wd-settle-alone", "c6,c6,M,c10,c10,c10,c10,G", {"weight_decay": 1e-4, "settle_fraction": 0.15},
-              "narrow10-wd with the one-cycle anneal ending 15 % of the run early (the last 2.25 epochs at its "
-              "lowest rate), each seed alone", alone=True),
-    Candidate("narrow10-wd-lr2-alone", "c6,c6,M,c10,c10,c10,c10,G", {"weight_decay": 1e-4, "lr": 0.2},
-              "narrow10-wd with twice the peak learning rate (0.2): a larger step for a network that underfits, "
-              "each seed alone", alone=True),
-    Candidate("narrow10-wd-lr2-settle-alone", "c6,c6,M,c10,c10,c10,c10,G",
-              {"weight_decay": 1e-4, "lr": 0.2, "settle_fraction": 0.15},
-              "narrow10-wd-lr2 with the anneal ending 15 % of the run early, each seed alone", alone=True),
-    Candidate("narrow10-wd-lr3-alone", "c6,c6,M,c10,c10,c10,c10,G", {"weight_decay": 1e-4, "lr": 0.3},
-              "narrow10-wd with three times the peak learning rate (0.3), each seed alone", alone=True),
-    Candidate("narrow10-wd-lr4-alone", "c6,c6,M,c10,c10,c10,c10,G", {"weight_decay": 1e-4, "lr": 0.4},
-              "narrow10-wd with four times the peak learning rate (0.4), each seed alone", alone=True),
-    # narrow10-wd-lr3-alone held on 17 of 20: 130 of the 178 weights left under 4,000 spent on the first convolution
-    Candidate("wide-stem-lr3-alone", "c8,c6,M,c10,c10,c10,c10,G", {"weight_decay": 1e-4, "lr": 0.3},
-              "narrow10-wd-lr3 with 8 channels in its first convolution (3,952 parameters), each seed alone",
-              alone=True),
-    # narrow10-wd-lr3's clean training accuracy at the end is no higher than its test accuracy: it is short of
-    # capacity where its weights are, after the pool. The same budget as five thinner layers instead of four
-    Candidate("deep9-lr3-alone", "c6,c6,M,c9,c9,c9,c9,c9,G", {"weight_decay": 1e-4, "lr": 0.3},
-              "narrow10-wd-lr3 with five 9-channel convolutions after the pool instead of four of 10 (3,984 "
-              "parameters, a 2x2 grid into the GAP), each seed alone", alone=True),
-    # three times the peak rate makes the last steps noisier: a slower weight average smooths more of them
-    Candidate("narrow10-wd-lr3-ema999-alone", "c6,c6,M,c10,c10,c10,c10,G",
-              {"weight_decay": 1e-4, "lr": 0.3, "ema": 0.999},
-              "narrow10-wd-lr3 testing a slower weight average (decay 0.999 instead of 0.998), each seed alone",
-              alone=True),
-    # step 9 held on every seed tried, with the lowest seeds exactly on the line (99.40 %): does the larger step
-    # that lifted the network under 4,000 widen its margin too?
-    Candidate("narrow12-wd-lr2-alone", NARROW, {"weight_decay": 1e-4, "lr": 0.2},
-              "step 9 (narrow12-wd) with twice the peak learning rate (0.2), each seed alone", alone=True),
-    # every dense network under 4,000 parameters scattered around the line (narrow10-wd-lr3 17 of 20): 10
-    # channels after the pool may be the limit. A depthwise 3x3 (9 weights a channel) and a 1x1 mix cost a
-    # fifth of a dense 3x3 at 20 channels, so the same budget carries twice the channels through the late layers
-    Candidate("sep20-wd-alone", "c8,c8,M,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c20k1,G",
-              {"weight_decay": 1e-4},
-              "depthwise-separable after the pool at 20 channels (3,720 parameters: four depthwise 3x3, each "
-              "channel mix a 1x1), with weight decay 1e-4, each seed alone", alone=True),
-    Candidate("sep20-wd-lr3-alone", "c8,c8,M,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c20k1,G",
-              {"weight_decay": 1e-4, "lr": 0.3},
-              "sep20-wd with the peak learning rate that lifted narrow10 (0.3), each seed alone", alone=True),
-    Candidate("sep-mix-wd-lr3-alone", "c8,c8,M,c10,c20k1,c20g20,c20k1,c20g20,c20k1,c20g20,c16k1,G",
-              {"weight_decay": 1e-4, "lr": 0.3},
-              "a dense 3x3 to 10 channels after the pool, then depthwise-separable at 20 (3,712 parameters), "
-              "peak LR 0.3, each seed alone", alone=True),
-    # sep20-wd had the best mean under 4,000 (99.47 %; step 9 at 5,648: 99.49 %) but missed seed 2 by 0.04: what is
-    # left of the budget spent on width, either a channel more in all five 1x1s or one depthwise block fewer
-    Candidate("sep21-wd-alone", SEP21,
-              {"weight_decay": 1e-4},
-              "sep20-wd one channel wider (3,956 parameters), each seed alone", alone=True),
-    Candidate("sep24x3-wd-alone", "c8,c8,M,c24k1,c24g24,c24k1,c24g24,c24k1,c24g24,c24k1,G",
-              {"weight_decay": 1e-4},
-              "sep20-wd with three depthwise-separable blocks at 24 channels instead of four at 20 (3,824 "
-              "parameters, a 6x6 grid into the GAP), each seed alone", alone=True),
-    Candidate("sepstem22-wd-alone", "c8,c8g8,c8k1,M,c22k1,c22g22,c22k1,c22g22,c22k1,c22g22,c22k1,c22g22,c22k1,G",
-              {"weight_decay": 1e-4},
-              "sep21-wd with its second convolution depthwise-separable too (a depthwise 3x3 and a 1x1 instead "
-              "of a dense 3x3), the weights saved spent on 22 channels after the pool (3,776 parameters)",
-              alone=True),
-    Candidate("sep21-wd-smooth-alone", SEP21,
-              {"weight_decay": 1e-4, "label_smoothing": 0.05},
-              "sep21-wd with label smoothing 0.05, each seed alone", alone=True),
-    # the same 3,956 weights computing more: padded depthwise windows keep the grid at 12x12 for longer
-    # (what pad12-half asked of narrow12)
-    Candidate("sep21-pad-half-alone", "c8,c8,M,c21k1,c21p1g21,c21k1,c21p1g21,c21k1,c21g21,c21k1,c21g21,c21k1,G",
-              {"weight_decay": 1e-4},
-              "sep21-wd with its first two depthwise 3x3 padded: the same 3,956 weights, 1.3x the multiply-adds, "
-              "an 8x8 grid into the GAP, each seed alone", alone=True),
-    Candidate("sep21-pad-alone", "c8,c8,M,c21k1,c21p1g21,c21k1,c21p1g21,c21k1,c21p1g21,c21k1,c21p1g21,c21k1,G",
-              {"weight_decay": 1e-4},
-              "sep21-wd with every depthwise 3x3 padded: the same 3,956 weights, 1.4x the multiply-adds, the "
-              "12x12 grid all the way into the GAP, each seed alone", alone=True),
-    # width is what lifted the separable design (sep28 held every seed). sep21's last 1x1 before the GAP mixes
-    # channels that the head's 1x1 after the GAP mixes again: its 483 weights go on two more channels instead
-    Candidate("sep23-nomix-alone", "c8,c8,M,c23k1,c23g23,c23k1,c23g23,c23k1,c23g23,c23k1,c23g23,G",
-              {"weight_decay": 1e-4},
-              "sep21-wd without its last 1x1 before the GAP (the head's 1x1 after it mixes the channels), the "
-              "weights spent on width: 23 channels, 3,877 parameters, each seed alone", alone=True),
-    # the two under-4,000 ideas that came out level or ahead on unpicked seeds, together: sep23-nomix's width
-    # and sep21-pad-half's padding (the 12x12 grid kept two layers longer, an 8x8 grid into the GAP)
-    Candidate("sep23-nomix-pad-half-alone", "c8,c8,M,c23k1,c23p1g23,c23k1,c23p1g23,c23k1,c23g23,c23k1,c23g23,G",
-              {"weight_decay": 1e-4},
-              "sep23-nomix with its first two depthwise 3x3 padded, as in sep21-pad-half: the same 3,877 weights, "
-              "an 8x8 grid into the GAP, each seed alone", alone=True),
-    # step 9 holds on seeds 1-20 but misses about one unseen seed in 15 by a hundredth: a wider margin under
-    # 6,000 needs a higher mean. At 3,956 parameters sep21-wd matched narrow12 at 5,648 (99.47 %): the
-    # separable design gets more from a weight, so the 6,000 budget spent on it (28 channels, 5,832)
-    Candidate("sep28-wd-alone", "c8,c8,M,c28k1,c28g28,c28k1,c28g28,c28k1,c28g28,c28k1,c28g28,c28k1,G",
-              {"weight_decay": 1e-4},
-              "sep21-wd at 28 channels (5,832 parameters, under step 9's 6,000): does the design that matched step 9's "
-              "mean at two thirds of its weights beat it at the same budget? Each seed alone", alone=True),
-    Candidate("pad-2pool", "c6p1,c8p1,M,c10p1,c12p1,M,c14p1,c14p1,G", {},
-              "padded convolutions and two pools: wider late layers on 7x7 grids"),
-    Candidate("public-3.7k", "c4p1,c4p1,c4p1,M,c8p1,c8p1,c8p1,M,c8p1,c8p1,c8p1,G",
-              {"batch_size": 32, "lr": 0.1, "augment": PUBLIC_AUGMENT},
-              "the smallest public network found (4-4-4, pool, 8-8-8, pool, 8-8-8), with its batch size, peak LR "
-              "and augmentation (in this project's one-cycle shape, clean finish and weight average)"),
-)
+def load_candidates(path: Path = CANDIDATES_FILE) -> tuple[tuple[Candidate, ...], dict[str, Any]]:
+    """(the candidates, the search's base recipe) of assets/frontier_candidates.json."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    base = raw["search_base"]
+    return tuple(Candidate(e["name"], e["net"], _recipe(e["recipe"]), e["why"], e.get("alone", False), e.get("note", ""))
+                 for e in raw["candidates"]), base
+
+
+def _recipe(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: AugmentConfig(**v) if k == "augment" else v for k, v in raw.items()}
+
+
+CANDIDATES, SEARCH_BASE = load_candidates()
 
 
 def get_candidate(name: str) -> Candidate:
@@ -246,7 +83,7 @@ class FrontierEntry(SeedRuns):
     @property
     def holding(self) -> int:
         """Seeds whose run held the challenge (min of the last epochs at or above the line)."""
-        return sum(1 for r in self.runs if r.min_last is not None and r.min_last >= CHALLENGE.min_acc)
+        return sum(1 for r in self.runs if CHALLENGE.holds(r.min_last))
 
     @property
     def holds_everywhere(self) -> bool:
@@ -504,7 +341,7 @@ def recipe_changes(entries: list[FrontierEntry]) -> list[str]:
         if not common:
             continue
         change, before = _mean_on(e, common), _mean_on(base, common)
-        held = sum(v >= CHALLENGE.min_acc for v in _on(e, common))
+        held = sum(CHALLENGE.holds(v) for v in _on(e, common))
         phrases.append(f"{e.candidate.name} {change:.2f} % vs {base.candidate.name} {before:.2f} % "
                        f"({change - before + 0.0:+.2f}) on seed{'s' if len(common) > 1 else ''} "
                        f"{seed_list(sorted(common))}, held on {held} of {len(common)}")
