@@ -2,14 +2,25 @@
 
 import streamlit as st
 
-from core.runs.cluster import ClusterChoice
-from core.runs.store import describe_db, public_db_label
-from core.runs.store_backends import is_postgres
+from core.serving.cluster import ClusterChoice
+from core.serving.store import describe_db, public_db_label
+from core.serving.store_backends import is_postgres
 from core.training.data import FILES, raw_dir, resolve_root
 from core.words import counted
 from ui.classroom import is_teacher, teacher_key
-from ui.state import (allow_download, change_setting, cluster_choice, data_dir, data_problem, run_queue, run_store,
-                      runs_db, set_cluster_choice, show_data_problem, hide_cluster_address)
+from ui.state import (
+    allow_download,
+    change_setting,
+    cluster_choice,
+    data_dir,
+    data_problem,
+    hide_cluster_address,
+    run_queue,
+    run_store,
+    runs_db,
+    set_cluster_choice,
+    show_data_problem,
+)
 
 st.markdown("#### Data and run history")
 teacher = is_teacher()

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core.runs.store import SOURCES, STATUSES, StoreError, describe_db, epochs_csv
+from core.serving.store import SOURCES, STATUSES, StoreError, describe_db, epochs_csv
 from core.training.steps import STEPS
 from core.words import counted
 from ui.classroom import may_change

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from core.architecture.spec import MNIST_SIDE, SpecError
-from core.runs.ablation import ABLATIONS
-from core.runs.reference import ReferenceFileError
-from core.runs.cluster import ClusterError
-from core.runs.store import SOURCES, STATUSES, StoreError
+from core.results.ablation import ABLATIONS
+from core.results.reference import ReferenceFileError
+from core.serving.cluster import ClusterError
+from core.serving.store import SOURCES, STATUSES, StoreError
 from core.training.augmentation import AugmentConfig
 from core.training.data import DataError
 from core.training.recipe import OPTIMIZERS, SCHEDULES
@@ -157,47 +157,81 @@ def _export_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
 
 
+# `bench` has one subcommand per benchmark, each with only its own options. The spellings of before
+# (`bench --browsers 4,8`, one parser of 22 options with eight "instead" modes) still work: `modern_bench`
+# rewrites them, and the command says the new one.
+BENCH_MODES = {"--browsers": ("browsers", "--pages"), "--sessions": ("queue", "--sessions"),
+               "--seed-groups": ("groups", "--sizes"), "--whole-process": ("process", "--repeats"),
+               "--gpu-report": ("gpu", None), "--board": ("board", "--runs"), "--cost-model": ("cost-model", None)}
+BENCH_SUBCOMMANDS = ("epoch", "queue", "browsers", "groups", "process", "gpu", "board", "cost-model")
+
+
+def modern_bench(argv: list[str]) -> tuple[list[str], str | None]:
+    """`bench` argv in the old spelling -> the subcommand's (and the new spelling, to say), else as is."""
+    if not argv or argv[0] != "bench" or (len(argv) > 1 and argv[1] in BENCH_SUBCOMMANDS + ("-h", "--help")):
+        return argv, None
+    rest = list(argv[1:])
+    mode, index = next(((BENCH_MODES[a.split("=")[0]], i) for i, a in enumerate(rest) if a.split("=")[0] in BENCH_MODES),
+                       (("epoch", None), None))
+    if index is not None:
+        flag = rest.pop(index)
+        if mode[1] is not None:
+            value = flag.split("=", 1)[1] if "=" in flag else rest.pop(index) if index < len(rest) else ""
+            rest[index:index] = [mode[1], value]
+    new = ["bench", mode[0], *rest]
+    return new, "python -m core " + " ".join(shlex.quote(a) for a in new)
+
+
 def _bench_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="images/s and s/epoch: this project's pipeline vs the write-up's recipe")
-    _add_data(p)
+    bench = sub.add_parser("bench", help="benchmarks that print figures: `bench epoch`, `bench browsers`, ... "
+                                         "(`bench SUBCOMMAND --help` for each one's options)")
+    modes = bench.add_subparsers(dest="bench", required=True, parser_class=CleanParser)
+
+    def mode(name: str, text: str, data: bool = True) -> argparse.ArgumentParser:
+        p = modes.add_parser(name, help=text)
+        if data:
+            _add_data(p)
+        p.add_argument("--json", action="store_true")
+        return p
+
+    p = mode("epoch", "images/s and s/epoch: this project's pipeline against the write-up's recipe")
     p.add_argument("--batches", type=int, default=None, help="time only this many training batches per pipeline")
     p.add_argument("--device", default="cpu")
     p.add_argument("--variants", action="store_true",
                    help="also time every speed option (threads, channels_last, torch.compile, augmentation kernel, "
                         "evaluation batch size, folded BatchNorm) side by side")
     p.add_argument("--skip", default="", help="variants to leave out, e.g. compile")
-    p.add_argument("--sessions", type=int, default=None,
-                   help="instead: submit this many quick runs at once through the app's run queue and compare "
-                        "the total time with the same runs back to back")
-    p.add_argument("--cluster", default=None, metavar="HOST:PORT",
-                   help="with --sessions: submit the runs to this Ray cluster instead of this machine's worker")
+    p = mode("queue", "this many quick runs submitted at once through the app's run queue, against the same runs "
+                      "back to back")
+    p.add_argument("--sessions", type=int, required=True)
+    p.add_argument("--batches", type=int, default=None, help="batches per run (default 60)")
+    p.add_argument("--cluster", default=None, metavar="HOST:PORT", help="submit the runs to this Ray cluster")
     p.add_argument("--cpus-per-run", type=int, default=1, help="with --cluster: CPUs each run asks for")
-    p.add_argument("--browsers", default=None, metavar="N,N",
-                   help="instead: real Chromium sessions against a fresh app server: N pages press Train at once "
-                        "(e.g. 4,8), timed against the same runs back to back; then one run with --watchers pages "
-                        "watching")
-    p.add_argument("--watchers", default="0,1,5", help="with --browsers: extra watching pages to time one run with")
-    p.add_argument("--step", type=int, default=FINAL_STEP, help="with --browsers: the step page to train on")
-    p.add_argument("--query", default="", help="with --browsers: the page's link settings, e.g. 'epochs=2&budget=full'")
-    p.add_argument("--seed-groups", default=None, metavar="G,G",
-                   help="instead: seed-images/s of step 9 trained as one group of G seeds (e.g. 1,3,8,20), "
-                        "--batches per seed (default 100)")
-    p.add_argument("--whole-process", type=int, default=None, metavar="REPEATS",
-                   help="instead: one epoch as a whole process (start-up included), `python -m core train` against "
-                        "the write-up's recipe, alternating, REPEATS times each")
-    p.add_argument("--net", default=None, help="with --whole-process: train this network as step 9")
-    p.add_argument("--gpu-report", action="store_true",
-                   help="instead: the GPU report (step 9 for 15 epochs, 20 seeds at once, step 1's full run, Train "
-                        "to first chart) -> --report; needs a CUDA GPU unless --batches cuts every run short")
-    p.add_argument("--report", default="assets/bench/gpu_report.json", help="with --gpu-report: the JSON file")
+    p = mode("browsers", "real Chromium sessions against a fresh app server: N pages press Train at once, timed "
+                         "against the same runs back to back; then one run with --watchers pages watching")
+    p.add_argument("--pages", required=True, metavar="N,N", help="pages pressing Train at once, e.g. 4,8")
+    p.add_argument("--watchers", default="0,1,5", help="extra watching pages to time one run with")
+    p.add_argument("--step", type=int, default=FINAL_STEP, help="the step page to train on")
+    p.add_argument("--query", default="", help="the page's link settings, e.g. 'epochs=2&budget=full'")
+    p = mode("groups", "seed-images/s of step 9 trained as one group of G seeds")
+    p.add_argument("--sizes", required=True, metavar="G,G", help="group sizes, e.g. 1,3,8,20")
+    p.add_argument("--batches", type=int, default=None, help="batches per seed (default 100)")
+    p.add_argument("--device", default="cpu")
+    p = mode("process", "one epoch as a whole process (start-up included), `python -m core train` against the "
+                        "write-up's recipe, alternating")
+    p.add_argument("--repeats", type=int, required=True, help="times each (1 to 20)")
+    p.add_argument("--net", default=None, help="train this network as step 9")
+    p = mode("gpu", "the GPU report (step 9 for 15 epochs, 20 seeds at once, step 1's full run, Train to first "
+                    "chart) -> --report; needs a CUDA GPU unless --batches cuts every run short")
+    p.add_argument("--batches", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--report", default="assets/bench/gpu_report.json")
     p.add_argument("--references", default="assets/reference_runs.json",
-                   help="with --gpu-report: where step 1's full run is merged ('' = nowhere)")
-    p.add_argument("--board", type=int, default=None, metavar="RUNS",
-                   help="instead: time the class board's refresh on a store of this many runs (no data needed)")
-    p.add_argument("--cost-model", action="store_true",
-                   help="instead: time training and evaluation of many networks and fit the cost model that sizes "
-                        "quick runs (core/training/budget.py)")
-    p.add_argument("--json", action="store_true")
+                   help="where step 1's full run is merged ('' = nowhere)")
+    p = mode("board", "the class board's refresh on a store of this many runs (no data needed)", data=False)
+    p.add_argument("--runs", type=int, required=True)
+    mode("cost-model", "time training and evaluation of many networks and fit the cost model that sizes quick runs "
+                       "(core/training/budget.py)")
 
 
 def _ablate_command(sub: argparse._SubParsersAction) -> None:
@@ -382,7 +416,7 @@ def train_config(args: argparse.Namespace):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from core.architecture.challenge import CHALLENGE
-    from core.runs.record import CTRL_C, RunRecorder, open_store, start_recorded
+    from core.serving.record import CTRL_C, RunRecorder, open_store, start_recorded
     from core.training.budget import describe_limits
     from core.training.data import load_mnist
     from core.training.device import pick_device
@@ -427,7 +461,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cluster_choice(args: argparse.Namespace):
-    from core.runs.cluster import ClusterChoice
+    from core.serving.cluster import ClusterChoice
 
     env = ClusterChoice.from_env()
     return ClusterChoice(args.cluster or env.address, args.fallback_local or env.fallback_local,
@@ -444,8 +478,8 @@ def train_on_cluster(args: argparse.Namespace, config, cluster) -> int:
     """`train` through a Ray cluster: the run is queued like the app's, placed by Ray, and its epochs
     are printed as they arrive (Ctrl-C stops it after its current batch)."""
     from core.architecture.challenge import CHALLENGE
-    from core.runs.cluster import local_executor, make_executor
-    from core.runs.run_queue import Job, RunQueue
+    from core.serving.cluster import local_executor, make_executor
+    from core.serving.run_queue import Job, RunQueue
     from core.training.budget import describe_limits
 
     executor = make_executor(cluster, local_executor, progress)  # ClusterError: one line, exit 2
@@ -480,7 +514,7 @@ def train_on_cluster(args: argparse.Namespace, config, cluster) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from core.runs.store import RunStore
+    from core.serving.store import RunStore
 
     store = RunStore(args.runs_db)
     if args.action == "list":
@@ -518,8 +552,8 @@ def _pct(value: float | None) -> str:
 
 def trained_model(args: argparse.Namespace):
     from core.analysis.predictions import reference_model, stored_model
-    from core.runs.reference import load_references
-    from core.runs.store import RunStore
+    from core.results.reference import load_references
+    from core.serving.store import RunStore
     from core.training.steps import get_step
 
     if args.run is not None:
@@ -571,55 +605,60 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from core.experiments.bench import run_bench, run_queue_bench
+    from core.experiments.reproduce import parse_seeds
 
-    if args.browsers is not None:
+    if args.bench == "browsers":
         from core.experiments.bench_browser import run_browser_bench
-        from core.experiments.reproduce import parse_seeds
-        doc = run_browser_bench(args.data_dir, not args.no_download, parse_seeds(args.browsers, "--browsers") or [],
+        doc = run_browser_bench(args.data_dir, not args.no_download, parse_seeds(args.pages, "--pages") or [],
                                 parse_seeds(args.watchers, "--watchers") or [], args.step, args.query, progress)
-    elif args.whole_process is not None:
+    elif args.bench == "process":
         from core.experiments.bench import run_whole_process
-        doc = run_whole_process(args.data_dir, args.whole_process, args.net, progress)
-    elif args.gpu_report:
+        doc = run_whole_process(args.data_dir, args.repeats, args.net, progress)
+    elif args.bench == "gpu":
         from core.experiments.gpu_report import gpu_report
-        doc = gpu_report(args.data_dir, not args.no_download, "auto" if args.device == "cpu" else args.device,
-                         args.batches, args.report, args.references or None, args.argv, progress)
-    elif args.seed_groups is not None:
+        doc = gpu_report(args.data_dir, not args.no_download, args.device, args.batches, args.report,
+                         args.references or None, args.argv, progress)
+    elif args.bench == "groups":
         from core.experiments.bench import run_group_bench
-        from core.experiments.reproduce import parse_seeds
-        doc = run_group_bench(args.data_dir, not args.no_download, parse_seeds(args.seed_groups, "--seed-groups") or [],
+        doc = run_group_bench(args.data_dir, not args.no_download, parse_seeds(args.sizes, "--sizes") or [],
                               args.batches or 100, args.device, progress)
-    elif args.board is not None:
-        from core.runs.classroom import board_bench
-        if not 1 <= args.board <= 1_000_000:
-            raise ValueError(f"--board takes 1 to 1,000,000 runs, got {args.board}")
-        doc = board_bench(args.board, progress)
-    elif args.cost_model:
+    elif args.bench == "board":
+        from core.experiments.board_bench import board_bench
+        if not 1 <= args.runs <= 1_000_000:
+            raise ValueError(f"--runs takes 1 to 1,000,000 runs, got {args.runs}")
+        doc = board_bench(args.runs, progress)
+    elif args.bench == "cost-model":
         from core.experiments.bench import run_cost_model
         doc = run_cost_model(args.data_dir, not args.no_download, progress)
-    elif args.sessions is not None:
+    elif args.bench == "queue":
+        from core.experiments.bench import run_queue_bench
         doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress, args.batches or 60,
                               cluster=args.cluster, cpus_per_run=args.cpus_per_run)
     else:
-        doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)
-        if args.variants:
-            from core.experiments.bench import VARIANTS, run_variants
-            skip = tuple(v.strip() for v in args.skip.split(",") if v.strip())
-            unknown = set(skip) - set(VARIANTS)
-            if unknown:
-                raise ValueError(f"--skip knows {', '.join(VARIANTS)}; not {', '.join(sorted(unknown))}")
-            doc["variants"] = run_variants(args.data_dir, not args.no_download, args.batches, progress, skip)
+        doc = bench_epoch(args)
     if isinstance(doc, dict):
         doc.setdefault("command", "python -m core " + " ".join(shlex.quote(a) for a in args.argv))
     if args.json:
         emit(doc)
 
 
+def bench_epoch(args: argparse.Namespace) -> dict:
+    from core.experiments.bench import VARIANTS, run_bench, run_variants
+
+    doc = run_bench(args.data_dir, not args.no_download, args.device, args.batches, progress)
+    if args.variants:
+        skip = tuple(v.strip() for v in args.skip.split(",") if v.strip())
+        unknown = set(skip) - set(VARIANTS)
+        if unknown:
+            raise ValueError(f"--skip knows {', '.join(VARIANTS)}; not {', '.join(sorted(unknown))}")
+        doc["variants"] = run_variants(args.data_dir, not args.no_download, args.batches, progress, skip)
+    return doc
+
+
 def cmd_ablate(args: argparse.Namespace) -> None:
     from core.experiments.ablate import ablate
     from core.experiments.reproduce import parse_seeds
-    from core.runs.ablation import ABLATIONS, ablation_rows, get_ablation
+    from core.results.ablation import ABLATIONS, ablation_rows, get_ablation
     from core.training.steps import get_step
 
     get_step(args.step)
@@ -644,7 +683,12 @@ def _percent(value: float | None) -> str:
 def cmd_search(args: argparse.Namespace) -> int | None:
     from core.experiments.reproduce import parse_seeds
     from core.experiments.search import promising, search
-    from core.runs.frontier import CANDIDATES, frontier_rows, get_candidate, load_frontier
+    from core.results.frontier import (
+        CANDIDATES,
+        frontier_rows,
+        get_candidate,
+        load_frontier,
+    )
 
     entries = load_frontier(args.output)
     if args.list:
@@ -684,7 +728,7 @@ def check_frontier(args: argparse.Namespace) -> int:
     """`search --check`: the frontier file against its provenance."""
     from core.experiments.reproduce import parse_seeds
     from core.experiments.search import recheck
-    from core.runs.frontier import get_candidate
+    from core.results.frontier import get_candidate
 
     if not args.only:
         raise ValueError("--check needs --only (the candidates to check) and --seeds (which of their seeds)")
@@ -706,7 +750,7 @@ def check_frontier(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from core.experiments.reproduce import parse_seeds, parse_steps, reproduce
     from core.report.markdown import write_lifecycle
-    from core.runs.reference import load_references
+    from core.results.reference import load_references
 
     if args.markdown_only:
         refs = load_references(args.output)
@@ -723,8 +767,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
 
 
 def cmd_exercises(args: argparse.Namespace) -> None:
-    from core.runs.classroom import add_class_exercises
-    from core.runs.store import RunStore, describe_db
+    from core.classroom import add_class_exercises
+    from core.serving.store import RunStore, describe_db
 
     store = RunStore(args.runs_db)
     try:
@@ -754,6 +798,9 @@ COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": c
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    argv, new_spelling = modern_bench(argv)
+    if new_spelling is not None:
+        print(f"note: `bench` takes a subcommand now; this is `{new_spelling}`", file=sys.stderr)
     args = build_parser().parse_args(argv)
     args.argv = argv  # what provenance records as the command
     try:

@@ -8,7 +8,13 @@ import pytest
 from conftest import run_cli
 
 from core.report.lessons import fill_facts, load_lesson
-from core.runs.ablation import ABLATIONS, ablation_facts, ablation_markdown, ablation_rows, load_ablation
+from core.results.ablation import (
+    ABLATIONS,
+    ablation_facts,
+    ablation_markdown,
+    ablation_rows,
+    load_ablation,
+)
 from core.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +86,7 @@ def test_bench_variants_print_every_option(mnist_root):
 
 
 def _runs(*lows: float):
-    from core.runs.reference import Provenance, ReferenceRun
+    from core.results.reference import Provenance, ReferenceRun
 
     def one(seed: int, low: float) -> ReferenceRun:
         accs = [99.0] * 12 + [low + 0.02, low, low + 0.01]
@@ -91,7 +97,7 @@ def _runs(*lows: float):
 
 
 def test_facts_name_the_parts_beyond_and_within_the_seed_spread():
-    from core.runs.ablation import AblationResult, get_ablation
+    from core.results.ablation import AblationResult, get_ablation
 
     results = [AblationResult(get_ablation("full"), 9032, _runs(99.45, 99.50, 99.55)),
                AblationResult(get_ablation("no-bn"), 8872, _runs(99.20, 99.30, 99.38)),
@@ -110,7 +116,7 @@ def test_an_ablation_of_an_earlier_step_9_says_what_it_was_measured_on():
     caption and LIFECYCLE.md say on what, and say nothing while the ablation is of the step as it is."""
     from dataclasses import replace
 
-    from core.runs.ablation import AblationResult, get_ablation, measured_on
+    from core.results.ablation import AblationResult, get_ablation, measured_on
 
     now = [AblationResult(get_ablation("full"), 5648, _runs(99.45, 99.50, 99.55))]
     assert measured_on(9, now) is None and "measured on" not in ablation_facts(now, 9)["ablation:seeds"]

@@ -13,8 +13,8 @@ from conftest import run_cli
 from streamlit.testing.v1 import AppTest
 
 from core.report.views import describe_config, describe_step
-from core.runs.frontier import get_candidate
-from core.runs.store import RunStore
+from core.results.frontier import get_candidate
+from core.serving.store import RunStore
 from core.training.config import TrainConfig
 from ui.controls import link_params
 
@@ -270,7 +270,7 @@ def test_train_three_seeds_draws_a_band_and_keeps_the_last_run_to_compare(app, p
 def test_a_quick_run_is_reported_but_not_judged_and_a_full_one_is():
     """Step 9 reaching 99.27 % on 8,896 images an epoch once read "Not met": a quick run cannot meet the
     challenge by construction, so it is reported, not judged (as on the class board)."""
-    from core.runs.run_queue import Snapshot
+    from core.serving.run_queue import Snapshot
     from ui.training import result_message
 
     def finished(seed, accs, **size):
@@ -458,7 +458,7 @@ def test_a_run_that_ends_while_the_page_draws_it_is_drawn_ended(app):
     the page once took the ended run for 'nothing to follow' and kept showing it training."""
     import itertools
 
-    from core.runs.run_queue import Job, Snapshot
+    from core.serving.run_queue import Job, Snapshot
 
     at = open_page(app, "app_pages/step_9.py")
     job = Job(TrainConfig.for_step(9), status="running")
@@ -480,7 +480,7 @@ def test_a_run_that_ends_while_the_page_draws_it_is_drawn_ended(app):
 
 
 def test_a_run_stopped_before_its_first_epoch_says_so():
-    from core.runs.run_queue import Job, Snapshot
+    from core.serving.run_queue import Job, Snapshot
     from ui.training import status_rows
 
     job = Job(TrainConfig.for_step(9))
@@ -503,7 +503,7 @@ def test_a_frontier_candidates_link_trains_exactly_that_candidate(app, private_r
 
 
 def test_the_frontier_page_lists_its_commands_one_a_line_in_an_expander(app):
-    from core.runs.frontier import frontier_provenance, load_frontier
+    from core.results.frontier import frontier_provenance, load_frontier
 
     made = frontier_provenance(load_frontier())
     at = open_page(app, "app_pages/frontier.py")

@@ -6,7 +6,14 @@ import torch
 from torch import nn
 
 from core.architecture.builder import build_model, macs
-from core.training.budget import CPU_TRAIN, describe_limits, estimate_seconds, fit_to_budget, modelled_speed, work_of
+from core.training.budget import (
+    CPU_TRAIN,
+    describe_limits,
+    estimate_seconds,
+    fit_to_budget,
+    modelled_speed,
+    work_of,
+)
 from core.training.config import TrainConfig
 from core.training.steps import STEPS
 
@@ -121,7 +128,7 @@ def test_a_quick_run_is_refused_for_its_network_not_for_a_slow_measured_pace():
     run is not, even after the server measured runs eight times slower than the model (a busy machine);
     a server measured much faster (a GPU) takes the big one quickly too. (Every network within the
     size limits, core.architecture.size, fits the quick budget today: the big one is its modelled time.)"""
-    from core.runs.limits import quick_run_problem
+    from core.serving.limits import quick_run_problem
 
     config = TrainConfig.for_step(9)
     quick = fit_to_budget(config, modelled_speed(config), 60.0, 20, 3)

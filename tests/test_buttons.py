@@ -12,8 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import open_page
 
-from core.runs.run_queue import Job
-from core.runs.store import RunTags
+from core.serving.run_queue import Job
+from core.serving.store import RunTags
 from core.training.config import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

@@ -4,7 +4,7 @@ specs (checked against altair's Vega-Lite schema) and show what the groups hold.
 import altair as alt
 import pytest
 
-from core.runs.compare import Run, group_runs
+from core.results.compare import Run, group_runs
 from core.training.config import TrainConfig
 from ui.charts import LEGEND_CHARS, batch_spec, history_specs, wrap_label
 
@@ -74,7 +74,7 @@ def test_the_batch_chart_is_valid_vega_lite():
 def test_the_seed_strip_keeps_its_height_for_the_dots():
     """Step 9's twenty seeds on one min(last 3) axis: with Streamlit's default autosize the 30 px strip
     also held the axis, and the dots sat on the tick labels (seen at 1280x720)."""
-    from core.runs.reference import load_references
+    from core.results.reference import load_references
     from ui.step_page import seed_strip
 
     spec = seed_strip(load_references()[9]).to_dict()
@@ -87,7 +87,7 @@ def test_a_chart_built_once_is_the_altair_chart_without_the_theme_altair_merges_
     """The step pages' static charts are sent as the Vega-Lite spec of their altair chart, built once: the
     same spec (valid under altair's schema) less the 300x300 view of altair's default theme, which
     st.altair_chart leaves out too."""
-    from core.runs.reference import load_references
+    from core.results.reference import load_references
     from ui.charts import vega_lite_spec
     from ui.step_page import seed_strip
 

@@ -12,8 +12,8 @@ from test_app import finish_jobs, open_page
 from test_classroom import HOSTILE, full_run, record
 
 from core.architecture.challenge import CHALLENGE
-from core.runs.classroom import Prediction
-from core.runs.store import RunStore, RunTags
+from core.classroom import Prediction
+from core.serving.store import RunStore, RunTags
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -81,7 +81,7 @@ def test_a_verified_design_is_on_the_leaderboard_and_a_single_seed_is_not(app, p
 def test_the_frontier_says_which_steps_it_leaves_out(app, private_run_store):
     """A step whose reference has no min(last 3) (step 1's: 2 of 15 epochs on a CPU) has no mark: the caption
     says so, rather than calling an absent mark 'not comparable'."""
-    from core.runs.reference import load_references
+    from core.results.reference import load_references
 
     undrawn = [n for n, ref in load_references().items() if ref.min_last_spread is None]
     at = open_page(app, "app_pages/board.py")
@@ -195,7 +195,7 @@ def unlocked(at: AppTest) -> AppTest:
 
 
 def test_the_teachers_queue_tools_pause_stop_a_student_clear_and_set_the_share(keyed_app, tiny_mnist_root):
-    from core.runs.run_queue import Job
+    from core.serving.run_queue import Job
     from ui.state import run_queue
 
     at = unlocked(keyed_app)

@@ -7,13 +7,12 @@ import time
 
 import pytest
 
-import core.runs.store as store_module
+import core.serving.store as store_module
 from core.architecture.challenge import CHALLENGE
-from core.runs.classroom import (
+from core.classroom import (
     Prediction,
     SettingCache,
     board,
-    fill_store,
     class_frontier_points,
     key_matches,
     leaderboard,
@@ -23,8 +22,9 @@ from core.runs.classroom import (
     reference_marks,
     setting_of,
 )
-from core.runs.reference import load_references
-from core.runs.store import RunStore, RunTags
+from core.experiments.board_bench import fill_store
+from core.results.reference import load_references
+from core.serving.store import RunStore, RunTags
 from core.training.config import TrainConfig
 
 HOSTILE = ["<script>alert(1)</script>", "**bold** [link](http://x)", "'; DROP TABLE runs; --", "名前 🙂", ""]
@@ -277,7 +277,7 @@ def test_wrong_keys_are_slowed_down_for_every_session_at_once():
     """Ten tabs guessing at once: every wrong try holds the one gate for its delay, one after another."""
     import threading
 
-    from core.runs.classroom import KeyGate
+    from core.classroom import KeyGate
 
     inside, most_inside, lock = [0], [0], threading.Lock()
 

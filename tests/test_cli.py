@@ -170,13 +170,13 @@ def test_two_cli_runs_write_one_database_at_once(mnist_root, tmp_path):
     (["train", "--lr", "nan", "--no-download"], "learning rate"),
     (["train", "--batch-size", "0", "--no-download"], "batch size"),
     (["runs", "show"], "needs a run id"),
-    (["bench", "--sessions", "0"], "--sessions"),
+    (["bench", "queue", "--sessions", "0"], "--sessions"),
     (["reproduce", "--steps", "1-x"], "--steps"),
     (["search", "--seeds", "3-1"], "empty range"),
     (["search", "--only", "nope"], "unknown candidate 'nope'"),
     (["search", "--only", "narrow10", "--confirm", "1"], "either --only or --confirm"),
-    (["bench", "--seed-groups", "0"], "group sizes"),
-    (["bench", "--whole-process", "0"], "1 to 20 repeats"),
+    (["bench", "groups", "--sizes", "0"], "group sizes"),
+    (["bench", "process", "--repeats", "0"], "1 to 20 repeats"),
     (["bogus"], "invalid choice"),
 ])
 def test_bad_input_is_one_clear_line(args, words):
@@ -205,7 +205,7 @@ def test_missing_and_corrupt_data(tmp_path, fresh_mnist_root):
 
 def test_core_never_imports_streamlit():
     modules = project_modules("core")
-    assert "core.runs.store" in modules and "core.training.loop" in modules
+    assert "core.serving.store" in modules and "core.training.loop" in modules
     code = f"import sys, {', '.join(modules)}; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
@@ -218,7 +218,7 @@ def test_reproduce_writes_reference_weights_and_markdown(mnist_root, tmp_path):
     result = cli("reproduce", "--data-dir", str(mnist_root), "--no-download", "--steps", "3,9", "--budget", "4",
                  "--device", "cpu", "--output", str(out), "--markdown", str(md), "--weights-dir", str(weights))
     assert result.returncode == 0, result.stderr
-    from core.runs.reference import load_references
+    from core.results.reference import load_references
     refs = load_references(out)
     assert sorted(refs) == [3, 9]
     for ref in refs.values():
@@ -239,7 +239,7 @@ def test_reproduce_adds_seeds_to_an_entry_and_reports_the_spread(tiny_mnist_root
               "--output", str(out), "--markdown", str(md), "--weights-dir", ""]
     assert cli("reproduce", "--seeds", "1,2", *common).returncode == 0
     assert cli("reproduce", "--seeds", "3", "--merge", *common).returncode == 0  # a later call adds seed 3
-    from core.runs.reference import load_references
+    from core.results.reference import load_references
     ref = load_references(out)[9]
     assert ref.seeds == [1, 2, 3]
     mins = [r.min_last for r in ref.runs]
@@ -275,7 +275,7 @@ def test_two_reproduce_processes_fill_one_file_without_losing_steps(mnist_root, 
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
-    from core.runs.reference import load_references
+    from core.results.reference import load_references
     refs = load_references(out)
     assert sorted(refs) == [3, 4, 8, 9]
     assert all(r.first.provenance.device == "CPU (1 thread)" for r in refs.values())
@@ -313,7 +313,7 @@ def test_bench_whole_process_times_both_as_processes(tiny_mnist_root):
 
 
 def test_bench_seed_groups_prints_each_size(tiny_mnist_root):
-    doc = ok_json("bench", "--seed-groups", "1,2", "--batches", "2", "--data-dir", str(tiny_mnist_root),
+    doc = ok_json("bench", "groups", "--sizes", "1,2", "--batches", "2", "--data-dir", str(tiny_mnist_root),
                   "--no-download")
     assert [r["seeds"] for r in doc["rows"]] == [1, 2] and all(r["seed_images_per_s"] > 0 for r in doc["rows"])
     assert doc["rows"][0]["time_vs_one_seed"] is None and doc["rows"][1]["time_vs_one_seed"] > 0
@@ -329,21 +329,53 @@ def test_bench_sessions_goes_through_the_queue(mnist_root):
     assert doc["ratio"] == pytest.approx(doc["queued_seconds"] / doc["back_to_back_seconds"], rel=0.002)
 
 
+@pytest.mark.parametrize("old,new", [
+    ("bench --browsers 4,8 --watchers 0,1", "bench browsers --pages 4,8 --watchers 0,1"),
+    ("bench --sessions 8 --batches 30", "bench queue --sessions 8 --batches 30"),
+    ("bench --seed-groups 1,3 --batches 5", "bench groups --sizes 1,3 --batches 5"),
+    ("bench --whole-process 2 --net c4,M,c8,G", "bench process --repeats 2 --net c4,M,c8,G"),
+    ("bench --gpu-report --batches 3", "bench gpu --batches 3"),
+    ("bench --board 400", "bench board --runs 400"),
+    ("bench --cost-model", "bench cost-model"),
+    ("bench --batches 2 --variants", "bench epoch --batches 2 --variants"),
+    ("bench --board=400", "bench board --runs 400"),
+])
+def test_bench_keeps_its_old_spellings_as_the_subcommands(old, new):
+    from core.cli import build_parser, modern_bench
+
+    rewritten, said = modern_bench(old.split())
+    assert rewritten == new.split() and said == f"python -m core {new}"
+    assert vars(build_parser().parse_args(rewritten)) == vars(build_parser().parse_args(new.split()))
+    assert modern_bench(new.split()) == (new.split(), None)  # the new spelling is left as it is
+
+
+@pytest.mark.parametrize("args", [["bench", "board", "--runs", "10", "--watchers", "1"],
+                                  ["bench", "epoch", "--pages", "4"], ["bench", "gpu", "--sessions", "3"]])
+def test_each_bench_subcommand_takes_only_its_own_options(args):
+    result = cli(*args)
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_old_bench_spelling_says_the_new_one():
+    result = cli("bench", "--board", "0")
+    assert "`python -m core bench board --runs 0`" in result.stderr and "--runs takes 1 to 1,000,000" in result.stderr
+
+
 def test_bench_board_times_each_view_of_a_filled_store():
-    doc = ok_json("bench", "--board", "400")
+    doc = ok_json("bench", "board", "--runs", "400")
     assert doc["runs_in_store"] == 400
     every, newest = doc["class of every run"], doc["class of the newest 300 runs"]
     assert every["runs"] == 400 and newest["runs"] == 300
     assert all(row[k] > 0 for row in (every, newest) for k in ("first_ms", "runs_view_ms", "leaderboard_view_ms"))
 
 
-LAYERS = {"project": 0, "words": 0, "architecture": 1, "training": 2, "runs": 3, "analysis": 4, "report": 4, "experiments": 5,
-          "cli": 6, "__main__": 7}
+LAYERS = {"project": 0, "words": 0, "architecture": 1, "training": 2, "results": 3, "serving": 4, "classroom": 5,
+          "analysis": 5, "report": 5, "experiments": 6, "cli": 7, "__main__": 8}
 
 
 def test_core_imports_in_one_direction():
-    """architecture <- training <- runs <- analysis, report <- experiments <- cli: no subpackage imports one
-    above it, not even inside a function, so the layers can be read (and tested) from the bottom up."""
+    """architecture <- training <- results <- serving <- classroom, analysis, report <- experiments <- cli: no
+    subpackage imports one above it, not even inside a function, so the layers can be read (and tested) from the bottom up."""
     import ast
 
     upward = []
@@ -356,7 +388,7 @@ def test_core_imports_in_one_direction():
                 if target != source and LAYERS[target] >= LAYERS[source]:
                     upward.append(f"{path.relative_to(ROOT)}: {node.module}")
     assert upward == []
-    assert set(LAYERS) >= {p.name for p in (ROOT / "core").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert set(LAYERS) >= {p.stem for p in (ROOT / "core").iterdir() if p.name != "__pycache__" and p.stem != "__init__"}
 
 
 def test_every_command_the_docs_show_parses():
@@ -365,7 +397,7 @@ def test_every_command_the_docs_show_parses():
     import re
     import shlex
 
-    from core.cli import build_parser
+    from core.cli import build_parser, modern_bench
 
     section = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     text = "\n".join(path.read_text(encoding="utf-8") for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
@@ -375,7 +407,7 @@ def test_every_command_the_docs_show_parses():
     assert len(lines) >= 20 and len(quoted) >= 20
     for line in lines + [q for q in quoted if q != "python -m core --help"]:
         try:
-            build_parser().parse_args(shlex.split(line.replace("--seed S ", "--seed 1 "), comments=True)[3:])
+            build_parser().parse_args(modern_bench(shlex.split(line.replace("--seed S ", "--seed 1 "), comments=True)[3:])[0])
         except SystemExit:
             pytest.fail(f"the docs' `{line}` does not parse")
 

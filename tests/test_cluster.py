@@ -16,15 +16,15 @@ import pytest
 import torch
 from conftest import ROOT, require_or_skip, wait_for
 
-from core.runs.cluster import (
+from core.serving.cluster import (
     ClusterChoice,
     ClusterError,
     RayExecutor,
     connect,
     make_executor,
 )
-from core.runs.run_queue import Job, RunQueue
-from core.runs.store import RunStore
+from core.serving.run_queue import Job, RunQueue
+from core.serving.store import RunStore
 from core.training.config import TrainConfig
 from core.training.data import load_mnist
 from core.training.loop import run
@@ -125,10 +125,10 @@ def test_a_wrong_address_names_it_at_once_and_falls_back_only_when_chosen(addres
 
 def test_without_ray_nothing_imports_it_and_asking_for_a_cluster_says_what_to_install():
     code = ("import sys\n"
-            "import core.cli, core.runs.run_queue, core.runs.executor, core.runs.store, core.runs.cluster\n"
+            "import core.cli, core.serving.run_queue, core.serving.executor, core.serving.store, core.serving.cluster\n"
             "assert 'ray' not in sys.modules and 'psycopg' not in sys.modules, 'imported without being asked'\n"
             "sys.modules['ray'] = None\n"
-            "from core.runs.cluster import ClusterChoice, ClusterError, make_executor\n"
+            "from core.serving.cluster import ClusterChoice, ClusterError, make_executor\n"
             "try:\n"
             "    make_executor(ClusterChoice('127.0.0.1:6379'), lambda: None, print)\n"
             "except ClusterError as exc:\n"

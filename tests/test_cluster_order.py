@@ -1,11 +1,11 @@
-"""The cluster-wide queue order that several app servers share (core.runs.cluster_order): runs start
+"""The cluster-wide queue order that several app servers share (core.serving.cluster_order): runs start
 in the order they were submitted across servers, never more than the cluster has room for; a
 cancelled run leaves its place; a server that went silent cannot hold the class up."""
 
 import pytest
 
-import core.runs.cluster_order as order_module
-from core.runs.cluster_order import ClusterOrder
+import core.serving.cluster_order as order_module
+from core.serving.cluster_order import ClusterOrder
 
 
 def test_runs_start_in_submission_order_across_servers_within_the_clusters_room():

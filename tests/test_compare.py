@@ -1,7 +1,15 @@
 """Comparing runs: labels say only what differs, seeds of one setting become a band, and two
 settings are judged against their seeds' spread."""
 
-from core.runs.compare import Run, describe, differing, differing_table, flat, group_runs, noise_verdicts
+from core.results.compare import (
+    Run,
+    describe,
+    differing,
+    differing_table,
+    flat,
+    group_runs,
+    noise_verdicts,
+)
 from core.training.augmentation import AugmentConfig
 from core.training.config import TrainConfig
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from core.classroom import Prediction
 from core.report.views import describe_step
-from core.runs.classroom import Prediction
-from core.runs.store import RunStore
+from core.serving.store import RunStore
 from core.training.steps import STEPS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,7 +236,7 @@ def test_stop_in_mid_run_and_a_reload_in_mid_run(slow_server, browser, private_r
     """Stop keeps the epochs so far; a page reloaded while its run trains comes back whole and takes up
     the live view of that run (the browser keeps its student identity in a cookie), and the run (which
     trains in the server's worker process, not in the page) goes on and is recorded."""
-    from core.runs.store import RunStore
+    from core.serving.store import RunStore
 
     server = slow_server
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -344,7 +344,7 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
     fresh.get_by_text(f"{describe_config(after)['params']:,}", exact=True).first.wait_for(timeout=90_000)
 
     # train it (one epoch) beside step 9's reference runs; the run is recorded with its network
-    from core.runs.store import RunStore
+    from core.serving.store import RunStore
 
     fresh.goto(page.url + "&epochs=1", timeout=60_000)
     fresh.get_by_role("button", name="Train", exact=True).click()

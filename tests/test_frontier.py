@@ -6,11 +6,11 @@ import json
 import altair as alt
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from core.architecture.builder import count_params, macs
 from core.experiments.search import promising
-from core.runs.frontier import CANDIDATES, get_candidate, load_frontier
+from core.results.frontier import CANDIDATES, get_candidate, load_frontier
 from core.training.loop import build_for
 
 
@@ -79,8 +79,13 @@ def test_the_frontier_chart_gives_each_recorded_candidate_a_row_coloured_as_the_
     pile squeezed under its legend (seen at 1280x720). Each candidate is a row of its seeds' dots, coloured by
     whether it held as the table counts it (every seed, and its design nowhere missed), and the rows keep their
     height."""
-    from core.runs.frontier import frontier_points, missed_elsewhere
-    from ui.step_page import FRONTIER_ROW_PX, FRONTIER_VERDICTS, frontier_chart, frontier_params_chart
+    from core.results.frontier import frontier_points, missed_elsewhere
+    from ui.step_page import (
+        FRONTIER_ROW_PX,
+        FRONTIER_VERDICTS,
+        frontier_chart,
+        frontier_params_chart,
+    )
 
     entries = load_frontier()
     reference = [{"candidate": "step 9 (reference)", "net": "c8,G", "params": 5648, "seed": 1, "min_last": 99.5,
@@ -105,9 +110,9 @@ def test_the_frontier_chart_gives_each_recorded_candidate_a_row_coloured_as_the_
 
 def test_step_9_and_the_frontier_page_draw_the_recorded_frontier(tiny_mnist_root, tmp_path, monkeypatch, mnist_root):
     from streamlit.testing.v1 import AppTest
+    from test_app import APP, open_page
 
     import ui.state
-    from test_app import APP, open_page
 
     out = tmp_path / "frontier.json"
     done = run_cli("search", "--data-dir", str(tiny_mnist_root), "--no-download", "--device", "cpu", "--only",
@@ -139,7 +144,7 @@ def test_step_9_and_the_frontier_page_draw_the_recorded_frontier(tiny_mnist_root
 
 def test_the_lesson_and_lifecycle_quote_the_frontier_file(tiny_mnist_root, tmp_path):
     from core.report.markdown import lifecycle_markdown
-    from core.runs.frontier import frontier_facts, frontier_markdown
+    from core.results.frontier import frontier_facts, frontier_markdown
 
     out = tmp_path / "frontier.json"
     for name, seeds in (("narrow10", "1-2"), ("narrow12", "1")):
@@ -163,7 +168,7 @@ def test_the_lesson_and_lifecycle_quote_the_frontier_file(tiny_mnist_root, tmp_p
 
 
 def _runs(candidate, lows: dict[int, float]):
-    from core.runs.reference import Provenance, ReferenceRun
+    from core.results.reference import Provenance, ReferenceRun
 
     provenance = Provenance("python -m core search", "cpu", "2.x", "3.11", "2026-12-03", 1.0, "full: ...")
     return tuple(ReferenceRun(candidate.config(seed=seed), tuple(
@@ -174,7 +179,7 @@ def _runs(candidate, lows: dict[int, float]):
 
 def _entry(name: str, params: int, lows: dict[int, float]):
     """A recorded candidate with one min(last 3) per seed."""
-    from core.runs.frontier import FrontierEntry
+    from core.results.frontier import FrontierEntry
 
     return FrontierEntry(get_candidate(name), params, 1, _runs(get_candidate(name), lows))
 
@@ -182,7 +187,12 @@ def _entry(name: str, params: int, lows: dict[int, float]):
 def test_a_design_that_held_side_by_side_but_missed_alone_does_not_count_as_holding():
     """Seeds trained side by side meet other rounding than seeds trained alone (as Train does): a
     design that held on twenty seeds one way and missed a seed the other way is not the answer."""
-    from core.runs.frontier import FrontierEntry, frontier_facts, frontier_rows, smallest_holding
+    from core.results.frontier import (
+        FrontierEntry,
+        frontier_facts,
+        frontier_rows,
+        smallest_holding,
+    )
 
     wide, alone, narrow = get_candidate("wide13"), get_candidate("wide13-alone"), get_candidate("narrow12")
     assert alone.alone and not wide.alone and alone.config() == wide.config()  # one setting, trained two ways
@@ -212,7 +222,11 @@ def test_a_design_that_held_side_by_side_but_missed_alone_does_not_count_as_hold
 def test_the_frontier_provenance_names_every_device_and_date_its_runs_used():
     from dataclasses import replace
 
-    from core.runs.frontier import FrontierEntry, frontier_markdown, frontier_provenance
+    from core.results.frontier import (
+        FrontierEntry,
+        frontier_markdown,
+        frontier_provenance,
+    )
 
     wide, narrow = get_candidate("wide13"), get_candidate("narrow12")
     one_thread = tuple(replace(r, provenance=replace(r.provenance, device="CPU (1 thread)", date="2026-12-01"))
@@ -306,7 +320,7 @@ def test_check_of_a_run_recorded_before_groups_were_named_trains_its_likely_grou
 
 
 def test_designs_with_the_same_weights_are_compared_on_the_seeds_they_share():
-    from core.runs.frontier import FrontierEntry, frontier_facts
+    from core.results.frontier import FrontierEntry, frontier_facts
 
     narrow, padded, bs32 = get_candidate("narrow12"), get_candidate("pad12-half"), get_candidate("narrow12-bs32")
     entries = [FrontierEntry(narrow, 5648, 617_000, _runs(narrow, {1: 99.43, 2: 99.53, 3: 99.49, 4: 99.30})),
@@ -347,7 +361,7 @@ def test_designs_with_the_same_weights_are_compared_on_the_seeds_they_share():
 def test_candidates_keep_the_recipe_they_were_searched_with_when_step_9_moves_on():
     """A candidate's overrides apply to the recipe the search started from (no weight decay), not to
     step 9 as it stands, so its recorded runs stay runs of its setting; narrow12-wd is step 9 now."""
-    from core.runs.summary import same_setting
+    from core.results.summary import same_setting
     from core.training.config import TrainConfig
     from core.training.steps import FINAL_STEP
 
@@ -364,7 +378,7 @@ def test_an_alone_candidate_that_a_step_became_takes_its_reference_runs(tiny_mni
     from dataclasses import replace
 
     from core.experiments.search import search, trained_by_reproduce
-    from core.runs.reference import Provenance, StepReference, write_references
+    from core.results.reference import Provenance, StepReference, write_references
 
     alone, grouped = get_candidate("narrow12-wd-alone"), get_candidate("narrow12-wd")
     made = Provenance("python -m core reproduce --steps 9", "CPU (1 thread)", "2.x", "3.11", "2026-12-03", 1.0,
@@ -394,7 +408,7 @@ def test_a_reworded_candidate_is_rewritten_with_its_new_words_and_its_runs(tmp_p
     write; a candidate whose network changed keeps what was recorded for it."""
     from dataclasses import replace
 
-    from core.runs.frontier import FrontierEntry, merge_entry
+    from core.results.frontier import FrontierEntry, merge_entry
 
     narrow, narrow10 = get_candidate("narrow12"), get_candidate("narrow10")
     out = tmp_path / "frontier.json"
@@ -408,7 +422,7 @@ def test_a_reworded_candidate_is_rewritten_with_its_new_words_and_its_runs(tmp_p
 
 
 def test_the_nearest_a_smaller_design_came_is_the_one_that_held_on_most_of_the_twenty():
-    from core.runs.frontier import closest_below, frontier_facts
+    from core.results.frontier import closest_below, frontier_facts
 
     holds = _entry("narrow12-wd-alone", 5648, {s: 99.45 for s in range(1, 21)})
     near = _entry("narrow10-wd-lr3-alone", 3822, {s: 99.30 if s in (12, 13, 7) else 99.45 for s in range(1, 21)})
@@ -426,7 +440,7 @@ def test_the_nearest_a_smaller_design_came_is_the_one_that_held_on_most_of_the_t
 def test_the_lesson_names_the_holding_design_with_the_widest_margin_not_only_the_smallest():
     """A design that holds at the line is likelier to miss an unseen seed than one that holds with room:
     of the designs that hold, the one whose worst seed sits highest, a refuted design never."""
-    from core.runs.frontier import frontier_facts, widest_margin
+    from core.results.frontier import frontier_facts, widest_margin
 
     step9 = _entry("narrow12-wd-alone", 5648, {s: 99.40 if s == 15 else 99.50 for s in range(1, 21)})
     sep28 = _entry("sep28-wd-alone", 5832, {s: 99.45 for s in range(1, 21)})
@@ -454,7 +468,7 @@ def test_the_results_frontier_table_is_the_one_the_recorded_runs_give():
     """docs/results.md shows LIFECYCLE.md's frontier table: every row must still be what the recorded runs say."""
     from pathlib import Path
 
-    from core.runs.frontier import frontier_markdown
+    from core.results.frontier import frontier_markdown
 
     generated = frontier_markdown(load_frontier())
     header = next(line for line in generated if line.startswith("| candidate |"))
@@ -473,7 +487,7 @@ def test_every_committed_frontier_run_is_what_its_candidate_and_its_command_say(
 
     from core.cli import build_parser
     from core.experiments.reproduce import parse_seeds
-    from core.runs.summary import same_setting
+    from core.results.summary import same_setting
 
     entries = load_frontier()
     assert len(entries) == len({e.candidate.name for e in entries}) >= 20
@@ -505,7 +519,7 @@ def test_every_committed_frontier_run_is_what_its_candidate_and_its_command_say(
 
 
 def test_seed_lists_in_the_lesson_write_three_or_more_seeds_in_a_row_as_a_range():
-    from core.runs.summary import seed_list
+    from core.results.summary import seed_list
 
     assert seed_list([1, 2, 3, 4, 11, 15, 16]) == "1-4, 11, 15, 16"
     assert seed_list([1, 2]) == "1, 2" and seed_list([1, 7, 17]) == "1, 7, 17" and seed_list([5]) == "5"
@@ -516,7 +530,7 @@ def test_the_setting_key_worked_out_once_per_config_is_the_one_computed_afresh()
     """Pages compare every pair of designs on each rerun, so the key is cached per config: the cached key
     must be the key, for equal configs built apart, for configs that differ only outside the setting, and
     for configs that differ in it."""
-    from core.runs.summary import _setting_key, setting_key
+    from core.results.summary import _setting_key, setting_key
 
     base = get_candidate("sep28-wd-alone").config(seed=1, device="cpu")
     configs = [base, get_candidate("sep28-wd-alone").config(seed=1, device="cpu"),
@@ -531,7 +545,7 @@ def test_a_new_experiment_is_a_new_entry_in_the_candidates_file(tmp_path):
     """The family searched is data: an entry added to the file is a candidate, with its recipe read back."""
     import json
 
-    from core.runs.frontier import CANDIDATES_FILE, load_candidates
+    from core.results.frontier import CANDIDATES_FILE, load_candidates
 
     raw = json.loads(CANDIDATES_FILE.read_text(encoding="utf-8"))
     raw["candidates"].append({"name": "tiny-test", "net": "c4,c4,M,c8,c8,G", "why": "a test",

@@ -3,10 +3,11 @@ refuses to pass off a CPU run as the report."""
 
 import json
 
-import core.experiments.gpu_report as report
 from conftest import run_cli
-from core.runs.frontier import load_frontier, widest_margin
-from core.runs.reference import load_references
+
+import core.experiments.gpu_report as report
+from core.results.frontier import load_frontier, widest_margin
+from core.results.reference import load_references
 
 
 def test_without_a_gpu_only_a_reduced_check_runs(tiny_mnist_root, tmp_path):

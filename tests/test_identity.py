@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.runs.identity import COOKIE, new_student, server_secret, sign, verify
-from core.runs.run_queue import Job
-from core.runs.store import RunTags
+from core.serving.identity import COOKIE, new_student, server_secret, sign, verify
+from core.serving.run_queue import Job
+from core.serving.store import RunTags
 from core.training.config import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

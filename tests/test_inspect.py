@@ -18,9 +18,15 @@ from PIL import Image, ImageDraw, ImageFont
 from core.analysis.export import CLASS_NAME, export, model_source
 from core.analysis.feature_maps import feature_maps
 from core.analysis.predictions import TrainedModel, classify, predict, reference_model
-from core.analysis.preprocess import MAX_BYTES, ImageError, decode_upload, displace, to_mnist
+from core.analysis.preprocess import (
+    MAX_BYTES,
+    ImageError,
+    decode_upload,
+    displace,
+    to_mnist,
+)
 from core.report.views import describe_step
-from core.runs.reference import load_references
+from core.results.reference import load_references
 from core.training.config import TrainConfig
 from core.training.data import load_mnist
 from core.training.loop import run

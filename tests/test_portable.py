@@ -18,7 +18,7 @@ def python(code: str, *args: str, timeout: int = 300) -> subprocess.CompletedPro
 
 
 def test_every_module_imports_without_fcntl():
-    assert "core.runs.store" in MODULES and "ui.step_page" in MODULES
+    assert "core.serving.store" in MODULES and "ui.step_page" in MODULES
     code = "import importlib\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\nprint('ok')"
     result = python(code, *MODULES)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

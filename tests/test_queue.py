@@ -8,9 +8,9 @@ import os
 import pytest
 from conftest import wait_for
 
-from core.runs.executor import WORKER_NICENESS, ProcessExecutor
-from core.runs.run_queue import Job, RunQueue
-from core.runs.store import RunStore
+from core.serving.executor import WORKER_NICENESS, ProcessExecutor
+from core.serving.run_queue import Job, RunQueue
+from core.serving.store import RunStore
 from core.training.config import TrainConfig
 from core.training.data import load_mnist
 from core.training.loop import run
@@ -240,14 +240,14 @@ class GatedExecutor:
 
 
 def student_job(student: str, seed: int = 0) -> Job:
-    from core.runs.store import RunTags
+    from core.serving.store import RunTags
 
     return Job(quick(seed=seed), None, False, record=False, tags=RunTags(student, student, ""))
 
 
 @pytest.fixture
 def gated():
-    from core.runs.limits import ServerLimits
+    from core.serving.limits import ServerLimits
 
     executor = GatedExecutor()
     queue = RunQueue(executor, limits=ServerLimits(runs_per_student=3, max_queued=8))
@@ -257,7 +257,7 @@ def gated():
 
 
 def test_a_student_holds_at_most_k_runs_whatever_the_tabs_and_a_group_counts_its_seeds(gated):
-    from core.runs.run_queue import LimitError
+    from core.serving.run_queue import LimitError
 
     queue, _ = gated
     queue.submit_seeds([student_job("ann", s) for s in (1, 2, 3)])  # Train 3 seeds: 3 of ann's 3
@@ -271,7 +271,7 @@ def test_ten_tabs_pressing_at_once_get_one_students_share_and_no_more(gated):
     """Ten threads (ten tabs of one browser) each press Train 3 seeds at the same moment."""
     import threading
 
-    from core.runs.run_queue import LimitError
+    from core.serving.run_queue import LimitError
 
     queue, _ = gated
     outcomes, start = [], threading.Barrier(10)
@@ -294,7 +294,7 @@ def test_ten_tabs_pressing_at_once_get_one_students_share_and_no_more(gated):
 
 
 def test_the_class_queue_has_a_cap_with_its_reason(gated):
-    from core.runs.run_queue import LimitError
+    from core.serving.run_queue import LimitError
 
     queue, _ = gated
     for student in "abcdefgh":

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from core.report.views import describe_step
-from core.runs.reference import (
+from core.results.reference import (
     Provenance,
     ReferenceFileError,
     ReferenceRun,
@@ -153,7 +153,7 @@ def test_the_unseen_seed_runs_are_the_challenge_setting_on_new_seeds_and_the_rea
 def test_the_lesson_quotes_the_unseen_seeds_from_their_file_misses_included(tmp_path):
     from pathlib import Path
 
-    from core.runs.reference import UNSEEN_FILE, unseen_facts
+    from core.results.reference import UNSEEN_FILE, unseen_facts
 
     doc = json.loads(Path(UNSEEN_FILE).read_text(encoding="utf-8"))
     runs = doc["steps"][0]["runs"]
@@ -194,9 +194,9 @@ def test_sep28_on_unseen_seeds_is_its_candidate_with_step_9s_recipe_and_the_read
     import statistics
     from pathlib import Path
 
-    from core.runs.frontier import CONFIRM_SEEDS, get_candidate, load_frontier
-    from core.runs.reference import UNSEEN_FILE
-    from core.runs.summary import seed_list
+    from core.results.frontier import CONFIRM_SEEDS, get_candidate, load_frontier
+    from core.results.reference import UNSEEN_FILE
+    from core.results.summary import seed_list
 
     root = Path(__file__).resolve().parents[1]
     doc = json.loads((root / "assets" / "sep28_unseen_seeds.json").read_text(encoding="utf-8"))
@@ -249,7 +249,7 @@ def test_sep28_on_unseen_seeds_is_its_candidate_with_step_9s_recipe_and_the_read
 def test_the_lesson_sets_a_design_on_unseen_seeds_beside_the_final_step_on_the_same_seeds(tmp_path):
     from pathlib import Path
 
-    from core.runs.reference import UNSEEN_FILE, design_unseen_facts, unseen_points
+    from core.results.reference import UNSEEN_FILE, design_unseen_facts, unseen_points
 
     step9 = json.loads(Path(UNSEEN_FILE).read_text(encoding="utf-8"))
     step_runs = step9["steps"][0]["runs"][:3]

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import sqlite3
 import sysconfig
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.architecture.notation import MAX_CHANNELS, MAX_TOKENS
-from core.runs.store import RunStore, StoreError, check_chosen_location, public_db_label
+from core.serving.store import (
+    RunStore,
+    StoreError,
+    check_chosen_location,
+    public_db_label,
+)
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 KEY = "open sesame"
@@ -143,3 +149,21 @@ def test_an_open_server_says_so_on_every_page_and_how_to_close_it(monkeypatch, m
 
 def test_a_server_with_a_key_has_no_open_server_notice(student):
     assert not [w for w in student.warning if "Open server" in w.value]
+
+
+ALL_PAGES = ["home", *(f"step_{n}" for n in range(1, 10)), "design", "board", "frontier", "inspect", "runs",
+             "augmentation", "data"]
+
+
+def test_no_page_sends_a_student_the_password_the_key_or_the_cluster_address(student, monkeypatch):
+    """Every page, as a student on a server whose store is PostgreSQL and whose cluster cannot be reached
+    (so its address would be in the reason why training is off)."""
+    from ui.state import _cluster_setting
+
+    monkeypatch.setenv("LIFECYCLE_RUNS", f"postgresql://teacher:{PASSWORD}@127.0.0.1:8/runs")
+    monkeypatch.setitem(_cluster_setting(), "choice", replace(_cluster_setting()["choice"], address="127.0.0.1:9"))
+    for page in ALL_PAGES:
+        student.switch_page(f"app_pages/{page}.py").run()
+        assert not student.exception, page
+        sent = every_text(student)
+        assert PASSWORD not in sent and KEY not in sent and "127.0.0.1:9" not in sent, page

@@ -17,9 +17,9 @@ import pytest
 import torch
 from conftest import run_cli
 
-import core.runs.store as store_module
-from core.runs.record import RunRecorder
-from core.runs.store import RunStore, StoreError, epochs_csv, resolve_db
+import core.serving.store as store_module
+from core.serving.record import RunRecorder
+from core.serving.store import RunStore, StoreError, epochs_csv, resolve_db
 from core.training.config import TrainConfig
 from core.training.events import EPOCH_FIELDS
 from core.training.loop import build_for
@@ -130,7 +130,7 @@ def test_many_threads_write_at_once(store_at):
 CHILD = """
 import sys, time
 sys.path.insert(0, {root!r})
-from core.runs.store import RunStore
+from core.serving.store import RunStore
 from core.training.loop import TrainConfig
 store = RunStore({db!r})
 run_id = store.start_run(TrainConfig.for_step(9), "cli", "cpu", 5824, "full")
@@ -240,7 +240,7 @@ def test_two_processes_creating_the_file_at_once_wait_for_each_other_instead_of_
     test_cli's two-process test), and gives up only on another error."""
     import sqlite3
 
-    from core.runs.store import _wal_mode
+    from core.serving.store import _wal_mode
 
     class Busy:
         def __init__(self, refusals: int, error: str = "database is locked") -> None:
@@ -278,7 +278,7 @@ def test_postgres_without_psycopg_says_what_to_install(monkeypatch):
 
 def test_a_recorder_on_an_unreachable_postgres_warns_once_and_training_goes_on(monkeypatch):
     pytest.importorskip("psycopg")
-    from core.runs.record import open_store
+    from core.serving.record import open_store
 
     warnings = []
     assert open_store("postgresql://u:p@127.0.0.1:9/runs", warnings.append) is None

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from core.architecture.challenge import CHALLENGE
-from core.runs.classroom import (
+from core.classroom import (
     BoardEntry,
     SettingCache,
     Standing,
@@ -29,16 +29,33 @@ from core.runs.classroom import (
     setting_of,
     writeup_mark,
 )
-from core.runs.reference import StepReference
-from core.runs.limits import server_limits
-from core.runs.run_queue import Job, LimitError
-from core.runs.store import RunStore, StoreError
-from core.runs.summary import setting_key
+from core.results.reference import StepReference
+from core.results.summary import setting_key
+from core.serving.limits import server_limits
+from core.serving.run_queue import Job, LimitError
+from core.serving.store import RunStore, StoreError
 from core.training.budget import describe_limits, estimate_seconds, modelled_speed
 from core.words import counted
-from ui.classroom import current_class, is_teacher, may_change, name_input, plain, run_tags, teacher_key, try_key
+from ui.classroom import (
+    current_class,
+    is_teacher,
+    may_change,
+    name_input,
+    plain,
+    run_tags,
+    teacher_key,
+    try_key,
+)
 from ui.controls import link_params
-from ui.state import allow_download, data_dir, device, references, run_queue, run_store, runs_db
+from ui.state import (
+    allow_download,
+    data_dir,
+    device,
+    references,
+    run_queue,
+    run_store,
+    runs_db,
+)
 
 REFRESH_S = 4.0  # the runs and leaderboard views redraw this often
 SHOWN_RUNS = 300  # the newest runs in the table (the leaderboard counts every run of the class)

@@ -9,7 +9,7 @@ from typing import Any, Callable, Collection
 import altair as alt
 import streamlit as st
 
-from core.runs.compare import Group
+from core.results.compare import Group
 
 LEGEND_ROW = 22  # px per legend entry, added to the chart so the plot keeps its height
 LEGEND_LINE = 13  # px per further line of a wrapped legend label

@@ -1,7 +1,7 @@
 """Who is using this browser: its student id (a student may change only their own runs; kept across
-reloads and tabs in a signed cookie, core.runs.identity), the name
+reloads and tabs in a signed cookie, core.serving.identity), the name
 typed for the class board, the teacher's key, the class the teacher started and a teacher's
-exercise link. Pages call these; core.runs.classroom decides what they mean."""
+exercise link. Pages call these; core.classroom decides what they mean."""
 
 from __future__ import annotations
 
@@ -11,9 +11,23 @@ import re
 import streamlit as st
 import streamlit.components.v1 as components
 
-from core.runs.classroom import KeyGate, Prediction, may_change_run
-from core.runs.identity import COOKIE, MAX_AGE_S, new_student, server_secret, sign, verify
-from core.runs.store import MAX_NAME, ClassInfo, Exercise, RunStore, RunTags, StoreError
+from core.classroom import KeyGate, Prediction, may_change_run
+from core.serving.identity import (
+    COOKIE,
+    MAX_AGE_S,
+    new_student,
+    server_secret,
+    sign,
+    verify,
+)
+from core.serving.store import (
+    MAX_NAME,
+    ClassInfo,
+    Exercise,
+    RunStore,
+    RunTags,
+    StoreError,
+)
 
 KEY_ENV = "LIFECYCLE_TEACHER_KEY"
 _MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")

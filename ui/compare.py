@@ -7,9 +7,9 @@ from typing import Callable
 import streamlit as st
 
 from core.architecture.challenge import CHALLENGE
-from core.runs.compare import Run, describe, differing
-from core.runs.reference import StepReference
-from core.runs.store import StoredRun
+from core.results.compare import Run, describe, differing
+from core.results.reference import StepReference
+from core.serving.store import StoredRun
 from core.training.config import TrainConfig
 from core.words import counted
 from ui.state import references, run_store, stored_runs

@@ -7,9 +7,14 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.runs.limits import quick_run_problem
+from core.serving.limits import quick_run_problem
 from core.training.augmentation import AugmentConfig
-from core.training.budget import describe_limits, estimate_seconds, fit_to_budget, modelled_speed
+from core.training.budget import (
+    describe_limits,
+    estimate_seconds,
+    fit_to_budget,
+    modelled_speed,
+)
 from core.training.config import TrainConfig
 from core.training.recipe import MAX_SETTLE, OPTIMIZERS, SCHEDULES, Recipe
 from core.training.steps import ROTATE

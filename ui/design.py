@@ -30,7 +30,7 @@ from core.architecture.notation import (
 from core.architecture.receptive_field import rf_table
 from core.architecture.spec import Layer, SpecError, takes
 from core.report.views import describe_config
-from core.runs.limits import server_limits
+from core.serving.limits import server_limits
 from core.training.config import TrainConfig
 from core.training.steps import FINAL_STEP, STEPS, get_step
 from ui.classroom import plain
@@ -41,7 +41,13 @@ from ui.link import LinkedWidgets
 from ui.state import data_problem, device, load_data, show_data_problem, warm_workers
 from ui.step_page import figures
 from ui.tables import layer_table
-from ui.training import LiveView, compare_key, compare_tables, live_batches, train_buttons
+from ui.training import (
+    LiveView,
+    compare_key,
+    compare_tables,
+    live_batches,
+    train_buttons,
+)
 
 PAGE = "design"
 DEFAULT_STEP = FINAL_STEP  # a new design starts from the final step's network and recipe

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
-from core.runs.store import Exercise
+from core.serving.store import Exercise
 from ui.classroom import plain
 
 RESERVED = {"embed", "embed_options", "exercise"}  # Streamlit's own query parameters; a teacher's exercise id
@@ -20,7 +20,7 @@ LOCK = ":material/lock:"
 
 
 class LinkedWidgets:
-    """The page's URL-bound widgets. With a teacher's exercise (core.runs.store.Exercise), its locked
+    """The page's URL-bound widgets. With a teacher's exercise (core.serving.store.Exercise), its locked
     controls are drawn disabled at the exercise's values and its hidden ones are not drawn: neither
     is bound to the URL, so no link can change them."""
 

@@ -10,17 +10,46 @@ from typing import Any
 
 import streamlit as st
 
-from core.runs.ablation import ABLATION_FILE, load_ablation
-from core.runs.frontier import FRONTIER_FILE, FrontierEntry, load_frontier
-from core.runs.limits import server_limits
-from core.runs.reference import (DESIGN_UNSEEN_FILE, REFERENCE_FILE, UNSEEN_FILE, ReferenceFileError, StepReference,
-                                 design_unseen_facts, load_references, unseen_facts, unseen_points)
-from core.runs.cluster import ClusterChoice, ClusterError, UnavailableExecutor, local_executor, make_executor
-from core.runs.run_queue import RunQueue
-from core.runs.store import RunStore, StoreError, check_chosen_location, public_db_label, resolve_db
-from core.training.data import FILES, DataError, MNISTTensors, load_cached, raw_dir, resolve_root, validate
-from core.training.download import TOTAL_MB, fetch_mnist
+from core.results.ablation import ABLATION_FILE, load_ablation
+from core.results.frontier import FRONTIER_FILE, FrontierEntry, load_frontier
+from core.results.reference import (
+    DESIGN_UNSEEN_FILE,
+    REFERENCE_FILE,
+    UNSEEN_FILE,
+    ReferenceFileError,
+    StepReference,
+    design_unseen_facts,
+    load_references,
+    unseen_facts,
+    unseen_points,
+)
+from core.serving.cluster import (
+    ClusterChoice,
+    ClusterError,
+    UnavailableExecutor,
+    local_executor,
+    make_executor,
+)
+from core.serving.limits import server_limits
+from core.serving.run_queue import RunQueue
+from core.serving.store import (
+    RunStore,
+    StoreError,
+    check_chosen_location,
+    public_db_label,
+    resolve_db,
+)
+from core.training.data import (
+    FILES,
+    DataError,
+    MNISTTensors,
+    load_cached,
+    raw_dir,
+    resolve_root,
+    validate,
+)
 from core.training.device import pick_device
+from core.training.download import TOTAL_MB, fetch_mnist
 from ui.classroom import is_teacher
 
 # --- the server's settings ------------------------------------------------------------------------
@@ -314,7 +343,7 @@ def unseen() -> dict[str, str]:
 
 
 def unseen_rows() -> list[dict[str, Any]]:
-    """The same seeds, a row per network and seed (core.runs.reference.unseen_points), for the chart."""
+    """The same seeds, a row per network and seed (core.results.reference.unseen_points), for the chart."""
     return _unseen_now()[1]
 
 

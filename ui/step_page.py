@@ -15,25 +15,54 @@ from core.architecture.challenge import CHALLENGE
 from core.architecture.spec import SpecError
 from core.report.lessons import Lesson, fill_facts, load_lesson
 from core.report.views import describe_step, lesson_facts
-from core.runs.ablation import ablation_facts, ablation_rows, measured_on
-from core.runs.frontier import (FrontierEntry, FrontierProvenance, frontier_facts, frontier_points, frontier_provenance,
-                                 frontier_rows)
-from core.runs.reference import DESIGN_UNSEEN_FILE, UNSEEN_FILE, StepReference
-from core.runs.summary import seed_list
+from core.results.ablation import ablation_facts, ablation_rows, measured_on
+from core.results.frontier import (
+    FrontierEntry,
+    FrontierProvenance,
+    frontier_facts,
+    frontier_points,
+    frontier_provenance,
+    frontier_rows,
+)
+from core.results.reference import DESIGN_UNSEEN_FILE, UNSEEN_FILE, StepReference
+from core.results.summary import seed_list
 from core.training.config import TrainConfig
 from core.training.data import DataError
 from core.training.steps import FINAL_STEP, get_step
 from core.words import counted
-from ui.classroom import current_class, exercise_banner, exercise_maker, exercise_of_link
 from ui.charts import static_chart
+from ui.classroom import (
+    current_class,
+    exercise_banner,
+    exercise_maker,
+    exercise_of_link,
+)
 from ui.compare import compare_picker
 from ui.controls import budget_controls, link_params, step_controls
 from ui.layout import STEP_LAYOUT
 from ui.link import LinkedWidgets
-from ui.state import (ablation, assets_stamp, data_problem, device, frontier, references, run_store,
-                      show_data_problem, unseen, unseen_rows, warm_workers)
+from ui.state import (
+    ablation,
+    assets_stamp,
+    data_problem,
+    device,
+    frontier,
+    references,
+    run_store,
+    show_data_problem,
+    unseen,
+    unseen_rows,
+    warm_workers,
+)
 from ui.tables import layer_table
-from ui.training import LiveView, compare_key, compare_tables, live_batches, predicted_or_trained, train_buttons
+from ui.training import (
+    LiveView,
+    compare_key,
+    compare_tables,
+    live_batches,
+    predicted_or_trained,
+    train_buttons,
+)
 
 
 def safe(fn, *args: Any, **kwargs: Any) -> Any:

@@ -10,16 +10,31 @@ from typing import Any, Callable
 import streamlit as st
 
 from core.architecture.challenge import CHALLENGE, min_last
-from core.runs.classroom import OUTCOMES, Prediction, outcome
-from core.runs.compare import Group, Run, differing_table, group_runs, noise_verdicts, run_size
-from core.runs.run_queue import Job, LimitError, Snapshot
+from core.classroom import OUTCOMES, Prediction, outcome
+from core.results.compare import (
+    Group,
+    Run,
+    differing_table,
+    group_runs,
+    noise_verdicts,
+    run_size,
+)
+from core.serving.run_queue import Job, LimitError, Snapshot
 from core.training.config import TrainConfig
 from core.training.device import device_label
 from core.words import counted
 from ui.charts import batch_chart, history_specs, show_history
 from ui.classroom import name_input, plain, run_tags, session_id
 from ui.controls import Choice
-from ui.state import allow_download, data_dir, device, hide_cluster_address, references, run_queue, runs_db
+from ui.state import (
+    allow_download,
+    data_dir,
+    device,
+    hide_cluster_address,
+    references,
+    run_queue,
+    runs_db,
+)
 
 SEEDS_PER_GROUP = 3
 PageKey = int | str  # a step's number, or "design": it keys the page's runs and widgets in the session

@@ -15,8 +15,8 @@ from torch import nn
 from core.architecture.builder import build_model
 from core.architecture.spec import NUM_CLASSES, Layer
 from core.project import ROOT
-from core.runs.reference import StepReference
-from core.runs.store import RunStore
+from core.results.reference import StepReference
+from core.serving.store import RunStore
 from core.training.augmentation import normalize, to_float
 from core.training.config import TrainConfig
 from core.training.loop import EVAL_BATCH

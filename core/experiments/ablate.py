@@ -1,7 +1,7 @@
 """An ablation anyone can rerun: the final step's recipe with one part taken away at a time, each
 over several seeds, so every claim of the form 'X helps' comes with its own seed spread.
 
-Results go to assets/ablation.json (core/runs/ablation.py: one record per run, with its provenance)
+Results go to assets/ablation.json (core/results/ablation.py: one record per run, with its provenance)
 and into LIFECYCLE.md and the final step's page; `--merge` adds seeds or variants to what the file
 already holds, so two processes (one per CPU core) can fill it together."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from core.experiments.reference_run import reference_runs, seed_groups
-from core.runs.ablation import AblationResult, get_ablation, merge_result
+from core.results.ablation import AblationResult, get_ablation, merge_result
 from core.training.budget import fit_to_budget, modelled_speed
 from core.training.config import TrainConfig
 from core.training.data import load_mnist

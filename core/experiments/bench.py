@@ -22,7 +22,7 @@ from torch import nn
 
 from core.architecture.builder import count_params, macs
 from core.architecture.writeup import writeup_final_model
-from core.runs.run_queue import Job, RunQueue
+from core.serving.run_queue import Job, RunQueue
 from core.training.augmentation import augment_batch, normalize, to_float
 from core.training.average import WeightAverage
 from core.training.config import TrainConfig
@@ -131,7 +131,7 @@ def run_queue_bench(data_dir: str | None, download: bool, sessions: int, log: Ca
         raise ValueError(f"--sessions must be between 1 and 64, got {sessions}")
     executor = None
     if cluster is not None:
-        from core.runs.cluster import RayExecutor
+        from core.serving.cluster import RayExecutor
         executor = RayExecutor(cluster, cpus_per_run)  # ClusterError: one line, before any timing
     data = load_mnist(data_dir, download=download, device="cpu")
     configs = [TrainConfig.for_step(FINAL_STEP, epochs=1, max_batches=max_batches, seed=s, device="cpu")
@@ -197,7 +197,7 @@ def run_whole_process(data_dir: str | None, repeats: int, net: str | None,
     from core.training.data import resolve_root, validate
 
     if not 1 <= repeats <= 20:
-        raise ValueError(f"--whole-process takes 1 to 20 repeats, got {repeats}")
+        raise ValueError(f"--repeats takes 1 to 20 repeats, got {repeats}")
     root = resolve_root(data_dir)
     validate(root)
     ours = [sys.executable, "-m", "core", "train", "--step", str(FINAL_STEP), "--epochs", "1", "--clean-fraction", "0",

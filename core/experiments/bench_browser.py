@@ -130,7 +130,7 @@ class Meter:
 
 
 def _runs(db: Path) -> list[Any]:
-    from core.runs.store import RunStore
+    from core.serving.store import RunStore
 
     if not db.exists():
         return []

@@ -27,10 +27,10 @@ import torch
 from core.architecture.challenge import CHALLENGE, min_last
 from core.experiments.reference_run import reference_runs
 from core.report.views import describe_step
-from core.runs.files import write_json
-from core.runs.frontier import load_frontier, widest_margin
-from core.runs.reference import StepReference, merge_step
-from core.runs.run_queue import Job, RunQueue
+from core.results.files import write_json
+from core.results.frontier import load_frontier, widest_margin
+from core.results.reference import StepReference, merge_step
+from core.serving.run_queue import Job, RunQueue
 from core.training.budget import describe_limits
 from core.training.config import TrainConfig
 from core.training.data import load_cached, load_mnist

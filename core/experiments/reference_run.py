@@ -11,12 +11,12 @@ from typing import Callable
 import torch
 
 from core.project import ROOT
-from core.runs.reference import Provenance, ReferenceRun
+from core.results.reference import Provenance, ReferenceRun
 from core.training.budget import describe_limits
 from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
-from core.training.events import DoneEvent, EpochEvent
 from core.training.device import processor_label
+from core.training.events import DoneEvent, EpochEvent
 from core.training.loop import fit_seeds
 from core.training.steps import get_step
 

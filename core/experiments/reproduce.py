@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 from core.experiments.reference_run import reference_runs, seed_groups
 from core.report.markdown import write_lifecycle
 from core.report.views import describe_step
-from core.runs.reference import StepReference, merge_step
+from core.results.reference import StepReference, merge_step
 from core.training.budget import fit_to_budget, modelled_speed
 from core.training.config import TrainConfig
 from core.training.data import load_mnist

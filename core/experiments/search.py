@@ -1,4 +1,4 @@
-"""The recorded frontier search: screen the family of candidates (core/runs/frontier.py) on a few
+"""The recorded frontier search: screen the family of candidates (core/results/frontier.py) on a few
 seeds, confirm the promising ones on twenty, each seed group trained as one grouped network, every
 run written to assets/frontier.json with its provenance as soon as its group ends (a stop loses
 at most the group in training; a rerun skips the seeds already recorded)."""
@@ -16,9 +16,20 @@ import torch
 from core.architecture.builder import macs
 from core.architecture.challenge import CHALLENGE
 from core.experiments.reference_run import reference_runs, seed_groups
-from core.runs.frontier import Candidate, FrontierEntry, load_frontier, merge_entry, pct_text
-from core.runs.reference import REFERENCE_FILE, ReferenceRun, StepReference, load_references
-from core.runs.summary import same_setting
+from core.results.frontier import (
+    Candidate,
+    FrontierEntry,
+    load_frontier,
+    merge_entry,
+    pct_text,
+)
+from core.results.reference import (
+    REFERENCE_FILE,
+    ReferenceRun,
+    StepReference,
+    load_references,
+)
+from core.results.summary import same_setting
 from core.training.data import load_mnist
 from core.training.device import pick_device
 from core.training.loop import build_for

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from core.architecture.challenge import CHALLENGE
 from core.architecture.notation import body_text
-from core.runs.summary import JudgedRun, SeedRuns, setting_key
+from core.results.summary import JudgedRun, SeedRuns, setting_key
 from core.training.config import TrainConfig
 
 IGNORED = ("device", "log_every", "step")  # the step is where a run belongs; its network is `net`

@@ -12,10 +12,10 @@ from typing import Any
 
 from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
-from core.runs.compare import differing, flat
-from core.runs.files import locked, merge_by_seed, write_json
-from core.runs.reference import ReferenceRun
-from core.runs.summary import SeedRuns, points, same_setting
+from core.results.compare import differing, flat
+from core.results.files import locked, merge_by_seed, write_json
+from core.results.reference import ReferenceRun
+from core.results.summary import SeedRuns, points, same_setting
 from core.training.augmentation import AugmentConfig
 from core.training.config import TrainConfig
 

@@ -4,7 +4,7 @@ A run is recorded when it starts (step, full config, seed, device, torch version
 epoch as it finishes, and its end (completed / stopped / failed, with the reason) together with
 the weights that were tested. The database is a SQLite file by default (nothing to install), or
 PostgreSQL when the location is a `postgresql://` URL, so that several app servers and the
-machines of a Ray cluster share one store (`core.runs.store_backends`: what differs between the
+machines of a Ray cluster share one store (`core.serving.store_backends`: what differs between the
 two). The SQL here is written once for both; the schema version and MIGRATIONS move a store
 forward, whichever it is.
 
@@ -34,7 +34,8 @@ import torch
 
 from core.architecture.challenge import CHALLENGE
 from core.project import ROOT
-from core.runs.store_backends import (
+from core.results.summary import JudgedRun, setting_key
+from core.serving.store_backends import (
     Backend,
     Connection,
     PostgresBackend,
@@ -45,7 +46,6 @@ from core.runs.store_backends import (
     migration_sql,
     redact,
 )
-from core.runs.summary import JudgedRun, setting_key
 from core.training.config import TrainConfig
 from core.training.events import EPOCH_FIELDS
 
@@ -56,7 +56,7 @@ MAX_NAME = 40  # characters of a student's name
 INTERRUPTED_CHECK_S = 10.0
 
 # Each migration is written once for both databases: $ID, $REF, $REAL and $BLOB become each one's
-# column types (core.runs.store_backends.TYPES).
+# column types (core.serving.store_backends.TYPES).
 MIGRATIONS: list[str] = [
     # version 1
     """
@@ -97,7 +97,7 @@ MIGRATIONS: list[str] = [
     f"""
     ALTER TABLE runs ADD COLUMN session TEXT NOT NULL DEFAULT '';    -- the browser session ('' = command line)
     ALTER TABLE runs ADD COLUMN student TEXT NOT NULL DEFAULT '';    -- the name typed (shown as text only)
-    ALTER TABLE runs ADD COLUMN prediction TEXT NOT NULL DEFAULT ''; -- JSON (core.runs.classroom.Prediction)
+    ALTER TABLE runs ADD COLUMN prediction TEXT NOT NULL DEFAULT ''; -- JSON (core.classroom.Prediction)
     ALTER TABLE runs ADD COLUMN epochs_done INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN best_acc $REAL;
     ALTER TABLE runs ADD COLUMN min_last $REAL;                       -- min of the last {CHALLENGE.last_epochs} test accuracies
@@ -231,7 +231,7 @@ class RunTags:
 
     session: str = ""  # the browser session: a student may cancel or delete only their own runs
     student: str = ""  # the name typed for the class board; stored and shown as plain text
-    prediction: str = ""  # core.runs.classroom.Prediction as JSON, '' = none
+    prediction: str = ""  # core.classroom.Prediction as JSON, '' = none
 
     def __post_init__(self) -> None:
         for name, longest in (("session", 64), ("student", MAX_NAME), ("prediction", 500)):

@@ -1,7 +1,7 @@
 """The two databases the run store can live in: a SQLite file (the default, nothing to install) or a
 PostgreSQL server (`LIFECYCLE_RUNS=postgresql://...`, for several app servers and a Ray cluster).
 
-`core.runs.store.RunStore` writes its SQL once, with `?` placeholders and the statements both
+`core.serving.store.RunStore` writes its SQL once, with `?` placeholders and the statements both
 databases share (`INSERT ... RETURNING`, `ON CONFLICT ... DO UPDATE`); a backend supplies what
 differs: connections (one per thread), how a write transaction starts, where the schema version
 lives, the column types of the migrations, how a recording process shows it is alive, and what an

@@ -2,7 +2,7 @@
 
 When a class presses Train at once, running every run at the same time makes them all crawl (each
 fights the others for the same cores). Here runs wait in one first-in-first-out queue and each
-slot of an executor (`core.runs.executor`: one worker process on a CPU, which then uses all its cores;
+slot of an executor (`core.serving.executor`: one worker process on a CPU, which then uses all its cores;
 one per GPU) takes them in turn. A queued run knows its place and when it should start, can be
 cancelled, and starts by itself. The queue lives in the server, but no run trains there: the page
 only ever reads a job's `snapshot()`, which the worker's events keep current. Plain Python, no UI.
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from core.runs.executor import (
+from core.serving.executor import (
     Executor,
     Failed,
     Message,
@@ -31,9 +31,9 @@ from core.runs.executor import (
     Started,
     WorkerLost,
 )
-from core.runs.limits import ServerLimits, run_problems, share_problem
-from core.runs.record import open_store
-from core.runs.store import RunTags, resolve_db
+from core.serving.limits import ServerLimits, run_problems, share_problem
+from core.serving.record import open_store
+from core.serving.store import RunTags, resolve_db
 from core.training.budget import Speed, estimate_seconds, modelled_speed
 from core.training.config import TrainConfig
 from core.training.data import resolve_root
@@ -98,7 +98,7 @@ class Job:
     _slot: int | None = None
     _stop_requested: bool = False
     _worker_lost: bool = False  # its worker died mid-run
-    _ticket: int | None = None  # its place in the cluster-wide order (core.runs.cluster_order), on a cluster
+    _ticket: int | None = None  # its place in the cluster-wide order (core.serving.cluster_order), on a cluster
     _finished_event: threading.Event = field(default_factory=threading.Event)
 
     def spec(self) -> RunSpec:
@@ -168,7 +168,7 @@ class Job:
             self._finished_event.set()
 
     def _final_status(self) -> str:
-        from core.runs.record import status_of
+        from core.serving.record import status_of
 
         with self._lock:
             if self._worker_lost:
@@ -216,7 +216,7 @@ def default_devices() -> list[str | None]:
 
 
 class LimitError(ValueError):
-    """A run over the server's limits (core.runs.limits); the message says which and what to change."""
+    """A run over the server's limits (core.serving.limits); the message says which and what to change."""
 
 
 class RunQueue:
@@ -224,7 +224,7 @@ class RunQueue:
         self.executor = executor if executor is not None else ProcessExecutor(default_devices())
         self.limits = limits  # None: no limits (a queue on your own machine)
         self.notes: list[str] = []  # what the server should say about where runs train (a fallback, say)
-        # one order for every server of a cluster (core.runs.cluster_order), None on this machine
+        # one order for every server of a cluster (core.serving.cluster_order), None on this machine
         self.order = getattr(self.executor, "order", None)
         self._cv = threading.Condition()
         self._waiting: deque[Job] = deque()
@@ -370,7 +370,7 @@ class RunQueue:
 
     def problems(self, config: TrainConfig) -> list[str]:
         """Why `config` may not be queued here ([] when it may, or when there are no limits); first of
-        all, a cluster that could not be joined (core.runs.cluster.UnavailableExecutor)."""
+        all, a cluster that could not be joined (core.serving.cluster.UnavailableExecutor)."""
         unavailable = getattr(self.executor, "problem", None)
         if unavailable:
             return [unavailable]

@@ -18,9 +18,9 @@ from typing import Any
 
 from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
-from core.runs.files import locked, merge_by_seed, write_json
-from core.runs.reference import ReferenceRun
-from core.runs.summary import SeedRuns, same_setting, seed_list
+from core.results.files import locked, merge_by_seed, write_json
+from core.results.reference import ReferenceRun
+from core.results.summary import SeedRuns, same_setting, seed_list
 from core.training.augmentation import AugmentConfig
 from core.training.config import TrainConfig
 from core.training.steps import FINAL_STEP

@@ -2,7 +2,7 @@
 
 Streamlit serves every browser session from threads of one Python process. A run trained there
 shares that process's GIL with every page's rerun, so a class watching its runs slowed them
-several times over. The server's queue (`core.runs.run_queue`) therefore only decides *which* run goes
+several times over. The server's queue (`core.serving.run_queue`) therefore only decides *which* run goes
 next; an executor trains it elsewhere and streams its events back.
 
 `ProcessExecutor` keeps one worker process per slot (one on a CPU, which then uses all its cores;
@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, Callable, Protocol
 
 from core.project import ROOT
-from core.runs.store import RunTags
+from core.serving.store import RunTags
 from core.training.config import TrainConfig
 from core.training.events import BatchEvent, DoneEvent, EpochEvent
 
@@ -144,7 +144,7 @@ class _Worker:
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
-        self.process = subprocess.Popen([sys.executable, "-c", "from core.runs.executor import worker_process; "
+        self.process = subprocess.Popen([sys.executable, "-c", "from core.serving.executor import worker_process; "
                                          "worker_process()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         cwd=ROOT, env=env)
         self.ready = None
@@ -419,7 +419,7 @@ def _warm(data_dir: str | None, download: bool, device: str | None) -> None:
 def _train(specs: list[RunSpec], device_name: str | None, send: Callable[[Any], None], stop: _StopFlag,
            stores: dict[str | None, tuple[Any, list[str]]]) -> None:
     """Train the jobs' configs as one seed group (one job: a group of one), recording each job's run."""
-    from core.runs.record import RunRecorder, open_store, start_recorded_seeds
+    from core.serving.record import RunRecorder, open_store, start_recorded_seeds
     from core.training.data import load_cached
     from core.training.device import pick_device
 

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
-from core.runs.files import locked, merge_by_seed, write_json
-from core.runs.summary import JudgedRun, SeedRuns, same_setting, seed_list
+from core.results.files import locked, merge_by_seed, write_json
+from core.results.summary import JudgedRun, SeedRuns, same_setting, seed_list
 from core.training.config import TrainConfig
 
 REFERENCE_FILE = ASSETS / "reference_runs.json"

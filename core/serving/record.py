@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from core.architecture.builder import count_params
-from core.runs.store import RunStore, RunTags, StoreError
+from core.serving.store import RunStore, RunTags, StoreError
 from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
 from core.training.device import device_label, pick_device

@@ -1,11 +1,11 @@
 """Training on a Ray cluster: the executor for more runs than one machine can train.
 
-`RayExecutor` implements the same calls as `core.runs.executor.ProcessExecutor`, so the server's
-queue (`core.runs.run_queue`) is unchanged: it still decides which run goes next, shows each queued
+`RayExecutor` implements the same calls as `core.serving.executor.ProcessExecutor`, so the server's
+queue (`core.serving.run_queue`) is unchanged: it still decides which run goes next, shows each queued
 run its place and expected start, and relays the run's events to the page. Each run becomes a Ray
 actor that asks the cluster for `cpus_per_run` CPUs (or a GPU, where the cluster has them), so Ray
 places it on whichever machine has room. The actor trains with the same code as a local worker
-(`core.runs.executor._train`: the one trainer, recording into the run store itself), keeps the
+(`core.serving.executor._train`: the one trainer, recording into the run store itself), keeps the
 events in order, and the server fetches them a few times a second; Stop reaches it as a message.
 When the actor's process dies (a PC switched off, a kill), the run is interrupted with the epochs it
 recorded and the next run gets a fresh actor.
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.project import ROOT
-from core.runs.executor import (
+from core.serving.executor import (
     READY_TIMEOUT_S,
     Executor,
     Failed,
@@ -159,14 +159,14 @@ def _here(spec: RunSpec) -> RunSpec:
 
 
 class OrderClient:
-    """This server's handle on the cluster-wide order (core.runs.cluster_order): one named, detached
+    """This server's handle on the cluster-wide order (core.serving.cluster_order): one named, detached
     Ray actor that every server of the cluster finds by name. The server beats every BEAT_S, so that
     its running tickets are not taken for a crashed server's."""
 
     BEAT_S = 5.0
 
     def __init__(self, ray: Any) -> None:
-        from core.runs.cluster_order import ORDER_NAME, ORDER_NAMESPACE, ClusterOrder
+        from core.serving.cluster_order import ORDER_NAME, ORDER_NAMESPACE, ClusterOrder
 
         self._ray, self.server = ray, uuid.uuid4().hex
         self._actor = ray.remote(num_cpus=0)(ClusterOrder).options(
@@ -366,7 +366,7 @@ def make_executor(choice: ClusterChoice, local: Callable[[], Executor], warn: Ca
 
 
 def local_executor() -> ProcessExecutor:
-    from core.runs.run_queue import default_devices
+    from core.serving.run_queue import default_devices
 
     return ProcessExecutor(default_devices())
 
