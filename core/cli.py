@@ -303,6 +303,36 @@ def _exercises_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs-db", default=None, help="the server's run store (default: $LIFECYCLE_RUNS or runs/)")
 
 
+def _lr_find_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lr-find", help="the learning-rate range test: a few hundred batches at a rising rate, "
+                                       "the loss against the rate, and the rate where it falls fastest")
+    p.add_argument("--step", type=int, default=FINAL_STEP, help="the step (its network, optimiser and batch size)")
+    p.add_argument("--net", default=None, help=NET_HELP)
+    _add_toggles(p)
+    _add_data(p)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--batches", type=int, default=200, help="batches trained (10 to 2,000)")
+    p.add_argument("--lr-min", type=float, default=1e-4)
+    p.add_argument("--lr-max", type=float, default=10.0)
+    p.add_argument("--output", default=None, help="also write the result, with its provenance, to this JSON file "
+                                                   "(assets/lr_find/step_9.json is the one step 9's lesson quotes)")
+    p.add_argument("--json", action="store_true")
+
+
+def _robustness_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("robustness", help="a trained network's accuracy on test digits against the budget of an "
+                                          "L-infinity attack (FGSM or PGD): how little it takes to fool it")
+    _add_model(p)
+    _add_data(p)
+    p.add_argument("--digits", type=int, default=1000, help="the first N test digits (1 to 10,000)")
+    p.add_argument("--budgets", default="0,0.02,0.05,0.1,0.15,0.2,0.25,0.3",
+                   help="L-infinity budgets in pixel units (1 = black to white), comma-separated")
+    p.add_argument("--attack", choices=("fgsm", "pgd"), default="fgsm")
+    p.add_argument("--output", default=None, help="merge the curve, with its provenance, into this JSON file "
+                                                   "(assets/robustness.json is the one the Inspect page draws)")
+    p.add_argument("--json", action="store_true")
+
+
 def _screenshots_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("screenshots", help="the README's and the lesson plan's pictures, from the running app "
                                            "(Chromium; trains one quick run)")
@@ -312,7 +342,7 @@ def _screenshots_command(sub: argparse._SubParsersAction) -> None:
 
 COMMAND_PARSERS = (_steps_command, _summary_command, _rf_command, _train_command, _runs_command, _inspect_command,
                    _export_command, _bench_command, _ablate_command, _reproduce_command, _search_command,
-                   _screenshots_command, _exercises_command)
+                   _screenshots_command, _exercises_command, _lr_find_command, _robustness_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -782,6 +812,72 @@ def cmd_exercises(args: argparse.Namespace) -> None:
         print(f"      ask: {exercise.ask}")
 
 
+def cmd_lr_find(args: argparse.Namespace) -> None:
+    import time
+
+    import torch
+
+    from core.analysis.lr_find import lr_find
+    from core.training.device import processor_label
+    from core.training.config import TrainConfig
+    from core.training.data import load_mnist
+
+    if not 10 <= args.batches <= 2000 or not 0 < args.lr_min < args.lr_max:
+        raise ValueError("--batches takes 10 to 2,000, and --lr-min must be above 0 and below --lr-max")
+    config = TrainConfig.for_step(args.step, net=args.net, batchnorm=args.batchnorm, dropout=args.dropout,
+                                  gap=args.gap, seed=args.seed, device="cpu")
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    result = lr_find(config, data, args.batches, args.lr_min, args.lr_max)
+    doc = {"step": config.step, "net": config.net, "recipe_lr": config.recipe.lr, "seed": config.seed,
+           "command": "python -m core " + " ".join(shlex.quote(a) for a in args.argv), "date": time.strftime("%Y-%m-%d"),
+           "device": "cpu", "processor": processor_label(torch.device("cpu")), "torch": torch.__version__,
+           "threads": torch.get_num_threads()} | result.as_dict()
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    if args.json:
+        emit(doc)
+        return
+    shown = range(0, len(result.lrs), max(1, len(result.lrs) // 25))
+    for i in shown:
+        print(f"lr {result.lrs[i]:10.5f}   loss {result.losses[i]:8.4f}")
+    print(f"steepest fall at lr {result.suggested:.4g}; lowest loss at {result.lowest:.4g}; "
+          + (f"blew up at {result.diverged_at:.4g}" if result.diverged_at else "never blew up")
+          + f"; the recipe's peak is {config.recipe.lr:g} ({len(result.lrs)} batches, {result.seconds:.1f} s)")
+
+
+def cmd_robustness(args: argparse.Namespace) -> None:
+    import time
+
+    import torch
+
+    from core.analysis.attacks import robustness
+    from core.results.robustness import merge_curve
+    from core.training.augmentation import to_float
+    from core.training.data import load_mnist
+    from core.training.device import processor_label
+
+    budgets = tuple(float(b) for b in args.budgets.split(",") if b.strip())
+    if not 1 <= args.digits <= 10_000 or not budgets or any(not 0 <= b <= 1 for b in budgets):
+        raise ValueError("--digits takes 1 to 10,000, and --budgets numbers between 0 and 1")
+    trained = trained_model(args)
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    pixels, labels = to_float(data.test_images[:args.digits]), data.test_labels[:args.digits]
+    curve = robustness(trained.network(), pixels, labels, tuple(sorted(budgets)), args.attack)
+    doc = {"name": trained.name, "params": sum(p.numel() for p in trained.network().parameters()),
+           "weights": trained.provenance, "command": "python -m core " + " ".join(shlex.quote(a) for a in args.argv),
+           "date": time.strftime("%Y-%m-%d"), "processor": processor_label(torch.device("cpu")),
+           "torch": torch.__version__} | curve.as_dict()
+    if args.output:
+        merge_curve(Path(args.output), doc)
+    if args.json:
+        emit(doc)
+        return
+    print(f"{trained.name}: {args.attack} on the first {curve.digits:,} test digits ({curve.seconds:.1f} s)")
+    for budget, accuracy in zip(curve.budgets, curve.accuracy):
+        print(f"budget {budget:5.2f}   accuracy {accuracy:6.2f} %")
+
+
 def cmd_screenshots(args: argparse.Namespace) -> None:
     from core.experiments.screenshots import take_screenshots
     from core.training.data import resolve_root, validate
@@ -793,6 +889,7 @@ def cmd_screenshots(args: argparse.Namespace) -> None:
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,
             "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "ablate": cmd_ablate,
             "search": cmd_search, "screenshots": cmd_screenshots, "exercises": cmd_exercises,
+            "lr-find": cmd_lr_find, "robustness": cmd_robustness,
             "reproduce": cmd_reproduce}
 
 

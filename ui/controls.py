@@ -4,6 +4,7 @@ they describe; every default comes from the step's own toggles and recipe."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
@@ -19,6 +20,7 @@ from core.training.config import TrainConfig
 from core.training.recipe import MAX_SETTLE, OPTIMIZERS, SCHEDULES, Recipe
 from core.training.steps import ROTATE
 from ui.link import LinkedWidgets
+from ui.lr_test import lr_test_panel
 from ui.state import run_queue
 
 QUICK_SECONDS = 60.0
@@ -60,19 +62,23 @@ def config_controls(defaults: TrainConfig, link: LinkedWidgets) -> TrainConfig:
                                "grid, then a 1x1 conv (off: one conv whose kernel covers the whole grid); Augment: a "
                                "random rotation/shift/zoom per training image (settings under Recipe). Dropout 0 = off.")
     with st.popover("Recipe: augmentation, learning rate, finish", icon=":material/tune:", width="stretch"):
-        recipe = _recipe_widgets(link, r, augment_on)
-    return defaults.with_overrides(batchnorm=batchnorm, gap=gap, dropout=dropout).with_overrides(
+        recipe, lr_tab = _recipe_widgets(link, r, augment_on)
+    config = defaults.with_overrides(batchnorm=batchnorm, gap=gap, dropout=dropout).with_overrides(
         **{k: getattr(recipe, k) for k in ("optimizer", "lr", "schedule", "batch_size", "augment", "clean_fraction",
                                            "ema", "weight_decay", "label_smoothing", "settle_fraction")})
+    with lr_tab:
+        lr_test_panel(config, link.page)
+    return config
 
 
-def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
+def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> tuple[Recipe, Any]:
     a = r.augment if r.augment.enabled else ROTATE.augment  # what 'Augment' switches on for steps without it
     # two tabs of two rows each: the popover opens above or below its button, wherever there is more room,
     # and has to fit there on a 720-px screen
     st.caption("Augmentation gives every training image its own random draw of these settings; the clean finish "
                "trains the last part of the run on the original digits.")  # one line: it also sets the width
-    augmentation, optimiser = st.tabs(["Augmentation" + ("" if augment_on else " (off)"), "Optimiser and weights"])
+    augmentation, optimiser, lr_tab = st.tabs(["Augmentation" + ("" if augment_on else " (off)"),
+                                               "Optimiser and weights", "Learning-rate test"])
     cols = augmentation.columns(4)
     values = {
         "rotation": link.slider(cols[0], "Rotation ±°", 0.0, 30.0, a.rotation, 0.5, "rot"),
@@ -114,7 +120,7 @@ def _recipe_widgets(link: LinkedWidgets, r: Recipe, augment_on: bool) -> Recipe:
     return Recipe(optimizer=optimizer, lr=float(lr), momentum=r.momentum, weight_decay=float(weight_decay),
                   schedule=schedule, batch_size=int(batch), epochs=r.epochs, augment=augment,
                   clean_fraction=float(clean), ema=float(ema), label_smoothing=float(smoothing),
-                  settle_fraction=float(settle))
+                  settle_fraction=float(settle)), lr_tab
 
 
 def budget_controls(config: TrainConfig, link: LinkedWidgets, on_gpu: bool) -> Choice:

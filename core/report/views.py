@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from core.architecture.builder import build_model, count_params, macs, summarize
 from core.architecture.notation import format_net, net_of
 from core.architecture.spec import MNIST_SIDE, Layer, SpecError, layers_from_dicts
+from core.project import ASSETS
 from core.report.lessons import load_lesson
 from core.training.config import TrainConfig
 from core.training.steps import STEPS, get_step, with_toggles
@@ -68,4 +71,20 @@ def lesson_facts(number: int) -> dict[str, str]:
 
     doc = describe_step(number)
     return {"step:params": f"{doc['params']:,}", "step:macs": f"{doc['macs'] / 1e6:.2f} M",
-            "step:rf": str(doc["rf"]), "writeup:macs": f"{macs(writeup_final_model()) / 1e6:.2f} M"}
+            "step:rf": str(doc["rf"]), "writeup:macs": f"{macs(writeup_final_model()) / 1e6:.2f} M"} | lr_facts(number)
+
+
+LR_FIND_DIR = ASSETS / "lr_find"
+
+
+def lr_facts(number: int, folder: Path = LR_FIND_DIR) -> dict[str, str]:
+    """`{lrfind:...}`: the learning-rate range test recorded for a step (`python -m core lr-find --step N
+    --output assets/lr_find/step_N.json`), with its provenance; empty when none was recorded."""
+    path = folder / f"step_{number}.json"
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    blew = f"blew up at {doc['diverged_at']:.2g}" if doc["diverged_at"] else "never blew up"
+    return {"lrfind:steepest": f"{doc['suggested']:.2g}", "lrfind:blew": blew, "lrfind:batches": str(len(doc["lrs"])),
+            "lrfind:provenance": f"`{doc['command']}`, {doc['processor']}, {doc['threads']} threads, "
+                                 f"torch {doc['torch']}, {doc['date']}"}
