@@ -26,7 +26,7 @@ def test_a_reduced_report_measures_every_part(tiny_mnist_root, tmp_path, monkeyp
                   "--report", str(tmp_path / "r.json"), "--references", str(refs))
     assert out.returncode == 0, out.stderr
     doc = json.loads((tmp_path / "r.json").read_text())
-    assert doc["reduced"] is True and doc["device"].startswith("CPU") and "--gpu-report" in doc["command"]
+    assert doc["reduced"] is True and doc["device"].startswith("CPU") and "bench gpu" in doc["command"]  # recorded in the new spelling
     parts = doc["parts"]
     assert list(parts) == ["step9", "seeds20", "step1", "train_to_first_chart", "widest_margin_design"]
     assert parts["step9"]["limits"].startswith("reduced") and parts["step9"]["wall_s"] > 0
