@@ -3,16 +3,17 @@
 import pandas as pd
 import streamlit as st
 
-from core.serving.store import SOURCES, STATUSES, StoreError, describe_db, epochs_csv
+from core.serving.store import SOURCES, STATUSES, StoreError, describe_db, epochs_csv, public_db_label
 from core.training.steps import STEPS
 from core.words import counted
-from ui.classroom import may_change
+from ui.classroom import is_teacher, may_change
 from ui.controls import link_params
 from ui.state import run_store, runs_db, stored_runs
 
 st.markdown("#### Runs")
 store = run_store()
-st.caption(f"Run store: `{describe_db(runs_db())}` (change it on the *Data and run history* page). "
+where = describe_db(runs_db()) if is_teacher() else public_db_label(runs_db())
+st.caption(f"Run store: `{where}` (the teacher changes it on the *Data and run history* page). "
            "A run whose process ended before the run did is shown as *interrupted*, with the epochs it finished.")
 if store is None:
     st.stop()

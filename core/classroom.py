@@ -318,22 +318,35 @@ def key_matches(expected: str | None, given: str) -> bool:
 
 
 class KeyGate:
-    """Wrong keys are slowed down for the whole server: every try passes one gate, and a wrong one
-    holds it for `delay` seconds, so guessing runs at one try per `delay` however many tabs a student
-    opens. A right key waits only behind wrong tries already in the gate."""
+    """Every try of the teacher's key, right or wrong, takes the next free slot of `delay` seconds for
+    the whole server, in the order the tries came, and is compared when its slot comes: guessing runs at
+    one try per `delay` however many tabs a student opens (a right key cannot be told apart sooner). A
+    try whose slot is more than `most_wait` seconds away is refused at once, so a flood of guesses
+    neither piles up waiting threads nor keeps the teacher waiting for long."""
 
-    def __init__(self, delay: float = 1.0, sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(self, delay: float = 1.0, most_wait: float = 10.0, sleep: Callable[[float], None] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         import time
 
-        self.delay, self._sleep, self._lock, self.wrong = delay, sleep or time.sleep, threading.Lock(), 0
+        self.delay, self.most_wait = delay, most_wait
+        self._sleep, self._clock = sleep or time.sleep, clock or time.monotonic
+        self._lock, self._next_slot, self.wrong, self.refused = threading.Lock(), 0.0, 0, 0
 
-    def check(self, expected: str | None, given: str) -> bool:
+    def check(self, expected: str | None, given: str) -> bool | None:
+        """True or False once compared; None when refused unheard (too many tries waiting)."""
         with self._lock:
-            if key_matches(expected, given):
-                return True
-            self.wrong += 1
-            self._sleep(self.delay)
-            return False
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            if slot - now > self.most_wait:
+                self.refused += 1
+                return None
+            self._next_slot = slot + self.delay
+        self._sleep(slot - now)
+        right = key_matches(expected, given)
+        if not right:
+            with self._lock:
+                self.wrong += 1
+        return right
 
 
 EXERCISES_FILE = ROOT / "assets" / "exercises.json"

@@ -818,9 +818,9 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
     import torch
 
     from core.analysis.lr_find import lr_find
-    from core.training.device import processor_label
     from core.training.config import TrainConfig
     from core.training.data import load_mnist
+    from core.training.device import processor_label
 
     if not 10 <= args.batches <= 2000 or not 0 < args.lr_min < args.lr_max:
         raise ValueError("--batches takes 10 to 2,000, and --lr-min must be above 0 and below --lr-max")

@@ -109,7 +109,7 @@ def ten_tabs(app: str) -> str:
     from core.serving.identity import new_student, server_secret, sign
     from ui.state import run_queue
 
-    token = sign(new_student(), "ten tabs", server_secret(KEY))
+    token = sign(new_student(), "ten tabs", server_secret())
     queue = run_queue()
     queue.pause()
     tabs = [browser(app, token) for _ in range(10)]

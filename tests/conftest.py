@@ -117,6 +117,12 @@ def server_settings_from_the_environment():
 
 
 @pytest.fixture(autouse=True)
+def test_identity_secret(monkeypatch):
+    """Students' cookies are signed with this, not with a secret kept in the project's runs/ folder."""
+    monkeypatch.setenv("LIFECYCLE_IDENTITY_SECRET", "the tests' own identity secret")
+
+
+@pytest.fixture(autouse=True)
 def private_run_store(tmp_path, monkeypatch) -> Path:
     """Every test records its runs in a file of its own, never in the project's runs/ folder."""
     path = tmp_path / "runs" / "runs.sqlite3"

@@ -273,27 +273,31 @@ def test_the_boards_rule_is_the_challenges_sentence(params, accs, epochs):
     assert CHALLENGE.meets(params, min_last(accs), epochs) is CHALLENGE.verdict(params, accs, epochs)[0]
 
 
-def test_wrong_keys_are_slowed_down_for_every_session_at_once():
-    """Ten tabs guessing at once: every wrong try holds the one gate for its delay, one after another."""
+def test_key_tries_take_turns_for_every_session_at_once_and_a_flood_is_refused():
+    """Twelve tabs try a key at the same moment: each waits for its own slot of one second, in turn
+    (a right key is not answered sooner, so guessing runs at one try a second), and tries whose slot is
+    more than ten seconds away are refused at once. Later, with the slots passed, a try waits for nothing."""
     import threading
 
     from core.classroom import KeyGate
 
-    inside, most_inside, lock = [0], [0], threading.Lock()
+    now, slept, lock = [100.0], [], threading.Lock()
 
     def sleep(seconds: float) -> None:
         with lock:
-            inside[0] += 1
-            most_inside[0] = max(most_inside[0], inside[0])
-        threading.Event().wait(0.01)
-        with lock:
-            inside[0] -= 1
+            slept.append(seconds)
 
-    gate = KeyGate(delay=1.0, sleep=sleep)
-    tries = [threading.Thread(target=gate.check, args=("s3cret", f"guess {i}")) for i in range(10)]
+    gate = KeyGate(delay=1.0, most_wait=10.0, sleep=sleep, clock=lambda: now[0])
+    outcomes: list = []
+    tries = [threading.Thread(target=lambda i=i: outcomes.append(gate.check("s3cret", f"guess {i}")))
+             for i in range(12)]
     for t in tries:
         t.start()
     for t in tries:
         t.join()
-    assert gate.wrong == 10 and most_inside[0] == 1  # never two guesses in the gate together
-    assert gate.check("s3cret", "s3cret") and gate.wrong == 10  # the right key costs no delay
+    assert sorted(slept) == [float(k) for k in range(11)]  # one second apart, none together
+    assert outcomes.count(False) == 11 and outcomes.count(None) == 1 and gate.refused == 1
+    assert gate.check("s3cret", "s3cret") is None  # right, but its slot is still more than 10 s away
+    now[0] += 60
+    slept.clear()
+    assert gate.check("s3cret", "s3cret") is True and slept == [0.0]

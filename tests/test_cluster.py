@@ -29,10 +29,6 @@ from core.training.config import TrainConfig
 from core.training.data import load_mnist
 from core.training.loop import run
 
-# one Ray cluster for the whole suite, and one named queue-order actor on it: its tests run in one worker
-# process of pytest-xdist, one after another, never beside each other
-pytestmark = pytest.mark.xdist_group("ray")
-
 @pytest.fixture(scope="module")
 def address() -> str:
     address = os.environ.get("LIFECYCLE_TEST_RAY")

@@ -149,3 +149,11 @@ def test_the_app_reports_a_failed_download_and_offers_it_again(tmp_path, mirror,
     mirror.broken.clear()
     at.button(key="_fetch_mnist_button").click().run()
     assert not at.error and not any("not on this server" in i.value for i in at.info)
+
+
+def test_a_gzip_bomb_stops_at_the_size_limit_and_leaves_nothing(tmp_path, mirror, only_loopback, monkeypatch):
+    monkeypatch.setattr(download, "MAX_UNPACKED", 1 << 20)
+    mirror.files["train-labels-idx1-ubyte"] = gzip.compress(b"\0" * (4 << 20))  # 4 MB of zeros in a few KB
+    with pytest.raises(DataError, match="unpacks to more than 1 MB"):
+        fetch_mnist(tmp_path, sources=[mirror.url])
+    assert not (raw_dir(tmp_path) / "train-labels-idx1-ubyte").exists() and not list(raw_dir(tmp_path).glob("*.part"))

@@ -421,7 +421,6 @@ def test_a_teacher_link_locks_and_only_the_key_unlocks_the_teachers_tools(mnist_
         stop_server(proc)
 
 
-@pytest.mark.xdist_group("ray")  # with tests/test_cluster.py: one Ray cluster, one test on it at a time
 def test_two_servers_one_cluster_one_store_a_class_across_both(mnist_root, browser):
     """Two app servers on one Ray cluster and one PostgreSQL store (.ci/run starts both on loopback):
     a student on each presses Train at once; both runs train on the cluster, and the class board of

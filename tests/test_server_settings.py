@@ -167,3 +167,11 @@ def test_no_page_sends_a_student_the_password_the_key_or_the_cluster_address(stu
         assert not student.exception, page
         sent = every_text(student)
         assert PASSWORD not in sent and KEY not in sent and "127.0.0.1:9" not in sent, page
+
+
+def test_a_password_in_the_query_of_a_store_url_is_redacted_too():
+    from core.serving.store_backends import redact
+
+    shown = redact(f"postgresql://teacher@db.school/runs?sslmode=require&password={PASSWORD}&sslpassword=x")
+    assert PASSWORD not in shown and "sslmode=require" in shown and "&password=***&sslpassword=***" in shown
+    assert redact(f"postgresql://teacher:{PASSWORD}@db.school:5432/runs") == "postgresql://teacher:***@db.school:5432/runs"

@@ -12,7 +12,7 @@ from torch import nn
 
 from core.architecture.builder import build_model, count_params, macs, summarize
 from core.architecture.notation import MAX_CHANNELS, MAX_TOKENS, parse_net
-from core.architecture.size import MAX_PARAMS, size_of
+from core.architecture.size import MAX_PARAMS, check_size, size_of
 from core.architecture.spec import SpecError, Toggles, expand
 from core.training.config import TrainConfig
 
@@ -74,10 +74,15 @@ def test_the_largest_link_is_refused_before_a_module_is_built(monkeypatch):
     monkeypatch.setattr(nn.Conv2d, "__init__", no_building)
     size = size_of(expand(parse_net(LARGEST).spec, Toggles(batchnorm=True, gap=True)))
     assert size.params == 585_253_888  # the network of the issue, with step 9's BatchNorm
+    config = TrainConfig.for_step(9, net=LARGEST)  # a config is only text: reading a stored run never fails
     with pytest.raises(SpecError, match=f"too big to build: {size.params:,} parameters.*{MAX_PARAMS:,}"):
-        TrainConfig.for_step(9, net=LARGEST)
+        check_size(config.layers())
     with pytest.raises(SpecError, match="too big to build"):
-        build_model(expand(parse_net(LARGEST).spec, Toggles(batchnorm=True, gap=True)))
+        build_model(config.layers())
+    from core.serving.limits import ServerLimits, run_problems
+
+    (problem,) = run_problems(config, 60.0, ServerLimits())  # and the queue refuses it, before its time or memory
+    assert "too big to build here" in problem
 
 
 @pytest.mark.parametrize("text,limit", [("c1024p1,c1024p1,c1024p1,G", "parameters"),
@@ -85,4 +90,4 @@ def test_the_largest_link_is_refused_before_a_module_is_built(monkeypatch):
                                         ("c256p1," + "c256g256p1," * 4 + "G", "values in its layers' outputs")])
 def test_each_limit_names_itself(text, limit):
     with pytest.raises(SpecError, match=f"too big to build: [0-9,]+( M)? {limit}"):
-        TrainConfig.for_step(9, net=text)
+        check_size(TrainConfig.for_step(9, net=text).layers())

@@ -43,6 +43,7 @@ from ui.classroom import (
     name_input,
     plain,
     run_tags,
+    session_id,
     teacher_key,
     try_key,
 )
@@ -98,7 +99,9 @@ def teacher_controls(store: RunStore) -> None:
         with st.popover("Teacher", icon=":material/key:"):
             st.text_input("Teacher's key", type="password", key="_teacher_key")
             st.button("Unlock", key="unlock", on_click=_unlock)
-            if st.session_state.get("_wrong_key"):
+            if st.session_state.get("_wrong_key") == "busy":
+                st.error("Too many keys are being tried on this server just now: press *Unlock* again in a minute.")
+            elif st.session_state.get("_wrong_key"):
                 st.error("That is not the key this server was started with.")
         return
     with st.popover("Start a new class", icon=":material/restart_alt:"):
@@ -160,7 +163,8 @@ def _stop_student(student: str) -> None:
 
 
 def _unlock() -> None:
-    st.session_state["_wrong_key"] = not try_key(st.session_state.get("_teacher_key", ""))
+    outcome = try_key(st.session_state.get("_teacher_key", ""))
+    st.session_state["_wrong_key"] = {True: None, False: "wrong", None: "busy"}[outcome]
 
 
 def _start_class(store: RunStore) -> None:
@@ -190,8 +194,8 @@ def draw_view(store: RunStore, since: float, view: str) -> None:
             frontier_view(*leaderboard(store, since, settings))
         else:
             predictions_view(board(store, since, settings, predicted_only=True))
-    except StoreError as exc:
-        st.warning(f"The run store could not be read: {exc}")
+    except StoreError as exc:  # its message names the store: the teacher's to read
+        st.warning("The run store could not be read" + (f": {exc}" if is_teacher() else "."))
 
 
 # --- runs --------------------------------------------------------------------------------------------
@@ -311,6 +315,10 @@ def leaderboard_view(ranked: list[Standing], short: list[Standing]) -> None:
 def verify(standing: Standing, seeds: list[int]) -> None:
     """Queue the seeds a design is missing, as this session's runs."""
     queue = run_queue()
+    share = queue.share_problem(session_id(), len(seeds))  # all the seeds, or none: no half-verified design
+    if share:
+        st.toast(f"Not queued: {plain(share)}", icon=":material/block:")
+        return
     for seed in seeds:
         config = standing.setting.config.with_overrides(seed=seed, device=str(device()))
         try:

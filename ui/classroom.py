@@ -42,7 +42,7 @@ def session_id() -> str:
     """This browser's student id: read from its signed cookie on a session's first page (a reload,
     another tab), else a new one, which the browser is then asked to keep (remember_student)."""
     if "session_id" not in st.session_state:
-        known = verify(browser_cookie(COOKIE), server_secret(teacher_key()))
+        known = verify(browser_cookie(COOKIE), server_secret())
         if known is None:
             st.session_state["session_id"] = new_student()
             st.session_state["_cookie_due"] = True
@@ -65,7 +65,7 @@ def remember_student() -> None:
     slot = st.empty()  # drawn on every run, so that the elements after it keep their places (and a tab its choice)
     if not st.session_state.pop("_cookie_due", False):
         return
-    token = sign(session_id(), student_name(), server_secret(teacher_key()))
+    token = sign(session_id(), student_name(), server_secret())
     with slot:  # our own script and a token of URL-safe characters: nothing a student typed goes in unescaped
         st.iframe(f"<script>document.cookie = '{COOKIE}={token}; path=/; max-age={MAX_AGE_S}; "
                   "SameSite=Strict';</script>", height=1)
@@ -93,9 +93,11 @@ def key_gate() -> KeyGate:
     return KeyGate()
 
 
-def try_key(given: str) -> bool:
-    st.session_state["teacher"] = key_gate().check(teacher_key(), given)
-    return st.session_state["teacher"]
+def try_key(given: str) -> bool | None:
+    """The key typed, compared in its turn (core.classroom.KeyGate); None: too many tries just now."""
+    outcome = key_gate().check(teacher_key(), given)
+    st.session_state["teacher"] = bool(outcome)
+    return outcome
 
 
 def may_change(run_session: str) -> bool:

@@ -28,6 +28,7 @@ from core.architecture.notation import (
     repair_net,
 )
 from core.architecture.receptive_field import rf_table
+from core.architecture.size import check_size
 from core.architecture.spec import Layer, SpecError, takes
 from core.report.views import describe_config
 from core.serving.limits import server_limits
@@ -246,10 +247,15 @@ def render() -> None:
                        "left out until then.")
         try:
             defaults = TrainConfig.for_step(origin, net=text)
+            check_size(defaults.layers())  # a link's network is sized before anything builds it
         except (NetError, SpecError) as exc:
             problem = _in_rows(str(exc), rows)
         if problem is None:
             config = config_controls(defaults, link)
+            try:
+                check_size(config.layers())  # the toggles add layers: sized again as set
+            except SpecError as exc:
+                problem, config = str(exc), None
     link.shown["net"] = link.asked.get("net", "")  # a bad `net` has its own notice (base_net)
     if config is not None:
         # the link always holds the design as shown (the head follows the GAP toggle)

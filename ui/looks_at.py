@@ -13,7 +13,14 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core.analysis.attacks import BUDGETS, Fooled, robustness, saliency, smallest_fooling
+from core.analysis.attacks import (
+    BUDGETS,
+    PGD_STEPS,
+    Fooled,
+    robustness,
+    saliency,
+    smallest_fooling,
+)
 from core.analysis.predictions import TrainedModel
 from core.architecture.size import size_of
 from core.results.robustness import ROBUSTNESS_FILE, load_curves
@@ -24,6 +31,7 @@ from ui.state import data_problem, load_data
 CURVE_DIGITS = 1000
 MAX_CURVE_MACS = 2e11  # multiply-adds a curve may cost in the web server (step 9's: 1.5e10; step 1's: 3.8e12)
 FOOL_STEP = 0.01
+MAX_FOOL_MACS = 2e11  # and one digit's search: up to 30 budgets of 10 PGD steps (step 1's: 1.4e11)
 
 
 def looks_at_tab(trained: TrainedModel, model: torch.nn.Module) -> None:
@@ -33,12 +41,15 @@ def looks_at_tab(trained: TrainedModel, model: torch.nn.Module) -> None:
     maps, predicted = saliency(model, pixel[None, None])
     label = int(predicted[0])
     left, middle, right = st.columns([1, 1, 2])
-    left.image(digit_png(pixel, 5), caption=f"The digit: it reads a {label}")
+    left.image(digit_png(pixel, 5), caption=f"The digit (read as {label})")
     with middle:
         st.altair_chart(_heatmap(maps[0].numpy()), width="content")
         st.caption("Saliency (gradient × input): red pixels raise the score of its reading, blue ones lower it.")
     with right:
-        _fool(trained.name + trained.provenance, model, pixel, label)
+        if 3 * size_of(trained.layers).macs * PGD_STEPS * round(0.3 / FOOL_STEP) > MAX_FOOL_MACS:
+            st.info("This network is too big to attack here, one digit at a time.")
+        else:
+            _fool(trained.name + trained.provenance, model, pixel, label)
     st.divider()
     _curves(trained, model)
 
@@ -81,7 +92,7 @@ def _fool(identity: str, model: torch.nn.Module, pixel: torch.Tensor, label: int
                 f"another digit. Raise the budget.")
         return
     a, b = st.columns([1, 2])
-    a.image(digit_png(fooled.image, 4), caption=f"reads a {fooled.prediction}")
+    a.image(digit_png(fooled.image, 4), caption=f"read as {fooled.prediction}")
     b.markdown(f"A change of at most **{fooled.budget:.2f}** per pixel (of 1 from black to white) makes it read a "
                f"**{fooled.prediction}** ({100 * fooled.probability:.0f} %) instead of a {label}. To a person the "
                "digit has not changed.")

@@ -14,16 +14,19 @@ import pandas as pd
 import streamlit as st
 
 from core.analysis.lr_find import BATCHES, LR_MAX, LR_MIN, RangeTest, lr_find
+from core.architecture.size import size_of
+from core.serving.limits import training_memory_bytes
 from core.training.budget import modelled_speed
 from core.training.config import TrainConfig
-from ui.state import data_problem, load_data
+from ui.state import data_problem, load_data, run_queue
 
 LR_TEST_MAX_S = 30.0  # modelled seconds a test may take in the web server
 _one_at_a_time = threading.Lock()
 
 
 def lr_test_panel(config: TrainConfig, page: str) -> None:
-    seconds = BATCHES * config.recipe.batch_size * modelled_speed(config).train_s
+    queue = run_queue()  # its pace (this server's measured speed against the cost model) and its limits
+    seconds = BATCHES * config.recipe.batch_size * modelled_speed(config).train_s * queue.pace()
     st.caption(f"Trains {BATCHES} batches from the network's first weights while the learning rate rises from "
                f"{LR_MIN:g} to {LR_MAX:g}, each batch a little higher (about {seconds:.0f} s). Where the loss falls "
                "fastest is a good peak for one-cycle; where it blows up is too far.")
@@ -32,16 +35,23 @@ def lr_test_panel(config: TrainConfig, page: str) -> None:
                 f"the test; the command line has no such limit: `python -m core lr-find --step {config.step}"
                 + (f" --net {config.net}`." if config.is_design else "`."))
         return
+    memory = training_memory_bytes(config)
+    if queue.limits is not None and memory > queue.limits.max_memory_gb * 2**30 or size_of(config.layers()).problem():
+        st.info("This network is too big to train here (its memory or size is over the server's limits).")
+        return
     if data_problem():
         st.caption("The test needs MNIST on this server (see the Train column).")
         return
-    key = f"_lr_test_{page}"
+    key, setting = f"_lr_test_{page}", _setting(config)
     st.button("Find the learning rate", key=f"lr_find_{page}", icon=":material/query_stats:",
-              on_click=st.session_state.__setitem__, args=(key, True))
-    if st.session_state.get(key):
+              on_click=st.session_state.__setitem__, args=(key, setting))
+    if st.session_state.get(key) == setting:  # pressed for these settings: a change waits for the next press
         with st.spinner("Training at a rising learning rate…"):
-            result = _curve(*_setting(config))
-        _chart(result, config.recipe.lr)
+            result = _curve(*setting)
+        if isinstance(result, str):
+            st.warning(result)
+        else:
+            _chart(result, config.recipe.lr)
 
 
 def _setting(config: TrainConfig) -> tuple:
@@ -53,11 +63,15 @@ def _setting(config: TrainConfig) -> tuple:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _curve(step: int, net: str, batchnorm: bool, dropout: float, optimizer: str, lr: float, momentum: float,
-           weight_decay: float, batch_size: int) -> RangeTest:
+           weight_decay: float, batch_size: int) -> RangeTest | str:
     config = TrainConfig.for_step(step, net=net, batchnorm=batchnorm, dropout=dropout, optimizer=optimizer, lr=lr,
-                                  weight_decay=weight_decay, batch_size=batch_size, seed=1, device="cpu")
+                                  momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, seed=1,
+                                  device="cpu")
     with _one_at_a_time:  # a class pressing at once: one test trains, the others wait for their turn
-        return lr_find(config, load_data("cpu"))
+        try:
+            return lr_find(config, load_data("cpu"))
+        except ValueError as exc:  # the loss was not a number from the first batch on
+            return f"The test could not run: {exc}."
 
 
 def _chart(result: RangeTest, recipe_lr: float) -> None:

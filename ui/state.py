@@ -50,7 +50,7 @@ from core.training.data import (
 )
 from core.training.device import pick_device
 from core.training.download import TOTAL_MB, fetch_mnist
-from ui.classroom import is_teacher
+from ui.classroom import is_teacher, plain
 
 # --- the server's settings ------------------------------------------------------------------------
 # Where MNIST lives, whether the server may download it and where runs are kept are the server's, one
@@ -71,9 +71,11 @@ def change_setting(name: str, value: Any) -> str | None:
     check lives here, where the change happens, not only in the disabled widget."""
     if not is_teacher():
         return "only the teacher changes the server's settings (type the key on the Class board)"
+    if isinstance(value, str):
+        value = value.strip()  # what is checked is what is kept
     if name == "runs_db":
         try:
-            check_chosen_location(str(value).strip())
+            check_chosen_location(value)
         except StoreError as exc:
             return str(exc)
     _server_settings()[name] = value
@@ -132,7 +134,7 @@ def _offer_download() -> None:
             "the step and Design pages) as soon as they are in place.", icon=":material/cloud_download:")
     st.button(f"Download MNIST (about {TOTAL_MB:.0f} MB)", key="_fetch_mnist_button", type="primary",
               on_click=_ask_for_download, icon=":material/download:")
-    if st.session_state.pop("_fetch_mnist", False):
+    if st.session_state.get("_fetch_mnist"):  # kept until the download ends: a click meanwhile restarts it
         _download_now()
     failed = st.session_state.get("_fetch_failed")
     if failed:
@@ -154,11 +156,13 @@ def _download_now() -> None:
     try:
         fetch_mnist(resolve_root(data_dir()), progress)
     except DataError as exc:
-        st.session_state["_fetch_failed"] = (str(exc) if is_teacher() else
+        st.session_state["_fetch_mnist"] = False
+        st.session_state["_fetch_failed"] = (plain(str(exc)) if is_teacher() else
                                              "No mirror could be reached or sent a good copy; if it keeps "
                                              "failing, ask the teacher.")
         bar.empty()
         return
+    st.session_state["_fetch_mnist"] = False
     st.session_state.pop("_fetch_failed", None)
     st.rerun()
 
@@ -184,11 +188,15 @@ def cluster_choice() -> ClusterChoice:
 def set_cluster_choice(choice: ClusterChoice | None = None) -> None:
     """A new choice (None: try the current one again); runs already queued finish where they are, and
     then the old queue hands back its workers."""
+    if not is_teacher():  # checked here, where the server's setting changes, as well as at the button
+        return
     setting = _cluster_setting()
     old = run_queue()
     if choice is not None:
         setting["choice"] = choice
     setting["attempt"] += 1
+    setting["carried"] = (old.limits, old.paused)  # the teacher's share and pause go on in the new queue
+    old.pause(False)  # its queued runs finish where they are, even if the queue was paused
     old.close_when_idle()
 
 
@@ -200,7 +208,9 @@ def _queue_for(choice: ClusterChoice, attempt: int) -> RunQueue:
     except ClusterError as exc:  # refuse every run with the reason; never train here unless that was chosen
         executor = UnavailableExecutor(f"{exc}. Fix the address on the Data page, or allow training on this "
                                        "machine when the cluster cannot be reached")
-    queue = RunQueue(executor, limits=server_limits())
+    limits, paused = _cluster_setting().get("carried", (server_limits(), False))
+    queue = RunQueue(executor, limits=limits)
+    queue.paused = paused
     queue.notes = notes
     queue.start()
     atexit.register(queue.close)
@@ -264,7 +274,7 @@ def stored_runs(store: RunStore | None, **filters: Any) -> list:
     try:
         return store.runs(**filters)
     except StoreError as exc:
-        st.warning(f"Run history could not be read: {exc}")
+        st.warning("Run history could not be read" + (f": {exc}" if is_teacher() else "."))  # names the store
         return []
 
 

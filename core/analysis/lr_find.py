@@ -73,6 +73,9 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer | Any, batch: 
         if len(smoothed) > 10 and smoothed[-1] > DIVERGED * min(smoothed):
             diverged = lr
             break
+    if len(seen) < 2:
+        raise ValueError(f"the loss was not a number after {len(seen) + 1} batch(es), at a rate of {lr_min:g}: "
+                         "the network or its optimiser diverges at any rate")
     return RangeTest(seen, smoothed, steepest(seen, smoothed), seen[min(range(len(seen)), key=smoothed.__getitem__)],
                      diverged, time.perf_counter() - started)
 

@@ -65,14 +65,14 @@ def reference_model(ref: StepReference) -> TrainedModel:
 def stored_model(store: RunStore, run_id: int) -> TrainedModel:
     run = store.get(run_id)
     if run is None:
-        raise ModelError(f"no run {run_id} in {store.path}")
+        raise ModelError(f"no run {run_id} in the run store")
     weights = store.weights(run_id)
     if weights is None:
         raise ModelError(f"run {run_id} kept no weights (it ended before its first epoch, or was interrupted)")
     score = f", min(last 3) {run.min_last:.2f} %" if run.min_last is not None else ""
     what = f"design {run.config.net}" if run.config.is_design else f"step {run.step}"
     return TrainedModel(f"run {run.id}: {what}, seed {run.seed}", run.config, weights,
-                        f"run {run.id} in {store.path} · {run.source} · {run.device} · {run.started} · "
+                        f"run {run.id} of the run store · {run.source} · {run.device} · {run.started} · "
                         f"{run.limits} · {run.status}{score}")
 
 

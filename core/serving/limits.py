@@ -72,6 +72,9 @@ def _conv_outputs(config: TrainConfig) -> int:
 
 def run_problems(config: TrainConfig, estimate_s: float, limits: ServerLimits) -> list[str]:
     """Why this run may not go into a shared queue ([] when it may)."""
+    too_big = size_of(config.layers()).problem()
+    if too_big:
+        return [f"this network is too big to build here: {too_big}"]
     problems = []
     if estimate_s > 60 * limits.max_run_minutes:
         problems.append(f"this run would take about {estimate_s / 60:,.0f} min here, more than the "

@@ -178,16 +178,22 @@ def check_chosen_location(location: str | os.PathLike) -> None:
     file (a database, a `.pth` that Python runs at start) is ever turned into a store."""
     if is_postgres(location):
         return
-    path = Path(location).expanduser()
-    if path.suffix not in STORE_SUFFIXES:
-        raise StoreError(f"a run store is a SQLite file ending in {', '.join(STORE_SUFFIXES)}; {path.name!r} is not")
-    if path.exists() or path.is_symlink():
-        if not _is_run_store(path):
-            raise StoreError(f"{path.name} already exists and is not a run store made by this app: "
-                             "choose a new file name, or one of this app's stores")
-    elif not path.parent.is_dir():
-        raise StoreError(f"the folder of {path.name} does not exist: the app creates a new store only in a folder "
-                         "that is already there")
+    try:
+        path = Path(location).expanduser()
+        if path.suffix not in STORE_SUFFIXES:
+            raise StoreError(f"a run store is a SQLite file ending in {', '.join(STORE_SUFFIXES)}; "
+                             f"{path.name!r} is not")
+        if path.exists() or path.is_symlink():
+            if not _is_run_store(path):
+                raise StoreError(f"{path.name} already exists and is not a run store made by this app: "
+                                 "choose a new file name, or one of this app's stores")
+        elif not path.parent.is_dir():
+            raise StoreError(f"the folder of {path.name} does not exist: the app creates a new store only in a "
+                             "folder that is already there")
+    except StoreError:
+        raise
+    except (OSError, RuntimeError) as exc:  # a folder this user may not read, an unknown ~user
+        raise StoreError(f"that location cannot be checked ({type(exc).__name__}): choose another") from exc
 
 
 def _is_run_store(path: Path) -> bool:
@@ -199,7 +205,7 @@ def _is_run_store(path: Path) -> bool:
         if f.read(16) != _SQLITE_HEADER:
             return False
     try:
-        uri = path.resolve().as_uri() + "?mode=ro"
+        uri = path.resolve().as_uri() + "?mode=ro&immutable=1"  # immutable: no -shm or journal beside it
         with closing(sqlite3.connect(uri, uri=True, timeout=1)) as conn:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error:

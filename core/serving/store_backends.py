@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from filelock import FileLock, Timeout
 
@@ -49,13 +49,17 @@ def is_postgres(location: str | os.PathLike) -> bool:
 
 
 def redact(url: str) -> str:
-    """A PostgreSQL URL as it may be shown: without its password."""
+    """A PostgreSQL URL as it may be shown: without its password, in the user part or the query
+    (`?password=`, `?sslpassword=`, or any other parameter that names a password or a key)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        host = parts.hostname or ""
+        parts = parts._replace(netloc=f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else ""))
+    if parts.query:
+        pairs = [(k, "***" if any(w in k.lower() for w in ("password", "key", "secret", "token")) else v)
+                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(pairs, safe="*"))
+    return urlunsplit(parts)
 
 
 def migration_sql(template: str, dialect: str) -> list[str]:

@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from core.architecture.notation import format_net, net_of, parse_net
-from core.architecture.size import check_size
 from core.architecture.spec import Layer, Toggles, expand
 from core.training.augmentation import AugmentConfig
 from core.training.recipe import Recipe
@@ -35,7 +34,6 @@ class TrainConfig:
         # one network string, whose head always agrees with the GAP toggle (the toggle decides)
         net = parse_net(self.net) if self.net is not None else net_of(step.spec, self.toggles.gap)
         object.__setattr__(self, "net", format_net(replace(net, gap=self.toggles.gap)))
-        check_size(self.layers())  # a link's network is sized before anything builds it
         checks = [
             (isinstance(self.seed, int) and 0 <= self.seed < 2**63, f"seed must be a non-negative integer, got {self.seed}"),
             (0 < self.train_fraction <= 1, f"train fraction must be in (0, 1], got {self.train_fraction}"),
@@ -114,7 +112,10 @@ class TrainConfig:
 
     def _with_body_of(self, params: int) -> "TrainConfig":
         """This config with the body (the step's own or an earlier one) that has `params` weights."""
-        from core.architecture.builder import build_model, count_params  # only for stores older than `net`
+        from core.architecture.builder import (  # only for stores older than `net`
+            build_model,
+            count_params,
+        )
 
         for spec in get_step(self.step).earlier:
             config = replace(self, net=format_net(net_of(spec, self.toggles.gap)))

@@ -10,7 +10,9 @@ corrupt download never leaves a file that looks finished.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -37,6 +39,8 @@ PACKED_BYTES = {"train-images-idx3-ubyte": 9_912_422, "train-labels-idx1-ubyte":
                 "t10k-images-idx3-ubyte": 1_648_877, "t10k-labels-idx1-ubyte": 4_542}
 TOTAL_MB = sum(PACKED_BYTES.values()) / 1e6
 CHUNK = 1 << 16
+MAX_UNPACKED = 64 << 20  # bytes of one unpacked file (MNIST's largest: 47 MB): a gzip bomb stops here
+FILE_DEADLINE_S = 600.0  # a mirror that drips its bytes must not hold the folder's lock for ever
 
 Progress = Callable[[int, int, str], None]  # (bytes so far, bytes in all, file name)
 
@@ -78,20 +82,27 @@ def _fetch_one(name: str, folder: Path, sources: list[str], md5: str, timeout: f
     for base in sources:
         try:
             return _download(f"{base}{name}.gz", folder / name, md5, timeout, progress)
-        except (OSError, EOFError, zlib.error, ValueError) as exc:  # network, HTTP, gzip and checksum errors
+        except (OSError, EOFError, zlib.error, ValueError, http.client.HTTPException) as exc:  # network, HTTP,
+            # gzip and checksum errors (HTTPException: a broken chunked reply or status line)
             failures.append(f"{base}: {_reason(exc)}")
     raise DataError(f"could not download {name}.gz from any mirror ({'; '.join(failures)})")
 
 
 def _download(url: str, target: Path, md5: str, timeout: float, progress: Callable[[int], None]) -> int:
     part = target.with_name(target.name + ".part")
-    digest, unpack, got = hashlib.md5(), zlib.decompressobj(16 + zlib.MAX_WBITS), 0
+    digest, unpack, got, unpacked = hashlib.md5(), zlib.decompressobj(16 + zlib.MAX_WBITS), 0, 0
     request = urllib.request.Request(url, headers={"User-Agent": "tiny-cnn-lifecycle"})
+    deadline = time.monotonic() + FILE_DEADLINE_S
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
             while chunk := response.read(CHUNK):
                 got += len(chunk)
-                plain = unpack.decompress(chunk)
+                plain = unpack.decompress(chunk, MAX_UNPACKED + 1 - unpacked)
+                unpacked += len(plain)
+                if unpacked > MAX_UNPACKED or unpack.unconsumed_tail:
+                    raise ValueError(f"unpacks to more than {MAX_UNPACKED >> 20} MB: not an MNIST file")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"still arriving after {FILE_DEADLINE_S:.0f} s")
                 digest.update(plain)
                 out.write(plain)
                 progress(got)
