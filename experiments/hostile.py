@@ -22,11 +22,11 @@ sys.path.insert(0, str(ROOT))
 
 from core.architecture.notation import MAX_CHANNELS, MAX_TOKENS  # noqa: E402
 
-KEY, PASSWORD = "the teacher's key", "s3cret-password"
+KEY, PASSWORD = "k3y-9zQ-s3cret", "s3cret-password"
 LARGEST = ",".join([f"c{MAX_CHANNELS}p1"] * (MAX_TOKENS - 1) + ["G"])
 PAGES = ["home", *(f"step_{n}" for n in range(1, 10)), "design", "board", "frontier", "inspect", "runs",
          "augmentation", "data"]
-HOSTILE_NAME = "**bold** [link](http://example.com) ![img](http://example.com/x.png) <b>html</b>"
+HOSTILE_NAME = "**b** [l](http://example.com) <b>h</b>"  # 40 characters: the longest name a run keeps
 
 
 def report(attack: str, outcome: str) -> None:
@@ -120,14 +120,15 @@ def ten_tabs(app: str) -> str:
     pressed = 0
     for at in tabs:
         button = at.button(key="train3_9")
-        if not button.disabled:
+        if not button.disabled:  # each tab's own button; the queue holds the student's share
             button.click()
             pressed += 1
             queue_thread_run(at)
     student_id = tabs[0].session_state["session_id"]
     held = sum(j.tags.session == student_id for j in queue.active_jobs())
     report("ten tabs of one browser, each pressing Train 3 seeds",
-           f"{pressed} presses went through, {held} runs queued (the share is {queue.limits.runs_per_student})")
+           f"{pressed} presses, {held} runs queued (the share is {queue.limits.runs_per_student}); the others were "
+           "refused with the reason")
     return token
 
 
@@ -156,14 +157,13 @@ def markup_in_names(app: str) -> None:
     from core.training.config import TrainConfig
 
     store = RunStore(os.environ["LIFECYCLE_RUNS"])
-    run = store.start_run(TrainConfig.for_step(9, epochs=1), "app", "cpu", 5648, "reduced", RunTags("s", HOSTILE_NAME,
-                                                                                                     HOSTILE_NAME))
+    run = store.start_run(TrainConfig.for_step(9, epochs=1), "app", "cpu", 5648, "reduced", RunTags("s", HOSTILE_NAME, ""))
     store.finish_run(run, "completed")
     at = browser(app)
     at.switch_page("app_pages/board.py")
     at.run()
     as_markdown = [m.value for m in at.markdown if "example.com" in m.value and "\\" not in m.value]
-    report("markdown and HTML in a name and a prediction", "shown as text" if not as_markdown else f"RENDERED: {as_markdown}")
+    report("markdown and HTML in a name", "shown as text" if not as_markdown else f"RENDERED: {as_markdown}")
 
 
 def second_student_trains(app: str) -> None:

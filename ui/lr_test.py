@@ -25,8 +25,10 @@ _one_at_a_time = threading.Lock()
 
 
 def lr_test_panel(config: TrainConfig, page: str) -> None:
-    queue = run_queue()  # its pace (this server's measured speed against the cost model) and its limits
-    seconds = BATCHES * config.recipe.batch_size * modelled_speed(config).train_s * queue.pace()
+    queue = run_queue()  # its limits, and its pace: this server's measured speed against the cost model's CPU
+    # the test trains on this machine's CPU: a slower server than the model's takes longer; a faster pace
+    # may be a GPU's, which the test does not use
+    seconds = BATCHES * config.recipe.batch_size * modelled_speed(config).train_s * max(1.0, queue.pace())
     st.caption(f"Trains {BATCHES} batches from the network's first weights while the learning rate rises from "
                f"{LR_MIN:g} to {LR_MAX:g}, each batch a little higher (about {seconds:.0f} s). Where the loss falls "
                "fastest is a good peak for one-cycle; where it blows up is too far.")
@@ -81,7 +83,8 @@ def _chart(result: RangeTest, recipe_lr: float) -> None:
     marks = pd.DataFrame({"learning rate": [result.suggested, recipe_lr],
                           "mark": [f"steepest fall: {result.suggested:.3g}", f"the recipe's peak: {recipe_lr:g}"]})
     rules = alt.Chart(marks).mark_rule(strokeWidth=2, strokeDash=[5, 3]).encode(
-        x=x, color=alt.Color("mark:N", legend=alt.Legend(orient="top", title=None)))
+        x=x, color=alt.Color("mark:N", scale=alt.Scale(range=["#e4572e", "#6c6c6c"]),
+                             legend=alt.Legend(orient="top", title=None, labelLimit=300)))
     st.altair_chart((line + rules).properties(height=170), width="stretch")
     st.caption(f"{len(result.lrs)} batches in {result.seconds:.1f} s; lowest loss at {result.lowest:.3g}"
                + (f", blew up at {result.diverged_at:.3g}" if result.diverged_at else ", never blew up") + ".")

@@ -42,7 +42,7 @@ def take_screenshots(data_dir: str, out: Path, log: Callable[[str], None] = prin
             student = browser.new_context(viewport=VIEWPORT).new_page()
             teacher = browser.new_context(viewport=VIEWPORT).new_page()
             student.goto(f"{server.url}/step_4")
-            student.get_by_role("textbox", name="Your name on the class board").wait_for(timeout=60_000)
+            student.get_by_role("button", name="Train", exact=True).wait_for(timeout=120_000)
             student.get_by_role("button", name="Train", exact=True).click()
             student.get_by_text("accuracy per epoch", exact=False).first.wait_for(timeout=120_000)
             student.wait_for_timeout(4_000)
