@@ -137,6 +137,7 @@ def test_the_largest_link_is_refused_with_a_message(student, page):
 def test_an_open_server_says_so_on_every_page_and_how_to_close_it(monkeypatch, mnist_root):
     monkeypatch.setenv("MNIST_DIR", str(mnist_root))
     monkeypatch.delenv("LIFECYCLE_TEACHER_KEY", raising=False)
+    monkeypatch.setattr("ui.router.server_address", lambda: "0.0.0.0")  # started for a class, without a key
     at = AppTest.from_file(APP, default_timeout=120)
     for page in ("app_pages/home.py", "app_pages/step_4.py", "app_pages/board.py"):
         at.switch_page(page).run()
