@@ -328,6 +328,7 @@ def _robustness_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budgets", default="0,0.02,0.05,0.1,0.15,0.2,0.25,0.3",
                    help="L-infinity budgets in pixel units (1 = black to white), comma-separated")
     p.add_argument("--attack", choices=("fgsm", "pgd"), default="fgsm")
+    p.add_argument("--name", default=None, help="the curve's label (default: the network's, e.g. 'Run 12: step 9')")
     p.add_argument("--output", default=None, help="merge the curve, with its provenance, into this JSON file "
                                                    "(assets/robustness.json is the one the Inspect page draws)")
     p.add_argument("--json", action="store_true")
@@ -864,7 +865,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     data = load_mnist(args.data_dir, download=not args.no_download)
     pixels, labels = to_float(data.test_images[:args.digits]), data.test_labels[:args.digits]
     curve = robustness(trained.network(), pixels, labels, tuple(sorted(budgets)), args.attack)
-    doc = {"name": trained.name, "params": sum(p.numel() for p in trained.network().parameters()),
+    doc = {"name": args.name or trained.name, "params": sum(p.numel() for p in trained.network().parameters()),
            "weights": trained.provenance, "command": "python -m core " + " ".join(shlex.quote(a) for a in args.argv),
            "date": time.strftime("%Y-%m-%d"), "processor": processor_label(torch.device("cpu")),
            "torch": torch.__version__} | curve.as_dict()

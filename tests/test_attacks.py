@@ -129,3 +129,13 @@ def test_the_lr_find_command_writes_what_the_lesson_quotes(mnist_root, tmp_path)
     assert facts["lrfind:steepest"] == f"{doc['suggested']:.2g}" and facts["lrfind:batches"] == str(len(doc["lrs"]))
     assert doc["command"] in facts["lrfind:provenance"] and "steepest fall at lr" in done.stdout
     assert lr_facts(8, tmp_path) == {}
+
+
+def test_every_recorded_curve_carries_its_provenance():
+    from core.results.robustness import load_curves
+
+    curves = load_curves()
+    assert {c["name"] for c in curves} >= {"step 9 reference, seed 1"}
+    for c in curves:
+        assert c["command"].startswith("python -m core robustness") and c["date"] and c["processor"], c["name"]
+        assert len(c["budgets"]) == len(c["accuracy"]) and c["budgets"] == sorted(c["budgets"]) and c["digits"] == 1000
