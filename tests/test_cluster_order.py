@@ -55,3 +55,63 @@ def test_a_silent_servers_tickets_are_dropped(monkeypatch):
     assert not order.try_start("B", b1, capacity=1)  # A may only be slow
     now[0] += 2
     assert order.try_start("B", b1, capacity=1)  # A said nothing for SILENT_S: its run no longer counts
+
+
+def test_turns_go_round_the_students_of_every_server_and_each_server_starts_only_its_own():
+    order = ClusterOrder()
+    ann = [order.join("A", 1, 30, "ann") for _ in range(3)]
+    bob = order.join("B", 1, 30, "bob")
+    cat = order.join("A", 1, 30, "cat")
+    assert order.next_start("B", capacity=1) is None  # ann's first is next, and it is server A's
+    assert order.next_start("A", capacity=1) == ann[0]
+    order.finish("A", ann[0])
+    # ann has had a turn: bob and cat come before her second, though they came after it
+    assert [t.id for t in order.in_turn()] == [bob, cat, ann[1], ann[2]]
+    assert order.position("A", ann[1])[0] == 2
+    assert order.next_start("A", capacity=1) is None and order.next_start("B", capacity=1) == bob
+    order.finish("B", bob)
+    assert order.next_start("A", capacity=1) == cat
+    order.finish("A", cat)
+    for ticket in ann[1:]:
+        order.finish("A", order.next_start("A", capacity=1))
+    assert not order.tickets and not order.served  # an empty order forgets who was served
+
+
+class LocalOrder:
+    """One server's handle on a ClusterOrder in this process: what core.serving.cluster.OrderClient is
+    to the named Ray actor."""
+
+    def __init__(self, order: ClusterOrder, server: str) -> None:
+        self.order, self.server = order, server
+
+    def __getattr__(self, method: str):
+        return lambda *args: getattr(self.order, method)(self.server, *args)
+
+
+def test_two_servers_queues_start_their_runs_round_robin_through_one_order():
+    from test_queue import GatedExecutor, student_job
+
+    from core.serving.run_queue import RunQueue
+
+    shared = ClusterOrder()
+    executors = [GatedExecutor(), GatedExecutor()]
+    queues = []
+    for name, executor in zip("AB", executors):
+        executor.order = LocalOrder(shared, name)
+        queues.append(RunQueue(executor))
+    try:
+        ann = [queues[0].submit(student_job("ann", s)) for s in (1, 2)]
+        bob = queues[1].submit(student_job("bob", 1))
+        from conftest import wait_for
+
+        wait_for(lambda: executors[0].started, 10)  # ann's first: server A's, first in turn
+        assert executors[0].started == [[ann[0].id]]
+        executors[0].release()  # ann's first ends: with one slot in all, bob's turn comes before ann's second
+        wait_for(lambda: executors[1].started, 10)
+        assert executors[1].started == [[bob.id]] and executors[0].started == [[ann[0].id]]
+        executors[1].release()
+        wait_for(lambda: len(executors[0].started) == 2, 10)
+        assert executors[0].started[1] == [ann[1].id]
+    finally:
+        for executor in executors:
+            executor.release(5)

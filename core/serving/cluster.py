@@ -177,8 +177,8 @@ class OrderClient:
     def _call(self, method: str, *args: Any) -> Any:
         return self._ray.get(getattr(self._actor, method).remote(self.server, *args), timeout=30)
 
-    def join(self, jobs: int, estimate_s: float) -> int:
-        return self._call("join", jobs, estimate_s)
+    def join(self, jobs: int, estimate_s: float, student: str = "") -> int:
+        return self._call("join", jobs, estimate_s, student)
 
     def leave(self, ticket: int) -> None:
         self._call("leave", ticket)
@@ -188,6 +188,9 @@ class OrderClient:
 
     def try_start(self, ticket: int, capacity: int) -> bool:
         return self._call("try_start", ticket, capacity)
+
+    def next_start(self, capacity: int) -> int | None:
+        return self._call("next_start", capacity)
 
     def position(self, ticket: int | None) -> tuple[int, float]:
         return tuple(self._call("position", ticket))

@@ -2,10 +2,10 @@
 
 Each server keeps its own `RunQueue` (what its pages read), but when its runs train on a Ray cluster
 they also take a ticket in one `ClusterOrder`, a named Ray actor that every server of the cluster
-shares. A server starts a run only when its ticket's turn has come: the first ticket not yet started,
-with fewer tickets training than the cluster has room for. So runs start in the order they were
-submitted across all servers, and a queued run's place and expected start count the other servers'
-runs too. A server that stops answering (crashed, unplugged) has its tickets dropped after
+shares. A server starts a run only when its ticket's turn has come: the first ticket not yet started
+in turn order, with fewer tickets training than the cluster has room for. Turns go round the students
+of every server (a student's second run waits behind everyone's first, as on one machine), ties in the
+order submitted, and a queued run's place and expected start count the other servers' runs too. A server that stops answering (crashed, unplugged) has its tickets dropped after
 `SILENT_S`, so it cannot hold the class up. Plain Python, testable without Ray.
 """
 
@@ -26,19 +26,32 @@ class Ticket:
     jobs: int  # runs in it (seeds trained side by side take one slot)
     estimate_s: float
     started_at: float | None = None
+    student: str = ""  # whose runs: the turns go round the students (as on one machine, core.serving.run_queue)
 
 
 @dataclass
 class ClusterOrder:
     tickets: list[Ticket] = field(default_factory=list)  # in the order they were taken
     heard: dict[str, float] = field(default_factory=dict)  # server -> when it last called
+    served: dict[str, int] = field(default_factory=dict)  # student -> tickets started since the order was empty
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
-    def join(self, server: str, jobs: int, estimate_s: float) -> int:
+    def join(self, server: str, jobs: int, estimate_s: float, student: str = "") -> int:
         self._beat(server)
-        ticket = Ticket(next(self._ids), server, jobs, estimate_s)
+        ticket = Ticket(next(self._ids), server, jobs, estimate_s, student=student)
         self.tickets.append(ticket)
         return ticket.id
+
+    def in_turn(self) -> list[Ticket]:
+        """The tickets training, then the waiting ones in the order they will start: round-robin across
+        students (a student's place counts the tickets they started since the order was last empty and
+        their tickets waiting before it), ties in the order taken."""
+        earlier: dict[str, int] = {}
+        ranked = []
+        for ticket in (t for t in self.tickets if t.started_at is None):
+            ranked.append((self.served.get(ticket.student, 0) + earlier.get(ticket.student, 0), ticket.id, ticket))
+            earlier[ticket.student] = earlier.get(ticket.student, 0) + 1
+        return [t for t in self.tickets if t.started_at is not None] + [t for *_, t in sorted(ranked, key=lambda r: r[:2])]
 
     def leave(self, server: str, ticket_id: int, jobs: int = 1) -> None:
         """`jobs` of the ticket's runs left (cancelled, or ended); the ticket goes with its last one."""
@@ -53,24 +66,34 @@ class ClusterOrder:
     def finish(self, server: str, ticket_id: int) -> None:
         self._beat(server)
         self.tickets = [t for t in self.tickets if t.id != ticket_id]
+        if not self.tickets:
+            self.served.clear()  # an empty order: the next class starts even
 
     def try_start(self, server: str, ticket_id: int, capacity: int) -> bool:
         """Start the ticket if its turn has come; True when it may train now."""
+        return self.next_start(server, capacity, ticket_id) == ticket_id
+
+    def next_start(self, server: str, capacity: int, ticket_id: int | None = None) -> int | None:
+        """Start the next ticket in turn if it is this server's (and `ticket_id`, when given) and the
+        cluster has room; its id, else None. A server asks which of its tickets may start, not whether
+        one chosen by it may: its own order and the cluster's may differ."""
         self._beat(server)
         self._drop_silent()
         training = sum(1 for t in self.tickets if t.started_at is not None)
-        first_waiting = next((t for t in self.tickets if t.started_at is None), None)
-        if first_waiting is None or first_waiting.id != ticket_id or training >= capacity:
-            return False
+        first_waiting = next((t for t in self.in_turn() if t.started_at is None), None)
+        if (first_waiting is None or first_waiting.server != server or training >= capacity
+                or ticket_id not in (None, first_waiting.id)):
+            return None
         first_waiting.started_at = time.time()
-        return True
+        self.served[first_waiting.student] = self.served.get(first_waiting.student, 0) + 1
+        return first_waiting.id
 
     def position(self, server: str, ticket_id: int | None) -> tuple[int, float]:
         """(runs ahead of the ticket across every server, their seconds left one after another);
         ticket None: of a run submitted now."""
         self._beat(server)
         now, ahead, seconds = time.time(), 0, 0.0
-        for ticket in self.tickets:
+        for ticket in self.in_turn():
             if ticket.id == ticket_id:
                 break
             ahead += ticket.jobs

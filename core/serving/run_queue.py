@@ -258,7 +258,8 @@ class RunQueue:
             raise LimitError("; ".join(problems))
         with self._cv:  # the fair share is checked and taken under one lock: ten tabs at once get no more
             self._check_share(jobs)
-            ticket = self.order.join(len(jobs), jobs[0].estimate_s) if self.order is not None else None
+            ticket = (self.order.join(len(jobs), jobs[0].estimate_s, jobs[0].tags.session)
+                      if self.order is not None else None)
             for job in jobs:
                 job._queue = self
                 job._partners = jobs if len(jobs) > 1 else None
@@ -430,11 +431,13 @@ class RunQueue:
                 while not self._waiting or self.paused:
                     self._cv.wait()
                 lead = self._in_turn()[0]
-            if not self._turn_came(lead):
-                continue
-            with self._cv:
-                if self.paused or not self._waiting or self._in_turn()[0] is not lead:  # changed while it waited
+            if self.order is not None:  # on a cluster, the cluster-wide order says which of this server's runs
+                lead = self._cluster_lead(lead)
+                if lead is None:
                     continue
+            with self._cv:
+                if self.paused or lead not in self._waiting or (self.order is None and self._in_turn()[0] is not lead):
+                    continue  # changed while it waited
                 jobs = [lead] + [j for j in (lead._partners or []) if j is not lead and j in self._waiting]
                 for job in jobs:
                     self._waiting.remove(job)
@@ -472,19 +475,22 @@ class RunQueue:
                         self._learn_pace(job)
                     job._set(status)
 
-    def _turn_came(self, lead: Job) -> bool:
-        """On this machine: always. On a cluster: when the cluster-wide order says so (else wait a
-        little, so that the caller looks again, at a queue that may have changed)."""
-        if self.order is None or lead._ticket is None:
-            return True
+    def _cluster_lead(self, fallback: Job) -> Job | None:
+        """The run of this server whose turn has come in the cluster-wide order (round-robin across every
+        server's students), or None after a short wait, so that the caller looks again."""
         try:
-            if self.order.try_start(lead._ticket, self.workers):
-                return True
+            ticket = self.order.next_start(self.workers)
         except Exception as exc:  # the order cannot be reached: train rather than stall the class
-            lead.warn(f"the cluster-wide queue order could not be read ({exc}); started in this server's order")
-            return True
-        time.sleep(ORDER_POLL_S)
-        return False
+            fallback.warn(f"the cluster-wide queue order could not be read ({exc}); started in this server's order")
+            return fallback
+        if ticket is None:
+            time.sleep(ORDER_POLL_S)
+            return None
+        with self._cv:
+            lead = next((j for j in self._waiting if j._ticket == ticket), None)
+        if lead is None:  # cancelled meanwhile: its place goes to the next
+            self.order.finish(ticket)
+        return lead
 
     def _interrupt(self, job: Job, reason: str) -> None:
         """The worker died mid-run: the job and its stored run are interrupted, with the reason and
