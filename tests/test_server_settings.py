@@ -176,3 +176,22 @@ def test_a_password_in_the_query_of_a_store_url_is_redacted_too():
     shown = redact(f"postgresql://teacher@db.school/runs?sslmode=require&password={PASSWORD}&sslpassword=x")
     assert PASSWORD not in shown and "sslmode=require" in shown and "&password=***&sslpassword=***" in shown
     assert redact(f"postgresql://teacher:{PASSWORD}@db.school:5432/runs") == "postgresql://teacher:***@db.school:5432/runs"
+
+
+def test_the_teacher_sets_the_mnist_folder_and_the_download_switch_for_every_session(monkeypatch, mnist_root, tmp_path):
+    """No key on a laptop: its one user is the teacher. The folder and the switch apply to a second session."""
+    from ui.state import allow_download, data_dir
+
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("LIFECYCLE_TEACHER_KEY", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/data.py").run()
+    at.text_input(key="_data_dir_widget").input(str(mnist_root)).run()
+    at.checkbox(key="_download_widget").uncheck().run()
+    assert not at.exception and any("MNIST found" in s.value for s in at.success)
+    assert data_dir() == str(mnist_root) and allow_download() is False
+    other = AppTest.from_file(APP, default_timeout=120)
+    other.run()
+    other.switch_page("app_pages/step_9.py").run()
+    assert other.button(key="train_9")  # the other session trains from the folder the teacher set
