@@ -813,15 +813,25 @@ def cmd_exercises(args: argparse.Namespace) -> None:
         print(f"      ask: {exercise.ask}")
 
 
-def cmd_lr_find(args: argparse.Namespace) -> None:
+def provenance(args: argparse.Namespace) -> dict[str, str]:
+    """What a recorded figure says of where it came from: the command, the date, the CPU and torch."""
     import time
 
+    import torch
+
+    from core.training.device import processor_label
+
+    return {"command": "python -m core " + " ".join(shlex.quote(a) for a in args.argv),
+            "date": time.strftime("%Y-%m-%d"), "processor": processor_label(torch.device("cpu")),
+            "torch": torch.__version__}
+
+
+def cmd_lr_find(args: argparse.Namespace) -> None:
     import torch
 
     from core.analysis.lr_find import lr_find
     from core.training.config import TrainConfig
     from core.training.data import load_mnist
-    from core.training.device import processor_label
 
     if not 10 <= args.batches <= 2000 or not 0 < args.lr_min < args.lr_max:
         raise ValueError("--batches takes 10 to 2,000, and --lr-min must be above 0 and below --lr-max")
@@ -830,9 +840,7 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
     data = load_mnist(args.data_dir, download=not args.no_download)
     result = lr_find(config, data, args.batches, args.lr_min, args.lr_max)
     doc = {"step": config.step, "net": config.net, "recipe_lr": config.recipe.lr, "seed": config.seed,
-           "command": "python -m core " + " ".join(shlex.quote(a) for a in args.argv), "date": time.strftime("%Y-%m-%d"),
-           "device": "cpu", "processor": processor_label(torch.device("cpu")), "torch": torch.__version__,
-           "threads": torch.get_num_threads()} | result.as_dict()
+           "device": "cpu", "threads": torch.get_num_threads()} | provenance(args) | result.as_dict()
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
@@ -848,15 +856,10 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
-    import time
-
-    import torch
-
     from core.analysis.attacks import robustness
     from core.results.robustness import merge_curve
     from core.training.augmentation import to_float
     from core.training.data import load_mnist
-    from core.training.device import processor_label
 
     budgets = tuple(float(b) for b in args.budgets.split(",") if b.strip())
     if not 1 <= args.digits <= 10_000 or not budgets or any(not 0 <= b <= 1 for b in budgets):
@@ -866,9 +869,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     pixels, labels = to_float(data.test_images[:args.digits]), data.test_labels[:args.digits]
     curve = robustness(trained.network(), pixels, labels, tuple(sorted(budgets)), args.attack)
     doc = {"name": args.name or trained.name, "params": sum(p.numel() for p in trained.network().parameters()),
-           "weights": trained.provenance, "command": "python -m core " + " ".join(shlex.quote(a) for a in args.argv),
-           "date": time.strftime("%Y-%m-%d"), "processor": processor_label(torch.device("cpu")),
-           "torch": torch.__version__} | curve.as_dict()
+           "weights": trained.provenance} | provenance(args) | curve.as_dict()
     if args.output:
         merge_curve(Path(args.output), doc)
     if args.json:
