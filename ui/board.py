@@ -123,10 +123,10 @@ def queue_tools() -> None:
                         queue.limits.runs_per_student if queue.limits else 3, key="_runs_per_student",
                         on_change=_set_share, help="Train 3 seeds counts 3")
         c1, c2 = st.columns(2)
-        c1.button("Go on" if queue.paused else "Pause the queue", key="queue_pause", width="stretch",
+        c1.button("Go on" if queue.paused else "Pause", key="queue_pause", width="stretch",
                   icon=":material/play_arrow:" if queue.paused else ":material/pause:", on_click=_pause,
                   args=(not queue.paused,))
-        c2.button("Clear the queue", key="queue_clear", width="stretch", icon=":material/clear_all:",
+        c2.button("Clear", key="queue_clear", width="stretch", icon=":material/clear_all:",
                   on_click=_clear, help="Cancel every queued run; runs training now go on")
         students = {}
         for job in queue.active_jobs():
