@@ -20,10 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.architecture.notation import MAX_CHANNELS, MAX_TOKENS  # noqa: E402
+from core.architecture.notation import LARGEST_NET  # noqa: E402
 
 KEY, PASSWORD = "k3y-9zQ-s3cret", "s3cret-password"
-LARGEST = ",".join([f"c{MAX_CHANNELS}p1"] * (MAX_TOKENS - 1) + ["G"])
 PAGES = ["home", *(f"step_{n}" for n in range(1, 10)), "design", "board", "frontier", "inspect", "runs",
          "augmentation", "data"]
 HOSTILE_NAME = "**b** [l](http://example.com) <b>h</b>"  # 40 characters: the longest name a run keeps
@@ -88,21 +87,14 @@ def secrets_on_pages(app: str) -> None:
 
 
 def largest_link(app: str) -> None:
-    import resource
+    from experiments.links import PAGES as LINK_PAGES
+    from experiments.links import open_largest
 
     at = browser(app)
-    for page in ("design", "step_9", "runs", "board", "inspect"):
-        at.switch_page(f"app_pages/{page}.py")
-        at.query_params.clear()
-        at.run()
-        at.query_params.update({"net": LARGEST})
-        peak, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
-        at.run()
-        ms = 1000 * (time.perf_counter() - start)
-        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024
-        said = next((e.value for e in at.error if "too big" in e.value), "ignored (the page takes no net)")
-        report(f"the largest link ({len(LARGEST)} characters) on {page}", f"{ms:.0f} ms, peak memory +{grown:.1f} MB; "
-               f"{said[:80]}")
+    for page in LINK_PAGES:
+        ms, grown, said = open_largest(at, page)
+        report(f"the largest link ({len(LARGEST_NET)} characters) on {page}", f"{ms:.0f} ms, peak memory "
+               f"+{grown:.1f} MB; {said[:80]}")
 
 
 def ten_tabs(app: str) -> str:

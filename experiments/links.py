@@ -19,14 +19,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.architecture.notation import MAX_CHANNELS, MAX_TOKENS  # noqa: E402
+from core.architecture.notation import LARGEST_NET, MAX_CHANNELS, MAX_TOKENS  # noqa: E402
 
-LARGEST = ",".join([f"c{MAX_CHANNELS}p1"] * (MAX_TOKENS - 1) + ["G"])
 PAGES = ["design", "step_9", "runs", "board", "inspect"]
 
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def open_largest(at, page: str) -> tuple[float, float, str]:
+    """(ms, peak MB grown, what the page said) of `page` opened with the largest link, after a warm view."""
+    at.switch_page(f"app_pages/{page}.py")
+    at.query_params.clear()
+    at.run()  # warm
+    at.query_params.update({"net": LARGEST_NET})
+    before, start = peak_mb(), time.perf_counter()
+    at.run()
+    ms, grown = 1000 * (time.perf_counter() - start), peak_mb() - before
+    said = next((e.value for e in at.error), None) or next((t.value for t in at.toast), None) or "(ignored)"
+    return ms, grown, said
 
 
 def main() -> None:
@@ -36,17 +48,10 @@ def main() -> None:
     os.environ["LIFECYCLE_TEACHER_KEY"] = "a student's server"
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.run()
-    print(f"the largest link: {len(LARGEST)} characters, {MAX_TOKENS - 1} convolutions of {MAX_CHANNELS} channels")
+    print(f"the largest link: {len(LARGEST_NET)} characters, {MAX_TOKENS - 1} convolutions of {MAX_CHANNELS} channels")
     print(f"{'page':<10}{'ms':>8}{'peak MB +':>11}  what it said")
     for page in PAGES:
-        at.switch_page(f"app_pages/{page}.py")
-        at.query_params.clear()
-        at.run()  # warm
-        at.query_params.update({"net": LARGEST})
-        before, start = peak_mb(), time.perf_counter()
-        at.run()
-        ms, grown = 1000 * (time.perf_counter() - start), peak_mb() - before
-        said = next((e.value for e in at.error), None) or next((t.value for t in at.toast), None) or "(ignored)"
+        ms, grown, said = open_largest(at, page)
         print(f"{page:<10}{ms:>8.0f}{grown:>11.1f}  {said[:90]}")
 
 

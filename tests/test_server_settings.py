@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.architecture.notation import MAX_CHANNELS, MAX_TOKENS
+from core.architecture.notation import LARGEST_NET
 from core.serving.store import (
     RunStore,
     StoreError,
@@ -24,7 +24,6 @@ from core.serving.store import (
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 KEY = "open sesame"
 PASSWORD = "s3cretpw"
-LARGEST = ",".join([f"c{MAX_CHANNELS}p1"] * (MAX_TOKENS - 1) + ["G"])
 
 
 def every_text(at: AppTest) -> str:
@@ -127,7 +126,7 @@ def test_the_teacher_changes_the_store_for_every_session_and_a_bad_one_is_refuse
 @pytest.mark.parametrize("page", ["app_pages/design.py", "app_pages/step_9.py"])
 def test_the_largest_link_is_refused_with_a_message(student, page):
     student.switch_page(page)
-    student.query_params.update({"net": LARGEST})
+    student.query_params.update({"net": LARGEST_NET})
     student.run()
     assert not student.exception
     if page == "app_pages/design.py":

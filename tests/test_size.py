@@ -11,13 +11,11 @@ import torch
 from torch import nn
 
 from core.architecture.builder import build_model, count_params, macs, summarize
-from core.architecture.notation import MAX_CHANNELS, MAX_TOKENS, parse_net
+from core.architecture.notation import LARGEST_NET, parse_net
 from core.architecture.size import MAX_PARAMS, check_size, size_of
 from core.architecture.spec import SpecError, Toggles, expand
 from core.training.config import TrainConfig
 
-# the largest link the notation accepts: every layer at its widest, the grid kept by padding
-LARGEST = ",".join([f"c{MAX_CHANNELS}p1"] * (MAX_TOKENS - 1) + ["G"])
 
 
 def random_designs(count: int, seed: int = 0) -> list[str]:
@@ -72,9 +70,9 @@ def test_the_largest_link_is_refused_before_a_module_is_built(monkeypatch):
         raise AssertionError("a module was built")
 
     monkeypatch.setattr(nn.Conv2d, "__init__", no_building)
-    size = size_of(expand(parse_net(LARGEST).spec, Toggles(batchnorm=True, gap=True)))
+    size = size_of(expand(parse_net(LARGEST_NET).spec, Toggles(batchnorm=True, gap=True)))
     assert size.params == 585_253_888  # the network of the issue, with step 9's BatchNorm
-    config = TrainConfig.for_step(9, net=LARGEST)  # a config is only text: reading a stored run never fails
+    config = TrainConfig.for_step(9, net=LARGEST_NET)  # a config is only text: reading a stored run never fails
     with pytest.raises(SpecError, match=f"too big to build: {size.params:,} parameters.*{MAX_PARAMS:,}"):
         check_size(config.layers())
     with pytest.raises(SpecError, match="too big to build"):

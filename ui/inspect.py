@@ -176,22 +176,28 @@ def _clicked(event: Any, name: str) -> dict[str, Any] | None:
 
 # --- feature maps -----------------------------------------------------------------------------
 
-def feature_maps_tab(trained: TrainedModel, model: torch.nn.Module) -> None:
-    c1, c2, c3 = st.columns([2, 1, 3])
-    source = c1.radio("Digit", ["test digit", "my digit (Try it)"], horizontal=True, key="fm_source")
-    image = None
+def pick_digit(prefix: str, source_at: Any = st, index_at: Any = st) -> np.ndarray | None:
+    """A test digit by its index, or the one drawn under *Try it*: float [28, 28] in [0, 1]; None, with
+    what to do, when there is none."""
+    source = source_at.radio("Digit", ["test digit", "my digit (Try it)"], horizontal=True, key=f"{prefix}_source")
     if source == "test digit":
         if data_problem():
             st.warning("The test images are not available (see the Data page): draw a digit under *Try it* instead.")
-            return
+            return None
         data = load_data("cpu")
-        index = c2.number_input("Test image", 0, len(data.test_images) - 1, 0, key="fm_index")
-        image = data.test_images[int(index)].float().div(255).numpy()
-    else:
-        image = st.session_state.get("my_digit")
-        if image is None:
-            st.info("Draw or upload a digit under *Try it* first.")
-            return
+        index = index_at.number_input("Test image", 0, len(data.test_images) - 1, 0, key=f"{prefix}_index")
+        return data.test_images[int(index)].float().div(255).numpy()
+    image = st.session_state.get("my_digit")
+    if image is None:
+        st.info("Draw or upload a digit under *Try it* first.")
+    return image
+
+
+def feature_maps_tab(trained: TrainedModel, model: torch.nn.Module) -> None:
+    c1, c2, c3 = st.columns([2, 1, 3])
+    image = pick_digit("fm", c1, c2)
+    if image is None:
+        return
     maps = feature_maps(model, trained.layers, torch.from_numpy(image))
     layer = c3.selectbox("Layer", range(len(maps)), key="fm_layer", format_func=lambda i: (
         f"{maps[i].name}: {maps[i].label} → {maps[i].activations.shape[0]} maps of "

@@ -25,7 +25,7 @@ from core.analysis.predictions import TrainedModel
 from core.architecture.size import size_of
 from core.results.robustness import ROBUSTNESS_FILE, load_curves
 from core.training.augmentation import to_float
-from ui.inspect import digit_png
+from ui.inspect import digit_png, pick_digit
 from ui.state import data_problem, load_data
 
 CURVE_DIGITS = 1000
@@ -35,9 +35,10 @@ MAX_FOOL_MACS = 2e11  # and one digit's search: up to 30 budgets of 10 PGD steps
 
 
 def looks_at_tab(trained: TrainedModel, model: torch.nn.Module) -> None:
-    pixel = _digit()
-    if pixel is None:
+    digit = pick_digit("looks")
+    if digit is None:
         return
+    pixel = torch.from_numpy(digit).float()
     maps, predicted = saliency(model, pixel[None, None])
     label = int(predicted[0])
     left, middle, right = st.columns([1, 1, 2])
@@ -52,22 +53,6 @@ def looks_at_tab(trained: TrainedModel, model: torch.nn.Module) -> None:
             _fool(trained.name + trained.provenance, model, pixel, label)
     st.divider()
     _curves(trained, model)
-
-
-def _digit() -> torch.Tensor | None:
-    source = st.radio("Digit", ["test digit", "my digit (Try it)"], horizontal=True, key="looks_source")
-    if source == "test digit":
-        if data_problem():
-            st.warning("The test images are not available: draw a digit under *Try it* instead.")
-            return None
-        data = load_data("cpu")
-        index = st.number_input("Test image", 0, len(data.test_images) - 1, 0, key="looks_index")
-        return data.test_images[int(index)].float().div(255)  # [28, 28] in [0, 1]
-    drawn = st.session_state.get("my_digit")
-    if drawn is None:
-        st.info("Draw or upload a digit under *Try it* first.")
-        return None
-    return torch.from_numpy(drawn).float()
 
 
 def _heatmap(values: np.ndarray, size: int = 196) -> alt.Chart:

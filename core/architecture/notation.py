@@ -31,6 +31,9 @@ HEADS = {"G": True, "F": False}  # head letter -> global average pooling?
 MAX_TOKENS = 64  # a longer stack is a typo or a test of the server, not a design
 MAX_CHANNELS = 1024  # per convolution; the parameter and time limits catch the rest
 MAX_KERNEL = MNIST_SIDE  # no window wider than the digit
+# the largest link the notation accepts: every layer at its widest, the grid kept by padding (585 M parameters;
+# core.architecture.size refuses to build it)
+LARGEST_NET = ",".join([f"c{MAX_CHANNELS}p1"] * (MAX_TOKENS - 1) + ["G"])
 
 _TOKEN = re.compile(r"(?P<kind>[cCmMaAgGfF])(?P<number>\d+)?(?P<rest>(?:[kKsSpPdDgG]\d+|[bB])*)")
 _SUFFIX = re.compile(r"([kKsSpPdDgG])(\d+)|([bB])")
