@@ -8,13 +8,8 @@ import pytest
 from conftest import run_cli
 
 from core.report.lessons import fill_facts, load_lesson
-from core.results.ablation import (
-    ABLATIONS,
-    ablation_facts,
-    ablation_markdown,
-    ablation_rows,
-    load_ablation,
-)
+from core.report.ablation import ablation_facts, ablation_markdown
+from core.results.ablation import ABLATIONS, ablation_rows, load_ablation
 from core.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +111,8 @@ def test_an_ablation_of_an_earlier_step_9_says_what_it_was_measured_on():
     caption and LIFECYCLE.md say on what, and say nothing while the ablation is of the step as it is."""
     from dataclasses import replace
 
-    from core.results.ablation import AblationResult, get_ablation, measured_on
+    from core.report.ablation import measured_on
+    from core.results.ablation import AblationResult, get_ablation
 
     now = [AblationResult(get_ablation("full"), 5648, _runs(99.45, 99.50, 99.55))]
     assert measured_on(9, now) is None and "measured on" not in ablation_facts(now, 9)["ablation:seeds"]

@@ -503,7 +503,8 @@ def test_a_frontier_candidates_link_trains_exactly_that_candidate(app, private_r
 
 
 def test_the_frontier_page_lists_its_commands_one_a_line_in_an_expander(app):
-    from core.results.frontier import frontier_provenance, load_frontier
+    from core.report.frontier import frontier_provenance
+    from core.results.frontier import load_frontier
 
     made = frontier_provenance(load_frontier())
     at = open_page(app, "app_pages/frontier.py")

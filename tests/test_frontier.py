@@ -144,7 +144,7 @@ def test_step_9_and_the_frontier_page_draw_the_recorded_frontier(tiny_mnist_root
 
 def test_the_lesson_and_lifecycle_quote_the_frontier_file(tiny_mnist_root, tmp_path):
     from core.report.markdown import lifecycle_markdown
-    from core.results.frontier import frontier_facts, frontier_markdown
+    from core.report.frontier import frontier_facts, frontier_markdown
 
     out = tmp_path / "frontier.json"
     for name, seeds in (("narrow10", "1-2"), ("narrow12", "1")):
@@ -187,12 +187,8 @@ def _entry(name: str, params: int, lows: dict[int, float]):
 def test_a_design_that_held_side_by_side_but_missed_alone_does_not_count_as_holding():
     """Seeds trained side by side meet other rounding than seeds trained alone (as Train does): a
     design that held on twenty seeds one way and missed a seed the other way is not the answer."""
-    from core.results.frontier import (
-        FrontierEntry,
-        frontier_facts,
-        frontier_rows,
-        smallest_holding,
-    )
+    from core.report.frontier import frontier_facts
+    from core.results.frontier import FrontierEntry, frontier_rows, smallest_holding
 
     wide, alone, narrow = get_candidate("wide13"), get_candidate("wide13-alone"), get_candidate("narrow12")
     assert alone.alone and not wide.alone and alone.config() == wide.config()  # one setting, trained two ways
@@ -222,11 +218,8 @@ def test_a_design_that_held_side_by_side_but_missed_alone_does_not_count_as_hold
 def test_the_frontier_provenance_names_every_device_and_date_its_runs_used():
     from dataclasses import replace
 
-    from core.results.frontier import (
-        FrontierEntry,
-        frontier_markdown,
-        frontier_provenance,
-    )
+    from core.report.frontier import frontier_markdown, frontier_provenance
+    from core.results.frontier import FrontierEntry
 
     wide, narrow = get_candidate("wide13"), get_candidate("narrow12")
     one_thread = tuple(replace(r, provenance=replace(r.provenance, device="CPU (1 thread)", date="2026-12-01"))
@@ -320,7 +313,8 @@ def test_check_of_a_run_recorded_before_groups_were_named_trains_its_likely_grou
 
 
 def test_designs_with_the_same_weights_are_compared_on_the_seeds_they_share():
-    from core.results.frontier import FrontierEntry, frontier_facts
+    from core.report.frontier import frontier_facts
+    from core.results.frontier import FrontierEntry
 
     narrow, padded, bs32 = get_candidate("narrow12"), get_candidate("pad12-half"), get_candidate("narrow12-bs32")
     entries = [FrontierEntry(narrow, 5648, 617_000, _runs(narrow, {1: 99.43, 2: 99.53, 3: 99.49, 4: 99.30})),
@@ -422,7 +416,8 @@ def test_a_reworded_candidate_is_rewritten_with_its_new_words_and_its_runs(tmp_p
 
 
 def test_the_nearest_a_smaller_design_came_is_the_one_that_held_on_most_of_the_twenty():
-    from core.results.frontier import closest_below, frontier_facts
+    from core.report.frontier import frontier_facts
+    from core.results.frontier import closest_below
 
     holds = _entry("narrow12-wd-alone", 5648, {s: 99.45 for s in range(1, 21)})
     near = _entry("narrow10-wd-lr3-alone", 3822, {s: 99.30 if s in (12, 13, 7) else 99.45 for s in range(1, 21)})
@@ -440,7 +435,8 @@ def test_the_nearest_a_smaller_design_came_is_the_one_that_held_on_most_of_the_t
 def test_the_lesson_names_the_holding_design_with_the_widest_margin_not_only_the_smallest():
     """A design that holds at the line is likelier to miss an unseen seed than one that holds with room:
     of the designs that hold, the one whose worst seed sits highest, a refuted design never."""
-    from core.results.frontier import frontier_facts, widest_margin
+    from core.report.frontier import frontier_facts
+    from core.results.frontier import widest_margin
 
     step9 = _entry("narrow12-wd-alone", 5648, {s: 99.40 if s == 15 else 99.50 for s in range(1, 21)})
     sep28 = _entry("sep28-wd-alone", 5832, {s: 99.45 for s in range(1, 21)})
@@ -468,7 +464,7 @@ def test_the_results_frontier_table_is_the_one_the_recorded_runs_give():
     """docs/results.md shows LIFECYCLE.md's frontier table: every row must still be what the recorded runs say."""
     from pathlib import Path
 
-    from core.results.frontier import frontier_markdown
+    from core.report.frontier import frontier_markdown
 
     generated = frontier_markdown(load_frontier())
     header = next(line for line in generated if line.startswith("| candidate |"))

@@ -5,7 +5,8 @@ import pytest
 
 from core.report.lessons import bullets, fill_facts, load_lesson, parse_sections
 from core.report.views import lesson_facts
-from core.results.ablation import ablation_facts, load_ablation
+from core.report.ablation import ablation_facts
+from core.results.ablation import load_ablation
 from core.training.steps import STEPS
 
 ROOT_MD = __import__("pathlib").Path(__file__).resolve().parents[1] / "LIFECYCLE.md"

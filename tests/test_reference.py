@@ -63,6 +63,33 @@ def test_a_damaged_file_is_named(tmp_path):
     assert load_references(tmp_path / "absent.json") == {}
 
 
+@pytest.mark.parametrize("kind", ["reference", "ablation", "frontier"])
+def test_every_result_file_is_read_by_one_reader_that_names_a_damaged_file(tmp_path, kind):
+    """The reference, ablation and frontier files share one reader: an absent file is "nothing yet", and
+    a file that is not JSON, of another format, or with a damaged entry is refused naming the file and
+    the command that writes it."""
+    from core.results.ablation import load_ablation
+    from core.results.files import ResultFileError
+    from core.results.frontier import load_frontier
+
+    load, empty, command, fmt, entries = {
+        "reference": (load_references, {}, "python -m core reproduce", 2, "steps"),
+        "ablation": (load_ablation, None, "python -m core ablate", 1, "variants"),
+        "frontier": (load_frontier, [], "python -m core search", 1, "candidates"),
+    }[kind]
+    path = tmp_path / f"{kind}.json"
+    assert load(path) == empty
+    path.write_text("{not json")
+    with pytest.raises(ResultFileError, match=f"cannot read .* in {path}"):
+        load(path)
+    path.write_text(json.dumps({"format": 99}))
+    with pytest.raises(ResultFileError, match=f"{path} is not a format-{fmt} .* rerun `{command}`"):
+        load(path)
+    path.write_text(json.dumps({"format": fmt, "step": 9, entries: [{"runs": "not runs"}]}))
+    with pytest.raises(ResultFileError, match=f"{path} has a damaged entry"):
+        load(path)
+
+
 def test_the_committed_reference_runs_match_todays_specs():
     """A reference run is evidence only for the network it trained: the committed file must describe
     the steps as the specs define them now (parameters, receptive field, multiply-adds, recipe)."""
@@ -153,7 +180,8 @@ def test_the_unseen_seed_runs_are_the_challenge_setting_on_new_seeds_and_the_rea
 def test_the_lesson_quotes_the_unseen_seeds_from_their_file_misses_included(tmp_path):
     from pathlib import Path
 
-    from core.results.reference import UNSEEN_FILE, unseen_facts
+    from core.report.unseen import unseen_facts
+    from core.results.reference import UNSEEN_FILE
 
     doc = json.loads(Path(UNSEEN_FILE).read_text(encoding="utf-8"))
     runs = doc["steps"][0]["runs"]
@@ -249,7 +277,8 @@ def test_sep28_on_unseen_seeds_is_its_candidate_with_step_9s_recipe_and_the_read
 def test_the_lesson_sets_a_design_on_unseen_seeds_beside_the_final_step_on_the_same_seeds(tmp_path):
     from pathlib import Path
 
-    from core.results.reference import UNSEEN_FILE, design_unseen_facts, unseen_points
+    from core.report.unseen import design_unseen_facts
+    from core.results.reference import UNSEEN_FILE, unseen_points
 
     step9 = json.loads(Path(UNSEEN_FILE).read_text(encoding="utf-8"))
     step_runs = step9["steps"][0]["runs"][:3]

@@ -240,7 +240,7 @@ def test_two_processes_creating_the_file_at_once_wait_for_each_other_instead_of_
     test_cli's two-process test), and gives up only on another error."""
     import sqlite3
 
-    from core.serving.store import _wal_mode
+    from core.serving.store_backends import _wal_mode
 
     class Busy:
         def __init__(self, refusals: int, error: str = "database is locked") -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import streamlit as st
 
+from core.report.unseen import design_unseen_facts, unseen_facts
 from core.results.ablation import ABLATION_FILE, load_ablation
 from core.results.frontier import FRONTIER_FILE, FrontierEntry, load_frontier
 from core.results.reference import (
@@ -18,9 +19,7 @@ from core.results.reference import (
     UNSEEN_FILE,
     ReferenceFileError,
     StepReference,
-    design_unseen_facts,
     load_references,
-    unseen_facts,
     unseen_points,
 )
 from core.serving.cluster import (

@@ -15,15 +15,10 @@ from core.architecture.challenge import CHALLENGE
 from core.architecture.spec import SpecError
 from core.report.lessons import Lesson, fill_facts, load_lesson
 from core.report.views import describe_step, lesson_facts
-from core.results.ablation import ablation_facts, ablation_rows, measured_on
-from core.results.frontier import (
-    FrontierEntry,
-    FrontierProvenance,
-    frontier_facts,
-    frontier_points,
-    frontier_provenance,
-    frontier_rows,
-)
+from core.report.ablation import ablation_facts, measured_on
+from core.report.frontier import FrontierProvenance, frontier_facts, frontier_provenance
+from core.results.ablation import ablation_rows
+from core.results.frontier import FrontierEntry, frontier_points, frontier_rows
 from core.results.reference import DESIGN_UNSEEN_FILE, UNSEEN_FILE, StepReference
 from core.results.summary import seed_list
 from core.training.config import TrainConfig

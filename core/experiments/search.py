@@ -16,12 +16,12 @@ import torch
 from core.architecture.builder import macs
 from core.architecture.challenge import CHALLENGE
 from core.experiments.reference_run import reference_runs, seed_groups
+from core.report.frontier import pct_text
 from core.results.frontier import (
     Candidate,
     FrontierEntry,
     load_frontier,
     merge_entry,
-    pct_text,
 )
 from core.results.reference import (
     REFERENCE_FILE,

@@ -8,26 +8,12 @@ from typing import NamedTuple
 
 from core.architecture.challenge import CHALLENGE
 from core.report.lessons import fill_facts, load_lesson
-from core.results.ablation import (
-    ABLATION_FILE,
-    AblationResult,
-    ablation_markdown,
-    load_ablation,
-)
-from core.results.frontier import (
-    FRONTIER_FILE,
-    FrontierEntry,
-    frontier_facts,
-    frontier_markdown,
-    load_frontier,
-)
-from core.results.reference import (
-    DESIGN_UNSEEN_FILE,
-    UNSEEN_FILE,
-    StepReference,
-    design_unseen_facts,
-    unseen_facts,
-)
+from core.report.ablation import ablation_facts, ablation_markdown
+from core.report.frontier import frontier_facts, frontier_markdown
+from core.report.unseen import design_unseen_facts, unseen_facts
+from core.results.ablation import ABLATION_FILE, AblationResult, load_ablation
+from core.results.frontier import FRONTIER_FILE, FrontierEntry, load_frontier
+from core.results.reference import DESIGN_UNSEEN_FILE, UNSEEN_FILE, StepReference
 from core.results.summary import points
 from core.training.steps import FINAL_STEP, STEPS, get_step
 from core.words import counted
@@ -175,8 +161,6 @@ def lesson_lines(refs: dict[int, StepReference], facts: dict[str, str]) -> list[
 def lifecycle_markdown(refs: dict[int, StepReference], ablation: list[AblationResult],
                        frontier: list[FrontierEntry] | None = None, ablation_step: int | None = None,
                        unseen: dict[str, str] | None = None) -> str:
-    from core.results.ablation import ablation_facts
-
     frontier = frontier or []
     lines = header_lines() + overview_lines(refs) + change_lines(refs) + ablation_markdown(ablation, ablation_step)
     lines += frontier_markdown(frontier)

@@ -5,19 +5,15 @@ table, the LIFECYCLE.md section and the figures a lesson quotes are all computed
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
-from core.results.compare import differing, flat
-from core.results.files import locked, merge_by_seed, write_json
+from core.results.files import merge_runs, parse_entries, read_result_file, write_json
 from core.results.reference import ReferenceRun
-from core.results.summary import SeedRuns, points, same_setting
+from core.results.summary import SeedRuns, same_setting
 from core.training.augmentation import AugmentConfig
-from core.training.config import TrainConfig
 
 ABLATION_FILE = ASSETS / "ablation.json"
 FORMAT = 1
@@ -70,6 +66,12 @@ class AblationResult(SeedRuns):
         return {"ablation": asdict(self.ablation) | {"overrides": _jsonable(self.ablation.overrides)},
                 "params": self.params, "runs": [r.as_dict() for r in self.runs]}
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AblationResult:
+        """The variant is the one named (ABLATIONS holds its overrides); the runs are in seed order."""
+        runs = tuple(sorted((ReferenceRun.from_dict(r) for r in raw["runs"]), key=lambda r: r.seed))
+        return cls(get_ablation(raw["ablation"]["name"]), raw["params"], runs)
+
 
 def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: asdict(v) if isinstance(v, AugmentConfig) else v for k, v in overrides.items()}
@@ -77,59 +79,30 @@ def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
 
 def load_ablation(path: str | Path = ABLATION_FILE) -> tuple[int, list[AblationResult]] | None:
     """(step, results in ABLATIONS order), or None when there is no file yet."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    doc = read_result_file(path, "ablation results", FORMAT, "python -m core ablate")
+    if doc is None:
         return None
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read the ablation results in {path}: {exc}") from exc
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a format-{FORMAT} ablation file: rerun `python -m core ablate`")
-    results = []
-    for raw in doc["variants"]:
-        ablation = get_ablation(raw["ablation"]["name"])
-        runs = tuple(sorted((ReferenceRun.from_dict(r) for r in raw["runs"]), key=lambda r: r.seed))
-        results.append(AblationResult(ablation, raw["params"], runs))
+    results = parse_entries(path, doc["variants"], AblationResult.from_dict)
     order = {a.name: i for i, a in enumerate(ABLATIONS)}
     return doc["step"], sorted(results, key=lambda r: order[r.ablation.name])
 
 
-def _write(path: Path, step: int, results: list[AblationResult]) -> None:
-    doc = {"format": FORMAT, "step": step, "variants": [r.as_dict() for r in results]}
-    write_json(path, doc)
-
-
 def merge_result(path: Path, step: int, result: AblationResult, keep: bool) -> list[AblationResult]:
     """Add one variant's runs to the file under a lock: runs of the same setting with other seeds
-    stay (same-seed runs are replaced); a changed setting replaces the variant's runs."""
-    with locked(path):
-        held = load_ablation(path) if keep else None
-        results = {r.ablation.name: r for r in held[1]} if held and held[0] == step else {}
-        old = results.get(result.ablation.name)
-        if old is not None and same_setting(old.runs[0].config, result.runs[0].config):
-            result = replace(result, runs=merge_by_seed(old.runs, result.runs))
-        results[result.ablation.name] = result
+    stay (same-seed runs are replaced); a changed setting replaces the variant's runs. Variants
+    measured on another step are dropped."""
+
+    def held() -> dict[str, AblationResult]:
+        file = load_ablation(path) if keep else None
+        return {r.ablation.name: r for r in file[1]} if file and file[0] == step else {}
+
+    def write(results: dict[str, AblationResult]) -> None:
         ordered = [results[a.name] for a in ABLATIONS if a.name in results]
-        _write(path, step, ordered)
-        return ordered
+        write_json(path, {"format": FORMAT, "step": step, "variants": [r.as_dict() for r in ordered]})
 
-
-def measured_on(step: int, results: list[AblationResult]) -> str | None:
-    """None while the ablation's full recipe is the step as it stands; after the step changed, what it
-    was measured on, in words ("step 9 as it was: c8,c8,M,c16,c16,c16,c16,G, 9,032 parameters, weight
-    decay 0.0 (now 0.0001)"), so that its figures are never read as figures of the step as it is."""
-    full = next((r for r in results if r.ablation.name == "full"), None)
-    if full is None or not full.runs:
-        return None
-    then = full.runs[0].config
-    now = TrainConfig.for_step(step, seed=then.seed, device=then.device)
-    if same_setting(then, now):
-        return None
-    old, new = flat(then), flat(now)
-    changed = [f"{name.split('.')[-1].replace('_', ' ')} {old[name]} (now {new[name]})"
-               for name in differing([then, now]) if name != "net"]
-    return ", ".join([f"step {step} as it was: {then.net}", f"{full.params:,} parameters", *changed])
+    results = merge_runs(path, held, result.ablation.name, result,
+                          lambda old, new: same_setting(old.runs[0].config, new.runs[0].config), write)
+    return [results[a.name] for a in ABLATIONS if a.name in results]
 
 
 def ablation_rows(results: list[AblationResult]) -> list[dict[str, Any]]:
@@ -152,71 +125,3 @@ def ablation_rows(results: list[AblationResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def ablation_markdown(results: list[AblationResult], step: int | None = None) -> list[str]:
-    if not results:
-        return []
-    earlier = measured_on(step, results) if step is not None else None
-    rows = ablation_rows(results)
-    first = results[0].runs[0].provenance
-    commands = sorted({run.provenance.command for r in results for run in r.runs})
-    dates = sorted({run.provenance.date for r in results for run in r.runs})
-    lines = ["", "## What each part of the final recipe is worth (ablation)", "",
-             " and ".join(f"`{c}`" for c in commands) + f" — {first.device}, torch {first.torch}, "
-             f"{' to '.join(dict.fromkeys([dates[0], dates[-1]]))}; {first.limits}. Each line "
-             "takes one part away from the final recipe and trains it on the same seeds. *vs full* is the change "
-             "of the mean min(last 3); it counts only if the seeds' ranges do not overlap."
-             + (f" **Measured on {earlier}**; not yet rerun on the step as it is." if earlier else ""), "",
-             "| taken away | params | seeds | min last 3 (mean) | lowest | highest | vs full | beyond seed spread? |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
-    for row in rows:
-        lines.append(f"| {row['taken away']} | {row['params']:,} | {row['seeds']} | {_f(row['min last 3: mean'])} | "
-                     f"{_f(row['lowest seed'])} | {_f(row['highest seed'])} | {_signed(row.get('vs full recipe'))} | "
-                     f"{row.get('beyond the seed spread?', '—')}{' — ' + row['note'] if 'note' in row else ''} |")
-    return lines
-
-
-def _f(v: float | None) -> str:
-    return "—" if v is None else f"{v:.2f}"
-
-
-def _signed(v: float | None) -> str:
-    return "—" if v is None else points(v)
-
-
-def ablation_facts(results: list[AblationResult], step: int | None = None) -> dict[str, str]:
-    """`ablation:<name>` -> a phrase the lesson text can quote, e.g. '-0.05 points of min(last 3)
-    (99.42 % vs 99.47 %, 3 seeds each; within the seed spread; lowest seed 99.38 %, below 99.4 %)';
-    `ablation:beyond-spread` / `ablation:within-spread` list which parts moved it by more / less than
-    the seeds differ, and `ablation:seeds` names the seeds."""
-    full = next((r for r in results if r.ablation.name == "full"), None)
-    facts: dict[str, str] = {}
-    if full is None or full.min_last_spread is None:
-        return facts
-    base = full.min_last_spread
-    facts["ablation:full"] = f"{base.mean:.2f} % mean min(last 3) over {base.n} seeds ({base.low:.2f}-{base.high:.2f})"
-    facts["ablation:seeds"] = f"seeds {', '.join(str(r.seed) for r in full.runs)}"
-    earlier = measured_on(step, results) if step is not None else None
-    if earlier:
-        facts["ablation:seeds"] += f"; measured on {earlier}, not yet rerun on the step as it is"
-    facts["ablation:subject"] = f"{earlier}, and not yet rerun on this one" if earlier else "this step as it is"
-    beyond, within = [], []
-    for r in results:
-        m = r.min_last_spread
-        if r is full or m is None:
-            continue
-        overlaps = m.overlaps(base)
-        (within if overlaps else beyond).append(r.ablation.short)
-        verdict = "within the seed spread" if overlaps else "beyond the seed spread"
-        low = f"lowest seed {m.low:.2f} %" + (f", below {CHALLENGE.min_acc} %" if not CHALLENGE.holds(m.low) else "")
-        facts[f"ablation:{r.ablation.name}"] = (f"{points(m.mean - base.mean)} points of min(last 3) ({m.mean:.2f} % vs "
-                                                f"{base.mean:.2f} %, {m.n} seeds each; {verdict}; {low})")
-    facts["ablation:beyond-spread"] = _joined(beyond) or "no part"
-    facts["ablation:within-spread"] = _joined(within) or "no part"
-    return facts
-
-
-def _joined(items: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'; '' for none."""
-    if len(items) < 2:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 from core.architecture.challenge import CHALLENGE
 from core.project import ASSETS
-from core.results.files import locked, merge_by_seed, write_json
-from core.results.summary import JudgedRun, SeedRuns, same_setting, seed_list
+from core.results.files import ResultFileError, merge_runs, parse_entries, read_result_file, write_json
+from core.results.summary import JudgedRun, SeedRuns, same_setting
 from core.training.config import TrainConfig
 
 REFERENCE_FILE = ASSETS / "reference_runs.json"
@@ -129,26 +129,18 @@ class StepReference(SeedRuns):
         return cls(raw["step"], raw["title"], raw["params"], raw["rf"], raw["macs"], runs)
 
 
-class ReferenceFileError(ValueError):
+class ReferenceFileError(ResultFileError):
     """The reference file exists but cannot be read."""
 
 
 def load_references(path: str | Path = REFERENCE_FILE) -> dict[int, StepReference]:
     """Reference runs by step number; {} when the file is absent. A damaged file raises
     ReferenceFileError naming the file (callers decide whether that is fatal)."""
-    path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise ReferenceFileError(f"cannot read the reference runs in {path}: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ReferenceFileError(f"{path} is not a format-{FORMAT} reference file: rerun `python -m core reproduce`")
-    try:
-        steps = [StepReference.from_dict(raw) for raw in doc["steps"]]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ReferenceFileError(f"{path} has a damaged entry ({type(exc).__name__}: {exc})") from exc
+        doc = read_result_file(path, "reference runs", FORMAT, "python -m core reproduce")
+        steps = parse_entries(path, doc["steps"], StepReference.from_dict) if doc is not None else []
+    except ResultFileError as exc:
+        raise ReferenceFileError(str(exc)) from exc
     return {s.step: s for s in steps}
 
 
@@ -158,17 +150,6 @@ class SeedLows:
     name: str
     params: int
     lows: dict[int, float]
-
-    def summary(self) -> str:
-        """'42 of 45 held (seeds 47-91; lowest 99.39 % on seed 68, mean 99.49 %); below the line: seed 68
-        (99.39 %), …'."""
-        missed = {s: low for s, low in sorted(self.lows.items()) if not self.holds(low)}
-        seed, low = min(self.lows.items(), key=lambda item: (item[1], item[0]))
-        text = (f"{len(self.lows) - len(missed)} of {len(self.lows)} held (seeds {seed_list(sorted(self.lows))}; "
-                f"lowest {low:.2f} % on seed {seed}, mean {sum(self.lows.values()) / len(self.lows):.2f} %)")
-        if missed:
-            text += "; below the line: " + ", ".join(f"seed {s} ({low:.2f} %)" for s, low in missed.items())
-        return text
 
     def holds(self, low: float) -> bool:
         return CHALLENGE.meets(self.params, low, CHALLENGE.max_epochs)
@@ -199,29 +180,6 @@ def design_unseen_lows(path: str | Path = DESIGN_UNSEEN_FILE) -> SeedLows | None
         return None
 
 
-def unseen_facts(path: str | Path = UNSEEN_FILE) -> dict[str, str]:
-    """`{unseen:seeds}` for a lesson: how the final step did on the seeds kept in `path` (held, lowest,
-    mean, and every seed that missed); {} while there are none, or the file cannot be read."""
-    step = step_unseen_lows(path)
-    return {"unseen:seeds": step.summary()} if step is not None else {}
-
-
-def design_unseen_facts(path: str | Path = DESIGN_UNSEEN_FILE,
-                        step_path: str | Path = UNSEEN_FILE) -> dict[str, str]:
-    """`{unseen:design}` for a lesson: the design of `path` on unseen seeds (held, lowest, mean, every miss)
-    beside the final step on the same seeds, so the two are compared seed for seed; {} while there are
-    none, or a file cannot be read."""
-    design, step = design_unseen_lows(path), step_unseen_lows(step_path)
-    if design is None or step is None:
-        return {}
-    text = f"{design.name} ({design.params:,} parameters): {design.summary()}"
-    same = step.on(set(design.lows))
-    if same.lows:  # the final step's figures only on the design's seeds, or the two are not compared
-        which = "the same seeds" if same.lows.keys() == design.lows.keys() else "those seeds it was trained on"
-        text += f". {step.name.capitalize()} on {which}: {same.summary()}"
-    return {"unseen:design": text}
-
-
 def unseen_points(path: str | Path = UNSEEN_FILE,
                   design_path: str | Path = DESIGN_UNSEEN_FILE) -> list[dict[str, Any]]:
     """A row per seed of the final step's unseen seeds and of the design's: what a chart of the two margins
@@ -248,16 +206,14 @@ def merge_step(path: str | Path, entry: StepReference, keep_others: bool,
     otherwise the file starts afresh with this step. `then` runs under the same lock with what the
     file now holds (a file written from it, such as LIFECYCLE.md, cannot be overtaken by an older view)."""
     path = Path(path)
-    with locked(path):
-        steps = load_references(path) if keep_others else {}
-        old = steps.get(entry.step)
-        if old is not None and _same_recipe(old, entry):
-            entry = replace(entry, runs=merge_by_seed(old.runs, entry.runs))
-        steps[entry.step] = entry
+
+    def write(steps: dict[int, StepReference]) -> None:
         write_references(path, steps)
         if then is not None:
             then(steps)
-        return steps
+
+    return merge_runs(path, lambda: load_references(path) if keep_others else {}, entry.step, entry,
+                       _same_recipe, write)
 
 
 def _same_recipe(a: StepReference, b: StepReference) -> bool:

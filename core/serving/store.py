@@ -41,7 +41,6 @@ from core.serving.store_backends import (
     PostgresBackend,
     SqliteBackend,
     StoreError,
-    _wal_mode,  # noqa: F401  (tested here)
     is_postgres,
     migration_sql,
     redact,
