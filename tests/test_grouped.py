@@ -1,6 +1,7 @@
 """Several seeds trained as one grouped network give what separate runs give."""
 
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from core.architecture.spec import layers_from_dicts
 from core.training.config import TrainConfig
 from core.training.data import load_mnist
 from core.training.events import STOPPED, DoneEvent
-from core.training.loop import build_for, fit, fit_seeds, run_seeds
+from core.training.loop import build_for, fit, fit_seeds, fit_side_by_side, run_seeds
 
 SEEDS = (1, 2, 3)
 # every layer type the builder knows, so every grouped module is checked against its single one
@@ -75,6 +76,43 @@ def flat(weights: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def configs(step, **overrides):
     return [TrainConfig.for_step(step, seed=s, epochs=2, log_every=1, device="cpu", **overrides) for s in SEEDS]
+
+
+def untimed(event):
+    """An event without its clock readings (seconds, images/s), which differ between any two runs."""
+    if event.kind == "done":
+        return replace(event, seconds=0.0, weights=None, history=[untimed(e) for e in event.history])
+    timing = {"seconds": 0.0} if event.kind == "epoch" else {}
+    return replace(event, images_per_s=0.0, **timing)
+
+
+@pytest.mark.parametrize("step", [1, 5, 9])  # 1: linear layers; 5: dropout; 9: augmentation and a weight average
+def test_a_group_of_one_is_the_single_run_bit_for_bit(data, step):
+    """The side-by-side machinery with one seed gives exactly what `fit`, the run read top to bottom, gives:
+    every loss, accuracy and learning rate, and the final weights, equal to the last bit."""
+    config = TrainConfig.for_step(step, seed=3, epochs=2, log_every=1, device="cpu")
+    alone = list(fit(config, data))
+    grouped = [event for _, event in fit_side_by_side([config], data)]
+    assert [untimed(e) for e in grouped] == [untimed(e) for e in alone]
+    assert alone[-1].completed and len(alone) > 4
+    assert alone[-1].weights.keys() == grouped[-1].weights.keys()
+    for name, tensor in alone[-1].weights.items():
+        assert torch.equal(grouped[-1].weights[name], tensor), name
+
+
+def test_a_stopped_or_diverged_single_run_ends_as_a_group_of_one_does(data):
+    config = TrainConfig.for_step(3, seed=2, epochs=2, log_every=1, device="cpu")
+    stop = threading.Event()
+    stop.set()
+    assert [untimed(e) for e in fit(config, data, stop)] == [untimed(e) for _, e in fit_side_by_side([config], data, stop)]
+    broken = []
+    for _ in range(2):  # what a diverged run looks like: one weight that is not a number
+        model = build_for(config)
+        with torch.no_grad():
+            next(model.parameters()).view(-1)[0] = float("nan")
+        broken.append(model)
+    ends = [list(fit(config, data, model=broken[0]))[-1], [e for _, e in fit_side_by_side([config], data, models=broken[1:])][-1]]
+    assert untimed(ends[0]) == untimed(ends[1]) and "learning rate" in ends[0].reason
 
 
 @pytest.mark.parametrize("step", [9, 5])  # 9: per-image augmentation and a weight average; 5: dropout

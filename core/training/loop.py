@@ -1,6 +1,10 @@
 """One trainer for everyone: `fit` yields events (batch progress, epoch metrics, done) and
 whoever iterates decides what to do with them -- print (CLI), draw (app), store, assert (tests).
 
+`fit` is one run, top to bottom, the way pytorch/examples trains MNIST. `fit_seeds` is a layer on
+top: the seeds of one setting trained side by side as one grouped network, each seed getting the
+events it would get from `fit` (a group of one is `fit` itself).
+
 The data stays resident on the device as uint8; each batch is gathered, augmented with
 per-image parameters and normalised there, so there is no DataLoader and no per-image
 Python work in the loop.
@@ -117,10 +121,6 @@ class Plan:
         return recipe.augment if step < self.clean_from else NO_AUGMENT
 
 
-class Diverged(ArithmeticError):
-    """The loss stopped being a number; the message says where."""
-
-
 @dataclass
 class Lane:
     """One seed of a run: its own random stream (data subset, order and augmentation, exactly as
@@ -138,14 +138,6 @@ class Lane:
         return cls(config, generator, Plan.of(config, n_train, generator))
 
 
-@dataclass
-class EpochTotals:
-    loss_sum: torch.Tensor  # per seed, summed on the device: reading it every batch would sync the GPU
-    correct: torch.Tensor
-    seen: int = 0
-    stopped: bool = False
-
-
 def batch_of(lanes: list[Lane], data: MNISTTensors, orders: list[torch.Tensor], b: int,
              step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch b for every seed: images [B, G, H, W] (plane g augmented with seed g's stream) and
@@ -159,6 +151,75 @@ def batch_of(lanes: list[Lane], data: MNISTTensors, orders: list[torch.Tensor], 
         images = apply_augment(images, augment, AugmentDraw.join(draws))
     planes = images.view(len(lanes), idx.shape[1], *images.shape[2:]).transpose(0, 1)  # [B, G, H, W]
     return normalize(planes).contiguous(), data.train_labels[idx].T
+
+
+def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None,
+        model: nn.Module | None = None) -> Iterator[Event]:
+    """Train `config` on `data`, one run top to bottom; yields a BatchEvent every `log_every`
+    batches, an EpochEvent per epoch and finally one DoneEvent. Setting `stop` ends the run after
+    the current batch, keeping the history so far."""
+    device = pick_device(config.device)
+    model = (model if model is not None else build_for(config)).to(device)
+    params = count_params(model)
+    torch.manual_seed(config.seed)  # dropout draws its masks from the global stream
+    data = data.to(device)
+    lane = Lane.start(config, len(data.train_images), device)  # its own stream: subset, order, augmentation
+    optimizer = make_optimizer(config.recipe, model)
+    average = WeightAverage(model, config.recipe.ema) if config.recipe.ema > 0 else None
+    tested = average.model if average is not None else model  # the weights every epoch is tested with
+    history: list[EpochEvent] = []
+    started = time.perf_counter()
+
+    def done(reason: str) -> DoneEvent:
+        weights = {k: v.detach().cpu().clone() for k, v in tested.state_dict().items()} if history else None
+        return DoneEvent(reason, list(history), params, device_label(device), time.perf_counter() - started, weights)
+
+    for epoch in range(1, config.recipe.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = lane.plan.subset[torch.randperm(len(lane.plan.subset), generator=lane.generator, device=device)]
+        loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long), 0
+        for b in range(lane.plan.batches):
+            step = (epoch - 1) * lane.plan.batches + b
+            apply_schedule(optimizer, *schedule_at(config.recipe, step, lane.plan.total))
+            x, y = batch_of([lane], data, [order], b, step)  # [B, 1, H, W]: one image plane
+            loss, out = train_step(model, optimizer, x, y[:, 0], average, config.recipe.label_smoothing)
+            hits = out.argmax(1) == y[:, 0]
+            loss_sum += loss.detach() * len(y)  # summed on the device: reading it every batch would sync a GPU
+            correct += hits.sum()
+            seen += len(y)
+            if (b + 1) % config.log_every == 0 or b + 1 == lane.plan.batches:
+                if not math.isfinite(loss.item()):
+                    yield done(f"loss became {loss.item()} at epoch {epoch}, batch {b + 1}: "
+                               "the learning rate is probably too high")
+                    return
+                yield BatchEvent(epoch, b + 1, lane.plan.batches, step + 1, lane.plan.total, loss.item(),
+                                 (100.0 * hits.float().mean()).item(), optimizer.param_groups[0]["lr"],
+                                 seen / max(time.perf_counter() - epoch_start, 1e-9))
+            if stop is not None and stop.is_set():
+                yield done(STOPPED)
+                return
+        sync(device)
+        train_seconds = time.perf_counter() - epoch_start
+        test_loss, test_acc = evaluate(tested, data.test_images[:config.test_limit], data.test_labels[:config.test_limit])
+        event = EpochEvent(epoch, loss_sum.item() / seen, 100.0 * correct.item() / seen, test_loss, test_acc,
+                           optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start, seen / train_seconds)
+        if not all(math.isfinite(v) for v in (event.train_loss, test_loss)):
+            yield done(f"loss became non-finite in epoch {epoch}: the learning rate is probably too high")
+            return
+        history.append(event)
+        yield event
+    yield done("completed")
+
+
+# --- seeds side by side ------------------------------------------------------------------------
+
+@dataclass
+class EpochTotals:
+    loss_sum: torch.Tensor  # per seed, summed on the device: reading it every batch would sync the GPU
+    correct: torch.Tensor
+    seen: int = 0
+    stopped: bool = False
 
 
 def train_epoch(epoch: int, group: SeedGroup, optimizer: Optimizer, average: WeightAverage | None,
@@ -217,6 +278,17 @@ def same_but_seed(configs: list[TrainConfig]) -> None:
 
 def fit_seeds(configs: list[TrainConfig], data: MNISTTensors, stop: threading.Event | None = None,
               models: list[nn.Module] | None = None) -> Iterator[tuple[int, Event]]:
+    """Train the same setting on each seed of `configs`; yields (index into `configs`, event). One
+    seed is `fit` itself; several train side by side (`fit_side_by_side`)."""
+    if len(configs) == 1:
+        for event in fit(configs[0], data, stop, None if models is None else models[0]):
+            yield 0, event
+        return
+    yield from fit_side_by_side(configs, data, stop, models)
+
+
+def fit_side_by_side(configs: list[TrainConfig], data: MNISTTensors, stop: threading.Event | None = None,
+                     models: list[nn.Module] | None = None) -> Iterator[tuple[int, Event]]:
     """Train the same setting on several seeds at once, as one grouped network (core.architecture.
     grouped), each seed with its own initial weights, data order and augmentation: the results are
     those of separate runs, up to floating-point summation order. Yields (index into `configs`,
@@ -272,14 +344,6 @@ def fit_seeds(configs: list[TrainConfig], data: MNISTTensors, stop: threading.Ev
             return
     for g in still_running():
         yield done(g, "completed")
-
-
-def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None,
-        model: nn.Module | None = None) -> Iterator[Event]:
-    """Train `config` on `data`; yields BatchEvent / EpochEvent and finally one DoneEvent.
-    Setting `stop` ends the run after the current batch, keeping the history so far."""
-    for _, event in fit_seeds([config], data, stop, None if model is None else [model]):
-        yield event
 
 
 def run(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None,
