@@ -8,6 +8,7 @@ from core.training.steps import STEPS
 from core.words import counted
 from ui.classroom import is_teacher, may_change
 from ui.controls import link_params
+from ui.inside import draw_inside, metric_choice, stored_samples
 from ui.state import run_store, runs_db, stored_runs
 
 st.markdown("#### Runs")
@@ -71,3 +72,14 @@ if chosen:
             st.json(r.config.as_dict(), expanded=False)
             if r.reason:
                 st.caption(r.reason)
+
+st.markdown("##### Inside the network")
+if not chosen:
+    st.caption("Select one or two runs in the table above to see what each layer's activations, gradients and updates "
+               "did while it trained, side by side on one colour scale (step 4 with BatchNorm on and off, say).")
+else:
+    if len(chosen) > 2:
+        st.caption("The first two selected runs, side by side.")
+    metric = metric_choice("runs_inside_metric")
+    draw_inside([(f"run {r.id} · step {r.step}, seed {r.seed}" + ("" if r.config.toggles.batchnorm else ", no BatchNorm"),
+                  stored_samples(store, r.id)) for r in chosen[:2]], metric)

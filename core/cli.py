@@ -163,7 +163,7 @@ def _export_command(sub: argparse._SubParsersAction) -> None:
 BENCH_MODES = {"--browsers": ("browsers", "--pages"), "--sessions": ("queue", "--sessions"),
                "--seed-groups": ("groups", "--sizes"), "--whole-process": ("process", "--repeats"),
                "--gpu-report": ("gpu", None), "--board": ("board", "--runs"), "--cost-model": ("cost-model", None)}
-BENCH_SUBCOMMANDS = ("epoch", "queue", "browsers", "groups", "process", "gpu", "board", "cost-model")
+BENCH_SUBCOMMANDS = ("epoch", "queue", "browsers", "groups", "process", "gpu", "inside", "board", "cost-model")
 
 
 def modern_bench(argv: list[str]) -> tuple[list[str], str | None]:
@@ -228,6 +228,10 @@ def _bench_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", default="assets/bench/gpu_report.json")
     p.add_argument("--references", default="assets/reference_runs.json",
                    help="where step 1's full run is merged ('' = nowhere)")
+    p = mode("inside", "what looking inside the network costs: training images/s with and without the probe")
+    p.add_argument("--steps", default=str(FINAL_STEP), metavar="N,N", help="the steps to time, e.g. 1,4,9")
+    p.add_argument("--batches", type=int, default=200, help="batches per timing")
+    p.add_argument("--repeats", type=int, default=3, help="alternating timings of each")
     p = mode("board", "the class board's refresh on a store of this many runs (no data needed)", data=False)
     p.add_argument("--runs", type=int, required=True)
     mode("cost-model", "time training and evaluation of many networks and fit the cost model that sizes quick runs "
@@ -320,6 +324,16 @@ def _lr_find_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _robustness_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inside", help="a step as it is and with one toggle flipped, on the same seeds, looking inside "
+                                      "the network: each layer's means, for the lesson (--output assets/inside/step_N.json)")
+    p.add_argument("--step", type=int, required=True)
+    p.add_argument("--flip", default="bn", help="the toggle to flip: bn, dropout or gap")
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-batches", type=int, default=None, help="batches per epoch (default: every image)")
+    p.add_argument("--output", default=None, help="write the figures, with their provenance, to this JSON file")
+    _add_data(p)
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("robustness", help="a trained network's accuracy on test digits against the budget of an "
                                           "L-infinity attack (FGSM or PGD): how little it takes to fool it")
     _add_model(p)
@@ -653,6 +667,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from core.experiments.bench import run_group_bench
         doc = run_group_bench(args.data_dir, not args.no_download, parse_seeds(args.sizes, "--sizes") or [],
                               args.batches or 100, args.device, progress)
+    elif args.bench == "inside":
+        from core.experiments.bench import run_inside_bench
+        doc = run_inside_bench(args.data_dir, not args.no_download, parse_seeds(args.steps, "--steps") or [],
+                               args.batches, args.repeats, progress)
     elif args.bench == "board":
         from core.experiments.board_bench import board_bench
         if not 1 <= args.runs <= 1_000_000:
@@ -826,6 +844,29 @@ def provenance(args: argparse.Namespace) -> dict[str, str]:
             "torch": torch.__version__}
 
 
+def cmd_inside(args: argparse.Namespace) -> None:
+    import torch
+
+    from core.experiments.inside_run import record_inside
+    from core.experiments.reproduce import parse_seeds
+    from core.training.data import load_mnist
+
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    doc = record_inside(args.step, args.flip, parse_seeds(args.seeds) or [], args.epochs, args.max_batches, data,
+                        progress)
+    doc |= {"device": "cpu", "threads": torch.get_num_threads()} | provenance(args)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    if args.json:
+        emit(doc)
+        return
+    for variant in doc["variants"]:
+        print(", ".join(f"{k} {v}" for k, v in variant["toggles"].items()))
+        for layer, metrics in variant["layers"].items():
+            print(f"  {layer:8}" + "  ".join(f"{m} {v:.3g}" for m, v in metrics.items()))
+
+
 def cmd_lr_find(args: argparse.Namespace) -> None:
     import torch
 
@@ -891,7 +932,7 @@ def cmd_screenshots(args: argparse.Namespace) -> None:
 COMMANDS = {"steps": cmd_steps, "summary": cmd_summary, "rf": cmd_rf, "train": cmd_train, "runs": cmd_runs,
             "inspect": cmd_inspect, "export": cmd_export, "bench": cmd_bench, "ablate": cmd_ablate,
             "search": cmd_search, "screenshots": cmd_screenshots, "exercises": cmd_exercises,
-            "lr-find": cmd_lr_find, "robustness": cmd_robustness,
+            "lr-find": cmd_lr_find, "inside": cmd_inside, "robustness": cmd_robustness,
             "reproduce": cmd_reproduce}
 
 

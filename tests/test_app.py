@@ -514,3 +514,31 @@ def test_the_frontier_page_lists_its_commands_one_a_line_in_an_expander(app):
     [listing] = box.code
     assert listing.value.splitlines() == made.commands
     assert any(made.dates in c.value and "torch" in c.value for c in at.caption)
+
+
+def test_the_step_page_and_the_runs_page_draw_inside_two_runs_side_by_side(app, private_run_store):
+    """Step 4 trained with BatchNorm and without: the step page's tab draws the latest run inside, and the
+    Runs page puts the two side by side on one colour scale, for each metric."""
+    import json
+
+    at = open_page(app, "app_pages/step_4.py", epochs="1")
+    at.button(key="train_4").click().run()
+    finish_jobs(at, 4)
+    at.toggle(key="bn").set_value(False).run()
+    at.button(key="train_4").click().run()
+    finish_jobs(at, 4)
+    at.run()
+    drawn = [c for c in at.get("vega_lite_chart") if "viridis" in c.proto.spec]
+    assert drawn and "seed 1" in str(drawn[0].proto.spec)
+    at = open_page(at, "app_pages/runs.py")
+    assert any("Select one or two runs" in c.value for c in at.caption)
+    at.session_state["runs_table"] = {"selection": {"rows": [0, 1], "columns": []}}
+    at.run()
+    for metric in ("act_std", "zero_frac", "update_ratio"):
+        at.segmented_control(key="runs_inside_metric").set_value(metric).run()
+        specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart") if "viridis" in c.proto.spec]
+        assert len(specs) == 2, metric
+        assert specs[0]["encoding"]["color"]["scale"]["domain"] == specs[1]["encoding"]["color"]["scale"]["domain"]
+        titles = [s["title"]["text"] for s in specs]
+        assert sum("no BatchNorm" in t for t in titles) == 1, titles
+        assert all("conv1" in json.dumps(s) for s in specs)  # drawn from the stored samples

@@ -152,3 +152,29 @@ def test_a_compared_run_keeps_its_colour_when_a_live_run_joins_it(groups):
     live = next(g for g in groups if g.live)
     assert during[reference.label] == before[reference.label]
     assert during[live.label] not in before.values() and len(set(during.values())) == len(during)
+
+
+def test_the_inside_picture_is_valid_vega_lite_and_averages_each_span_of_steps():
+    """A layer x time heat map: each cell the mean of its span's samples (checked by hand here), layers in
+    the network's order, a diverged (NaN) sample left out, and a spec altair's schema accepts."""
+    from core.training.inside import Sample, layer_grid, layer_order
+    from ui.inside import inside_spec, shared_domain
+
+    samples = [Sample(step, 1, {"conv1": {"act_std": float(step)}, "relu1": {"act_std": 1.0, "zero_frac": 0.5}})
+               for step in range(10, 130, 10)]  # 12 samples, steps 10..120
+    samples[3] = Sample(40, 1, {"conv1": {"act_std": float("nan")}, "relu1": {"act_std": 1.0, "zero_frac": 0.5}})
+    cells = layer_grid(samples, "act_std", columns=4)  # 12 samples in 4 runs of 3
+    conv = sorted((c["start"], c["end"], c["value"]) for c in cells if c["layer"] == "conv1")
+    # (10+20+30)/3; (50+60)/2 without the NaN; ...; each cell ends where the next begins, the last a sample later
+    assert conv == [(10, 40, 20.0), (40, 70, 55.0), (70, 100, 80.0), (100, 130, 110.0)]
+    assert sorted((c["start"], c["end"]) for c in layer_grid(samples[:3], "act_std") if c["layer"] == "relu1") == [
+        (10, 20), (20, 30), (30, 40)]  # fewer samples than columns: a cell each
+    assert layer_order(samples) == ["conv1", "relu1"]
+    assert layer_grid(samples, "grad_norm") == [] and layer_grid([], "act_std") == []
+    domain = shared_domain([cells, layer_grid(samples[:2], "act_std")], "act_std")
+    assert domain == (1.0, 110.0)
+    for metric in ("act_std", "act_mean", "zero_frac"):
+        spec = inside_spec(layer_grid(samples, metric), metric, layer_order(samples), domain, "run 1")
+        alt.Chart.from_dict(spec)
+    assert inside_spec(cells, "zero_frac", ["conv1"], domain, "t")["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    assert inside_spec(cells, "act_std", layer_order(samples), domain, "t")["encoding"]["y"]["sort"] == ["conv1", "relu1"]

@@ -323,6 +323,19 @@ def test_bench_seed_groups_prints_each_size(tiny_mnist_root):
         assert doc["rows"][1]["every_thread_busy_vs_one_seed"] == pytest.approx(floor, rel=0.25)
 
 
+def test_bench_inside_times_each_step_with_the_probe_and_without(tiny_mnist_root):
+    doc = ok_json("bench", "inside", "--steps", "4,9", "--batches", "10", "--repeats", "1", "--data-dir",
+                  str(tiny_mnist_root), "--no-download")
+    assert [r["step"] for r in doc["rows"]] == [4, 9]
+    for row in doc["rows"]:
+        assert row["plain_step_ms"] > 0 and row["armed_step_ms"] > 0
+        share = 100 * (row["armed_step_ms"] - row["plain_step_ms"]) / (row["log_every"] * row["plain_step_ms"])
+        assert row["overhead_percent"] == pytest.approx(share, abs=0.1)
+        assert isinstance(row["whole_run_overhead_percent"], float)
+    bad = run_cli("bench", "inside", "--repeats", "0", "--data-dir", str(tiny_mnist_root), "--no-download")
+    assert bad.returncode != 0 and "--repeats" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_bench_sessions_goes_through_the_queue(mnist_root):
     doc = ok_json("bench", "queue", "--sessions", "3", "--data-dir", str(mnist_root), "--no-download")
     assert doc["sessions"] == 3 and doc["workers"] == 1 and doc["identical_results"] is True

@@ -1,7 +1,11 @@
 """End to end in a real headless browser: Playwright drives Debian's chromium against the app
 served by `streamlit run` (with the project's own .streamlit/config.toml)."""
 
+import csv
+import io
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -11,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from core.classroom import Prediction
 from core.report.views import describe_step
@@ -153,6 +158,17 @@ def test_three_sessions_train_at_once_through_one_queue(server, browser):
         page.get_by_text("Best test accuracy").wait_for(timeout=600_000)
         assert page.locator(".vega-embed").count() >= 2  # accuracy and loss, live beside the reference
     shot(pages[-1], "three_sessions_last")
+    # inside the network: the finished run's layers over time, as the run store kept them
+    page = pages[0]
+    page.get_by_role("tab", name="Inside the network").click()
+    panel = page.get_by_role("tabpanel", name="Inside the network")
+    panel.get_by_text("What to look at").wait_for(timeout=60_000)
+    panel.locator(".vega-embed").first.wait_for(timeout=60_000)
+    panel.get_by_text("Zero ReLUs", exact=True).click()
+    panel.get_by_text("share of each ReLU's outputs that are zero", exact=False).wait_for(timeout=60_000)
+    assert panel.locator(".vega-embed").count() == 1
+    panel.locator(".vega-embed").first.scroll_into_view_if_needed()
+    shot(page, "inside_the_network")
 
 
 SCREENS = ((1280, 720), (1920, 1080), (1024, 768))  # a laptop, a large screen, an XGA projector
@@ -206,7 +222,30 @@ def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server
     """A mouse click on a unit of a feature map, and a digit drawn with the mouse, as a student would."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.goto(f"{server}/inspect", timeout=60_000)
-    page.locator(".st-key-confusion .vega-embed").wait_for(timeout=90_000)  # the first tab, as a student sees it
+    confusion = page.locator(".st-key-confusion .vega-embed")
+    confusion.wait_for(timeout=90_000)  # the first tab, as a student sees it
+    # a click on a cell far from the diagonal (true about 1, read as about 8) lists just those mistakes
+    box = confusion.bounding_box()
+    page.mouse.click(box["x"] + 40 + (box["width"] - 60) * 0.85, box["y"] + 30 + (box["height"] - 80) * 0.15)
+    picked = page.get_by_text(re.compile(r"Mistakes where a \d was read as \d"))
+    picked.wait_for(timeout=60_000)
+    true, read = re.findall(r"\d", picked.inner_text())[:2]
+    assert true != read
+    page.get_by_label("Show mistakes on").wait_for(state="detached", timeout=30_000)  # the cell replaced the picker
+    shot(page, "inspect_confusion_cell")
+
+    # Export: each download is the file it names
+    page.get_by_role("tab", name="Export").click()
+    downloaded = {}
+    for name in ("weights.pt", "model.py", "config.json"):
+        with page.expect_download(timeout=60_000) as info:
+            page.get_by_role("button", name=name).click()
+        downloaded[name] = Path(info.value.path()).read_bytes()
+    weights = torch.load(io.BytesIO(downloaded["weights.pt"]), weights_only=True)
+    assert weights and all(isinstance(t, torch.Tensor) for t in weights.values())
+    assert "class" in downloaded["model.py"].decode() and "nn.Module" in downloaded["model.py"].decode()
+    assert json.loads(downloaded["config.json"])["config"]["step"] == 9
+
     page.get_by_role("tab", name="Feature maps and receptive fields").click()
     page.get_by_text("Click a unit of a map").wait_for(timeout=90_000)
     # the chart by its widget key: the Mistakes tab's two charts stay in the page, hidden, once drawn, so
@@ -336,6 +375,13 @@ def test_design_a_network_edit_it_and_share_it(server, browser):
     rf_cell(0, describe_config(wider))
     page.get_by_text(f"{describe_config(wider)['params']:,}", exact=True).first.wait_for(timeout=30_000)
     after = wider
+    # a click on a unit of the grid moves the window to it (the page starts at the grid's centre)
+    grid = page.locator("[class*='st-key-design_grid_'] .vega-embed").first
+    grid.wait_for(timeout=60_000)
+    page.get_by_text("click a unit of the grid to move it", exact=False).first.wait_for(timeout=30_000)
+    grid.locator(".mark-rect path").first.click()  # Vega draws this chart as SVG: one path per unit, (0, 0) first
+    page.get_by_text("click a unit of the grid to move it", exact=False).wait_for(state="detached", timeout=60_000)
+    assert page.get_by_text(re.compile(r"Unit \(0, 0\) of layer \d+ .* sees rows 0-")).count() == 1
     shot(page, "design_edited")
     assert "c12k5%2Cc8" in page.url or "c12k5,c8" in page.url
 
@@ -391,6 +437,17 @@ def test_a_class_trains_at_once_and_the_board_shows_it_live(server, browser, pri
     runs = RunStore(private_run_store).runs()
     assert sorted(r.tags.student for r in runs) == sorted(names)
     assert all(Prediction.from_text(r.tags.prediction).versus_default == "better" for r in runs)
+
+    # the Runs page's download: the epochs of every listed run, as CSV
+    for page in pages:
+        page.get_by_text("Best test accuracy").wait_for(timeout=600_000)
+    board.goto(f"{server}/runs", timeout=60_000)
+    with board.expect_download(timeout=60_000) as info:
+        board.get_by_role("button", name="Download the epochs of all listed runs (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text())))
+    done = RunStore(private_run_store).runs()
+    assert sorted({int(r["run_id"]) for r in rows}) == sorted(r.id for r in done)
+    assert len(rows) == sum(len(r.epochs) for r in done) == 2 * len(names)
 
 
 def test_a_teacher_link_locks_and_only_the_key_unlocks_the_teachers_tools(mnist_root, browser, private_run_store,

@@ -88,6 +88,48 @@ def test_a_future_migration_moves_an_old_store_forward(store_at, monkeypatch):
     assert new.get(run_id).step == 9  # the old run survived the upgrade
 
 
+def test_a_store_made_before_the_inside_table_gains_it_and_an_older_program_refuses_the_new_one(store_at, monkeypatch):
+    """Migration 3 (the looks inside) both ways: a version-2 store moves forward with its runs and
+    epochs intact and takes samples; the version-2 program then refuses the store it cannot read whole."""
+    from core.training.inside import Sample
+
+    full = list(store_module.MIGRATIONS)
+    monkeypatch.setattr(store_module, "MIGRATIONS", full[:2])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    old = RunStore(store_at)
+    run_id = old.start_run(TrainConfig.for_step(4), "cli", "cpu", 1, "x")
+    old.add_epoch(run_id, dict.fromkeys(EPOCH_FIELDS, 1.0))
+    old.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", full)
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", len(full))
+    new = RunStore(store_at)
+    assert new._db.version() == 3
+    assert new.get(run_id).step == 4 and len(new.get(run_id).epochs) == 1
+    assert new.inside(run_id) == []  # a run from before: nothing inside, no error
+    new.add_inside(run_id, [Sample(10, 1, {"conv1": {"act_std": 0.5}})])
+    assert new.inside(run_id) == [Sample(10, 1, {"conv1": {"act_std": 0.5}})]
+    new.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", full[:2])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    with pytest.raises(StoreError, match="newer than this program"):
+        RunStore(store_at)
+
+
+def test_a_runs_looks_inside_are_kept_in_step_order_replaced_by_step_and_deleted_with_it(store_at):
+    from core.training.inside import Sample
+
+    store = RunStore(store_at)
+    run_id = store.start_run(TrainConfig.for_step(9), "app", "cpu", 1, "x")
+    other = store.start_run(TrainConfig.for_step(9, seed=2), "app", "cpu", 1, "x")
+    store.add_inside(run_id, [Sample(20, 1, {"relu1": {"zero_frac": 0.25}}), Sample(10, 1, {"relu1": {"zero_frac": 0.5}})])
+    store.add_inside(run_id, [Sample(20, 1, {"relu1": {"zero_frac": 0.75}})])  # a step written again replaces
+    store.add_inside(other, [Sample(10, 1, {"conv1": {"grad_norm": 2.0}})])
+    store.add_inside(other, [])
+    assert [(s.step, s.layers["relu1"]["zero_frac"]) for s in store.inside(run_id)] == [(10, 0.5), (20, 0.75)]
+    assert store.delete_run(run_id) and store.inside(run_id) == []
+    assert store.inside(other) == [Sample(10, 1, {"conv1": {"grad_norm": 2.0}})]
+
+
 def test_a_store_from_a_newer_program_is_refused(store_at):
     store = RunStore(store_at)
     store._write(lambda c: store._db.set_version(c, store_module.SCHEMA_VERSION + 1))

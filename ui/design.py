@@ -46,6 +46,7 @@ from ui.training import (
     LiveView,
     compare_key,
     compare_tables,
+    inside_tab,
     live_batches,
     train_buttons,
 )
@@ -289,14 +290,16 @@ def render() -> None:
         chosen = compare_picker(origin, compare_key(PAGE), default=TrainConfig.for_step(origin))
         live = LiveView(PAGE, chosen)
         live.draw()
-    unit_tab, table_tab, batch_tab = st.tabs(["Where does one unit look?", "Compare: what differs",
-                                              "Per-batch loss"])
+    unit_tab, table_tab, batch_tab, inside = st.tabs(["Where does one unit look?", "Compare: what differs",
+                                                      "Per-batch loss", "Inside the network"])
     with unit_tab:
         unit_window(config)
     with table_tab:
         compare_tables(PAGE)
     with batch_tab:
         live_batches(PAGE)
+    with inside:
+        inside_tab(PAGE)
     link.notice()  # after every linked widget (the budget's too) has read its value
     live.follow()
 

@@ -54,6 +54,7 @@ from ui.training import (
     LiveView,
     compare_key,
     compare_tables,
+    inside_tab,
     live_batches,
     predicted_or_trained,
     train_buttons,
@@ -117,8 +118,8 @@ def render(number: int) -> None:
         live.draw()
     link.notice()
     st.divider()
-    result, layers, table, batches = st.tabs(["Result and analysis", "Layers", "Compare: what differs",
-                                              "Per-batch loss"])
+    result, layers, table, batches, inside = st.tabs(["Result and analysis", "Layers", "Compare: what differs",
+                                                      "Per-batch loss", "Inside the network"])
     with result:
         if hide:
             st.info("**Predict first.** In this class the measured result and the analysis open once you have "
@@ -133,6 +134,8 @@ def render(number: int) -> None:
         compare_tables(number)
     with batches:
         live_batches(number)
+    with inside:
+        inside_tab(number)
     exercise_maker(run_store(), f"step_{number}", link.shown)
     live.follow()  # last: keeps the charts and status current while this session's runs go on
 

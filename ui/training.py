@@ -26,6 +26,7 @@ from core.words import counted
 from ui.charts import batch_chart, history_specs, show_history
 from ui.classroom import name_input, plain, run_tags, session_id
 from ui.controls import Choice
+from ui.inside import draw_inside, live_samples, metric_choice, stored_samples
 from ui.state import (
     allow_download,
     data_dir,
@@ -33,6 +34,7 @@ from ui.state import (
     hide_cluster_address,
     references,
     run_queue,
+    run_store,
     runs_db,
 )
 
@@ -396,3 +398,20 @@ def live_batches(page: PageKey) -> None:
         return
     batch_chart(current.batches)
 
+
+def inside_tab(page: PageKey) -> None:
+    """This session's latest run, inside: live from its batches while it trains, then every sample the
+    run store kept."""
+    jobs = live_jobs(page)
+    latest = next(((j, s) for j, s in ((j, j.snapshot()) for j in reversed(jobs)) if s.batches or s.run_id), None)
+    if latest is None:
+        st.caption("Train, and each layer's activations, gradients and updates appear here as the run goes "
+                   "(a *Train 3 seeds* group trains side by side and is not looked inside).")
+        return
+    job, snap = latest
+    samples = live_samples(snap.batches) if snap.active else stored_samples(run_store(), snap.run_id)
+    samples = samples or live_samples(snap.batches)
+    metric = metric_choice(f"inside_metric_{page}")
+    name = f"run {snap.run_id} · " if snap.run_id is not None else ""
+    draw_inside([(f"{name}step {job.config.step}, seed {job.config.seed}" + (" (training)" if snap.active else ""),
+                  samples)], metric)

@@ -502,3 +502,62 @@ def run_cost_model(data_dir: str | None, download: bool, log: Callable[[str], No
         f"{100 * sorted(errors)[len(errors) // 2]:.0f} %) over {len(rows)} configurations")
     return {**machine(torch.device("cpu")), "date": time.strftime("%Y-%m-%d"),
             "train": train.__dict__, "eval": evaluation.__dict__, "samples": rows}
+
+
+def run_inside_bench(data_dir: str | None, download: bool, steps: list[int], batches: int, repeats: int,
+                     log: Callable[[str], None]) -> dict[str, Any]:
+    """What looking inside costs, measured two ways for each step. Per step: one batch trained
+    `batches` times with the probe armed and as many times without, alternating; the median
+    extra time of an armed step, over `log_every` plain ones (the trainer arms one batch in
+    `log_every`), is the overhead. Per run: whole one-epoch runs of `batches` batches with the probe on
+    and off, alternating `repeats` times; the median of the paired ratios is a check that includes
+    everything else a run does (noisier: other work on the machine moves it by several per cent)."""
+    import statistics
+
+    from core.training.inside import Probe
+    from core.training.loop import Lane, batch_of, fit
+
+    if not steps or not 10 <= batches <= 5_000 or not 1 <= repeats <= 20:
+        raise ValueError("bench inside takes --steps, 10 to 5,000 --batches and 1 to 20 --repeats")
+    device = pick_device("cpu")
+    data = load_mnist(data_dir, download=download, device=device)
+    log(f"inside-the-network overhead on {device_label(device)}, torch {torch.__version__}, {torch.get_num_threads()} "
+        f"threads: {batches} alternating steps each way, then {repeats} pairs of whole {batches}-batch runs")
+    rows = []
+    for step in steps:
+        config = TrainConfig.for_step(step, seed=1, epochs=1, max_batches=batches, device="cpu", test_limit=500)
+        model = build_for(config)
+        optimizer = make_optimizer(config.recipe, model)
+        probe = Probe(model)
+        lane = Lane.start(config, len(data.train_images), device)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for i in range(batches + 5):
+            for armed in (False, True):  # a new batch each step: one batch over and over drives the weights
+                # towards denormal numbers, which a CPU computes many times slower
+                x, y = batch_of([lane], data, [lane.plan.subset], (2 * i + armed) % lane.plan.batches, 0)
+                if armed:
+                    probe.arm()
+                start = time.perf_counter()
+                train_step(model, optimizer, x, y[:, 0], probe=probe)
+                probe.take(i, 1)
+                if i >= 5:  # the first steps warm the caches up
+                    times[armed].append(time.perf_counter() - start)
+        probe.close()
+        plain, armed = statistics.median(times[False]), statistics.median(times[True])
+        overhead = 100 * (armed - plain) / (config.log_every * plain)
+        ratios = []
+        for r in range(repeats):  # each pair in the other order from the last, so a drifting machine cancels out
+            rate = {on: next(e for e in fit(config, data, look_inside=on) if e.kind == "epoch").images_per_s
+                    for on in ((False, True) if r % 2 == 0 else (True, False))}
+            ratios.append(rate[False] / rate[True])
+        run_overhead = 100 * (statistics.median(ratios) - 1)
+        row = {"step": step, "log_every": config.log_every, "plain_step_ms": round(1000 * plain, 3),
+               "armed_step_ms": round(1000 * armed, 3), "overhead_percent": round(overhead, 2),
+               "whole_run_overhead_percent": round(run_overhead, 2),
+               "whole_run_range_percent": [round(100 * (min(ratios) - 1), 2), round(100 * (max(ratios) - 1), 2)]}
+        rows.append(row)
+        log(f"  step {step}: a step {1000 * plain:.2f} ms, armed {1000 * armed:.2f} ms; one armed in "
+            f"{config.log_every}: {overhead:+.1f} % (whole runs, median of {repeats} pairs: {run_overhead:+.1f} %, "
+            f"from {row['whole_run_range_percent'][0]:+.1f} to {row['whole_run_range_percent'][1]:+.1f} %)")
+    return {**machine(device), "threads": torch.get_num_threads(), "batches": batches, "repeats": repeats,
+            "rows": rows, "date": time.strftime("%Y-%m-%d")}

@@ -71,7 +71,8 @@ def lesson_facts(number: int) -> dict[str, str]:
 
     doc = describe_step(number)
     return {"step:params": f"{doc['params']:,}", "step:macs": f"{doc['macs'] / 1e6:.2f} M",
-            "step:rf": str(doc["rf"]), "writeup:macs": f"{macs(writeup_final_model()) / 1e6:.2f} M"} | lr_facts(number)
+            "step:rf": str(doc["rf"]), "writeup:macs": f"{macs(writeup_final_model()) / 1e6:.2f} M"} | lr_facts(number) \
+        | inside_facts(number)
 
 
 LR_FIND_DIR = ASSETS / "lr_find"
@@ -88,3 +89,33 @@ def lr_facts(number: int, folder: Path = LR_FIND_DIR) -> dict[str, str]:
     return {"lrfind:steepest": f"{doc['suggested']:.2g}", "lrfind:blew": blew, "lrfind:batches": str(len(doc["lrs"])),
             "lrfind:provenance": f"`{doc['command']}`, {doc['processor']}, {doc['threads']} threads, "
                                  f"torch {doc['torch']}, {doc['date']}"}
+
+
+INSIDE_DIR = ASSETS / "inside"
+
+
+def inside_facts(number: int, folder: Path = INSIDE_DIR) -> dict[str, str]:
+    """`{inside:...}`: a step as it is and with one toggle flipped, looked inside (`python -m core inside
+    --step N --output assets/inside/step_N.json`): for each, the range of its ReLUs' output spreads from
+    layer to layer and how the gradient reaching the first convolution compares with the last's; with
+    the provenance. Empty when none was recorded."""
+    path = folder / f"step_{number}.json"
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    facts = {"inside:provenance": f"`{doc['command']}`: seeds {', '.join(map(str, doc['seeds']))}, "
+                                  f"{doc['epochs']} epoch{'s' if doc['epochs'] > 1 else ''}, {doc['processor']}, "
+                                  f"{doc['threads']} threads, "
+                                  f"torch {doc['torch']}, {doc['date']}"}
+    for variant, key in zip(doc["variants"], ("as-is", "flipped")):
+        layers = variant["layers"]
+        spreads = [m["act_std"] for name, m in layers.items() if "zero_frac" in m]  # the ReLUs, in order
+        convs = [m for name, m in layers.items() if name.startswith("conv") and "grad_norm" in m]
+        grads = [m["grad_norm"] for m in convs]
+        facts[f"inside:{key}-relu-spread"] = f"{min(spreads):.2f} to {max(spreads):.2f}"
+        facts[f"inside:{key}-relu-spread-first-last"] = f"{spreads[0]:.2f} in the first to {spreads[-1]:.2f} in the last"
+        facts[f"inside:{key}-grad-first-vs-last"] = f"{grads[0] / grads[-1]:.2g}"
+        facts[f"inside:{key}-update-first-last"] = (f"{convs[0]['update_ratio']:.1e} of their size on the first "
+                                                    f"convolution and {convs[-1]['update_ratio']:.1e} on the last")
+        facts[f"inside:{key}-dead"] = f"{100 * max(m['zero_frac'] for m in layers.values() if 'zero_frac' in m):.0f} %"
+    return facts

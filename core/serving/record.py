@@ -16,7 +16,8 @@ from core.serving.store import RunStore, RunTags, StoreError
 from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
 from core.training.device import device_label, pick_device
-from core.training.events import STOPPED, DoneEvent, EpochEvent, Event
+from core.training.events import STOPPED, BatchEvent, DoneEvent, EpochEvent, Event
+from core.training.inside import Sample
 from core.training.loop import build_for, fit_seeds, same_but_seed
 
 CTRL_C = "stopped by the user (Ctrl-C)"
@@ -29,6 +30,7 @@ class RunRecorder:
     def __init__(self, store: RunStore | None, warn: Callable[[str], None]) -> None:
         self.store, self.warn = store, warn
         self.run_id: int | None = None
+        self._inside: list[Sample] = []  # the epoch's looks inside, written with the epoch (one transaction, not ~90)
 
     def _try(self, fn: Callable[[], Any]) -> Any:
         if self.store is None:
@@ -53,11 +55,20 @@ class RunRecorder:
             self._try(lambda: self.store.finish_run(self.run_id, status, reason, weights))
 
     def record(self, event: Event) -> None:
-        """Write what the event adds to the run: an epoch, or the end."""
-        if isinstance(event, EpochEvent):
+        """Write what the event adds to the run: a look inside (kept until its epoch ends), an epoch, or the end."""
+        if isinstance(event, BatchEvent) and event.inside is not None:
+            self._inside.append(Sample(event.step, event.epoch, event.inside))
+        elif isinstance(event, EpochEvent):
+            self._flush_inside()
             self.epoch(event.row())
         elif isinstance(event, DoneEvent):
+            self._flush_inside()  # a stopped run keeps its last epoch's part too
             self.finish(status_of(event.reason), event.reason, event.weights)
+
+    def _flush_inside(self) -> None:
+        samples, self._inside = self._inside, []
+        if self.run_id is not None and samples:
+            self._try(lambda: self.store.add_inside(self.run_id, samples))
 
     def follow(self, events: Iterator[Event]) -> Iterator[Event]:
         """Pass the trainer's events on, recording each epoch and the end as they go by. A run that

@@ -47,6 +47,7 @@ from core.serving.store_backends import (
 )
 from core.training.config import TrainConfig
 from core.training.events import EPOCH_FIELDS
+from core.training.inside import Sample
 
 DEFAULT_DB = ROOT / "runs" / "runs.sqlite3"
 STATUSES = ("running", "completed", "stopped", "failed", "interrupted")
@@ -121,6 +122,18 @@ MIGRATIONS: list[str] = [
         locked TEXT NOT NULL,           -- JSON list of link keys: shown, cannot change
         hidden TEXT NOT NULL,           -- JSON list of link keys: not shown, cannot change
         created_at $REAL NOT NULL
+    );
+    """,
+    # version 3: inside the network while it trains (core.training.inside), sampled on the batches
+    # that report: what each layer's activations, gradients and updates did, kept so a finished run
+    # can be shown again and compared
+    """
+    CREATE TABLE inside (
+        run_id $REF NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        step INTEGER NOT NULL,          -- the optimiser step sampled, 1-based
+        epoch INTEGER NOT NULL,
+        layers TEXT NOT NULL,           -- JSON: layer -> metric -> value
+        PRIMARY KEY (run_id, step)
     );
     """,
 ]
@@ -388,6 +401,21 @@ class RunStore:
             c.execute("UPDATE runs SET status = 'running', reason = '', finished_at = NULL "
                       "WHERE id = ? AND status = 'interrupted' AND owner = ?", (run_id, self.owner))
         self._write(add)
+
+    def add_inside(self, run_id: int, samples: list[Sample]) -> None:
+        """Samples of the run's inside, in one transaction (the recorder sends an epoch's worth at once)."""
+        if not samples:
+            return
+        rows = [(run_id, s.step, s.epoch, json.dumps(s.layers)) for s in samples]
+        self._write(lambda c: c.executemany(
+            "INSERT INTO inside (run_id, step, epoch, layers) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch, layers = excluded.layers", rows))
+
+    def inside(self, run_id: int) -> list[Sample]:
+        """The run's samples in step order ([] for a run trained before they were kept, or side by side)."""
+        rows = self._read(lambda c: c.execute(
+            "SELECT step, epoch, layers FROM inside WHERE run_id = ? ORDER BY step", (run_id,)).fetchall())
+        return [Sample(row[0], row[1], json.loads(row[2])) for row in rows]
 
     def finish_run(self, run_id: int, status: str, reason: str = "",
                    weights: dict[str, torch.Tensor] | None = None) -> None:

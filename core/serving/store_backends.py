@@ -80,6 +80,8 @@ class Cursor(Protocol):
 class Connection(Protocol):
     def execute(self, sql: str, args: Any = ...) -> Cursor: ...
 
+    def executemany(self, sql: str, rows: Any) -> Any: ...
+
 
 class Backend(Protocol):
     dialect: str
@@ -293,6 +295,10 @@ class _PgConnection:
 
     def execute(self, sql: str, args: Any = ()) -> Any:
         return self.raw.execute(sql.replace("?", "%s"), tuple(args) if args else None)
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        with self.raw.cursor() as cursor:
+            cursor.executemany(sql.replace("?", "%s"), [tuple(row) for row in rows])
 
     @property
     def broken(self) -> bool:

@@ -19,6 +19,8 @@ class BatchEvent:
     acc: float  # % on this batch (augmented training images)
     lr: float
     images_per_s: float
+    # inside the network on this batch (core.training.inside): layer -> metric -> value; None when unprobed
+    inside: dict[str, dict[str, float]] | None = None
     kind: str = "batch"
 
 

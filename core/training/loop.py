@@ -30,6 +30,7 @@ from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
 from core.training.device import device_label, pick_device
 from core.training.events import STOPPED, BatchEvent, DoneEvent, EpochEvent, Event
+from core.training.inside import Probe
 from core.training.optim import Optimizer
 from core.training.recipe import Recipe
 from core.training.schedule import apply_schedule, make_optimizer, schedule_at
@@ -82,7 +83,8 @@ def build_for(config: TrainConfig) -> nn.Sequential:
 # --- the loop ---------------------------------------------------------------------------------
 
 def train_step(model: nn.Module, optimizer: Optimizer | torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               average: WeightAverage | None = None, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+               average: WeightAverage | None = None, label_smoothing: float = 0.0,
+               probe: Probe | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step on one batch; returns (loss, class scores). For a SeedGroup (scores
     [B, G, classes], labels [B, G]) the loss is one mean per seed, and their sum is minimised:
     each seed's weights get exactly the gradient of their own loss."""
@@ -93,7 +95,11 @@ def train_step(model: nn.Module, optimizer: Optimizer | torch.optim.Optimizer, x
         loss = F.nll_loss(out.movedim(-1, 1), y, reduction="none").mean(0)
     optimizer.zero_grad(set_to_none=True)
     loss.sum().backward()
+    if probe is not None:
+        probe.after_backward()
     optimizer.step()
+    if probe is not None:
+        probe.after_step()
     if average is not None:
         average.update()
     return loss, out
@@ -154,10 +160,11 @@ def batch_of(lanes: list[Lane], data: MNISTTensors, orders: list[torch.Tensor], 
 
 
 def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None,
-        model: nn.Module | None = None) -> Iterator[Event]:
+        model: nn.Module | None = None, look_inside: bool = True) -> Iterator[Event]:
     """Train `config` on `data`, one run top to bottom; yields a BatchEvent every `log_every`
-    batches, an EpochEvent per epoch and finally one DoneEvent. Setting `stop` ends the run after
-    the current batch, keeping the history so far."""
+    batches (with a look inside the network, core.training.inside, unless `look_inside` is off), an
+    EpochEvent per epoch and finally one DoneEvent. Setting `stop` ends the run after the current
+    batch, keeping the history so far."""
     device = pick_device(config.device)
     model = (model if model is not None else build_for(config)).to(device)
     params = count_params(model)
@@ -167,6 +174,7 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
     optimizer = make_optimizer(config.recipe, model)
     average = WeightAverage(model, config.recipe.ema) if config.recipe.ema > 0 else None
     tested = average.model if average is not None else model  # the weights every epoch is tested with
+    probe = Probe(model) if look_inside else None  # after the average's copy, which must not carry its hooks
     history: list[EpochEvent] = []
     started = time.perf_counter()
 
@@ -174,42 +182,51 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
         weights = {k: v.detach().cpu().clone() for k, v in tested.state_dict().items()} if history else None
         return DoneEvent(reason, list(history), params, device_label(device), time.perf_counter() - started, weights)
 
-    for epoch in range(1, config.recipe.epochs + 1):
-        epoch_start = time.perf_counter()
-        model.train()
-        order = lane.plan.subset[torch.randperm(len(lane.plan.subset), generator=lane.generator, device=device)]
-        loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long), 0
-        for b in range(lane.plan.batches):
-            step = (epoch - 1) * lane.plan.batches + b
-            apply_schedule(optimizer, *schedule_at(config.recipe, step, lane.plan.total))
-            x, y = batch_of([lane], data, [order], b, step)  # [B, 1, H, W]: one image plane
-            loss, out = train_step(model, optimizer, x, y[:, 0], average, config.recipe.label_smoothing)
-            hits = out.argmax(1) == y[:, 0]
-            loss_sum += loss.detach() * len(y)  # summed on the device: reading it every batch would sync a GPU
-            correct += hits.sum()
-            seen += len(y)
-            if (b + 1) % config.log_every == 0 or b + 1 == lane.plan.batches:
-                if not math.isfinite(loss.item()):
-                    yield done(f"loss became {loss.item()} at epoch {epoch}, batch {b + 1}: "
-                               "the learning rate is probably too high")
+    try:
+        for epoch in range(1, config.recipe.epochs + 1):
+            epoch_start = time.perf_counter()
+            model.train()
+            order = lane.plan.subset[torch.randperm(len(lane.plan.subset), generator=lane.generator, device=device)]
+            loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long), 0
+            for b in range(lane.plan.batches):
+                step = (epoch - 1) * lane.plan.batches + b
+                apply_schedule(optimizer, *schedule_at(config.recipe, step, lane.plan.total))
+                x, y = batch_of([lane], data, [order], b, step)  # [B, 1, H, W]: one image plane
+                reported = (b + 1) % config.log_every == 0 or b + 1 == lane.plan.batches
+                if reported and probe is not None:
+                    probe.arm()  # look inside on the batches that report
+                loss, out = train_step(model, optimizer, x, y[:, 0], average, config.recipe.label_smoothing, probe)
+                hits = out.argmax(1) == y[:, 0]
+                loss_sum += loss.detach() * len(y)  # summed on the device: reading it every batch would sync a GPU
+                correct += hits.sum()
+                seen += len(y)
+                if reported:
+                    inside = probe.take(step + 1, epoch) if probe is not None else None
+                    if not math.isfinite(loss.item()):
+                        yield done(f"loss became {loss.item()} at epoch {epoch}, batch {b + 1}: "
+                                   "the learning rate is probably too high")
+                        return
+                    yield BatchEvent(epoch, b + 1, lane.plan.batches, step + 1, lane.plan.total, loss.item(),
+                                     (100.0 * hits.float().mean()).item(), optimizer.param_groups[0]["lr"],
+                                     seen / max(time.perf_counter() - epoch_start, 1e-9),
+                                     inside.layers if inside is not None else None)
+                if stop is not None and stop.is_set():
+                    yield done(STOPPED)
                     return
-                yield BatchEvent(epoch, b + 1, lane.plan.batches, step + 1, lane.plan.total, loss.item(),
-                                 (100.0 * hits.float().mean()).item(), optimizer.param_groups[0]["lr"],
-                                 seen / max(time.perf_counter() - epoch_start, 1e-9))
-            if stop is not None and stop.is_set():
-                yield done(STOPPED)
+            sync(device)
+            train_seconds = time.perf_counter() - epoch_start
+            test_loss, test_acc = evaluate(tested, data.test_images[:config.test_limit], data.test_labels[:config.test_limit])
+            event = EpochEvent(epoch, loss_sum.item() / seen, 100.0 * correct.item() / seen, test_loss, test_acc,
+                               optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start, seen / train_seconds)
+            if not all(math.isfinite(v) for v in (event.train_loss, test_loss)):
+                yield done(f"loss became non-finite in epoch {epoch}: the learning rate is probably too high")
                 return
-        sync(device)
-        train_seconds = time.perf_counter() - epoch_start
-        test_loss, test_acc = evaluate(tested, data.test_images[:config.test_limit], data.test_labels[:config.test_limit])
-        event = EpochEvent(epoch, loss_sum.item() / seen, 100.0 * correct.item() / seen, test_loss, test_acc,
-                           optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start, seen / train_seconds)
-        if not all(math.isfinite(v) for v in (event.train_loss, test_loss)):
-            yield done(f"loss became non-finite in epoch {epoch}: the learning rate is probably too high")
-            return
-        history.append(event)
-        yield event
-    yield done("completed")
+            history.append(event)
+            yield event
+        yield done("completed")
+    finally:
+        if probe is not None:
+            probe.close()  # a model handed in leaves without the probe's hooks
 
 
 # --- seeds side by side ------------------------------------------------------------------------
