@@ -449,6 +449,24 @@ def test_a_class_trains_at_once_and_the_board_shows_it_live(server, browser, pri
     assert sorted({int(r["run_id"]) for r in rows}) == sorted(r.id for r in done)
     assert len(rows) == sum(len(r.epochs) for r in done) == 2 * len(names)
 
+    # the board's frontier: a click on a step's mark opens its network in Design
+    from urllib.parse import parse_qs, urlparse
+
+    from core.training.config import TrainConfig
+
+    board.goto(f"{server}/board", timeout=60_000)
+    board.get_by_text("Frontier", exact=True).click()
+    # Vega draws it as SVG: one path per mark (the legend's symbols are another role), and takes the click itself
+    marks = board.locator(".st-key-frontier g.mark-symbol.role-mark path")
+    marks.first.wait_for(timeout=60_000)
+    box = marks.last.bounding_box()
+    board.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    board.wait_for_url("**/design?**", timeout=60_000)
+    query = parse_qs(urlparse(board.url).query)
+    step = int(query["from"][0])
+    assert query["net"][0] == TrainConfig.for_step(step).net
+    board.get_by_role("button", name="Train", exact=True).wait_for(timeout=60_000)
+
 
 def test_a_teacher_link_locks_and_only_the_key_unlocks_the_teachers_tools(mnist_root, browser, private_run_store,
                                                                           monkeypatch):
