@@ -62,8 +62,9 @@ if chosen:
                    "the teacher (with the key, on the Class board) may delete them.")
     st.button(f"Delete {counted(len(chosen), 'selected run')}", icon=":material/delete:", disabled=bool(others),
               on_click=delete_runs, args=(store, chosen))
-    if "runs_delete_error" in st.session_state:
-        st.error(st.session_state.pop("runs_delete_error"))
+if "runs_delete_error" in st.session_state:  # shown whatever is selected: a refused delete clears the selection too
+    st.error(st.session_state.pop("runs_delete_error"))
+if chosen:
     for r in chosen[:3]:
         st.page_link("app_pages/design.py", label=f"Open run {r.id}'s network and recipe in Design",
                      icon=":material/design_services:",

@@ -541,4 +541,10 @@ def test_the_step_page_and_the_runs_page_draw_inside_two_runs_side_by_side(app, 
         assert specs[0]["encoding"]["color"]["scale"]["domain"] == specs[1]["encoding"]["color"]["scale"]["domain"]
         titles = [s["title"]["text"] for s in specs]
         assert sum("no BatchNorm" in t for t in titles) == 1, titles
-        assert all("conv1" in json.dumps(s) for s in specs)  # drawn from the stored samples
+        layer = "relu1" if metric == "zero_frac" else "conv1"  # a ReLU has no weights, a convolution no zero share
+        assert all(layer in json.dumps(s) for s in specs)  # drawn from the stored samples
+    at.segmented_control(key="runs_inside_metric").set_value("weights").run()
+    assert not at.exception
+    assert len(at.get("image")) == 2  # each run's first-layer filters over time
+    bands = [c for c in at.get("vega_lite_chart") if "w_p50" in c.proto.spec]
+    assert len(bands) == 2

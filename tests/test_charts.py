@@ -178,3 +178,25 @@ def test_the_inside_picture_is_valid_vega_lite_and_averages_each_span_of_steps()
         alt.Chart.from_dict(spec)
     assert inside_spec(cells, "zero_frac", ["conv1"], domain, "t")["encoding"]["color"]["scale"]["domain"] == [0, 1]
     assert inside_spec(cells, "act_std", layer_order(samples), domain, "t")["encoding"]["y"]["sort"] == ["conv1", "relu1"]
+
+
+def test_the_filters_picture_puts_each_filter_in_its_place_in_its_colour_and_the_weights_chart_is_valid():
+    """Red for the largest positive weight, blue for the most negative, white for zero, a column per filter and
+    a row per snapshot; the weight bands are a faceted spec altair's schema accepts."""
+    from core.training.inside import Sample
+    from ui.inside import CELL, GAP, filters_image, weight_band_rows, weights_spec
+
+    up = [[1.0, 0.0], [0.0, 0.0]]
+    down = [[-0.5, 0.0], [0.0, -1.0]]
+    snapshots = [Sample(1, 1, {}, [up, down]), Sample(9, 1, {}, [down, up])]
+    image = filters_image(snapshots)
+    side = 2 * CELL
+    assert image.shape == (2 * side + GAP, 2 * side + GAP, 3)
+    assert tuple(image[0, 0]) == (255, 0, 0) and tuple(image[side - 1, side - 1]) == (255, 255, 255)  # 1, then 0
+    assert tuple(image[side - 1, side + GAP + side - 1]) == (0, 0, 255)  # filter 2's -1, bottom right
+    assert tuple(image[side + GAP, 0]) == (127, 127, 255)  # the second snapshot's first filter starts at -0.5
+    assert tuple(image[side, 0]) == (255, 255, 255)  # the gap between rows
+    rows = weight_band_rows([Sample(10, 1, {"conv1": {"w_p05": -0.2, "w_p25": -0.1, "w_p50": 0.0, "w_p75": 0.1,
+                                                      "w_p95": 0.2}, "relu1": {"zero_frac": 0.5}})])
+    assert rows == [{"layer": "conv1", "step": 10, "w_p05": -0.2, "w_p25": -0.1, "w_p50": 0.0, "w_p75": 0.1, "w_p95": 0.2}]
+    alt.FacetChart.from_dict(weights_spec(rows, ["conv1", "relu1"]))

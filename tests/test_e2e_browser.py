@@ -169,6 +169,12 @@ def test_three_sessions_train_at_once_through_one_queue(server, browser):
     assert panel.locator(".vega-embed").count() == 1
     panel.locator(".vega-embed").first.scroll_into_view_if_needed()
     shot(page, "inside_the_network")
+    panel.get_by_text("Weights", exact=True).click()  # the first layer's filters over time, and each layer's weights
+    filters = panel.get_by_text("filters, a column each", exact=False)
+    filters.wait_for(timeout=60_000)
+    panel.locator(".vega-embed").first.wait_for(timeout=60_000)  # the weights' bands, layer by layer
+    filters.scroll_into_view_if_needed()
+    shot(page, "inside_the_weights")
 
 
 SCREENS = ((1280, 720), (1920, 1080), (1024, 768))  # a laptop, a large screen, an XGA projector

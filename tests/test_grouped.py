@@ -83,7 +83,7 @@ def untimed(event):
     without the look inside that only a single run takes (core.training.inside)."""
     if event.kind == "done":
         return replace(event, seconds=0.0, weights=None, history=[untimed(e) for e in event.history])
-    extra = {"seconds": 0.0} if event.kind == "epoch" else {"inside": None}
+    extra = {"seconds": 0.0} if event.kind == "epoch" else {"inside": None, "filters": None}
     return replace(event, images_per_s=0.0, **extra)
 
 

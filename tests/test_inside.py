@@ -10,7 +10,7 @@ from core.architecture.builder import build_model
 from core.architecture.spec import layers_from_dicts
 from core.training.config import TrainConfig
 from core.training.data import load_mnist
-from core.training.inside import IMAGES, METRICS, Probe
+from core.training.inside import IMAGES, METRICS, QUANTILE_NAMES, QUANTILES, WEIGHTS_EVERY, WEIGHTS_READ, Probe
 from core.training.loop import build_for, fit, train_step
 from core.training.schedule import make_optimizer
 
@@ -49,6 +49,14 @@ def expected_figures(model, optimizer, x, y):
     return figures
 
 
+def weight_quantiles(model) -> dict[str, dict[str, float]]:
+    """Each weighted layer's weight quantiles over all its weights (numpy's, not torch's)."""
+    import numpy as np
+
+    return {name: dict(zip(QUANTILE_NAMES, np.quantile(m.weight.detach().numpy().ravel(), QUANTILES)))
+            for name, m in model.named_children() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.BatchNorm2d))}
+
+
 @pytest.mark.parametrize("layers", [TrainConfig.for_step(1).layers(), TrainConfig.for_step(4).layers(),
                                     TrainConfig.for_step(9).layers(), ODD], ids=["step1", "step4", "step9", "odd"])
 def test_the_probe_measures_what_independent_hooks_measure(layers):
@@ -59,7 +67,7 @@ def test_the_probe_measures_what_independent_hooks_measure(layers):
     optimizer, twin_optimizer = make_optimizer(recipe, model), make_optimizer(recipe, twin)
     x, y = torch.randn(IMAGES + 8, 1, 28, 28), torch.randint(0, 10, (IMAGES + 8,))  # more than the probe reads
     probe = Probe(model)
-    probe.arm()
+    probe.arm(filters=True)
     torch.manual_seed(1)  # the same dropout masks for both
     train_step(model, optimizer, x, y, probe=probe)
     sample = probe.take(7, 1)
@@ -68,7 +76,16 @@ def test_the_probe_measures_what_independent_hooks_measure(layers):
     assert (sample.step, sample.epoch) == (7, 1)
     assert list(sample.layers) == list(expected)  # every watched layer, in the network's order
     for name, metrics in expected.items():
-        assert sample.layers[name] == pytest.approx(metrics, rel=1e-4, abs=1e-7), name
+        measured = {k: v for k, v in sample.layers[name].items() if k not in QUANTILE_NAMES}
+        assert measured == pytest.approx(metrics, rel=1e-4, abs=1e-7), name
+    for name, quantiles in weight_quantiles(twin).items():  # of every weight, or of WEIGHTS_READ of them
+        weights = dict(twin.named_children())[name].weight.detach()
+        exact = weights.numel() <= WEIGHTS_READ
+        tolerance = 1e-6 if exact else 0.05 * float(weights.max() - weights.min())
+        for key, value in quantiles.items():
+            assert sample.layers[name][key] == pytest.approx(value, abs=tolerance), (name, key)
+    first = next(m for m in twin.children() if isinstance(m, torch.nn.Conv2d))
+    assert torch.allclose(torch.tensor(sample.filters), first.weight.detach()[:, 0], atol=1e-5)
     for name, p in model.named_parameters():  # looking changed nothing
         assert torch.equal(p, dict(twin.named_parameters())[name]), name
 
@@ -96,6 +113,17 @@ def test_every_reported_batch_carries_every_layer_and_a_run_keeps_no_hook(data, 
         assert set(relus) <= set(e.inside) and all("zero_frac" in e.inside[r] for r in relus)
         assert all(set(METRICS) - {"zero_frac"} <= set(e.inside[c]) for c in convs)
         assert all(0 <= e.inside[r]["zero_frac"] <= 1 for r in relus)
+    # the weights' quantiles: on one report in WEIGHTS_EVERY, and wherever the filters are kept
+    weighed = [e for e in batches if "w_p50" in e.inside[convs[0]]]
+    assert {e.step for e in weighed} == {e.step for e in batches if (e.step // config.log_every) % WEIGHTS_EVERY == 1
+                                         or e.filters is not None}
+    for e in weighed:
+        assert all(e.inside[c]["w_p05"] <= e.inside[c]["w_p50"] <= e.inside[c]["w_p95"] for c in convs)
+    # the filters: at the first report and at the end of each epoch, as the run's first convolution has them
+    with_filters = [e for e in batches if e.filters is not None]
+    assert [e.step for e in with_filters] == sorted({batches[0].step, batches[-1].step})
+    first = next(m for m in model.children() if isinstance(m, torch.nn.Conv2d))
+    assert len(with_filters[-1].filters) == first.out_channels
     assert all(not m._forward_hooks for m in model.modules())
 
 
@@ -111,8 +139,9 @@ def test_a_recorded_run_keeps_every_look_inside_in_the_store(data, private_run_s
     events = list(fit(config, data))
     for event in events:
         recorder.record(event)
-    sent = [(e.step, e.epoch, e.inside) for e in events if e.kind == "batch"]
-    assert [(s.step, s.epoch, s.layers) for s in store.inside(recorder.run_id)] == sent
+    sent = [(e.step, e.epoch, e.inside, e.filters) for e in events if e.kind == "batch"]
+    assert [(s.step, s.epoch, s.layers, s.filters) for s in store.inside(recorder.run_id)] == sent
+    assert any(f is not None for *_, f in sent)
 
 
 def test_the_inside_command_records_a_step_and_its_flip_and_the_lesson_quotes_it(tiny_mnist_root, tmp_path):

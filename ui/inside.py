@@ -8,7 +8,11 @@ from typing import Any
 import streamlit as st
 
 from core.serving.store import RunStore, StoreError
-from core.training.inside import LOG_SCALED, METRIC_TITLES, METRICS, Sample, layer_grid, layer_order
+import numpy as np
+
+from core.training.inside import LOG_SCALED, METRIC_TITLES, METRICS, QUANTILE_NAMES, Sample, layer_grid, layer_order
+
+VIEWS = METRICS + ("weights",)
 
 # what each metric says, for the caption under its picture
 MEANING = {
@@ -23,11 +27,11 @@ MEANING = {
 
 
 SHORT = {"act_mean": "Mean", "act_std": "Spread", "zero_frac": "Zero ReLUs", "grad_norm": "Gradient",
-         "update_ratio": "Update / weight"}
+         "update_ratio": "Update / weight", "weights": "Weights"}
 
 
 def metric_choice(key: str) -> str:
-    return st.segmented_control("What to look at", METRICS, default="act_std", key=key, required=True,
+    return st.segmented_control("What to look at", VIEWS, default="act_std", key=key, required=True,
                                 format_func=SHORT.get) or "act_std"
 
 
@@ -73,6 +77,9 @@ def shared_domain(grids: list[list[dict[str, Any]]], metric: str) -> tuple[float
 
 def draw_inside(runs: list[tuple[str, list[Sample]]], metric: str) -> None:
     """Each run's picture, side by side on one colour scale."""
+    if metric == "weights":
+        draw_weights(runs)
+        return
     grids = [layer_grid(samples, metric) for _, samples in runs]
     domain = shared_domain(grids, metric)
     columns = st.columns(len(runs)) if len(runs) > 1 else [st.container()]
@@ -88,7 +95,7 @@ def draw_inside(runs: list[tuple[str, list[Sample]]], metric: str) -> None:
 
 def live_samples(batches: list[dict[str, Any]]) -> list[Sample]:
     """The looks inside that reached the page with the live batches."""
-    return [Sample(b["step"], b["epoch"], b["inside"]) for b in batches if b.get("inside")]
+    return [Sample(b["step"], b["epoch"], b["inside"], b.get("filters")) for b in batches if b.get("inside")]
 
 
 def stored_samples(store: RunStore | None, run_id: int | None) -> list[Sample]:
@@ -98,3 +105,74 @@ def stored_samples(store: RunStore | None, run_id: int | None) -> list[Sample]:
         return store.inside(run_id)
     except StoreError:
         return []
+
+
+# --- the weights themselves ---------------------------------------------------------------------------
+
+CELL = 16  # screen pixels per filter pixel
+GAP = 3
+
+
+def filters_image(snapshots: list[Sample]) -> np.ndarray:
+    """The first convolution's filters as one RGB picture: a row per snapshot (time runs down), a column
+    per filter; red positive, blue negative, white zero, on one scale for the whole run so that a
+    filter's change over time shows."""
+    stack = np.array([s.filters for s in snapshots], dtype=np.float32)  # [snapshots, filters, k, k]
+    scale = float(np.abs(stack).max()) or 1.0
+    rows, count, k = stack.shape[0], stack.shape[1], stack.shape[2]
+    side = k * CELL
+    image = np.full((rows * (side + GAP) - GAP, count * (side + GAP) - GAP, 3), 255, dtype=np.uint8)
+    for r in range(rows):
+        for f in range(count):
+            value = np.kron(stack[r, f] / scale, np.ones((CELL, CELL)))  # each pixel a CELL x CELL block
+            red = np.where(value > 0, 255, 255 * (1 + value))
+            blue = np.where(value < 0, 255, 255 * (1 - value))
+            green = 255 * (1 - np.abs(value))
+            top, left = r * (side + GAP), f * (side + GAP)
+            image[top:top + side, left:left + side] = np.stack([red, green, blue], axis=-1).astype(np.uint8)
+    return image
+
+
+def weight_band_rows(samples: list[Sample]) -> list[dict[str, Any]]:
+    return [{"layer": layer, "step": s.step} | {k: m[k] for k in QUANTILE_NAMES}
+            for s in samples for layer, m in s.layers.items() if all(k in m for k in QUANTILE_NAMES)]
+
+
+def weights_spec(rows: list[dict[str, Any]], layers: list[str]) -> dict[str, Any]:
+    """Each weighted layer's weight distribution over time, a small chart per layer: the middle 90 %
+    light, the middle half darker, the median a line."""
+    x = {"field": "step", "type": "quantitative", "title": "optimiser step", "scale": {"zero": False, "nice": False}}
+    y = {"type": "quantitative", "title": "weight", "scale": {"zero": False}}
+    band = {"mark": {"type": "area", "opacity": 0.25, "color": "#4c78a8"},
+            "encoding": {"x": x, "y": y | {"field": "w_p05"}, "y2": {"field": "w_p95"}}}
+    middle = {"mark": {"type": "area", "opacity": 0.5, "color": "#4c78a8"},
+              "encoding": {"x": x, "y": y | {"field": "w_p25"}, "y2": {"field": "w_p75"}}}
+    median = {"mark": {"type": "line", "color": "#1f3b5a"}, "encoding": {"x": x, "y": y | {"field": "w_p50"}}}
+    return {
+        "data": {"values": rows},
+        "facet": {"field": "layer", "type": "nominal", "sort": layers, "title": None,
+                  "header": {"labelFontSize": 14}},
+        "columns": 4,
+        "resolve": {"scale": {"y": "independent"}},
+        "spec": {"width": 200, "height": 110, "layer": [band, middle, median]},
+    }
+
+
+def draw_weights(runs: list[tuple[str, list[Sample]]]) -> None:
+    for label, samples in runs:
+        st.markdown(f"**{label}**")
+        snapshots = [s for s in samples if s.filters]
+        if not samples:
+            st.caption("Nothing measured inside this run.")
+            continue
+        if snapshots:
+            picture = filters_image(snapshots)
+            st.image(picture, clamp=True, width=min(picture.shape[1], 1100),  # not blown up: the pixels stay sharp
+                     caption=f"The first convolution's {len(snapshots[0].filters)} filters, a column each; a row per "
+                             f"moment, from step {snapshots[0].step} (top) to step {snapshots[-1].step}: red "
+                             "positive, blue negative, white zero")
+        rows = weight_band_rows(samples)
+        if rows:
+            st.vega_lite_chart(weights_spec(rows, layer_order(samples)))
+    st.caption("Each weighted layer's weights over time: the middle 90 % light, the middle half darker, the median a "
+               "line (quantiles of at most 4,096 of its weights, always the same ones).")

@@ -506,15 +506,15 @@ def run_cost_model(data_dir: str | None, download: bool, log: Callable[[str], No
 
 def run_inside_bench(data_dir: str | None, download: bool, steps: list[int], batches: int, repeats: int,
                      log: Callable[[str], None]) -> dict[str, Any]:
-    """What looking inside costs, measured two ways for each step. Per step: one batch trained
-    `batches` times with the probe armed and as many times without, alternating; the median
-    extra time of an armed step, over `log_every` plain ones (the trainer arms one batch in
-    `log_every`), is the overhead. Per run: whole one-epoch runs of `batches` batches with the probe on
+    """What looking inside costs, measured two ways for each step. Per step: `batches` steps with the
+    probe armed (reading the weights on one in WEIGHTS_EVERY, as the trainer does) and as many without,
+    alternating; the extra time of an armed step (the medians of each kind, mixed as the trainer mixes
+    them), over `log_every` plain ones (the trainer arms one batch in `log_every`), is the overhead. Per run: whole one-epoch runs of `batches` batches with the probe on
     and off, alternating `repeats` times; the median of the paired ratios is a check that includes
     everything else a run does (noisier: other work on the machine moves it by several per cent)."""
     import statistics
 
-    from core.training.inside import Probe
+    from core.training.inside import WEIGHTS_EVERY, Probe
     from core.training.loop import Lane, batch_of, fit
 
     if not steps or not 10 <= batches <= 5_000 or not 1 <= repeats <= 20:
@@ -530,20 +530,23 @@ def run_inside_bench(data_dir: str | None, download: bool, steps: list[int], bat
         optimizer = make_optimizer(config.recipe, model)
         probe = Probe(model)
         lane = Lane.start(config, len(data.train_images), device)
-        times: dict[bool, list[float]] = {False: [], True: []}
+        times: dict[str, list[float]] = {"plain": [], "armed": [], "weights": []}
         for i in range(batches + 5):
             for armed in (False, True):  # a new batch each step: one batch over and over drives the weights
                 # towards denormal numbers, which a CPU computes many times slower
                 x, y = batch_of([lane], data, [lane.plan.subset], (2 * i + armed) % lane.plan.batches, 0)
+                weights = armed and i % WEIGHTS_EVERY == 0  # as the trainer arms it
                 if armed:
-                    probe.arm()
+                    probe.arm(weights=weights)
                 start = time.perf_counter()
                 train_step(model, optimizer, x, y[:, 0], probe=probe)
                 probe.take(i, 1)
                 if i >= 5:  # the first steps warm the caches up
-                    times[armed].append(time.perf_counter() - start)
+                    times["weights" if weights else "armed" if armed else "plain"].append(time.perf_counter() - start)
         probe.close()
-        plain, armed = statistics.median(times[False]), statistics.median(times[True])
+        # an armed step, on average: the medians of each kind, weighted as the trainer mixes them
+        plain = statistics.median(times["plain"])
+        armed = ((WEIGHTS_EVERY - 1) * statistics.median(times["armed"]) + statistics.median(times["weights"])) / WEIGHTS_EVERY
         overhead = 100 * (armed - plain) / (config.log_every * plain)
         ratios = []
         for r in range(repeats):  # each pair in the other order from the last, so a drifting machine cancels out

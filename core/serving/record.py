@@ -57,7 +57,7 @@ class RunRecorder:
     def record(self, event: Event) -> None:
         """Write what the event adds to the run: a look inside (kept until its epoch ends), an epoch, or the end."""
         if isinstance(event, BatchEvent) and event.inside is not None:
-            self._inside.append(Sample(event.step, event.epoch, event.inside))
+            self._inside.append(Sample(event.step, event.epoch, event.inside, event.filters))
         elif isinstance(event, EpochEvent):
             self._flush_inside()
             self.epoch(event.row())

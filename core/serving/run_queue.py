@@ -146,7 +146,8 @@ class Job:
                 self._run_id, self._params, self._device = message.run_id, message.params, message.device
             elif isinstance(message, BatchEvent):
                 self._batches.append({"step": message.step, "epoch": message.epoch, "loss": message.loss,
-                                      "acc": message.acc, "lr": message.lr, "inside": message.inside})
+                                      "acc": message.acc, "lr": message.lr, "inside": message.inside,
+                                      "filters": message.filters})
                 self._progress = message.step / message.total_steps
             elif isinstance(message, EpochEvent):
                 self._epochs.append(message.row())

@@ -133,6 +133,7 @@ MIGRATIONS: list[str] = [
         step INTEGER NOT NULL,          -- the optimiser step sampled, 1-based
         epoch INTEGER NOT NULL,
         layers TEXT NOT NULL,           -- JSON: layer -> metric -> value
+        filters TEXT,                   -- JSON: the first convolution's filters, on some samples
         PRIMARY KEY (run_id, step)
     );
     """,
@@ -406,16 +407,18 @@ class RunStore:
         """Samples of the run's inside, in one transaction (the recorder sends an epoch's worth at once)."""
         if not samples:
             return
-        rows = [(run_id, s.step, s.epoch, json.dumps(s.layers)) for s in samples]
+        rows = [(run_id, s.step, s.epoch, json.dumps(s.layers), None if s.filters is None else json.dumps(s.filters))
+                for s in samples]
         self._write(lambda c: c.executemany(
-            "INSERT INTO inside (run_id, step, epoch, layers) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch, layers = excluded.layers", rows))
+            "INSERT INTO inside (run_id, step, epoch, layers, filters) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch, layers = excluded.layers, "
+            "filters = excluded.filters", rows))
 
     def inside(self, run_id: int) -> list[Sample]:
         """The run's samples in step order ([] for a run trained before they were kept, or side by side)."""
         rows = self._read(lambda c: c.execute(
-            "SELECT step, epoch, layers FROM inside WHERE run_id = ? ORDER BY step", (run_id,)).fetchall())
-        return [Sample(row[0], row[1], json.loads(row[2])) for row in rows]
+            "SELECT step, epoch, layers, filters FROM inside WHERE run_id = ? ORDER BY step", (run_id,)).fetchall())
+        return [Sample(row[0], row[1], json.loads(row[2]), None if row[3] is None else json.loads(row[3])) for row in rows]
 
     def finish_run(self, run_id: int, status: str, reason: str = "",
                    weights: dict[str, torch.Tensor] | None = None) -> None:

@@ -21,6 +21,7 @@ class BatchEvent:
     images_per_s: float
     # inside the network on this batch (core.training.inside): layer -> metric -> value; None when unprobed
     inside: dict[str, dict[str, float]] | None = None
+    filters: list[list[list[float]]] | None = None  # the first convolution's, on the first and each epoch's last report
     kind: str = "batch"
 
 

@@ -30,7 +30,7 @@ from core.training.config import TrainConfig
 from core.training.data import MNISTTensors
 from core.training.device import device_label, pick_device
 from core.training.events import STOPPED, BatchEvent, DoneEvent, EpochEvent, Event
-from core.training.inside import Probe
+from core.training.inside import WEIGHTS_EVERY, Probe
 from core.training.optim import Optimizer
 from core.training.recipe import Recipe
 from core.training.schedule import apply_schedule, make_optimizer, schedule_at
@@ -193,8 +193,10 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
                 apply_schedule(optimizer, *schedule_at(config.recipe, step, lane.plan.total))
                 x, y = batch_of([lane], data, [order], b, step)  # [B, 1, H, W]: one image plane
                 reported = (b + 1) % config.log_every == 0 or b + 1 == lane.plan.batches
-                if reported and probe is not None:
-                    probe.arm()  # look inside on the batches that report
+                if reported and probe is not None:  # look inside on the batches that report, at the weights on
+                    # some of them, and keep the first layer's filters at the first report and each epoch's end
+                    probe.arm(weights=(step + 1) // config.log_every % WEIGHTS_EVERY == 1,
+                              filters=b + 1 == lane.plan.batches or step + 1 == config.log_every)
                 loss, out = train_step(model, optimizer, x, y[:, 0], average, config.recipe.label_smoothing, probe)
                 hits = out.argmax(1) == y[:, 0]
                 loss_sum += loss.detach() * len(y)  # summed on the device: reading it every batch would sync a GPU
@@ -209,7 +211,8 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
                     yield BatchEvent(epoch, b + 1, lane.plan.batches, step + 1, lane.plan.total, loss.item(),
                                      (100.0 * hits.float().mean()).item(), optimizer.param_groups[0]["lr"],
                                      seen / max(time.perf_counter() - epoch_start, 1e-9),
-                                     inside.layers if inside is not None else None)
+                                     inside.layers if inside is not None else None,
+                                     inside.filters if inside is not None else None)
                 if stop is not None and stop.is_set():
                     yield done(STOPPED)
                     return
