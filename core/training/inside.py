@@ -56,11 +56,6 @@ class Sample:
     layers: dict[str, dict[str, float]]
     filters: list[list[list[float]]] | None = None
 
-    def rows(self) -> list[dict[str, float | int | str]]:
-        """One row per (layer, metric): what a layer x time picture draws."""
-        return [{"step": self.step, "epoch": self.epoch, "layer": layer, "metric": metric, "value": value}
-                for layer, metrics in self.layers.items() for metric, value in metrics.items()]
-
 
 class Probe:
     """Hooks on every watched layer of a model (`named_children`: the builder's conv1, bn1, relu1, ...)."""
