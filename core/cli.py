@@ -324,10 +324,12 @@ def _lr_find_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _robustness_command(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("inside", help="a step as it is and with one toggle flipped, on the same seeds, looking inside "
-                                      "the network: each layer's means, for the lesson (--output assets/inside/step_N.json)")
+    p = sub.add_parser("inside", help="a step as it is and with one toggle or part of its recipe flipped, on the same "
+                                      "seeds, looking inside the network: each layer's means, over the run and epoch by "
+                                      "epoch, for the lesson (--output assets/inside/step_N.json)")
     p.add_argument("--step", type=int, required=True)
-    p.add_argument("--flip", default="bn", help="the toggle to flip: bn, dropout or gap")
+    p.add_argument("--flip", default="bn", help="what to flip: a toggle (bn, dropout, gap), or one-cycle (a constant "
+                                                "0.01 instead) or augment (none instead), as the ablation does")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--max-batches", type=int, default=None, help="batches per epoch (default: every image)")

@@ -9,7 +9,8 @@ import os
 import struct
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+import tempfile
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from unittest import mock
 
@@ -19,6 +20,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test workers on two cores: each trains with one thread, and so do the servers and commands it
+    # starts. Two runs of two threads each on two cores wait for each other at every barrier of torch's
+    # thread pool, which made the suite slower in parallel than one after another.
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -141,6 +148,20 @@ def require_or_skip(what: str, why: str) -> None:
     pytest.skip(f"{what} not available: {why}")
 
 
+@contextmanager
+def ray_cluster_alone():
+    """Tests take turns on the one Ray cluster that .ci/run starts: two test workers on it at once would share
+    its CPUs and its one cluster-wide order, and each would count the other's runs in its queue."""
+    try:
+        import fcntl
+    except ImportError:  # no test workers in parallel where there is no fcntl (Windows)
+        yield
+        return
+    with open(Path(tempfile.gettempdir()) / "lifecycle-tests-ray-cluster.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def postgres_database() -> tuple[str, callable]:
     """A fresh, empty PostgreSQL database for one test: (its URL, a function that drops it)."""
     import uuid
@@ -181,3 +202,9 @@ def store_at(request, tmp_path, monkeypatch):
 
         gc.collect()  # stores the test dropped close their connections before the database goes
         drop()
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The browser tests first: they are the longest (half of the suite's time), and the two test workers
+    (`-n 2 --dist worksteal` in pytest.ini) finish together only if the long ones do not come last."""
+    items.sort(key=lambda item: item.path.name != "test_e2e_browser.py")

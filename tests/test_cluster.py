@@ -14,7 +14,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, require_or_skip, wait_for
+from conftest import ROOT, ray_cluster_alone, require_or_skip, wait_for
 
 from core.serving.cluster import (
     ClusterChoice,
@@ -38,7 +38,8 @@ def address() -> str:
         import ray  # noqa: F401
     except ImportError:
         require_or_skip("Ray", "pip install -r requirements-cluster.txt")
-    return address
+    with ray_cluster_alone():
+        yield address
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +175,21 @@ def test_two_servers_share_one_order_and_see_each_others_runs_in_the_store(addre
         assert {1, 2, 10} <= seen_by_b
     finally:
         a.close(), b.close()
+
+
+def test_a_run_on_the_cluster_pauses_steps_and_resumes(queue, mnist_root):
+    """Slow motion reaches the Ray actor that trains the run, as it reaches a local worker."""
+    running = queue.submit(job(quick(epochs=200), mnist_root, record=False))
+    try:
+        wait_for(lambda: running.snapshot().params is not None and running.snapshot().batches, 300)
+        assert running.slow_motion("pause") is None
+        time.sleep(0.5)  # the actor takes the pause between two batches
+        assert running.slow_motion("step") is None
+        wait_for(lambda: running.snapshot().steps_shown == 1, 60)
+        shown = running.snapshot().last_step
+        assert shown.digits and shown.filters_after and shown.filters_before != shown.filters_after
+        assert running.slow_motion("resume") is None
+        wait_for(lambda: running.snapshot().batches[-1]["step"] > shown.step + 3, 120)
+    finally:
+        running.stop()
+        assert running.wait(120)

@@ -296,6 +296,7 @@ def test_stop_in_mid_run_and_a_reload_in_mid_run(slow_server, browser, private_r
     other.get_by_role("button", name="Train", exact=True).click()  # queued behind the first run
     other.get_by_role("button", name="Cancel seed 1").click(timeout=120_000)
     other.get_by_text("cancelled", exact=False).first.wait_for(timeout=60_000)
+    slow_motion(page)
     page.get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("stopped after").wait_for(timeout=60_000)
     (stopped,) = RunStore(private_run_store).runs()
@@ -315,6 +316,22 @@ def test_stop_in_mid_run_and_a_reload_in_mid_run(slow_server, browser, private_r
     latest = RunStore(private_run_store).runs()[0]
     assert latest.status == "completed" and len(latest.epochs) == 2
     shot(page, "reloaded_mid_run")
+
+
+def slow_motion(page) -> None:
+    """Pause the training run, step it through two batches (each drawn: its digits, the answers, the filters
+    before and after), and resume it."""
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.get_by_text("paused (slow motion)", exact=False).wait_for(timeout=60_000)
+    for step in (1, 2):
+        page.get_by_role("button", name="Step one batch").click()
+        page.get_by_text(f"{step} stepped so far", exact=False).wait_for(timeout=60_000)
+    panel = page.get_by_text("Slow motion: step", exact=False).locator("xpath=ancestor::div[@data-testid='stVerticalBlock'][1]")
+    assert panel.locator("img").count() >= 16 + 2  # the batch's digits, the filters before and after, the change
+    panel.scroll_into_view_if_needed()
+    shot(page, "slow_motion")
+    page.get_by_role("button", name="Resume").click()
+    page.get_by_role("button", name="Pause", exact=True).wait_for(timeout=60_000)
 
 
 EDITOR_COLUMNS = ("layer", "channels", "kernel", "stride", "padding", "dilation")
@@ -506,11 +523,18 @@ def test_two_servers_one_cluster_one_store_a_class_across_both(mnist_root, brows
     """Two app servers on one Ray cluster and one PostgreSQL store (.ci/run starts both on loopback):
     a student on each presses Train at once; both runs train on the cluster, and the class board of
     either server shows both students live."""
-    from conftest import postgres_database, require_or_skip
+    from conftest import ray_cluster_alone, require_or_skip
 
     address = os.environ.get("LIFECYCLE_TEST_RAY")
     if not address:
         require_or_skip("a Ray cluster", "set LIFECYCLE_TEST_RAY=HOST:PORT of a running `ray start --head`")
+    with ray_cluster_alone():
+        two_servers_on_the_cluster(mnist_root, browser, address)
+
+
+def two_servers_on_the_cluster(mnist_root, browser, address: str) -> None:
+    from conftest import postgres_database
+
     url, drop = postgres_database()
     env = {"RAY_ADDRESS": address, "LIFECYCLE_RUNS": url}
     servers = [start_server(mnist_root, env) for _ in range(2)]

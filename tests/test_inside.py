@@ -168,6 +168,41 @@ def test_the_inside_command_records_a_step_and_its_flip_and_the_lesson_quotes_it
         convs = [m["grad_norm"] for n, m in variant["layers"].items() if n.startswith("conv")]
         assert facts[f"inside:{key}-relu-spread-first-last"] == f"{relus[0]:.2f} in the first to {relus[-1]:.2f} in the last"
         assert facts[f"inside:{key}-grad-first-vs-last"] == f"{convs[0] / convs[-1]:.2g}"
+        assert facts[f"inside:{key}-grad-last"] == f"{convs[-1]:.2f}"
+        last = [m for n, m in variant["layers"].items() if n.startswith("conv")][-1]
+        assert facts[f"inside:{key}-last-weights"] == f"{last['w_p05']:.2f} and {last['w_p95']:.2f}"
     assert inside_facts(4, tmp_path / "none") == {}
     bad = run_cli("inside", "--step", "4", "--flip", "colour", "--data-dir", str(tiny_mnist_root), "--no-download")
     assert bad.returncode != 0 and "--flip" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_recipe_flip_is_the_ablations_and_each_epoch_is_kept(tiny_mnist_root, tmp_path):
+    """`--flip one-cycle` trains step 9 with the ablation's constant 0.01 beside its one-cycle schedule, and
+    keeps each epoch's means, from which the lesson quotes the first convolution's step size epoch by epoch."""
+    import json
+
+    from conftest import run_cli
+
+    from core.report.views import inside_facts
+    from core.results.ablation import get_ablation
+
+    out = tmp_path / "step_9.json"
+    done = run_cli("inside", "--step", "9", "--flip", "one-cycle", "--seeds", "1", "--epochs", "2", "--max-batches",
+                   "12", "--data-dir", str(tiny_mnist_root), "--no-download", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    as_is, flipped = doc["variants"]
+    constant = get_ablation("constant-lr").overrides
+    assert as_is["recipe"]["schedule"] == "onecycle"
+    assert (flipped["recipe"]["schedule"], flipped["recipe"]["lr"]) == (constant["schedule"], constant["lr"])
+    for variant, key in ((as_is, "as-is"), (flipped, "flipped")):
+        assert len(variant["by_epoch"]) == 2 and set(variant["by_epoch"][0]) == set(variant["layers"])
+        ratios = [epoch["conv1"]["update_ratio"] for epoch in variant["by_epoch"]]
+        top = max(range(2), key=ratios.__getitem__)
+        assert inside_facts(9, tmp_path)[f"inside:{key}-update-by-epoch"] == (
+            f"{ratios[0]:.1e} in the first epoch, {ratios[top]:.1e} at most (epoch {top + 1}) and {ratios[1]:.1e} in the last")
+    augment = run_cli("inside", "--step", "9", "--flip", "augment", "--seeds", "1", "--max-batches", "2", "--data-dir",
+                      str(tiny_mnist_root), "--no-download", "--json")
+    assert augment.returncode == 0, augment.stderr
+    assert json.loads(augment.stdout)["variants"][1]["recipe"]["augment"] == get_ablation("no-augment").overrides[
+        "augment"].describe()

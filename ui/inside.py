@@ -117,7 +117,11 @@ def filters_image(snapshots: list[Sample]) -> np.ndarray:
     """The first convolution's filters as one RGB picture: a row per snapshot (time runs down), a column
     per filter; red positive, blue negative, white zero, on one scale for the whole run so that a
     filter's change over time shows."""
-    stack = np.array([s.filters for s in snapshots], dtype=np.float32)  # [snapshots, filters, k, k]
+    return filters_picture(np.array([s.filters for s in snapshots], dtype=np.float32))
+
+
+def filters_picture(stack: np.ndarray) -> np.ndarray:
+    """[rows, filters, k, k] as one RGB picture on one colour scale (filters_image)."""
     scale = float(np.abs(stack).max()) or 1.0
     rows, count, k = stack.shape[0], stack.shape[1], stack.shape[2]
     side = k * CELL

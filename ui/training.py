@@ -27,6 +27,7 @@ from ui.charts import batch_chart, history_specs, show_history
 from ui.classroom import name_input, plain, run_tags, session_id
 from ui.controls import Choice
 from ui.inside import draw_inside, live_samples, metric_choice, stored_samples
+from ui.slow_motion import draw_step, slow_motion_buttons, slow_motion_state
 from ui.state import (
     allow_download,
     data_dir,
@@ -106,6 +107,8 @@ def train_buttons(page: PageKey, choice: Choice) -> None:
     b3.button("Stop", key=f"stop_{page}", disabled=not active, on_click=stop_all, args=(page,), width="stretch",
               icon=":material/stop:", help="A training run stops after its current batch (its epochs so far are "
                                            "kept); a run still in the queue leaves it")
+    jobs = live_jobs(page)
+    slow_motion_buttons(jobs, [job.snapshot() for job in jobs])
     prediction_controls(page)
     waiting, wait_s = run_queue().load()
     queue_note = f" · {waiting} run{'s' if waiting != 1 else ''} in the queue now, about {wait_s:.0f} s" if waiting else ""
@@ -173,10 +176,12 @@ class LiveView:
         # a widget is drawn at most once per script run, so each queued run's Cancel has a slot of its own
         self._cancels = {job.id: st.empty() for job in self.jobs}
         self._batches = st.empty()
+        self._slow = st.empty()  # the batch a paused run was last stepped through
         self._shown: dict[str, Any] = {}
         self._drawn_at: dict[str, float] = {}
         self._waits: dict[int, float] = {}  # job id -> the start estimate shown
         self._drew_active = False  # did the last draw show a run queued or training?
+        self._slow_motion_state: tuple[str, bool] | None = None
 
     def _due(self, part: str, value: Any, urgent: bool) -> bool:
         """Whether `part` should be redrawn with `value`: when it changed, and either the change
@@ -193,6 +198,7 @@ class LiveView:
     def draw(self) -> list[Snapshot]:
         snaps = [j.snapshot() for j in self.jobs]
         self._drew_active = any(s.active for s in snaps)
+        self._slow_motion_state = slow_motion_state(self.jobs, snaps)
         specs = _charts(self.page, self.jobs, snaps, self.compared, self.height)[1]
         settled = not any(s.status == "running" for s in snaps)
         if self._due("charts", specs, urgent=settled or "charts" not in self._shown):
@@ -214,6 +220,10 @@ class LiveView:
             elif snap.status != "queued" and drawn:
                 self._cancels[job.id].empty()
                 self._shown[f"cancel {job.id}"] = False
+        stepped = next((s for s in snaps if s.last_step is not None), None)
+        if stepped is not None and self._due("slow", stepped.steps_shown, urgent=True):
+            with self._slow.container():
+                draw_step(stepped.last_step, stepped.steps_shown)
         first = next((s for s in snaps if s.status == "running" and s.batches and not s.epochs), None)
         drawn = self._shown.get("batches", 0)
         if self._due("batches", len(first.batches) if first is not None else 0, urgent=first is None or not drawn):
@@ -232,11 +242,13 @@ class LiveView:
         buttons_active = st.session_state.pop(buttons_key(self.page), False)  # as this script run drew them
         if not (self._drew_active or buttons_active):
             return
+        drawn = self._slow_motion_state  # the Pause button as this script run drew it
         while True:
             time.sleep(interval)
             st.session_state.get(live_key(self.page))  # a yield point: a click on the page interrupts here
             snaps = self.draw()
-            if not any(s.active for s in snaps):
+            # a run that ended, or that started or stopped being paused (Pause appears once it trains)
+            if not any(s.active for s in snaps) or self._slow_motion_state != drawn:
                 st.rerun()
 
 
@@ -291,6 +303,8 @@ def status_rows(jobs: list[Job], snaps: list[Snapshot], waits: dict[int, float] 
         if snap.status == "queued":
             wait = f", starts {_soon(_steady(waits, job.id, snap.starts_in))}" if snap.starts_in is not None else ""
             rows.append(("info", f"{name}: queued, {snap.ahead} run{'s' if snap.ahead != 1 else ''} ahead{wait}.", 0.0))
+        elif snap.status == "running" and snap.paused:
+            rows.append(("progress", f"{name}: {snap.progress:.0%}, paused (slow motion)", min(round(snap.progress, 2), 1.0)))
         elif snap.status == "running":
             eta = f", about {_about(_steady(waits, job.id, snap.eta))} left" if snap.eta is not None else ", starting"
             rows.append(("progress", f"{name}: {snap.progress:.0%}{eta}", min(round(snap.progress, 2), 1.0)))

@@ -97,8 +97,10 @@ INSIDE_DIR = ASSETS / "inside"
 def inside_facts(number: int, folder: Path = INSIDE_DIR) -> dict[str, str]:
     """`{inside:...}`: a step as it is and with one toggle flipped, looked inside (`python -m core inside
     --step N --output assets/inside/step_N.json`): for each, the range of its ReLUs' output spreads from
-    layer to layer and how the gradient reaching the first convolution compares with the last's; with
-    the provenance. Empty when none was recorded."""
+    layer to layer, how the gradient reaching the first convolution compares with the last's, the last
+    convolution's gradient and the middle 90 % of its weights, and (over several epochs) how far one
+    step moves the first convolution's weights epoch by epoch; with the provenance. Empty when none was
+    recorded."""
     path = folder / f"step_{number}.json"
     if not path.exists():
         return {}
@@ -117,5 +119,21 @@ def inside_facts(number: int, folder: Path = INSIDE_DIR) -> dict[str, str]:
         facts[f"inside:{key}-grad-first-vs-last"] = f"{grads[0] / grads[-1]:.2g}"
         facts[f"inside:{key}-update-first-last"] = (f"{convs[0]['update_ratio']:.1e} of their size on the first "
                                                     f"convolution and {convs[-1]['update_ratio']:.1e} on the last")
+        facts[f"inside:{key}-grad-last"] = f"{grads[-1]:.2f}"
+        if "w_p05" in convs[-1]:
+            facts[f"inside:{key}-last-weights"] = f"{convs[-1]['w_p05']:.2f} and {convs[-1]['w_p95']:.2f}"
         facts[f"inside:{key}-dead"] = f"{100 * max(m['zero_frac'] for m in layers.values() if 'zero_frac' in m):.0f} %"
+        facts |= epoch_facts(key, variant.get("by_epoch", []))
     return facts
+
+
+def epoch_facts(key: str, epochs: list[dict[str, dict[str, float]]]) -> dict[str, str]:
+    """How far one step moves the first convolution's weights, epoch by epoch: the learning rate's schedule
+    as the weights feel it (files recorded with `by_epoch` and more than one epoch)."""
+    if len(epochs) < 2:
+        return {}
+    first_conv = next(name for name in epochs[0] if name.startswith("conv"))
+    ratios = [epoch[first_conv]["update_ratio"] for epoch in epochs]
+    top = max(range(len(ratios)), key=ratios.__getitem__)
+    return {f"inside:{key}-update-by-epoch": f"{ratios[0]:.1e} in the first epoch, {ratios[top]:.1e} at most "
+                                             f"(epoch {top + 1}) and {ratios[-1]:.1e} in the last"}

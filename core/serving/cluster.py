@@ -34,6 +34,7 @@ from core.serving.executor import (
     Executor,
     Failed,
     Message,
+    Pauses,
     ProcessExecutor,
     RunSpec,
     Tagged,
@@ -129,6 +130,7 @@ class TrainActor:
         torch.set_num_threads(max(1, threads))
         self.device, self.outbox, self.stopped = device, [], set()
         self.lock = threading.Lock()
+        self.pauses = Pauses()
 
     def hello(self) -> tuple[int, str]:
         """(pid, the machine's name): for messages, and for tests that kill it as a crash would."""
@@ -136,7 +138,9 @@ class TrainActor:
 
     def train(self, specs: list[RunSpec]) -> None:
         ids = {spec.job_id for spec in specs}
-        _train([_here(spec) for spec in specs], self.device, self._send, _StopFlag(ids, self.stopped, self.lock), {})
+        with self.pauses.of(specs) as pause:
+            _train([_here(spec) for spec in specs], self.device, self._send, _StopFlag(ids, self.stopped, self.lock), {},
+                   pause)
 
     def poll(self, start: int) -> list[Any]:
         with self.lock:
@@ -145,6 +149,9 @@ class TrainActor:
     def stop(self, job_id: int) -> None:
         with self.lock:
             self.stopped.add(job_id)
+
+    def slow_motion(self, job_id: int, action: str) -> None:
+        self.pauses.command(job_id, action)
 
     def _send(self, message: Any) -> None:
         with self.lock:
@@ -307,6 +314,12 @@ class RayExecutor:
         if actor is not None:
             actor.stop.remote(job_id)
 
+    def slow_motion(self, slot: int, job_id: int, action: str) -> None:
+        with self._lock:
+            actor, _ = self._running.get(slot, (None, set()))
+        if actor is not None:
+            actor.slow_motion.remote(job_id, action)
+
     def kill_worker(self, slot: int) -> int | None:
         """Kill a slot's actor process as a crash would (tests, benchmark; the actor must be on this
         machine); its pid."""
@@ -344,6 +357,8 @@ class UnavailableExecutor:
             on_message(spec.job_id, Failed(spec.job_id, self.problem))
 
     def stop(self, slot: int, job_id: int) -> None: ...
+
+    def slow_motion(self, slot: int, job_id: int, action: str) -> None: ...
 
     def close(self) -> None: ...
 

@@ -30,12 +30,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Any, BinaryIO, Callable, Protocol
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
 from core.project import ROOT
 from core.serving.store import RunTags
 from core.training.config import TrainConfig
-from core.training.events import BatchEvent, DoneEvent, EpochEvent
+from core.training.events import BatchEvent, DoneEvent, EpochEvent, StepEvent
+from core.training.slow_motion import Pause
 
 READY_TIMEOUT_S = 300.0  # importing torch on a cold, busy machine can take a while
 # A worker's scheduling priority below the web server's (Unix nice, 0-19): when both want a core, the pages'
@@ -94,10 +96,10 @@ class Tagged:
     """A trainer event of one job of the run (a run can train several jobs' seeds side by side)."""
 
     job_id: int
-    event: BatchEvent | EpochEvent | DoneEvent
+    event: BatchEvent | EpochEvent | DoneEvent | StepEvent
 
 
-Message = Started | RunWarning | Failed | BatchEvent | EpochEvent | DoneEvent
+Message = Started | RunWarning | Failed | BatchEvent | EpochEvent | DoneEvent | StepEvent
 
 
 class WorkerLost(RuntimeError):
@@ -119,6 +121,8 @@ class Executor(Protocol):
         WorkerLost when the slot's worker died mid-run."""
 
     def stop(self, slot: int, job_id: int) -> None: ...
+
+    def slow_motion(self, slot: int, job_id: int, action: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -306,6 +310,10 @@ class ProcessExecutor:
     def stop(self, slot: int, job_id: int) -> None:
         self._workers[slot].send(("stop", job_id))
 
+    def slow_motion(self, slot: int, job_id: int, action: str) -> None:
+        """Pause, step or resume a single run (SLOW_MOTION)."""
+        self._workers[slot].send((action, job_id))
+
     def kill_worker(self, slot: int) -> int | None:
         """Kill a slot's worker as a crash would (for tests and the benchmark); its pid."""
         worker = self._workers[slot]
@@ -335,6 +343,40 @@ class _StopFlag:
         """Seeds trained side by side stop together: a stop of any of their jobs stops them all."""
         with self._lock:
             return bool(self.job_ids & self._stopped)
+
+
+SLOW_MOTION = ("pause", "step", "resume")  # what the page may ask of a single run (core.training.slow_motion)
+
+
+class Pauses:
+    """The pause switch of each single run a worker (or cluster actor) trains, by job, for the thread that
+    reads the server's commands. Seeds trained side by side have none: slow motion shows one run."""
+
+    def __init__(self) -> None:
+        self._by_job: dict[int, Pause] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def of(self, specs: list[RunSpec]) -> Iterator[Pause | None]:
+        if len(specs) != 1:
+            yield None
+            return
+        pause = Pause()
+        with self._lock:
+            self._by_job[specs[0].job_id] = pause
+        try:
+            yield pause
+        finally:
+            with self._lock:
+                self._by_job.pop(specs[0].job_id, None)
+
+    def command(self, job_id: int, action: str) -> None:
+        if action not in SLOW_MOTION:
+            return
+        with self._lock:
+            pause = self._by_job.get(job_id)
+        if pause is not None:
+            getattr(pause, action)()
 
 
 def worker_process() -> None:
@@ -369,6 +411,7 @@ def worker_main(commands: BinaryIO, events: BinaryIO, device: str | None, thread
     stopped: set[int] = set()
     lock = threading.Lock()
     send_lock = threading.Lock()
+    pauses = Pauses()
 
     def send(message: Any) -> None:
         with send_lock:
@@ -383,6 +426,8 @@ def worker_main(commands: BinaryIO, events: BinaryIO, device: str | None, thread
             if message[0] == "stop":
                 with lock:
                     stopped.add(message[1])
+            elif message[0] in SLOW_MOTION:
+                pauses.command(message[1], message[0])
             else:
                 inbox.put(message)
 
@@ -401,7 +446,8 @@ def worker_main(commands: BinaryIO, events: BinaryIO, device: str | None, thread
         elif message[0] == "run":
             specs: list[RunSpec] = message[1]
             ids = {spec.job_id for spec in specs}
-            _train(specs, device, send, _StopFlag(ids, stopped, lock), stores)
+            with pauses.of(specs) as pause:
+                _train(specs, device, send, _StopFlag(ids, stopped, lock), stores, pause)
             with lock:
                 stopped.difference_update(ids)
 
@@ -417,7 +463,7 @@ def _warm(data_dir: str | None, download: bool, device: str | None) -> None:
 
 
 def _train(specs: list[RunSpec], device_name: str | None, send: Callable[[Any], None], stop: _StopFlag,
-           stores: dict[str | None, tuple[Any, list[str]]]) -> None:
+           stores: dict[str | None, tuple[Any, list[str]]], pause: Pause | None = None) -> None:
     """Train the jobs' configs as one seed group (one job: a group of one), recording each job's run."""
     from core.serving.record import RunRecorder, open_store, start_recorded_seeds
     from core.training.data import load_cached
@@ -444,7 +490,7 @@ def _train(specs: list[RunSpec], device_name: str | None, send: Callable[[Any], 
     ended: set[int] = set()  # jobs whose DoneEvent was sent: the server stops listening for them
     try:
         data = load_cached(lead.data_dir, download=lead.download, device=pick_device(configs[0].device))
-        run = start_recorded_seeds(configs, data, recorders, lead.source, lead.limits, lead.tags, stop)
+        run = start_recorded_seeds(configs, data, recorders, lead.source, lead.limits, lead.tags, stop, pause)
         for spec, run_id in zip(specs, run.run_ids):
             send(Started(spec.job_id, run_id, run.params, run.device))
         last_sent, sent_step = 0.0, None

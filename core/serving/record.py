@@ -19,6 +19,7 @@ from core.training.device import device_label, pick_device
 from core.training.events import STOPPED, BatchEvent, DoneEvent, EpochEvent, Event
 from core.training.inside import Sample
 from core.training.loop import build_for, fit_seeds, same_but_seed
+from core.training.slow_motion import Pause
 
 CTRL_C = "stopped by the user (Ctrl-C)"
 
@@ -138,7 +139,8 @@ class RecordedSeeds:
 
 
 def start_recorded_seeds(configs: list[TrainConfig], data: MNISTTensors, recorders: list[RunRecorder], source: str,
-                         limits: str, tags: RunTags = RunTags(), stop: threading.Event | None = None) -> RecordedSeeds:
+                         limits: str, tags: RunTags = RunTags(), stop: threading.Event | None = None,
+                         pause: Pause | None = None) -> RecordedSeeds:
     """Open each seed's record and return the group's events: nothing trains until they are iterated."""
     same_but_seed(configs)
     device = device_label(pick_device(configs[0].device))
@@ -147,7 +149,7 @@ def start_recorded_seeds(configs: list[TrainConfig], data: MNISTTensors, recorde
     for config, recorder in zip(configs, recorders):
         recorder.start(config, source, device, params, limits, tags)
     return RecordedSeeds(params, device, [r.run_id for r in recorders],
-                         follow_seeds(recorders, fit_seeds(configs, data, stop, models)))
+                         follow_seeds(recorders, fit_seeds(configs, data, stop, models, pause)))
 
 
 def start_recorded(config: TrainConfig, data: MNISTTensors, recorder: RunRecorder, source: str, limits: str,

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from core.serving.executor import (
+    SLOW_MOTION,
     Executor,
     Failed,
     Message,
@@ -37,8 +38,9 @@ from core.serving.store import RunTags, resolve_db
 from core.training.budget import Speed, estimate_seconds, modelled_speed
 from core.training.config import TrainConfig
 from core.training.data import resolve_root
-from core.training.events import BatchEvent, DoneEvent, EpochEvent
+from core.training.events import BatchEvent, DoneEvent, EpochEvent, StepEvent
 from core.training.loop import same_but_seed
+from core.training.slow_motion import PAUSE_TOTAL_S, pause_expired
 
 ORDER_POLL_S = 0.5  # how often a run waiting for its cluster-wide turn asks again
 PACE_RUNS_TO_TRUST = 3  # completed runs before the measured pace alone sets the estimates
@@ -61,6 +63,9 @@ class Snapshot:
     ahead: int  # runs before it in the queue (while queued)
     starts_in: float | None  # estimated seconds until it starts (while queued)
     warnings: list[str]
+    paused: bool = False  # training, but waiting between two batches (slow motion)
+    last_step: StepEvent | None = None  # the last batch it was stepped through
+    steps_shown: int = 0  # how many batches it was stepped through
 
     @property
     def active(self) -> bool:
@@ -99,6 +104,10 @@ class Job:
     _stop_requested: bool = False
     _worker_lost: bool = False  # its worker died mid-run
     _ticket: int | None = None  # its place in the cluster-wide order (core.serving.cluster_order), on a cluster
+    _paused_since: float | None = None  # when its last slow-motion command came, while paused
+    _first_pause: float | None = None
+    _last_step: StepEvent | None = None
+    _steps_shown: int = 0
     _finished_event: threading.Event = field(default_factory=threading.Event)
 
     def spec(self) -> RunSpec:
@@ -115,6 +124,39 @@ class Job:
             slot = self._slot
         if self._queue is not None and slot is not None:
             self._queue.executor.stop(slot, self.id)
+
+    def slow_motion(self, action: str) -> str | None:
+        """Pause a single training run between two batches, step it one batch at a time, or resume it
+        (core.training.slow_motion). None when sent; otherwise why not. A paused run keeps its worker
+        and counts in its student's share; it goes on by itself PAUSE_LIMIT_S after the last command, or
+        PAUSE_TOTAL_S after it was first paused. Who may ask: the page sends commands only to its own
+        session's runs (ui.training.live_jobs), as it does Stop."""
+        if action not in SLOW_MOTION:
+            return f"unknown slow-motion command {action!r}"
+        with self._lock:
+            slot, running, started = self._slot, self.status == "running", self._params is not None
+            grouped = self._partners is not None and len(self._partners) > 1
+            paused, first_pause = self._paused_now(), self._first_pause
+        if grouped:
+            return "seeds trained side by side move together; slow motion is for a run of one seed"
+        if not running or slot is None or self._queue is None:
+            return "only a run that is training can be paused"
+        if not started:  # its worker has not set the run up yet, and would not know it
+            return "the run is still starting; try again in a moment"
+        if action != "pause" and not paused:
+            return "the run is not paused"
+        if action != "resume" and first_pause is not None and time.monotonic() - first_pause > PAUSE_TOTAL_S:
+            return f"this run has been paused for {PAUSE_TOTAL_S / 60:.0f} minutes in all; it trains on at full speed"
+        with self._lock:
+            now = time.monotonic()
+            self._paused_since = None if action == "resume" else now
+            if action == "pause" and self._first_pause is None:
+                self._first_pause = now
+        self._queue.executor.slow_motion(slot, self.id, action)
+        return None
+
+    def _paused_now(self) -> bool:
+        return self._paused_since is not None and not pause_expired(self._paused_since, self._first_pause)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job has ended (completed, stopped, failed or cancelled)."""
@@ -148,6 +190,9 @@ class Job:
                 self._batches.append({"step": message.step, "epoch": message.epoch, "loss": message.loss,
                                       "acc": message.acc, "lr": message.lr, "inside": message.inside,
                                       "filters": message.filters})
+                self._progress = message.step / message.total_steps
+            elif isinstance(message, StepEvent):
+                self._last_step, self._steps_shown = message, self._steps_shown + 1
                 self._progress = message.step / message.total_steps
             elif isinstance(message, EpochEvent):
                 self._epochs.append(message.row())
@@ -187,9 +232,10 @@ class Job:
             eta = None
             if self.status == "running" and self._progress > 0:
                 eta = elapsed * (1 - self._progress) / self._progress
+            paused = self.status == "running" and self._paused_now()
             return Snapshot(self.status, list(self._batches), list(self._epochs), self._progress, elapsed, eta,
                             reason, self._params, self._device, self._run_id, ahead, starts_in,
-                            list(self._warnings))
+                            list(self._warnings), paused, self._last_step, self._steps_shown)
 
 
 def unfinished(jobs: list[Job]) -> list[Job]:

@@ -64,5 +64,23 @@ class DoneEvent:
         return self.reason == STOPPED
 
 
+@dataclass(frozen=True)
+class StepEvent:
+    """One optimiser step of a paused run, stepped through (core.training.slow_motion)."""
+
+    epoch: int
+    batch: int  # 1-based within the epoch
+    step: int  # global optimiser step, 1-based
+    total_steps: int
+    loss: float
+    lr: float
+    digits: list[list[list[int]]]  # the batch's first digits as it trained on them, 0-255, [digit][row][column]
+    labels: list[int]
+    predictions: list[int]  # the network's answer for each, in this step's forward pass (before the update)
+    filters_before: list[list[list[float]]]  # the first convolution's filters (first input channel)
+    filters_after: list[list[list[float]]]
+    kind: str = "step"
+
+
 STOPPED = "stopped by request"
-Event = BatchEvent | EpochEvent | DoneEvent
+Event = BatchEvent | EpochEvent | DoneEvent | StepEvent

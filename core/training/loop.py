@@ -34,6 +34,7 @@ from core.training.inside import WEIGHTS_EVERY, Probe
 from core.training.optim import Optimizer
 from core.training.recipe import Recipe
 from core.training.schedule import apply_schedule, make_optimizer, schedule_at
+from core.training.slow_motion import Pause, first_filters, step_event
 
 NO_AUGMENT = AugmentConfig()
 # measured on the 2-core CPU (`python -m core bench --variants`): the 10k test images take 0.43 s in
@@ -160,11 +161,12 @@ def batch_of(lanes: list[Lane], data: MNISTTensors, orders: list[torch.Tensor], 
 
 
 def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = None,
-        model: nn.Module | None = None, look_inside: bool = True) -> Iterator[Event]:
+        model: nn.Module | None = None, look_inside: bool = True, pause: Pause | None = None) -> Iterator[Event]:
     """Train `config` on `data`, one run top to bottom; yields a BatchEvent every `log_every`
     batches (with a look inside the network, core.training.inside, unless `look_inside` is off), an
     EpochEvent per epoch and finally one DoneEvent. Setting `stop` ends the run after the current
-    batch, keeping the history so far."""
+    batch, keeping the history so far. While `pause` is paused the run waits before its next batch,
+    and each batch it is stepped through is also yielded as a StepEvent (core.training.slow_motion)."""
     device = pick_device(config.device)
     model = (model if model is not None else build_for(config)).to(device)
     params = count_params(model)
@@ -191,7 +193,15 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
             for b in range(lane.plan.batches):
                 step = (epoch - 1) * lane.plan.batches + b
                 apply_schedule(optimizer, *schedule_at(config.recipe, step, lane.plan.total))
+                if pause is not None:  # a paused run waits here, between batches; waiting is not training time
+                    waiting_since = time.perf_counter()
+                    shown = pause.wait_turn(stop)
+                    waited = time.perf_counter() - waiting_since
+                    started, epoch_start = started + waited, epoch_start + waited
+                else:
+                    shown = False
                 x, y = batch_of([lane], data, [order], b, step)  # [B, 1, H, W]: one image plane
+                before = first_filters(model) if shown else None
                 reported = (b + 1) % config.log_every == 0 or b + 1 == lane.plan.batches
                 if reported and probe is not None:  # look inside on the batches that report, at the weights on
                     # some of them, and keep the first layer's filters at the first report and each epoch's end
@@ -213,6 +223,9 @@ def fit(config: TrainConfig, data: MNISTTensors, stop: threading.Event | None = 
                                      seen / max(time.perf_counter() - epoch_start, 1e-9),
                                      inside.layers if inside is not None else None,
                                      inside.filters if inside is not None else None)
+                if shown:
+                    yield step_event(epoch, b + 1, step + 1, lane.plan.total, loss.item(), optimizer.param_groups[0]["lr"],
+                                     x, y[:, 0], out, before, first_filters(model))
                 if stop is not None and stop.is_set():
                     yield done(STOPPED)
                     return
@@ -297,11 +310,11 @@ def same_but_seed(configs: list[TrainConfig]) -> None:
 
 
 def fit_seeds(configs: list[TrainConfig], data: MNISTTensors, stop: threading.Event | None = None,
-              models: list[nn.Module] | None = None) -> Iterator[tuple[int, Event]]:
+              models: list[nn.Module] | None = None, pause: Pause | None = None) -> Iterator[tuple[int, Event]]:
     """Train the same setting on each seed of `configs`; yields (index into `configs`, event). One
-    seed is `fit` itself; several train side by side (`fit_side_by_side`)."""
+    seed is `fit` itself (and may be paused); several train side by side (`fit_side_by_side`)."""
     if len(configs) == 1:
-        for event in fit(configs[0], data, stop, None if models is None else models[0]):
+        for event in fit(configs[0], data, stop, None if models is None else models[0], pause=pause):
             yield 0, event
         return
     yield from fit_side_by_side(configs, data, stop, models)
