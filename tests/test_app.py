@@ -158,7 +158,12 @@ def test_a_bad_design_link_opens_the_nearest_valid_design_and_says_what_changed(
     assert not at.exception
 
 
-def test_a_design_over_the_servers_limits_is_refused_before_it_is_queued(app):
+def test_a_design_over_the_servers_limits_is_refused_before_it_is_queued(app, monkeypatch):
+    from ui.state import run_queue
+
+    # at the cost model's own pace: runs this test process trained before, on a few hundred images, would
+    # have taught the queue a pace many times faster than any real MNIST run
+    monkeypatch.setattr(run_queue(), "_paces", [])
     at = open_page(app, "app_pages/design.py", net="c128p1,c128p1,c128p1,G", budget="full")  # within the size limits
     warnings = " ".join(w.value for w in at.warning)
     assert "Not on this server" in warnings and ("min" in warnings or "GB" in warnings)
