@@ -201,6 +201,14 @@ def test_a_recipe_flip_is_the_ablations_and_each_epoch_is_kept(tiny_mnist_root, 
         top = max(range(2), key=ratios.__getitem__)
         assert inside_facts(9, tmp_path)[f"inside:{key}-update-by-epoch"] == (
             f"{ratios[0]:.1e} in the first epoch, {ratios[top]:.1e} at most (epoch {top + 1}) and {ratios[1]:.1e} in the last")
+        # step 9 finishes clean: the last convolution's gradient at the last augmented epoch (of 2: the first) and the last
+        grads = [epoch["conv7"]["grad_norm"] for epoch in variant["by_epoch"]]
+        assert inside_facts(9, tmp_path)[f"inside:{key}-grad-last-clean-finish"] == (
+            f"{grads[0]:.3f} in epoch 1 and {grads[1]:.3f} in epoch 2")
+    (tmp_path / "step_9_schedule.json").write_text(out.read_text())  # a second recording of the step
+    both = inside_facts(9, tmp_path)
+    assert both["inside:schedule-flipped-update-by-epoch"] == both["inside:flipped-update-by-epoch"]
+    assert both["inside:schedule-provenance"] == both["inside:provenance"]
     augment = run_cli("inside", "--step", "9", "--flip", "augment", "--seeds", "1", "--max-batches", "2", "--data-dir",
                       str(tiny_mnist_root), "--no-download", "--json")
     assert augment.returncode == 0, augment.stderr

@@ -99,41 +99,55 @@ def inside_facts(number: int, folder: Path = INSIDE_DIR) -> dict[str, str]:
     --step N --output assets/inside/step_N.json`): for each, the range of its ReLUs' output spreads from
     layer to layer, how the gradient reaching the first convolution compares with the last's, the last
     convolution's gradient and the middle 90 % of its weights, and (over several epochs) how far one
-    step moves the first convolution's weights epoch by epoch; with the provenance. Empty when none was
-    recorded."""
-    path = folder / f"step_{number}.json"
-    if not path.exists():
-        return {}
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    facts = {"inside:provenance": f"`{doc['command']}`: seeds {', '.join(map(str, doc['seeds']))}, "
-                                  f"{doc['epochs']} epoch{'s' if doc['epochs'] > 1 else ''}, {doc['processor']}, "
-                                  f"{doc['threads']} threads, "
-                                  f"torch {doc['torch']}, {doc['date']}"}
+    step moves the first convolution's weights epoch by epoch; with the provenance. A second recording of
+    the step, `step_N_NAME.json`, gives `{inside:NAME-...}`. Empty when none was recorded."""
+    facts: dict[str, str] = {}
+    recipe = TrainConfig.for_step(number).recipe
+    for path in sorted(folder.glob(f"step_{number}.json")) + sorted(folder.glob(f"step_{number}_*.json")):
+        name = path.stem.removeprefix(f"step_{number}").removeprefix("_")
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        # the last epoch trained wholly on augmented digits, when the recipe finishes clean
+        augmented = int((1 - recipe.clean_fraction) * doc["epochs"]) if recipe.clean_fraction else None
+        facts |= inside_file_facts(doc, f"inside:{name}-" if name else "inside:", augmented)
+    return facts
+
+
+def inside_file_facts(doc: dict[str, Any], prefix: str, last_augmented: int | None = None) -> dict[str, str]:
+    facts = {f"{prefix}provenance": f"`{doc['command']}`: seeds {', '.join(map(str, doc['seeds']))}, "
+                                    f"{doc['epochs']} epoch{'s' if doc['epochs'] > 1 else ''}, {doc['processor']}, "
+                                    f"{doc['threads']} threads, torch {doc['torch']}, {doc['date']}"}
     for variant, key in zip(doc["variants"], ("as-is", "flipped")):
+        key = prefix + key
         layers = variant["layers"]
         spreads = [m["act_std"] for name, m in layers.items() if "zero_frac" in m]  # the ReLUs, in order
         convs = [m for name, m in layers.items() if name.startswith("conv") and "grad_norm" in m]
         grads = [m["grad_norm"] for m in convs]
-        facts[f"inside:{key}-relu-spread"] = f"{min(spreads):.2f} to {max(spreads):.2f}"
-        facts[f"inside:{key}-relu-spread-first-last"] = f"{spreads[0]:.2f} in the first to {spreads[-1]:.2f} in the last"
-        facts[f"inside:{key}-grad-first-vs-last"] = f"{grads[0] / grads[-1]:.2g}"
-        facts[f"inside:{key}-update-first-last"] = (f"{convs[0]['update_ratio']:.1e} of their size on the first "
-                                                    f"convolution and {convs[-1]['update_ratio']:.1e} on the last")
-        facts[f"inside:{key}-grad-last"] = f"{grads[-1]:.2f}"
+        facts[f"{key}-relu-spread"] = f"{min(spreads):.2f} to {max(spreads):.2f}"
+        facts[f"{key}-relu-spread-first-last"] = f"{spreads[0]:.2f} in the first to {spreads[-1]:.2f} in the last"
+        facts[f"{key}-grad-first-vs-last"] = f"{grads[0] / grads[-1]:.2g}"
+        facts[f"{key}-update-first-last"] = (f"{convs[0]['update_ratio']:.1e} of their size on the first "
+                                             f"convolution and {convs[-1]['update_ratio']:.1e} on the last")
+        facts[f"{key}-grad-last"] = f"{grads[-1]:.2f}"
         if "w_p05" in convs[-1]:
-            facts[f"inside:{key}-last-weights"] = f"{convs[-1]['w_p05']:.2f} and {convs[-1]['w_p95']:.2f}"
-        facts[f"inside:{key}-dead"] = f"{100 * max(m['zero_frac'] for m in layers.values() if 'zero_frac' in m):.0f} %"
-        facts |= epoch_facts(key, variant.get("by_epoch", []))
+            facts[f"{key}-last-weights"] = f"{convs[-1]['w_p05']:.2f} and {convs[-1]['w_p95']:.2f}"
+        facts[f"{key}-dead"] = f"{100 * max(m['zero_frac'] for m in layers.values() if 'zero_frac' in m):.0f} %"
+        facts |= epoch_facts(key, variant.get("by_epoch", []), last_augmented)
     return facts
 
 
-def epoch_facts(key: str, epochs: list[dict[str, dict[str, float]]]) -> dict[str, str]:
+def epoch_facts(key: str, epochs: list[dict[str, dict[str, float]]], last_augmented: int | None = None) -> dict[str, str]:
     """How far one step moves the first convolution's weights, epoch by epoch: the learning rate's schedule
-    as the weights feel it (files recorded with `by_epoch` and more than one epoch)."""
+    as the weights feel it; and the last convolution's gradient at the end of the augmented epochs and in
+    the last one, across the clean finish (files recorded with `by_epoch` and more than one epoch)."""
     if len(epochs) < 2:
         return {}
-    first_conv = next(name for name in epochs[0] if name.startswith("conv"))
-    ratios = [epoch[first_conv]["update_ratio"] for epoch in epochs]
+    convs = [name for name in epochs[0] if name.startswith("conv")]
+    ratios = [epoch[convs[0]]["update_ratio"] for epoch in epochs]
     top = max(range(len(ratios)), key=ratios.__getitem__)
-    return {f"inside:{key}-update-by-epoch": f"{ratios[0]:.1e} in the first epoch, {ratios[top]:.1e} at most "
-                                             f"(epoch {top + 1}) and {ratios[-1]:.1e} in the last"}
+    facts = {f"{key}-update-by-epoch": f"{ratios[0]:.1e} in the first epoch, {ratios[top]:.1e} at most "
+                                       f"(epoch {top + 1}) and {ratios[-1]:.1e} in the last"}
+    if last_augmented is not None and 1 <= last_augmented < len(epochs):
+        grads = [epoch[convs[-1]]["grad_norm"] for epoch in epochs]
+        facts[f"{key}-grad-last-clean-finish"] = (f"{grads[last_augmented - 1]:.3f} in epoch {last_augmented} and "
+                                                  f"{grads[-1]:.3f} in epoch {len(epochs)}")
+    return facts

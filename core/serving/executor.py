@@ -29,8 +29,8 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, Callable, Iterator, Protocol
 
 from core.project import ROOT
