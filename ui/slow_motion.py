@@ -11,8 +11,8 @@ import streamlit as st
 from core.serving.run_queue import Job, Snapshot
 from core.training.events import StepEvent
 from core.training.slow_motion import PAUSE_LIMIT_S, PAUSE_TOTAL_S
-from ui.inside import filters_picture
 from ui.classroom import plain
+from ui.inside import filters_picture
 
 DIGIT_SIDE = 56  # screen pixels per digit: two per MNIST pixel, sharp on a projector
 

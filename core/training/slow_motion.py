@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+
 import torch
 from torch import nn
 
