@@ -9,7 +9,8 @@ from core.words import counted
 from ui.classroom import is_teacher, may_change
 from ui.controls import link_params
 from ui.inside import draw_inside, metric_choice, stored_samples
-from ui.state import run_store, runs_db, stored_runs
+from ui.charts import batch_chart
+from ui.state import run_queue, run_store, runs_db, stored_runs
 
 st.markdown("#### Runs")
 store = run_store()
@@ -64,6 +65,27 @@ if chosen:
               on_click=delete_runs, args=(store, chosen))
 if "runs_delete_error" in st.session_state:  # shown whatever is selected: a refused delete clears the selection too
     st.error(st.session_state.pop("runs_delete_error"))
+
+@st.fragment(run_every=1.0)
+def watch_live(run_id: int) -> None:
+    """A run training now, here or (on a cluster) on any server of the class: its batches as they come."""
+    live = run_queue().live(run_id)
+    if live is None or not live["batches"]:
+        st.caption(f"Run {run_id} is training, but its live curve is not here: its server is not on this cluster, "
+                   "or its first batches have not come yet. Its epochs appear in the table as they end.")
+        return
+    st.progress(min(1.0, float(live["batches"][-1].get("progress", live["progress"]) or 0.0)),
+                text=f"Run {run_id}, live: {live['status']} · {len(live['epochs'])} epoch(s) done · {live['device']}")
+    batch_chart(live["batches"], title=f"run {run_id}: training loss per batch (live)")
+
+
+watched = st.query_params.get("watch", "")  # a link to watch one run live: /runs?watch=RUN_ID
+if watched and not (watched.isdigit() and len(watched) <= 12):
+    st.warning(f"The link's run number {watched[:20]!r} is not a number; pick a run in the table instead.")
+elif watched and int(watched) not in {r.id for r in chosen}:
+    watch_live(int(watched))
+for r in (r for r in chosen[:3] if r.status == "running"):
+    watch_live(r.id)
 if chosen:
     for r in chosen[:3]:
         st.page_link("app_pages/design.py", label=f"Open run {r.id}'s network and recipe in Design",

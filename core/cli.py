@@ -163,7 +163,8 @@ def _export_command(sub: argparse._SubParsersAction) -> None:
 BENCH_MODES = {"--browsers": ("browsers", "--pages"), "--sessions": ("queue", "--sessions"),
                "--seed-groups": ("groups", "--sizes"), "--whole-process": ("process", "--repeats"),
                "--gpu-report": ("gpu", None), "--board": ("board", "--runs"), "--cost-model": ("cost-model", None)}
-BENCH_SUBCOMMANDS = ("epoch", "queue", "browsers", "groups", "process", "gpu", "inside", "board", "cost-model")
+BENCH_SUBCOMMANDS = ("epoch", "queue", "browsers", "groups", "process", "gpu", "inside", "board", "cost-model",
+                     "threads", "class")
 
 
 def modern_bench(argv: list[str]) -> tuple[list[str], str | None]:
@@ -236,6 +237,18 @@ def _bench_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", type=int, required=True)
     mode("cost-model", "time training and evaluation of many networks and fit the cost model that sizes quick runs "
                        "(core/training/budget.py)")
+    p = mode("threads", "images/s of step 9 against threads, and against runs at once splitting the cores: the curve a "
+                        "CPU server shares its cores by (--save: assets/bench/threads.json)")
+    p.add_argument("--cores", type=int, default=None, help="the cores to split (default: this machine's)")
+    p.add_argument("--batches", type=int, default=400, help="batches of 64 a timing")
+    p.add_argument("--repeats", type=int, default=3, help="timings of each (the median is kept)")
+    p.add_argument("--save", action="store_true", help="write the curve the server reads")
+    p = mode("class", "N students press Train on a quick step-9 run at once: some as real Chromium pages, the rest "
+                      "submitted from pages that then close; with the cores shared, then one run at a time")
+    p.add_argument("--students", type=int, required=True)
+    p.add_argument("--browsers", type=int, default=None, help="students with a Chromium page that watches (default: all)")
+    p.add_argument("--query", default="", help="the step page's link settings, e.g. 'epochs=1'")
+    p.add_argument("--settings", default="shared,one-at-a-time", help="which server settings to time, in order")
 
 
 def _ablate_command(sub: argparse._SubParsersAction) -> None:
@@ -685,6 +698,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from core.experiments.bench import run_queue_bench
         doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress, args.batches or 60,
                               cluster=args.cluster, cpus_per_run=args.cpus_per_run)
+    elif args.bench == "threads":
+        from core.experiments.bench_threads import run_threads_bench
+        if not 1 <= args.batches <= 100_000 or not 1 <= args.repeats <= 20:
+            raise ValueError("--batches takes 1 to 100,000 and --repeats 1 to 20")
+        doc = run_threads_bench(args.data_dir, args.cores, args.batches, args.repeats, args.save, progress)
+    elif args.bench == "class":
+        from core.experiments.bench_class import run_class_bench
+        doc = run_class_bench(args.data_dir, args.students, args.browsers, args.query,
+                              [s.strip() for s in args.settings.split(",") if s.strip()], progress)
     else:
         doc = bench_epoch(args)
     if isinstance(doc, dict):

@@ -26,6 +26,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # starts. Two runs of two threads each on two cores wait for each other at every barrier of torch's
     # thread pool, which made the suite slower in parallel than one after another.
     os.environ["OMP_NUM_THREADS"] = "1"
+# A server the tests start trains one run at a time on one core, as the tests of its queue expect; the tests
+# of cores shared among several runs (tests/test_cores.py) ask for more explicitly.
+os.environ["LIFECYCLE_CPUS"] = "1"
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -24,7 +24,7 @@ from core.serving.cluster import (
     make_executor,
 )
 from core.serving.run_queue import Job, RunQueue
-from core.serving.store import RunStore
+from core.serving.store import RunStore, RunTags
 from core.training.config import TrainConfig
 from core.training.data import load_mnist
 from core.training.loop import run
@@ -161,9 +161,16 @@ def test_two_servers_share_one_order_and_see_each_others_runs_in_the_store(addre
         room = a.workers
         blockers = [a.submit(job(quick(seed=10 + i, epochs=200), mnist_root, db=store_at)) for i in range(room)]
         wait_for(lambda: all(x.snapshot().status == "running" for x in blockers), 300)
-        first = a.submit(job(quick(seed=1), mnist_root, db=store_at, estimate_s=10))
-        second = b.submit(job(quick(seed=2), mnist_root, db=store_at, estimate_s=10))
+        first = a.submit(job(quick(seed=1), mnist_root, db=store_at, estimate_s=10, tags=RunTags(student="ada")))
+        second = b.submit(job(quick(seed=2), mnist_root, db=store_at, estimate_s=10, tags=RunTags(student="bo")))
         assert first.snapshot().ahead == room and second.snapshot().ahead == room + 1  # B counts A's runs
+        assert [(name, c.seed) for name, c in b.queued()] == [("ada", 1), ("bo", 2)]  # B's board lists A's queued run
+        wait_for(lambda: blockers[0].snapshot().run_id is not None, 120)
+        watched = blockers[0].snapshot().run_id  # B's pages watch A's run live: its batches grow on B
+        wait_for(lambda: (b.live(watched) or {}).get("batches"), 60)
+        seen = len(b.live(watched)["batches"])
+        wait_for(lambda: len(b.live(watched)["batches"]) > seen, 60)
+        assert b.live(watched)["status"] == "running" and "here" not in b.live(watched)
         blockers[0].stop()
         wait_for(lambda: first.snapshot().status != "queued", 120)
         assert second.snapshot().status == "queued"  # A's run was first, so it started first
@@ -173,8 +180,42 @@ def test_two_servers_share_one_order_and_see_each_others_runs_in_the_store(addre
         assert [first.snapshot().status, second.snapshot().status] == ["completed", "completed"]
         seen_by_b = {r.seed for r in RunStore(store_at).runs()}
         assert {1, 2, 10} <= seen_by_b
+        wait_for(lambda: b.live(watched)["status"] == "ended", 60)  # and it sees the run end
     finally:
         a.close(), b.close()
+
+
+def test_warm_actors_are_reused_and_a_dead_one_is_replaced(queue, mnist_root):
+    """A run takes an actor that has already imported torch; one killed while idle is replaced."""
+    queue.start()
+    executor = queue.executor
+    wait_for(lambda: executor.warm_actors() + len(executor._running) >= executor.slots, 120)
+    asked = executor.started_actors
+    for seed in (1, 2, 3):  # one after another: each takes a warm actor and gives it back
+        done = queue.submit(job(quick(seed=seed, epochs=1), mnist_root, record=False))
+        assert done.wait(300) and done.snapshot().status == "completed"
+    assert executor.started_actors == asked  # no run paid for a new process
+    with executor._lock:
+        idle = [actor for actor, _ in executor._idle]
+    for actor in idle:  # every warm actor dies, as a PC switched off would kill them
+        pid, _ = executor._ray.get(actor.hello.remote())
+        os.kill(pid, 9)
+    after = queue.submit(job(quick(seed=4, epochs=1), mnist_root, record=False))
+    assert after.wait(300) and after.snapshot().status == "completed", after.snapshot().reason
+    assert executor.started_actors > asked  # a fresh actor took the run
+
+
+def test_a_cluster_that_grows_or_shrinks_is_seen_without_a_click(queue, monkeypatch):
+    executor = queue.executor
+    cpus = {"CPU": float(executor.slots * executor.cpus_per_run)}
+    monkeypatch.setattr(executor._ray, "cluster_resources", lambda: dict(cpus))
+    before = executor.slots
+    cpus["CPU"] += 2 * executor.cpus_per_run  # a PC of two cores joins
+    monkeypatch.setattr(executor, "_resources_at", 0.0)
+    assert executor.slots == before + 2 and queue.workers == before + 2
+    cpus["CPU"] = executor.cpus_per_run  # and then every PC but one leaves
+    monkeypatch.setattr(executor, "_resources_at", 0.0)
+    assert queue.workers == 1
 
 
 def test_a_run_on_the_cluster_pauses_steps_and_resumes(queue, mnist_root):

@@ -533,7 +533,7 @@ def test_two_servers_one_cluster_one_store_a_class_across_both(mnist_root, brows
 
 
 def two_servers_on_the_cluster(mnist_root, browser, address: str) -> None:
-    from conftest import postgres_database
+    from conftest import postgres_database, wait_for
 
     url, drop = postgres_database()
     env = {"RAY_ADDRESS": address, "LIFECYCLE_RUNS": url}
@@ -546,6 +546,14 @@ def two_servers_on_the_cluster(mnist_root, browser, address: str) -> None:
                  for (_, server), name in zip(servers, ("Ada on A", "Bob on B"))]
         for page in pages:
             page.get_by_role("button", name="Train", exact=True).click()
+        # a page of server B watches the run a student of server A started, live, from a link
+        wait_for(lambda: any(r.tags.student == "Ada on A" for r in RunStore(url).runs()), 300)
+        ada = next(r.id for r in RunStore(url).runs() if r.tags.student == "Ada on A")
+        watcher = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        watcher.goto(f"{servers[1][1]}/runs?watch={ada}", timeout=60_000)
+        watcher.get_by_text(f"Run {ada}, live").first.wait_for(timeout=120_000)
+        watcher.locator(".vega-embed").first.wait_for(timeout=60_000)
+        watcher.context.close()
         for name in ("Ada on A", "Bob on B"):  # B's board shows A's student too, while the runs train
             board.locator("[id^='glide-cell']", has_text=name).first.wait_for(state="attached", timeout=300_000)
         for page in pages:

@@ -192,3 +192,30 @@ def test_a_delete_the_store_refuses_is_reported_on_the_page(app, private_run_sto
     assert len(RunStore(private_run_store).runs()) == 1  # nothing deleted
     assert any("read-only just now" in e.value for e in at.error), [e.value for e in at.error]
     assert "runs_delete_error" not in at.session_state  # shown once, not again on the next selection
+
+
+# --- 7. Runs: a run training now, watched live from a link -------------------------------------------
+
+def test_a_run_training_now_is_watched_live_from_a_link_and_a_bad_link_says_so(app, mnist_root, private_run_store):
+    from conftest import wait_for
+
+    from core.serving.run_queue import Job
+    from ui.state import run_queue
+
+    long = run_queue().submit(Job(TrainConfig.for_step(9, epochs=200, max_batches=3, device="cpu", log_every=1),
+                                  str(mnist_root), False, db=private_run_store))
+    try:
+        wait_for(lambda: long.snapshot().run_id is not None and long.snapshot().batches, 300)
+        at = open_page(app, "app_pages/runs.py")
+        at.query_params["watch"] = str(long.snapshot().run_id)
+        at.run()
+        assert not at.exception, at.exception
+        live = [p for p in at.get("progress") if p.proto.text.startswith(f"Run {long.snapshot().run_id}, live")]
+        assert live and "running" in live[0].proto.text
+        assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # its batch curve
+        at.query_params["watch"] = "../../etc"
+        at.run()
+        assert any("is not a number" in w.value for w in at.warning)
+    finally:
+        long.stop()
+        assert long.wait(120)

@@ -201,12 +201,12 @@ def draw_view(store: RunStore, since: float, view: str) -> None:
 # --- runs --------------------------------------------------------------------------------------------
 
 def queued_rows() -> list[dict[str, Any]]:
-    """Runs waiting in this server's queue (not in the store until they start)."""
+    """Runs waiting in the queue (not in the store until they start): on a cluster, every server's."""
     rows = []
-    for place, job in enumerate((j for j in run_queue().active_jobs() if j.status == "queued"), start=1):
-        setting = setting_of(job.config)
-        rows.append({"run": None, "name": job.tags.student, "what": setting.what, "differs": setting.differs,
-                     "seed": job.config.seed, "params": setting.params, "multiply-adds": setting.macs,
+    for place, (name, config) in enumerate(run_queue().queued(), start=1):
+        setting = setting_of(config)
+        rows.append({"run": None, "name": name, "what": setting.what, "differs": setting.differs,
+                     "seed": config.seed, "params": setting.params, "multiply-adds": setting.macs,
                      "status": f"queued ({place})", "progress": 0.0, LAST: None, "verdict": "", "predicted": ""})
     return rows
 

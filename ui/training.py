@@ -289,6 +289,15 @@ def _about(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 30 else f"{5 * round(seconds / 5):.0f} s"
 
 
+def threads_text(threads: tuple[int, ...]) -> str:
+    """The CPU threads a run trained with: "2 CPU threads", or "1-2 CPU threads (cores shared with other
+    runs)" when the server's share changed while it trained."""
+    low, high = min(threads), max(threads)
+    if low == high:
+        return counted(low, "CPU thread")
+    return f"{low}–{high} CPU threads (the cores were shared with other runs)"
+
+
 def _soon(seconds: float) -> str:
     """A wait in the queue, in words that change about once a minute (each change is a redraw)."""
     return "within a minute" if seconds < 60 else f"in about {round(seconds / 60):.0f} min"
@@ -307,7 +316,8 @@ def status_rows(jobs: list[Job], snaps: list[Snapshot], waits: dict[int, float] 
             rows.append(("progress", f"{name}: {snap.progress:.0%}, paused (slow motion)", min(round(snap.progress, 2), 1.0)))
         elif snap.status == "running":
             eta = f", about {_about(_steady(waits, job.id, snap.eta))} left" if snap.eta is not None else ", starting"
-            rows.append(("progress", f"{name}: {snap.progress:.0%}{eta}", min(round(snap.progress, 2), 1.0)))
+            threads = f" · {threads_text(snap.threads[-1:])}" if snap.threads else ""
+            rows.append(("progress", f"{name}: {snap.progress:.0%}{eta}{threads}", min(round(snap.progress, 2), 1.0)))
         elif snap.status == "failed":
             rows.append(("error", f"{name}: training stopped: {snap.reason}", 0.0))
         elif snap.status == "interrupted":
@@ -348,6 +358,8 @@ def result_message(finished: list[tuple[TrainConfig, Snapshot]]) -> tuple[str, s
     config, snap = finished[0]
     text = (f"Best test accuracy {max(map(max, accs)):.2f} % · {snap.params or 0:,} parameters · "
             f"{max(s.elapsed for _, s in finished):.0f} s")
+    if snap.threads and snap.device.lower().startswith("cpu"):
+        text += f" on {threads_text(snap.threads)}"
     if len(finished) > 1:
         lows = [(c.seed, min_last(a)) for (c, _), a in zip(finished, accs)]
         text += f" · min(last {CHALLENGE.last_epochs}) by seed: " + ", ".join(

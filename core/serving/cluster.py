@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,15 +38,22 @@ from core.serving.executor import (
     Pauses,
     ProcessExecutor,
     RunSpec,
+    Started,
     Tagged,
+    ThreadShare,
     WorkerLost,
     _StopFlag,
     _train,
 )
-from core.training.events import DoneEvent
+from core.training.events import BatchEvent, DoneEvent, EpochEvent
 from core.words import counted
 
 POLL_S = 0.2  # how often the server asks a running actor for new events
+# Warm actors: a run takes an actor that already imported torch and loaded MNIST, and gives it back after.
+IDLE_S = 300.0  # a warm actor no run used for this long goes back to the cluster
+KEEP_EVERY_S = 2.0  # how often the pool looks at its actors and at the cluster
+WARM_HELLO_S = 10.0  # a warm actor that does not answer this soon is taken for dead and replaced
+RESOURCES_EVERY_S = 10.0  # how often the cluster's size is read again (a node that joins or leaves)
 SILENT_S = 60.0  # an actor that does not answer a poll for this long is taken for lost
 CONNECT_TIMEOUT_S = 5.0
 DEFAULT_CPUS_PER_RUN = 1
@@ -128,19 +136,29 @@ class TrainActor:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.device, self.outbox, self.stopped = device, [], set()
+        self.device, self.threads, self.outbox, self.stopped = device, max(1, threads), [], set()
         self.lock = threading.Lock()
         self.pauses = Pauses()
 
     def hello(self) -> tuple[int, str]:
-        """(pid, the machine's name): for messages, and for tests that kill it as a crash would."""
+        """Before each run: forget the last run's messages and stops; (pid, the machine's name), for
+        messages and for tests that kill it as a crash would."""
+        with self.lock:
+            self.outbox, self.stopped = [], set()
         return os.getpid(), socket.gethostname()
+
+    def warm(self, data_dir: str | None, download: bool) -> None:
+        """Load MNIST now, so that the next run on this actor starts training at once."""
+        from core.serving.executor import _warm
+
+        spec = _here(RunSpec(0, None, data_dir, download))  # type: ignore[arg-type]
+        _warm(spec.data_dir, download, self.device)
 
     def train(self, specs: list[RunSpec]) -> None:
         ids = {spec.job_id for spec in specs}
         with self.pauses.of(specs) as pause:
             _train([_here(spec) for spec in specs], self.device, self._send, _StopFlag(ids, self.stopped, self.lock), {},
-                   pause)
+                   pause, ThreadShare(self.threads))
 
     def poll(self, start: int) -> list[Any]:
         with self.lock:
@@ -184,8 +202,14 @@ class OrderClient:
     def _call(self, method: str, *args: Any) -> Any:
         return self._ray.get(getattr(self._actor, method).remote(self.server, *args), timeout=30)
 
-    def join(self, jobs: int, estimate_s: float, student: str = "") -> int:
-        return self._call("join", jobs, estimate_s, student)
+    def join(self, jobs: int, estimate_s: float, student: str = "", name: str = "", configs: list[Any] | None = None) -> int:
+        return self._call("join", jobs, estimate_s, student, name, configs)
+
+    def queued(self) -> list[tuple[str, Any]]:
+        return self._call("queued")
+
+    def room(self) -> tuple[int, int]:
+        return tuple(self._call("room"))
 
     def leave(self, ticket: int) -> None:
         self._call("leave", ticket)
@@ -214,30 +238,100 @@ class OrderClient:
                 pass
 
 
+class LivePublisher:
+    """What one run's actor sends, passed on to the cluster's live board (core.serving.cluster_order.LiveRuns)
+    about once a second, so that every server's pages can watch the run, not only this server's."""
+
+    EVERY_S = 1.0
+
+    def __init__(self, board: Any) -> None:
+        self.board, self.run_ids, self.state = board, {}, {}
+        self.batches: dict[int, list[dict[str, Any]]] = {}
+        self.epochs: dict[int, list[dict[str, Any]]] = {}
+        self.sent_at = 0.0
+
+    def add(self, job_id: int, message: Any) -> None:
+        if isinstance(message, Started) and message.run_id is not None:
+            self.run_ids[job_id] = message.run_id
+            self.state[job_id] = {"params": message.params, "device": message.device, "status": "running"}
+        elif isinstance(message, BatchEvent):
+            self.batches.setdefault(job_id, []).append(
+                {"step": message.step, "epoch": message.epoch, "loss": message.loss, "acc": message.acc,
+                 "lr": message.lr, "progress": message.step / message.total_steps})
+        elif isinstance(message, EpochEvent):
+            self.epochs.setdefault(job_id, []).append(message.row())
+        elif isinstance(message, (DoneEvent, Failed)) and job_id in self.state:
+            self.state[job_id]["status"] = "ended"
+            self.flush()
+
+    def flush(self, now: float | None = None) -> None:
+        """Publish what came since the last time (at most once every EVERY_S unless a run ended)."""
+        now = time.monotonic() if now is None else now
+        ended = any(state["status"] != "running" for state in self.state.values())
+        if self.board is None or (now - self.sent_at < self.EVERY_S and not ended):
+            return
+        self.sent_at = now
+        for job_id, run_id in self.run_ids.items():
+            batches, epochs = self.batches.pop(job_id, []), self.epochs.pop(job_id, [])
+            state = self.state.get(job_id, {})
+            if batches or epochs or state.get("status") != "running" or not state.get("sent"):
+                progress = batches[-1]["progress"] if batches else state.get("progress", 0.0)
+                state.update(progress=progress, sent=True)
+                try:
+                    self.board.publish.remote(run_id, {k: v for k, v in state.items() if k != "sent"}, batches, epochs)
+                except Exception:  # noqa: BLE001  (the live board is a view: the run goes on without it)
+                    pass
+        self.run_ids = {j: r for j, r in self.run_ids.items() if self.state.get(j, {}).get("status") == "running"}
+
+
 class RayExecutor:
-    """Runs on a Ray cluster, `slots` at a time (the cluster's CPUs / cpus_per_run, or its GPUs)."""
+    """Runs on a Ray cluster, `slots` at a time (the cluster's CPUs / cpus_per_run, or its GPUs, read again
+    every RESOURCES_EVERY_S, so a node that joins or leaves counts without a click). Actors are kept warm
+    between runs: a run takes one that has imported torch and loaded MNIST, and gives it back after; a dead
+    one is replaced. A warm actor holds its CPU, so the pool hands its idle actors back after IDLE_S, and at
+    once when another server of the cluster has runs that wait."""
 
     def __init__(self, address: str, cpus_per_run: int = DEFAULT_CPUS_PER_RUN) -> None:
         self.address, self.cpus_per_run = address, max(1, cpus_per_run)
         self._ray = connect(address)
-        resources = self._ray.cluster_resources()
-        self.gpus = int(resources.get("GPU", 0))
-        self._slots = self.gpus or max(1, int(resources.get("CPU", 1)) // self.cpus_per_run)
+        self.gpus, self._slots, self._resources_at = 0, 1, 0.0
+        self._read_resources()
         self._actor_class = self._ray.remote(max_concurrency=4)(TrainActor)
         self._running: dict[int, tuple[Any, set[int]]] = {}  # slot -> (actor, its jobs)
         self._pids: dict[int, int] = {}  # slot -> its actor's process
+        self._idle: list[tuple[Any, float]] = []  # warm actors between runs, with when each was last given back
+        self._warm_folder: tuple[str | None, bool] | None = None  # what a new warm actor loads
         self.order = OrderClient(self._ray)  # one queue order for every server of this cluster
+        from core.serving.cluster_order import LIVE_NAME, ORDER_NAMESPACE, LiveRuns
+
+        self.live_board = self._ray.remote(num_cpus=0)(LiveRuns).options(
+            name=LIVE_NAME, namespace=ORDER_NAMESPACE, lifetime="detached", get_if_exists=True).remote()
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.started_actors = 0  # actors this server asked the cluster for (the benchmark reports it)
+        threading.Thread(target=self._keep_pool, name="ray-pool", daemon=True).start()
 
     @property
     def slots(self) -> int:
+        if time.monotonic() - self._resources_at > RESOURCES_EVERY_S:
+            self._read_resources()
         return self._slots
+
+    def _read_resources(self) -> None:
+        self._resources_at = time.monotonic()
+        try:
+            resources = self._ray.cluster_resources()
+        except Exception:  # noqa: BLE001  (the last size stands until the cluster answers again)
+            return
+        self.gpus = int(resources.get("GPU", 0))
+        self._slots = self.gpus or max(1, int(resources.get("CPU", 1)) // self.cpus_per_run)
 
     def describe(self) -> str:
         nodes = self._nodes()
-        unit = counted(self.gpus, "GPU") if self.gpus else counted(self._slots * self.cpus_per_run, "CPU")
+        slots = self.slots
+        unit = counted(self.gpus, "GPU") if self.gpus else counted(slots * self.cpus_per_run, "CPU")
         where = f"{counted(len(nodes), 'node')} on {counted(self.machines(), 'machine')}"
-        return f"Ray cluster at {self.address}: {where}, {unit}, {counted(self._slots, 'run')} at a time"
+        return f"Ray cluster at {self.address}: {where}, {unit}, {counted(slots, 'run')} at a time"
 
     def machines(self) -> int:
         """Distinct machines (a node's address): runs on another machine record into the store from there."""
@@ -247,31 +341,89 @@ class RayExecutor:
         return [n for n in self._ray.nodes() if n.get("Alive")]
 
     def start(self) -> None:
-        """Nothing to start ahead: each run asks the cluster for its own actor."""
+        """Warm as many actors as the cluster trains runs at once, so the first runs do not wait for torch."""
+        self._fill_pool()
 
     def warm(self, data_dir: str | None, download: bool) -> None:
-        """Each run's actor loads MNIST itself, on its machine."""
+        """Fill the pool, and have every warm actor load MNIST on its machine."""
+        self._warm_folder = (data_dir, download)
+        self._fill_pool()
+        with self._lock:
+            actors = [actor for actor, _ in self._idle]
+        for actor in actors:
+            actor.warm.remote(data_dir, download)
+
+    def _new_actor(self) -> Any:
+        options = {"num_gpus": 1, "num_cpus": 1} if self.gpus else {"num_cpus": self.cpus_per_run}
+        actor = self._actor_class.options(max_restarts=0, **options).remote(None, self.cpus_per_run)
+        self.started_actors += 1
+        if self._warm_folder is not None:
+            actor.warm.remote(*self._warm_folder)
+        return actor
+
+    def _fill_pool(self) -> None:
+        with self._lock:
+            missing = self.slots - len(self._idle) - len(self._running)
+            self._idle += [(self._new_actor(), time.monotonic()) for _ in range(max(0, missing))]
+
+    def _take_actor(self) -> tuple[Any, tuple[int, str]]:
+        """A warm actor that answers (a dead one is replaced), else a fresh one: (actor, (pid, host))."""
+        ray = self._ray
+        while True:
+            with self._lock:
+                actor = self._idle.pop()[0] if self._idle else None
+            if actor is None:
+                break
+            try:
+                return actor, ray.get(actor.hello.remote(), timeout=WARM_HELLO_S)
+            except Exception:  # noqa: BLE001  (dead, lost, or not placed yet: another one is tried)
+                ray.kill(actor, no_restart=True)
+        actor = self._new_actor()
+        try:
+            return actor, ray.get(actor.hello.remote(), timeout=READY_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            ray.kill(actor, no_restart=True)
+            raise WorkerLost(f"no machine of the Ray cluster took the run within {READY_TIMEOUT_S:.0f} s") from None
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as exc:
+            raise WorkerLost(f"a Ray worker died as it started ({_short(exc)})") from None
+
+    def _keep_pool(self) -> None:
+        """Hand idle actors back after IDLE_S; and at once those the cluster's runs need: every one when
+        another server's runs wait, else as many as the runs training everywhere leave no room for."""
+        while not self._closed.wait(KEEP_EVERY_S) and self._ray.is_initialized():
+            try:
+                training, waiting_elsewhere = self.order.room()
+            except Exception:  # noqa: BLE001  (the order cannot be read now: keep the pool as it is)
+                training, waiting_elsewhere = 0, 0
+            now = time.monotonic()
+            with self._lock:
+                fresh = [(a, since) for a, since in self._idle if now - since <= IDLE_S]
+                keep = 0 if waiting_elsewhere else max(0, self.slots - training)
+                kept = sorted(fresh, key=lambda item: item[1], reverse=True)[:keep]
+                leaving = [a for a, _ in self._idle if all(a is not k for k, _ in kept)]
+                self._idle = kept
+            for actor in leaving:
+                self._ray.kill(actor, no_restart=True)
+
+    def warm_actors(self) -> int:
+        with self._lock:
+            return len(self._idle)
 
     def pace(self) -> float | None:
         return None
 
     def run(self, slot: int, specs: list[RunSpec], on_message: Callable[[int, Message], None]) -> None:
         ray = self._ray
-        options = {"num_gpus": 1, "num_cpus": 1} if self.gpus else {"num_cpus": self.cpus_per_run}
-        actor = self._actor_class.options(max_restarts=0, **options).remote(None, self.cpus_per_run)
+        actor, (pid, host) = self._take_actor()
         ids = {spec.job_id for spec in specs}
         with self._lock:
             self._running[slot] = (actor, ids)
-        where = "a Ray worker"
-        try:
-            try:
-                pid, host = ray.get(actor.hello.remote(), timeout=READY_TIMEOUT_S)
-            except ray.exceptions.GetTimeoutError:
-                raise WorkerLost(f"no machine of the Ray cluster took the run within {READY_TIMEOUT_S:.0f} s") from None
-            where = f"the Ray worker on {host} (pid {pid})"
             self._pids[slot] = pid
+        where, healthy = f"the Ray worker on {host} (pid {pid})", False
+        try:
             finished = actor.train.remote(list(specs))
             self._relay(actor, finished, ids, on_message)
+            healthy = True
         except ray.exceptions.GetTimeoutError:
             raise WorkerLost(f"{where} stopped answering for {SILENT_S:.0f} s") from None
         except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
@@ -281,18 +433,37 @@ class RayExecutor:
             with self._lock:
                 self._running.pop(slot, None)
                 self._pids.pop(slot, None)
-            ray.kill(actor, no_restart=True)
+                keep = healthy and not self._closed.is_set() and len(self._idle) + len(self._running) < self.slots
+                if keep:  # warm for the next run
+                    self._idle.append((actor, time.monotonic()))
+            if not keep:
+                ray.kill(actor, no_restart=True)
+
+    def live(self, run_id: int) -> dict[str, Any] | None:
+        """A run training anywhere on the cluster, as the live board has it (None when it has not)."""
+        try:
+            return self._ray.get(self.live_board.read.remote(run_id), timeout=10)
+        except Exception:  # noqa: BLE001  (the live board is a view: the page says it cannot be read)
+            return None
 
     def _relay(self, actor: Any, finished: Any, ids: set[int], on_message: Callable[[int, Message], None]) -> None:
-        """Pass the actor's messages on in order until every job has ended (or the actor has)."""
+        """Pass the actor's messages on in order until every job has ended (or the actor has), and on to
+        the cluster's live board."""
         ray, cursor, running = self._ray, 0, set(ids)
+        live = LivePublisher(self.live_board)
+
+        def tell(job_id: int, message: Message) -> None:  # this server's pages, and every server's
+            on_message(job_id, message)
+            live.add(job_id, message)
+
         while running:
+            live.flush()
             messages = ray.get(actor.poll.remote(cursor), timeout=SILENT_S)
             cursor += len(messages)
             for message in messages:
                 job_id, message = (message.job_id, message.event) if isinstance(message, Tagged) \
                     else (message.job_id, message)
-                on_message(job_id, message)
+                tell(job_id, message)
                 if isinstance(message, (DoneEvent, Failed)):
                     running.discard(job_id)
             if messages or not running:
@@ -302,10 +473,10 @@ class RayExecutor:
                 ray.get(finished)  # raises if the actor died
                 for message in ray.get(actor.poll.remote(cursor)):  # the last ones, sent before it returned
                     job_id = message.job_id
-                    on_message(job_id, message.event if isinstance(message, Tagged) else message)
+                    tell(job_id, message.event if isinstance(message, Tagged) else message)
                     running.discard(job_id)
                 for job_id in running:
-                    on_message(job_id, Failed(job_id, "the Ray worker ended the run without finishing it"))
+                    tell(job_id, Failed(job_id, "the Ray worker ended the run without finishing it"))
                 return
 
     def stop(self, slot: int, job_id: int) -> None:
@@ -329,9 +500,11 @@ class RayExecutor:
         return pid
 
     def close(self) -> None:
+        self._closed.set()
         self.order.close()
         with self._lock:
-            actors = [actor for actor, _ in self._running.values()]
+            actors = [actor for actor, _ in self._running.values()] + [actor for actor, _ in self._idle]
+            self._idle = []
         for actor in actors:
             self._ray.kill(actor, no_restart=True)
 
@@ -384,7 +557,7 @@ def make_executor(choice: ClusterChoice, local: Callable[[], Executor], warn: Ca
 
 
 def local_executor() -> ProcessExecutor:
-    from core.serving.run_queue import default_devices
+    from core.serving.run_queue import default_executor
 
-    return ProcessExecutor(default_devices())
+    return default_executor()
 

@@ -14,9 +14,13 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 SILENT_S = 30.0  # a server not heard from for this long has its tickets dropped
-ORDER_NAME, ORDER_NAMESPACE = "lifecycle-order", "lifecycle"
+# The order and the live board are detached actors: they outlive the servers, and so an upgrade of the app.
+# Their names carry the version of their calls, so that servers of a new version never call an old actor.
+CALLS_VERSION = 2
+ORDER_NAME, ORDER_NAMESPACE = f"lifecycle-order-{CALLS_VERSION}", "lifecycle"
 
 
 @dataclass
@@ -27,6 +31,8 @@ class Ticket:
     estimate_s: float
     started_at: float | None = None
     student: str = ""  # whose runs: the turns go round the students (as on one machine, core.serving.run_queue)
+    name: str = ""  # the name the student typed, for the board's list of queued runs
+    configs: list[Any] = field(default_factory=list)  # what each of its runs trains (TrainConfig), for that list
 
 
 @dataclass
@@ -36,9 +42,10 @@ class ClusterOrder:
     served: dict[str, int] = field(default_factory=dict)  # student -> tickets started since the order was empty
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
-    def join(self, server: str, jobs: int, estimate_s: float, student: str = "") -> int:
+    def join(self, server: str, jobs: int, estimate_s: float, student: str = "", name: str = "",
+             configs: list[Any] | None = None) -> int:
         self._beat(server)
-        ticket = Ticket(next(self._ids), server, jobs, estimate_s, student=student)
+        ticket = Ticket(next(self._ids), server, jobs, estimate_s, student=student, name=name, configs=list(configs or []))
         self.tickets.append(ticket)
         return ticket.id
 
@@ -101,6 +108,18 @@ class ClusterOrder:
             seconds += max(0.0, ticket.estimate_s - spent)
         return ahead, seconds
 
+    def queued(self, server: str) -> list[tuple[str, Any]]:
+        """Every server's waiting runs in the order they will start: (the student's name, its config)."""
+        self._beat(server)
+        return [(t.name, config) for t in self.in_turn() if t.started_at is None for config in t.configs]
+
+    def room(self, server: str) -> tuple[int, int]:
+        """(tickets training on the cluster now, runs of other servers waiting for their turn): a server's idle
+        warm actors hold cluster CPUs, and make room when the runs that train or wait need them."""
+        self._beat(server)
+        return (sum(1 for t in self.tickets if t.started_at is not None),
+                sum(t.jobs for t in self.tickets if t.started_at is None and t.server != server))
+
     def beat(self, server: str) -> None:
         self._beat(server)
 
@@ -114,3 +133,39 @@ class ClusterOrder:
             self.tickets = [t for t in self.tickets if t.server not in silent]
             for server in silent:
                 del self.heard[server]
+
+
+LIVE_NAME = f"lifecycle-live-{CALLS_VERSION}"
+LIVE_BATCHES = 2000  # the batches kept per run: the live chart shows the last ones
+LIVE_KEEP_S = 600.0  # an ended run stays readable this long (a page that looks a little late still sees its end)
+
+
+@dataclass
+class LiveRuns:
+    """The live state of every run training on the cluster, by stored run id, for every server's pages: the
+    server that relays a run publishes what its actor sends (core.serving.cluster.RayExecutor), any server
+    reads it. A named Ray actor, like the order; plain Python, testable without Ray."""
+
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def publish(self, run_id: int, state: dict[str, Any], batches: list[dict[str, Any]],
+                epochs: list[dict[str, Any]]) -> None:
+        entry = self.runs.setdefault(run_id, {"batches": [], "epochs": [], "status": "running"})
+        entry.update(state)
+        entry["batches"] = (entry["batches"] + batches)[-LIVE_BATCHES:]
+        entry["epochs"] = entry["epochs"] + epochs
+        entry["at"] = time.time()
+        self._forget_ended()
+
+    def read(self, run_id: int) -> dict[str, Any] | None:
+        entry = self.runs.get(run_id)
+        return None if entry is None else {**entry, "batches": list(entry["batches"]), "epochs": list(entry["epochs"])}
+
+    def running(self) -> list[int]:
+        return [run_id for run_id, entry in self.runs.items() if entry["status"] == "running"]
+
+    def _forget_ended(self) -> None:
+        """Ended runs after LIVE_KEEP_S; and runs not heard of for as long (their server is gone)."""
+        now = time.time()
+        for run_id in [r for r, e in self.runs.items() if now - e["at"] > LIVE_KEEP_S]:
+            del self.runs[run_id]

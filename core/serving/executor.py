@@ -92,6 +92,14 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class ThreadsUsed:
+    """The CPU threads a job trains with from now on (at its start, and whenever the server's share changes)."""
+
+    job_id: int
+    threads: int
+
+
+@dataclass(frozen=True)
 class Tagged:
     """A trainer event of one job of the run (a run can train several jobs' seeds side by side)."""
 
@@ -99,7 +107,7 @@ class Tagged:
     event: BatchEvent | EpochEvent | DoneEvent | StepEvent
 
 
-Message = Started | RunWarning | Failed | BatchEvent | EpochEvent | DoneEvent | StepEvent
+Message = Started | RunWarning | Failed | ThreadsUsed | BatchEvent | EpochEvent | DoneEvent | StepEvent
 
 
 class WorkerLost(RuntimeError):
@@ -244,16 +252,58 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes:
 
 
 class ProcessExecutor:
-    """One worker process per device: `devices` is [None] for a CPU, ['cuda:0', ...] for GPUs."""
+    """One worker process per slot: `devices` names each slot's device (None: the CPU; the same GPU may
+    appear more than once, for small runs side by side on it). With `cores`, CPU workers share those cores:
+    the runs training at once split them (core.serving.cores.share_threads), and each worker is told its
+    new thread count whenever a run starts or ends."""
 
-    def __init__(self, devices: list[str | None], threads: int | None = None) -> None:
-        self.devices = devices
+    def __init__(self, devices: list[str | None], threads: int | None = None, cores: int | None = None,
+                 plan: str = "") -> None:
+        self.devices, self.cores, self.plan = devices, cores, plan
         self._workers = [_Worker(device, threads) for device in devices]
         self._lock = threading.Lock()
+        self._busy: list[int] = []  # slots training now, in the order their runs started
+        self._told: dict[int, int] = {}  # slot -> the thread count it was last told
+        self.parallel_gain: float = float(len(devices))  # images/s of every slot busy over one slot's
 
     @property
     def slots(self) -> int:
         return len(self._workers)
+
+    @property
+    def shares_cores(self) -> bool:
+        return self.cores is not None
+
+    def describe(self) -> str:
+        from core.words import counted
+
+        if self.shares_cores:
+            return (f"On this server, {counted(self.slots, 'run')} at a time in worker processes, sharing "
+                    f"{counted(self.cores, 'core')}: a run alone has every core. {self.plan}".strip())
+        where = sorted({d or "the CPU" for d in self.devices})
+        return f"On this server, {counted(self.slots, 'run')} at a time (worker processes on {', '.join(where)})."
+
+    def _rebalance(self) -> None:
+        """Tell each busy CPU worker its share of the cores (under self._lock)."""
+        if self.cores is None:
+            return
+        from core.serving.cores import share_threads
+
+        for slot, threads in zip(self._busy, share_threads(self.cores, len(self._busy))):
+            if self._told.get(slot) != threads:
+                self._told[slot] = threads
+                self._workers[slot].send(("threads", threads))
+
+    def threads_now(self) -> dict[int, int]:
+        """slot -> threads, for the slots training now (tests, the benchmark)."""
+        with self._lock:
+            return {slot: self._told[slot] for slot in self._busy if slot in self._told}
+
+    def worker_memory_mb(self) -> list[float | None]:
+        """Each live worker's resident memory now (Linux), for the benchmark and the docs."""
+        from core.serving.cores import resident_mb
+
+        return [resident_mb(pid) for pid in self.worker_pids() if pid is not None]
 
     def start(self) -> None:
         """Start every worker now, so the first Train does not wait for torch to import."""
@@ -290,6 +340,10 @@ class ProcessExecutor:
         except WorkerLost:
             worker.kill()
             raise
+        with self._lock:
+            self._busy.append(slot)
+            self._told.pop(slot, None)  # a restarted worker knows nothing: tell it again
+            self._rebalance()
         worker.send(("run", list(specs)))
         running = {spec.job_id for spec in specs}
         try:
@@ -306,6 +360,10 @@ class ProcessExecutor:
         except WorkerLost:
             worker.kill()
             raise
+        finally:
+            with self._lock:
+                self._busy.remove(slot)
+                self._rebalance()
 
     def stop(self, slot: int, job_id: int) -> None:
         self._workers[slot].send(("stop", job_id))
@@ -379,6 +437,31 @@ class Pauses:
             getattr(pause, action)()
 
 
+class ThreadShare:
+    """The thread count the server wants a worker to train with. The command arrives on the listening thread,
+    but torch's thread count belongs to the thread that trains, so the training loop applies it between
+    two batches (`apply`, after every event of the trainer)."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._wanted, self._applied = threads, None
+
+    def want(self, threads: int) -> None:
+        self._wanted = max(1, int(threads))
+
+    def apply(self, send: Callable[[Any], None], job_ids: list[int], starting: bool = False) -> None:
+        """Set the wanted count if it changed (at a run's start: in any case, so the run reports it)."""
+        import torch
+
+        wanted = self._wanted
+        if wanted is not None and wanted != torch.get_num_threads():
+            torch.set_num_threads(wanted)
+        now = torch.get_num_threads()
+        if starting or now != self._applied:
+            self._applied = now
+            for job_id in job_ids:
+                send(ThreadsUsed(job_id, now))
+
+
 def worker_process() -> None:
     """Entry point of a worker process (see _Worker.start): messages arrive on stdin, events leave
     on stdout. Anything else that would print to stdout is sent to stderr instead, so it can
@@ -407,6 +490,7 @@ def worker_main(commands: BinaryIO, events: BinaryIO, device: str | None, thread
 
     if threads:
         torch.set_num_threads(threads)
+    share = ThreadShare()
     inbox: stdlib_queue.Queue[tuple[Any, ...]] = stdlib_queue.Queue()
     stopped: set[int] = set()
     lock = threading.Lock()
@@ -428,6 +512,8 @@ def worker_main(commands: BinaryIO, events: BinaryIO, device: str | None, thread
                     stopped.add(message[1])
             elif message[0] in SLOW_MOTION:
                 pauses.command(message[1], message[0])
+            elif message[0] == "threads":
+                share.want(message[1])
             else:
                 inbox.put(message)
 
@@ -447,7 +533,7 @@ def worker_main(commands: BinaryIO, events: BinaryIO, device: str | None, thread
             specs: list[RunSpec] = message[1]
             ids = {spec.job_id for spec in specs}
             with pauses.of(specs) as pause:
-                _train(specs, device, send, _StopFlag(ids, stopped, lock), stores, pause)
+                _train(specs, device, send, _StopFlag(ids, stopped, lock), stores, pause, share)
             with lock:
                 stopped.difference_update(ids)
 
@@ -463,7 +549,8 @@ def _warm(data_dir: str | None, download: bool, device: str | None) -> None:
 
 
 def _train(specs: list[RunSpec], device_name: str | None, send: Callable[[Any], None], stop: _StopFlag,
-           stores: dict[str | None, tuple[Any, list[str]]], pause: Pause | None = None) -> None:
+           stores: dict[str | None, tuple[Any, list[str]]], pause: Pause | None = None,
+           share: ThreadShare | None = None) -> None:
     """Train the jobs' configs as one seed group (one job: a group of one), recording each job's run."""
     from core.serving.record import RunRecorder, open_store, start_recorded_seeds
     from core.training.data import load_cached
@@ -488,6 +575,9 @@ def _train(specs: list[RunSpec], device_name: str | None, send: Callable[[Any], 
                 warner(spec.job_id)(problem)
     recorders = [RunRecorder(store, warner(spec.job_id)) for spec in specs]
     ended: set[int] = set()  # jobs whose DoneEvent was sent: the server stops listening for them
+    share = share or ThreadShare()
+    job_ids = [spec.job_id for spec in specs]
+    share.apply(send, job_ids, starting=True)
     try:
         data = load_cached(lead.data_dir, download=lead.download, device=pick_device(configs[0].device))
         run = start_recorded_seeds(configs, data, recorders, lead.source, lead.limits, lead.tags, stop, pause)
@@ -495,6 +585,7 @@ def _train(specs: list[RunSpec], device_name: str | None, send: Callable[[Any], 
             send(Started(spec.job_id, run_id, run.params, run.device))
         last_sent, sent_step = 0.0, None
         for g, event in run.events:
+            share.apply(send, [j for j in job_ids if j not in ended])  # here, in the thread that trains
             if isinstance(event, BatchEvent):
                 # every seed of a step reports at once: the step's events go together, or none of them
                 if event.step != sent_step:

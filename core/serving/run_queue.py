@@ -11,6 +11,7 @@ only ever reads a job's `snapshot()`, which the worker's events keep current. Pl
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
 import threading
 import time
@@ -30,8 +31,10 @@ from core.serving.executor import (
     RunSpec,
     RunWarning,
     Started,
+    ThreadsUsed,
     WorkerLost,
 )
+from core.serving.cores import cpu_plan
 from core.serving.limits import ServerLimits, run_problems, share_problem
 from core.serving.record import open_store
 from core.serving.store import RunTags, resolve_db
@@ -43,6 +46,7 @@ from core.training.loop import same_but_seed
 from core.training.slow_motion import PAUSE_TOTAL_S, pause_expired
 
 ORDER_POLL_S = 0.5  # how often a run waiting for its cluster-wide turn asks again
+SLOTS_EVERY_S = 5.0  # how often an idle slot looks again at how many runs the executor trains at once
 PACE_RUNS_TO_TRUST = 3  # completed runs before the measured pace alone sets the estimates
 FINAL_STATES = ("completed", "stopped", "failed", "cancelled", "interrupted")
 _job_ids = itertools.count(1)
@@ -66,6 +70,7 @@ class Snapshot:
     paused: bool = False  # training, but waiting between two batches (slow motion)
     last_step: StepEvent | None = None  # the last batch it was stepped through
     steps_shown: int = 0  # how many batches it was stepped through
+    threads: tuple[int, ...] = ()  # the CPU threads it trained with, in order (they change as runs share cores)
 
     @property
     def active(self) -> bool:
@@ -108,6 +113,8 @@ class Job:
     _first_pause: float | None = None
     _last_step: StepEvent | None = None
     _steps_shown: int = 0
+    _threads: list[int] = field(default_factory=list)  # the CPU threads it trained with, each change kept
+    _alone: bool = True  # no other run trained beside it on cores it shares (its time then teaches the pace)
     _finished_event: threading.Event = field(default_factory=threading.Event)
 
     def spec(self) -> RunSpec:
@@ -183,6 +190,11 @@ class Job:
         if isinstance(message, RunWarning):
             self.warn(message.message)
             return
+        if isinstance(message, ThreadsUsed):
+            with self._lock:
+                if not self._threads or self._threads[-1] != message.threads:
+                    self._threads.append(message.threads)
+            return
         with self._lock:
             if isinstance(message, Started):
                 self._run_id, self._params, self._device = message.run_id, message.params, message.device
@@ -235,7 +247,7 @@ class Job:
             paused = self.status == "running" and self._paused_now()
             return Snapshot(self.status, list(self._batches), list(self._epochs), self._progress, elapsed, eta,
                             reason, self._params, self._device, self._run_id, ahead, starts_in,
-                            list(self._warnings), paused, self._last_step, self._steps_shown)
+                            list(self._warnings), paused, self._last_step, self._steps_shown, tuple(self._threads))
 
 
 def unfinished(jobs: list[Job]) -> list[Job]:
@@ -256,10 +268,22 @@ def _remaining_s(jobs: list[Job]) -> float:
     return total
 
 
-def default_devices() -> list[str | None]:
-    """One slot per GPU, else one for the CPU (a run then has every core)."""
+RUNS_PER_GPU_ENV = "LIFECYCLE_RUNS_PER_GPU"  # small runs side by side on one GPU, in processes of their own
+
+
+def default_executor() -> ProcessExecutor:
+    """On GPUs, $LIFECYCLE_RUNS_PER_GPU workers per GPU (default 1, until a GPU has measured what pays:
+    docs/deployment.md); on a CPU, as many workers as the cores and memory pay for
+    (core.serving.cores.cpu_plan), sharing the cores among the runs that train at once."""
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return [f"cuda:{i}" for i in range(gpus)] if gpus else [None]
+    if gpus:
+        wanted = os.environ.get(RUNS_PER_GPU_ENV, "")
+        per_gpu = int(wanted) if wanted.isdigit() and int(wanted) > 0 else 1
+        return ProcessExecutor([f"cuda:{i}" for i in range(gpus) for _ in range(per_gpu)])
+    plan = cpu_plan()
+    executor = ProcessExecutor([None] * plan.workers, cores=plan.cores, plan=plan.why)
+    executor.parallel_gain = plan.gain
+    return executor
 
 
 class LimitError(ValueError):
@@ -268,7 +292,7 @@ class LimitError(ValueError):
 
 class RunQueue:
     def __init__(self, executor: Executor | None = None, limits: ServerLimits | None = None) -> None:
-        self.executor = executor if executor is not None else ProcessExecutor(default_devices())
+        self.executor = executor if executor is not None else default_executor()
         self.limits = limits  # None: no limits (a queue on your own machine)
         self.notes: list[str] = []  # what the server should say about where runs train (a fallback, say)
         # one order for every server of a cluster (core.serving.cluster_order), None on this machine
@@ -285,6 +309,12 @@ class RunQueue:
     @property
     def workers(self) -> int:
         return self.executor.slots
+
+    @property
+    def parallel(self) -> float:
+        """How many runs' worth of training the executor does at once: its slots, or on a CPU whose
+        cores the runs share, the measured (or modelled) gain of training several at once."""
+        return float(getattr(self.executor, "parallel_gain", self.executor.slots) or 1.0)
 
     def start(self) -> None:
         """Start the workers ahead of the first run (they take a few seconds to import torch)."""
@@ -305,7 +335,8 @@ class RunQueue:
             raise LimitError("; ".join(problems))
         with self._cv:  # the fair share is checked and taken under one lock: ten tabs at once get no more
             self._check_share(jobs)
-            ticket = (self.order.join(len(jobs), jobs[0].estimate_s, jobs[0].tags.session)
+            ticket = (self.order.join(len(jobs), jobs[0].estimate_s, jobs[0].tags.session, jobs[0].tags.student,
+                                      [job.config for job in jobs])
                       if self.order is not None else None)
             for job in jobs:
                 job._queue = self
@@ -374,18 +405,40 @@ class RunQueue:
                 group = [j for j in (job._partners or [job]) if j in self._waiting]
             if job not in group:  # not waiting (any more)
                 return 0, 0.0
-            return ahead + group.index(job), seconds / self.workers
+            return ahead + group.index(job), seconds / self.parallel
         with self._cv:
             if job not in self._waiting:
                 return 0, 0.0
             waiting = self._in_turn()
             before = list(self._running) + waiting[:waiting.index(job)]
-        return len(before), _remaining_s(before) / self.workers
+        return len(before), _remaining_s(before) / self.parallel
 
     def active_jobs(self) -> list[Job]:
         """The runs training now, then the queued ones in their order."""
         with self._cv:
             return list(self._running) + self._in_turn()
+
+    def queued(self) -> list[tuple[str, TrainConfig]]:
+        """The runs waiting, in the order they will start: (the student's name, its config); on a cluster,
+        every server's."""
+        if self.order is not None:
+            try:
+                return self.order.queued()
+            except Exception:  # noqa: BLE001  (the order cannot be read now: this server's own, as a fallback)
+                pass
+        return [(job.tags.student, job.config) for job in self.in_turn()]
+
+    def live(self, run_id: int) -> dict[str, Any] | None:
+        """A run training now, for a page that watches it: {status, progress, batches, epochs, params,
+        device}. This server's own runs from their jobs; on a cluster, any server's from the live board."""
+        job = self.job_of_run(run_id)
+        if job is not None:
+            snap = job.snapshot()
+            batches = [{k: b[k] for k in ("step", "epoch", "loss", "acc", "lr")} for b in snap.batches]
+            return {"status": "running" if snap.active else "ended", "progress": snap.progress, "params": snap.params,
+                    "device": snap.device, "batches": batches, "epochs": snap.epochs, "here": True}
+        read = getattr(self.executor, "live", None)
+        return read(run_id) if read is not None else None
 
     def job_of_run(self, run_id: int) -> Job | None:
         """The job recording stored run `run_id`, while it trains on this server."""
@@ -396,10 +449,10 @@ class RunQueue:
         cluster, every server's."""
         if self.order is not None:
             ahead, seconds = self.order.position(None)
-            return ahead, seconds / self.workers
+            return ahead, seconds / self.parallel
         with self._cv:
             before = list(self._running) + list(self._waiting)
-        return len(before), _remaining_s(before) / self.workers
+        return len(before), _remaining_s(before) / self.parallel
 
     def pace(self) -> float:
         """Seconds per modelled second on this server: the median of the last few completed runs,
@@ -475,8 +528,10 @@ class RunQueue:
         the executor and relay each job's events to it."""
         while True:
             with self._cv:
-                while not self._waiting or self.paused:
-                    self._cv.wait()
+                # a slot beyond the executor's (a cluster that shrank) waits until the cluster grows again
+                while not self._waiting or self.paused or slot >= self.workers:
+                    self._cv.wait(SLOTS_EVERY_S)
+                self._start_threads()  # a cluster that grew: its new slots take runs too
                 lead = self._in_turn()[0]
             if self.order is not None:  # on a cluster, the cluster-wide order says which of this server's runs
                 lead = self._cluster_lead(lead)
@@ -490,6 +545,9 @@ class RunQueue:
                     self._waiting.remove(job)
                 self._served[lead.tags.session] += 1
                 self._running.extend(jobs)
+                if getattr(self.executor, "shares_cores", False) and len(self._running) > len(jobs):
+                    for job in self._running:  # their cores are shared now: their times are not a lone run's
+                        job._alone = False
             by_id = {job.id: job for job in jobs}
             for job in jobs:
                 with job._lock:
@@ -510,7 +568,10 @@ class RunQueue:
                     job._on_message(Failed(job.id, f"{type(exc).__name__}: {exc}"))
             finally:
                 if self.order is not None and lead._ticket is not None:
-                    self.order.finish(lead._ticket)
+                    try:
+                        self.order.finish(lead._ticket)
+                    except Exception:  # noqa: BLE001  (the cluster went away: a silent server's tickets are dropped)
+                        pass
                 with self._cv:
                     for job in jobs:
                         self._running.remove(job)
@@ -518,7 +579,7 @@ class RunQueue:
                         self._served.clear()  # an idle queue: the next class starts even
                 for job in jobs:
                     status = job._final_status()
-                    if status == "completed" and len(jobs) == 1:  # a group's time is not one run's
+                    if status == "completed" and len(jobs) == 1 and job._alone:  # a group's time is not one run's
                         self._learn_pace(job)
                     job._set(status)
 
