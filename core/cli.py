@@ -243,12 +243,16 @@ def _bench_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batches", type=int, default=400, help="batches of 64 a timing")
     p.add_argument("--repeats", type=int, default=3, help="timings of each (the median is kept)")
     p.add_argument("--save", action="store_true", help="write the curve the server reads")
+    p.add_argument("--expect", default=None, metavar="N,N",
+                   help="measure nothing: what the saved curve's model expects on servers of N cores, e.g. 8,16,64")
+    p.add_argument("--students", type=int, default=30, help="with --expect: quick step-9 runs pressed at once")
     p = mode("class", "N students press Train on a quick step-9 run at once: some as real Chromium pages, the rest "
                       "submitted from pages that then close; with the cores shared, then one run at a time")
     p.add_argument("--students", type=int, required=True)
     p.add_argument("--browsers", type=int, default=None, help="students with a Chromium page that watches (default: all)")
     p.add_argument("--query", default="", help="the step page's link settings, e.g. 'epochs=1'")
-    p.add_argument("--settings", default="shared,one-at-a-time", help="which server settings to time, in order")
+    p.add_argument("--settings", default="shared,one-at-a-time",
+                   help="the server settings to time, in order; repeat them to alternate (the medians are compared)")
 
 
 def _ablate_command(sub: argparse._SubParsersAction) -> None:
@@ -699,10 +703,16 @@ def cmd_bench(args: argparse.Namespace) -> None:
         doc = run_queue_bench(args.data_dir, not args.no_download, args.sessions, progress, args.batches or 60,
                               cluster=args.cluster, cpus_per_run=args.cpus_per_run)
     elif args.bench == "threads":
-        from core.experiments.bench_threads import run_threads_bench
+        from core.experiments.bench_threads import expectations, run_threads_bench
         if not 1 <= args.batches <= 100_000 or not 1 <= args.repeats <= 20:
             raise ValueError("--batches takes 1 to 100,000 and --repeats 1 to 20")
-        doc = run_threads_bench(args.data_dir, args.cores, args.batches, args.repeats, args.save, progress)
+        if args.expect is not None:
+            cores = parse_seeds(args.expect, "--expect") or []
+            if not cores or not all(1 <= c <= 1024 for c in cores) or not 1 <= args.students <= 1000:
+                raise ValueError("--expect takes core counts from 1 to 1,024, and --students 1 to 1,000")
+            doc = expectations(cores, args.students, progress)
+        else:
+            doc = run_threads_bench(args.data_dir, args.cores, args.batches, args.repeats, args.save, progress)
     elif args.bench == "class":
         from core.experiments.bench_class import run_class_bench
         doc = run_class_bench(args.data_dir, args.students, args.browsers, args.query,

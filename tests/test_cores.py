@@ -96,6 +96,7 @@ def test_a_cpu_server_trains_two_runs_at_once_splitting_its_cores_and_gives_them
     try:
         first = queue.submit(Job(quick(1, epochs=200, max_batches=8), str(mnist_root), False, record=False))
         wait_for(lambda: first.snapshot().threads == (2,), 300)  # alone: every core
+        assert first._slot == 0  # the first worker, the one warmed ahead: a lone run never waits for MNIST
         second = queue.submit(Job(quick(2, epochs=2), str(mnist_root), False, record=False))
         wait_for(lambda: executor.threads_now() == {0: 1, 1: 1}, 300)  # both train, on one core each
         assert second.wait(300) and second.snapshot().status == "completed"
@@ -110,3 +111,65 @@ def test_a_cpu_server_trains_two_runs_at_once_splitting_its_cores_and_gives_them
             [e.train_loss for e in alone.history], rel=1e-4)
     finally:
         queue.close()
+
+
+def test_on_gpus_each_takes_as_many_workers_as_set(monkeypatch):
+    from core.serving.run_queue import default_executor
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LIFECYCLE_RUNS_PER_GPU", "3")
+    executor = default_executor()
+    assert executor.devices == ["cuda:0"] * 3 + ["cuda:1"] * 3 and not executor.shares_cores
+    monkeypatch.setenv("LIFECYCLE_RUNS_PER_GPU", "many")  # not a number: one each, as before
+    assert default_executor().devices == ["cuda:0", "cuda:1"]
+
+
+def test_several_workers_train_at_once_on_one_device(mnist_root):
+    """Two workers on one device, as two on one GPU would be (the CPU stands in for it): both train at once."""
+    queue = RunQueue(ProcessExecutor(["cpu", "cpu"]))
+    try:
+        jobs = [queue.submit(Job(quick(s, epochs=200, max_batches=8), str(mnist_root), False, record=False))
+                for s in (1, 2)]
+        wait_for(lambda: all(j.snapshot().status == "running" and j.snapshot().batches for j in jobs), 300)
+        assert {j._slot for j in jobs} == {0, 1} and all(j.snapshot().device.startswith("CPU") for j in jobs)
+        for j in jobs:
+            j.stop()
+        assert all(j.wait(120) for j in jobs) and {j.snapshot().status for j in jobs} == {"stopped"}
+    finally:
+        queue.close()
+
+
+def test_the_threads_benchmark_measures_alone_and_together_and_saves_the_curve_the_server_reads(
+        tiny_mnist_root, tmp_path, monkeypatch):
+    import core.experiments.bench_threads as bench
+    from conftest import run_cli
+
+    saved = tmp_path / "threads.json"
+    monkeypatch.setattr(bench, "CURVE_FILE", saved)
+    out = run_cli("bench", "threads", "--cores", "2", "--batches", "3", "--repeats", "1", "--save",
+                  "--data-dir", str(tiny_mnist_root), "--no-download", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert [r["threads"] for r in doc["alone"]] == [1, 2] and [r["threads"] for r in doc["together"]] == [[2], [1, 1]]
+    assert all(r["images_per_s"] > 0 for r in doc["alone"] + doc["together"]) and doc["process_peak_mb"] > 100
+    curve = load_curve(2, saved)
+    assert curve.source.startswith("measured") and curve.images_per_s[2] == doc["together"][1]["images_per_s"]
+
+
+def test_what_to_expect_on_bigger_servers_is_the_model_of_the_saved_curve_and_says_so():
+    from conftest import run_cli
+
+    out = run_cli("bench", "threads", "--expect", "8,64", "--students", "30", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["model"] is True and [r["cores"] for r in doc["rows"]] == [8, 64]
+    eight, sixty_four = doc["rows"]
+    assert eight["runs_at_once"] <= 8 and sixty_four["runs_at_once"] <= 30  # never more runs than students
+    for row in doc["rows"]:
+        assert sum(row["threads_each"]) == row["cores"]
+        assert row["gain"] == pytest.approx(row["images_per_s_shared"] / row["images_per_s_one_at_a_time"], abs=0.01)
+    bad = run_cli("bench", "threads", "--expect", "0")
+    assert bad.returncode != 0 and "--expect" in bad.stderr and "Traceback" not in bad.stderr
+    worse = run_cli("bench", "class", "--students", "0")
+    assert worse.returncode != 0 and "--students" in worse.stderr and "Traceback" not in worse.stderr

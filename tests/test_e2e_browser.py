@@ -595,3 +595,28 @@ def test_the_browser_benchmark_measures_pages_training_at_once_and_watched(tmp_p
     assert (alone["watchers"], watched["watchers"]) == (0, 1) and watched["run_limits"].startswith("full")
     assert watched["slowdown"] == pytest.approx(watched["run_seconds"] / alone["run_seconds"], rel=0.05)
     assert any("2 sessions pressed Train at once" in line for line in lines)
+
+
+def test_the_class_benchmark_times_a_class_with_shared_cores_and_one_run_at_a_time(tmp_path):
+    """`bench class --students 3 --browsers 1` end to end on a small set, as its own process: one student watches
+    in Chromium, two press Train and close their page; each setting's figures come from its own fresh server, and
+    the shared one trains two runs at once, each with one of the two cores."""
+    import json
+
+    from conftest import make_mnist_root
+
+    root = make_mnist_root(tmp_path / "data", 6_000, 200)
+    done = subprocess.run([sys.executable, "-m", "core", "bench", "class", "--students", "3", "--browsers", "1",
+                           "--query", "epochs=1&budget=full", "--data-dir", str(root), "--no-download", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "LIFECYCLE_CPUS": "2"})
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    shared, before = doc["settings"]
+    assert (shared["setting"], before["setting"]) == ("shared", "one-at-a-time")
+    assert "CPU (1 thread)" in shared["devices"] and before["devices"] == ["CPU (2 threads)"]
+    for row in (shared, before):
+        assert len(row["run_seconds"]) == 3 and len(row["watched_first_chart_s"]) == 1
+        assert 0 < row["last_first_chart_s"] <= row["last_result_s"]
+        assert row["runs_per_hour"] == pytest.approx(3 / row["last_result_s"] * 3600, rel=0.02)
+    assert len(shared["worker_memory_mb"]) == 2 and len(before["worker_memory_mb"]) == 1
+    assert doc["runs_per_hour_ratio"] == pytest.approx(shared["runs_per_hour"] / before["runs_per_hour"], rel=0.01)

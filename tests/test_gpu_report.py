@@ -28,7 +28,10 @@ def test_a_reduced_report_measures_every_part(tiny_mnist_root, tmp_path, monkeyp
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["reduced"] is True and doc["device"].startswith("CPU") and "bench gpu" in doc["command"]  # recorded in the new spelling
     parts = doc["parts"]
-    assert list(parts) == ["step9", "seeds20", "step1", "train_to_first_chart", "widest_margin_design"]
+    assert list(parts) == ["step9", "seeds20", "step1", "train_to_first_chart", "runs_per_gpu", "widest_margin_design"]
+    shared = parts["runs_per_gpu"]  # on a CPU, the stand-in for a GPU's: 1 and 2 worker processes at once
+    assert [r["runs"] for r in shared["rows"]] == [1, 2] and all(r["images_per_s"] > 0 for r in shared["rows"])
+    assert shared["best_runs_per_device"] in (1, 2) and shared["device"] == "cpu"
     assert parts["step9"]["limits"].startswith("reduced") and parts["step9"]["wall_s"] > 0
     assert parts["seeds20"]["of"] == 20 and len(parts["seeds20"]["min_last"]) == 20
     assert parts["step1"]["reason"] == "completed"

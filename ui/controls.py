@@ -11,10 +11,11 @@ import streamlit as st
 from core.serving.limits import quick_run_problem
 from core.training.augmentation import AugmentConfig
 from core.training.budget import (
+    QUICK_SECONDS,
     describe_limits,
     estimate_seconds,
-    fit_to_budget,
     modelled_speed,
+    quick_run,
 )
 from core.training.config import TrainConfig
 from core.training.recipe import MAX_SETTLE, OPTIMIZERS, SCHEDULES, Recipe
@@ -23,8 +24,6 @@ from ui.link import LinkedWidgets
 from ui.lr_test import lr_test_panel
 from ui.state import run_queue
 
-QUICK_SECONDS = 60.0
-QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS = 20, 3
 QUICK_TOO_LONG = 3  # a quick run estimated beyond three times its budget is refused
 BUDGETS = ("quick", "full")
 BUDGET_LABELS = {"quick": "≈ 1 min", "full": "full"}
@@ -138,7 +137,7 @@ def budget_controls(config: TrainConfig, link: LinkedWidgets, on_gpu: bool) -> C
     chosen = config.with_overrides(epochs=int(epochs), seed=int(seed))
     speed = modelled_speed(chosen)
     if budget == "quick":
-        chosen = fit_to_budget(chosen, speed, QUICK_SECONDS, QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS)
+        chosen = quick_run(chosen, speed)
     sizing = ("≈ 1 min budget, sized from this network's cost: the same images on every visit" if budget == "quick"
               else "every image")
     queue = run_queue()

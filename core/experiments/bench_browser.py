@@ -43,10 +43,10 @@ def _free_port() -> int:
 class Server:
     """A fresh app server with its own run store."""
 
-    def __init__(self, data_dir: str, db: Path) -> None:
+    def __init__(self, data_dir: str, db: Path, env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "MNIST_DIR": str(Path(data_dir).resolve()), "LIFECYCLE_RUNS": str(db)}
+        env = {**os.environ, "MNIST_DIR": str(Path(data_dir).resolve()), "LIFECYCLE_RUNS": str(db), **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
              str(self.port), "--server.address", "127.0.0.1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -68,6 +68,12 @@ class Server:
         children = _children(self.proc.pid)
         times = [_cpu_seconds(pid) for pid in children]
         return sum(t for t in times if t is not None) if children else None
+
+    def worker_memory_mb(self) -> list[float]:
+        """The resident memory of each of the server's worker processes now (Linux)."""
+        from core.serving.cores import resident_mb
+
+        return [round(mb) for mb in (resident_mb(pid) for pid in _children(self.proc.pid)) if mb is not None]
 
     def close(self) -> None:
         self.proc.terminate()

@@ -113,6 +113,13 @@ def gpu_report(data_dir: str | None, download: bool, device_name: str, batches: 
 
     part("train_to_first_chart", first_chart_seconds(data_dir, download, batches))
 
+    # small runs side by side on one GPU, each a worker process: what LIFECYCLE_RUNS_PER_GPU should be
+    from core.experiments.bench_threads import runs_per_device
+    from core.training.data import resolve_root
+
+    part("runs_per_gpu", runs_per_device(str(resolve_root(data_dir)), str(device),
+                                         [1, 2] if batches else [1, 2, 4, 8], batches or 400, log))
+
     widest = widest_margin(load_frontier())
     if widest is not None:
         design = widest.candidate.config(seed=1, device=str(device)).with_overrides(max_batches=batches, log_every=50)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.project import ROOT
+from core.words import counted
 
 CPUS_ENV = "LIFECYCLE_CPUS"  # the cores the server may train on (default: those this process may run on)
 SHARE_ENV = "LIFECYCLE_SHARE_CORES"  # "0": one run at a time with every core (the setting of before)
@@ -150,11 +151,11 @@ def cpu_plan(cores: int | None = None, memory_mb: float | None = None, share: bo
     cores = cores or cpu_count()
     curve = curve or load_curve(cores)
     if not (sharing_on() if share is None else share):
-        return CpuPlan(cores, 1, curve, f"one run at a time with {cores} cores ({SHARE_ENV}=0)")
+        return CpuPlan(cores, 1, curve, f"One run at a time with {counted(cores, 'core')} ({SHARE_ENV}=0).")
     memory_mb = available_memory_mb() if memory_mb is None else memory_mb
     by_memory = cores if memory_mb is None else max(1, int(memory_mb * MEMORY_SHARE // WORKER_MEMORY_MB))
     workers = curve.best_runs(min(cores, by_memory))
-    why = f"up to {workers} runs at once on {cores} cores ({curve.source})"
+    why = f"Up to {counted(workers, 'run')} at once on {counted(cores, 'core')} ({curve.source})."
     if by_memory < cores and workers == by_memory:
-        why += f"; memory allows {by_memory} workers of {WORKER_MEMORY_MB:.0f} MB"
+        why = why[:-1] + f"; memory allows {counted(by_memory, 'worker')} of {WORKER_MEMORY_MB:.0f} MB."
     return CpuPlan(cores, workers, curve, why)

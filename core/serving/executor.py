@@ -5,9 +5,10 @@ shares that process's GIL with every page's rerun, so a class watching its runs 
 several times over. The server's queue (`core.serving.run_queue`) therefore only decides *which* run goes
 next; an executor trains it elsewhere and streams its events back.
 
-`ProcessExecutor` keeps one worker process per slot (one on a CPU, which then uses all its cores;
-one per GPU): a fresh Python (`python -c ...`, the same on Linux, macOS and Windows) that reads
-pickled messages on its stdin and writes its events on its stdout. A worker loads MNIST once,
+`ProcessExecutor` keeps one worker process per slot (on a CPU, as many as `core.serving.cores` plans, each
+told its share of the cores as runs start and end; on GPUs, LIFECYCLE_RUNS_PER_GPU each): a fresh Python
+(`python -c ...`, the same on Linux, macOS and Windows) that reads pickled messages on its stdin and writes
+its events on its stdout. A worker loads MNIST once,
 trains with the one trainer (`core.training.loop.fit_seeds`: one job, or the jobs of a "Train 3 seeds"
 side by side), records each run into the run store itself and streams the runs' events back, tagged
 with their job. When a worker dies, its stdout ends: its run is reported failed
@@ -278,8 +279,9 @@ class ProcessExecutor:
         from core.words import counted
 
         if self.shares_cores:
-            return (f"On this server, {counted(self.slots, 'run')} at a time in worker processes, sharing "
-                    f"{counted(self.cores, 'core')}: a run alone has every core. {self.plan}".strip())
+            return (f"On this server, {counted(self.slots, 'run')} at a time in worker processes sharing "
+                    f"{counted(self.cores, 'core')}: a run alone has every core, runs at once split them. "
+                    f"{self.plan}".strip())
         where = sorted({d or "the CPU" for d in self.devices})
         return f"On this server, {counted(self.slots, 'run')} at a time (worker processes on {', '.join(where)})."
 
@@ -325,9 +327,11 @@ class ProcessExecutor:
         return next((w.ready.pace for w in self._workers if w.ready is not None and w.ready.pace is not None), None)
 
     def warm(self, data_dir: str | None, download: bool) -> None:
-        """Ask every worker to load MNIST now (a failure here is ignored: the run reports it)."""
-        for worker in self._workers:
-            worker.send(("warm", data_dir, download))
+        """Ask the first worker of each device to load MNIST now (a failure here is ignored: the run reports it).
+        A lone run trains on the first free slot (RunQueue takes the lowest); the other workers load MNIST with
+        their first run, so a lone run never shares the cores with a worker loading data."""
+        for device in dict.fromkeys(self.devices):
+            self._workers[self.devices.index(device)].send(("warm", data_dir, download))
 
     def run(self, slot: int, specs: list[RunSpec], on_message: Callable[[int, Message], None]) -> None:
         worker = self._workers[slot]

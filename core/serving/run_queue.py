@@ -1,9 +1,10 @@
 """One training queue per server, shared by every browser session.
 
 When a class presses Train at once, running every run at the same time makes them all crawl (each
-fights the others for the same cores). Here runs wait in one first-in-first-out queue and each
-slot of an executor (`core.serving.executor`: one worker process on a CPU, which then uses all its cores;
-one per GPU) takes them in turn. A queued run knows its place and when it should start, can be
+fights the others for the same cores). Here runs wait in one queue, in turns that go round the students, and
+each slot of an executor takes them in turn: on a CPU, as many worker processes as the measured thread curve
+and the memory pay for, sharing the cores (`core.serving.cores`: a run alone has every core); on GPUs,
+LIFECYCLE_RUNS_PER_GPU workers each; on a Ray cluster, as many runs as it has room for. A queued run knows its place and when it should start, can be
 cancelled, and starts by itself. The queue lives in the server, but no run trains there: the page
 only ever reads a job's `snapshot()`, which the worker's events keep current. Plain Python, no UI.
 """
@@ -305,6 +306,7 @@ class RunQueue:
         self.paused = False  # the teacher's pause: queued runs wait, runs training go on
         self._served: Counter[str] = Counter()  # runs started per student since the queue was last empty
         self._stores: dict[Path | None, Any] = {}
+        self._busy_slots: set[int] = set()  # slots whose thread is taking or training a run
 
     @property
     def workers(self) -> int:
@@ -344,7 +346,7 @@ class RunQueue:
                 job._ticket = ticket
                 self._waiting.append(job)
             self._start_threads()
-            self._cv.notify()
+            self._cv.notify_all()  # every slot looks: the lowest free one takes it
         return jobs
 
     def share_problem(self, student: str, adding: int) -> str | None:
@@ -524,64 +526,78 @@ class RunQueue:
             thread.start()
 
     def _work(self, slot: int) -> None:
-        """One per slot: hand the next run (with the partners still waiting that train beside it) to
-        the executor and relay each job's events to it."""
+        """One per slot: wait for a run, then train it (`_train_next`)."""
         while True:
             with self._cv:
-                # a slot beyond the executor's (a cluster that shrank) waits until the cluster grows again
-                while not self._waiting or self.paused or slot >= self.workers:
+                # a slot beyond the executor's (a cluster that shrank) waits until the cluster grows again; a free
+                # slot below this one takes the run first (the first worker is the warm one: MNIST loaded)
+                while not self._waiting or self.paused or slot >= self.workers or self._lower_slot_free(slot):
                     self._cv.wait(SLOTS_EVERY_S)
+                self._busy_slots.add(slot)
                 self._start_threads()  # a cluster that grew: its new slots take runs too
                 lead = self._in_turn()[0]
-            if self.order is not None:  # on a cluster, the cluster-wide order says which of this server's runs
-                lead = self._cluster_lead(lead)
-                if lead is None:
-                    continue
-            with self._cv:
-                if self.paused or lead not in self._waiting or (self.order is None and self._in_turn()[0] is not lead):
-                    continue  # changed while it waited
-                jobs = [lead] + [j for j in (lead._partners or []) if j is not lead and j in self._waiting]
-                for job in jobs:
-                    self._waiting.remove(job)
-                self._served[lead.tags.session] += 1
-                self._running.extend(jobs)
-                if getattr(self.executor, "shares_cores", False) and len(self._running) > len(jobs):
-                    for job in self._running:  # their cores are shared now: their times are not a lone run's
-                        job._alone = False
-            by_id = {job.id: job for job in jobs}
-            for job in jobs:
-                with job._lock:
-                    job._slot = slot
-                    stop_early = job._stop_requested
-                job._set("running")
-                if stop_early:
-                    self.executor.stop(slot, job.id)
             try:
-                self.executor.run(slot, [job.spec() for job in jobs],
-                                  lambda job_id, m, by_id=by_id: by_id[job_id]._on_message(m))
-            except WorkerLost as exc:
-                for job in unfinished(jobs):
-                    self._interrupt(job, f"{exc}; the epochs it finished are kept, and a fresh training process "
-                                    "takes the next run")
-            except Exception as exc:  # a slot thread must never die: the queue would stall
-                for job in unfinished(jobs):
-                    job._on_message(Failed(job.id, f"{type(exc).__name__}: {exc}"))
+                self._train_next(slot, lead)
             finally:
-                if self.order is not None and lead._ticket is not None:
-                    try:
-                        self.order.finish(lead._ticket)
-                    except Exception:  # noqa: BLE001  (the cluster went away: a silent server's tickets are dropped)
-                        pass
                 with self._cv:
-                    for job in jobs:
-                        self._running.remove(job)
-                    if not self._running and not self._waiting:
-                        self._served.clear()  # an idle queue: the next class starts even
+                    self._busy_slots.discard(slot)
+                    self._cv.notify_all()
+
+    def _train_next(self, slot: int, lead: Job) -> None:
+        """Hand the next run (with the partners still waiting that train beside it) to the executor and relay
+        each job's events to it."""
+        if self.order is not None:  # on a cluster, the cluster-wide order says which of this server's runs
+            lead = self._cluster_lead(lead)
+            if lead is None:
+                return
+        with self._cv:
+            if self.paused or lead not in self._waiting or (self.order is None and self._in_turn()[0] is not lead):
+                return  # changed while it waited
+            jobs = [lead] + [j for j in (lead._partners or []) if j is not lead and j in self._waiting]
+            for job in jobs:
+                self._waiting.remove(job)
+            self._served[lead.tags.session] += 1
+            self._running.extend(jobs)
+            if getattr(self.executor, "shares_cores", False) and len(self._running) > len(jobs):
+                for job in self._running:  # their cores are shared now: their times are not a lone run's
+                    job._alone = False
+        by_id = {job.id: job for job in jobs}
+        for job in jobs:
+            with job._lock:
+                job._slot = slot
+                stop_early = job._stop_requested
+            job._set("running")
+            if stop_early:
+                self.executor.stop(slot, job.id)
+        try:
+            self.executor.run(slot, [job.spec() for job in jobs],
+                              lambda job_id, m, by_id=by_id: by_id[job_id]._on_message(m))
+        except WorkerLost as exc:
+            for job in unfinished(jobs):
+                self._interrupt(job, f"{exc}; the epochs it finished are kept, and a fresh training process "
+                                "takes the next run")
+        except Exception as exc:  # a slot thread must never die: the queue would stall
+            for job in unfinished(jobs):
+                job._on_message(Failed(job.id, f"{type(exc).__name__}: {exc}"))
+        finally:
+            if self.order is not None and lead._ticket is not None:
+                try:
+                    self.order.finish(lead._ticket)
+                except Exception:  # noqa: BLE001  (the cluster went away: a silent server's tickets are dropped)
+                    pass
+            with self._cv:
                 for job in jobs:
-                    status = job._final_status()
-                    if status == "completed" and len(jobs) == 1 and job._alone:  # a group's time is not one run's
-                        self._learn_pace(job)
-                    job._set(status)
+                    self._running.remove(job)
+                if not self._running and not self._waiting:
+                    self._served.clear()  # an idle queue: the next class starts even
+            for job in jobs:
+                status = job._final_status()
+                if status == "completed" and len(jobs) == 1 and job._alone:  # a group's time is not one run's
+                    self._learn_pace(job)
+                job._set(status)
+
+    def _lower_slot_free(self, slot: int) -> bool:
+        return any(other not in self._busy_slots for other in range(min(slot, len(self._threads))))
 
     def _cluster_lead(self, fallback: Job) -> Job | None:
         """The run of this server whose turn has come in the cluster-wide order (round-robin across every

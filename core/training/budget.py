@@ -125,6 +125,15 @@ def estimate_seconds(config: TrainConfig, speed: Speed, n_train: int = MNIST_TRA
     return config.recipe.epochs * per_epoch
 
 
+QUICK_SECONDS = 60.0  # a step page's quick budget: about a minute on a 2-core CPU
+QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS = 20, 3
+
+
+def quick_run(config: TrainConfig, speed: Speed | None = None) -> TrainConfig:
+    """The quick-budget version of `config`, as a step page trains it (the same images on every visit)."""
+    return fit_to_budget(config, speed or modelled_speed(config), QUICK_SECONDS, QUICK_MIN_BATCHES, QUICK_MIN_EPOCHS)
+
+
 def fit_to_budget(config: TrainConfig, speed: Speed, seconds: float, min_batches: int = 1, min_epochs: int = 1,
                   n_train: int = MNIST_TRAIN, n_test: int = MNIST_TEST) -> TrainConfig:
     """Shrink a run to take about `seconds`: fewer test images if testing all of them would eat more
