@@ -224,6 +224,20 @@ CUT_TEXT = """el => [el, ...el.querySelectorAll('*')]
     .map(e => e.textContent)"""
 
 
+def open_tab(page, tab: str, shown: str, seconds: float = 90) -> None:
+    """Click a tab until its text `shown` is visible: on a loaded machine a click that lands while the page
+    redraws can be lost, and the tab's text then stays in the page, hidden."""
+    deadline = time.time() + seconds
+    while True:
+        page.get_by_role("tab", name=tab).click()
+        try:
+            page.get_by_text(shown).first.wait_for(state="visible", timeout=10_000)
+            return
+        except playwright.TimeoutError:
+            if time.time() > deadline:
+                raise
+
+
 def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server, browser):
     """A mouse click on a unit of a feature map, and a digit drawn with the mouse, as a student would."""
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
@@ -252,8 +266,7 @@ def test_inspect_a_feature_map_click_draws_a_window_and_a_drawing_is_read(server
     assert "class" in downloaded["model.py"].decode() and "nn.Module" in downloaded["model.py"].decode()
     assert json.loads(downloaded["config.json"])["config"]["step"] == 9
 
-    page.get_by_role("tab", name="Feature maps and receptive fields").click()
-    page.get_by_text("Click a unit of a map").wait_for(timeout=90_000)
+    open_tab(page, "Feature maps and receptive fields", "Click a unit of a map")
     # the chart by its widget key: the Mistakes tab's two charts stay in the page, hidden, once drawn, so
     # counting charts picks one of those whenever they were drawn before the tab changed
     maps = page.locator(".st-key-fm_chart_0 .vega-embed")
@@ -598,15 +611,15 @@ def test_the_browser_benchmark_measures_pages_training_at_once_and_watched(tmp_p
 
 
 def test_the_class_benchmark_times_a_class_with_shared_cores_and_one_run_at_a_time(tmp_path):
-    """`bench class --students 3 --browsers 1` end to end on a small set, as its own process: one student watches
-    in Chromium, two press Train and close their page; each setting's figures come from its own fresh server, and
-    the shared one trains two runs at once, each with one of the two cores."""
+    """`bench class --students 2 --browsers 1` end to end on a small set, as its own process: one student watches
+    in Chromium, the other presses Train and closes the page; each setting's figures come from its own fresh
+    server, and the shared one trains the two runs at once, each with one of the two cores."""
     import json
 
     from conftest import make_mnist_root
 
-    root = make_mnist_root(tmp_path / "data", 6_000, 200)
-    done = subprocess.run([sys.executable, "-m", "core", "bench", "class", "--students", "3", "--browsers", "1",
+    root = make_mnist_root(tmp_path / "data", 4_000, 200)
+    done = subprocess.run([sys.executable, "-m", "core", "bench", "class", "--students", "2", "--browsers", "1",
                            "--query", "epochs=1&budget=full", "--data-dir", str(root), "--no-download", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "LIFECYCLE_CPUS": "2"})
     assert done.returncode == 0, done.stderr
@@ -615,8 +628,8 @@ def test_the_class_benchmark_times_a_class_with_shared_cores_and_one_run_at_a_ti
     assert (shared["setting"], before["setting"]) == ("shared", "one-at-a-time")
     assert "CPU (1 thread)" in shared["devices"] and before["devices"] == ["CPU (2 threads)"]
     for row in (shared, before):
-        assert len(row["run_seconds"]) == 3 and len(row["watched_first_chart_s"]) == 1
+        assert len(row["run_seconds"]) == 2 and len(row["watched_first_chart_s"]) == 1
         assert 0 < row["last_first_chart_s"] <= row["last_result_s"]
-        assert row["runs_per_hour"] == pytest.approx(3 / row["last_result_s"] * 3600, rel=0.02)
+        assert row["runs_per_hour"] == pytest.approx(2 / row["last_result_s"] * 3600, rel=0.02)
     assert len(shared["worker_memory_mb"]) == 2 and len(before["worker_memory_mb"]) == 1
     assert doc["runs_per_hour_ratio"] == pytest.approx(shared["runs_per_hour"] / before["runs_per_hour"], rel=0.01)

@@ -98,6 +98,9 @@ def run_threads_bench(data_dir: str | None, cores: int | None, batches: int, rep
         log(f"  one run, {threads} thread(s): {alone[-1]['images_per_s']:,} images/s")
     for runs in range(1, cores + 1):
         split = share_threads(cores, runs)
+        if runs == 1:  # one run with every core: timed above already
+            together.append({"runs": 1, "threads": split, "images_per_s": alone[-1]["images_per_s"]})
+            continue
         rates = [_together(str(root), split, batches) for _ in range(repeats)]
         peaks += [p for _, p in rates]
         together.append({"runs": runs, "threads": split, "images_per_s": round(statistics.median(r for r, _ in rates))})
