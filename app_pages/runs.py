@@ -1,4 +1,6 @@
-"""Every stored run: filter, inspect, delete, download the epochs as CSV."""
+"""Every stored run: filter, inspect, delete, download the epochs as CSV; a run training now, live."""
+
+import re
 
 import pandas as pd
 import streamlit as st
@@ -69,10 +71,11 @@ if "runs_delete_error" in st.session_state:  # shown whatever is selected: a ref
 @st.fragment(run_every=1.0)
 def watch_live(run_id: int) -> None:
     """A run training now, here or (on a cluster) on any server of the class: its batches as they come."""
-    live = run_queue().live(run_id)
+    live = run_queue().live(run_id, runs_db())
     if live is None or not live["batches"]:
-        st.caption(f"Run {run_id} is training, but its live curve is not here: its server is not on this cluster, "
-                   "or its first batches have not come yet. Its epochs appear in the table as they end.")
+        st.caption(f"Run {run_id} has no live curve here: it is not training on this server (or, on a cluster, on "
+                   "any of its servers), or its first batches have not come yet. A run's epochs appear in the "
+                   "table as they end.")
         return
     st.progress(min(1.0, float(live["batches"][-1].get("progress", live["progress"]) or 0.0)),
                 text=f"Run {run_id}, live: {live['status']} · {len(live['epochs'])} epoch(s) done · {live['device']}")
@@ -80,8 +83,8 @@ def watch_live(run_id: int) -> None:
 
 
 watched = st.query_params.get("watch", "")  # a link to watch one run live: /runs?watch=RUN_ID
-if watched and not (watched.isdigit() and len(watched) <= 12):
-    st.warning(f"The link's run number {watched[:20]!r} is not a number; pick a run in the table instead.")
+if watched and not re.fullmatch(r"[0-9]{1,12}", watched):
+    st.warning("The link's run number is not a number; pick a run in the table instead.")
 elif watched and int(watched) not in {r.id for r in chosen}:
     watch_live(int(watched))
 for r in (r for r in chosen[:3] if r.status == "running"):

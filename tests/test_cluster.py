@@ -167,10 +167,10 @@ def test_two_servers_share_one_order_and_see_each_others_runs_in_the_store(addre
         assert [(name, c.seed) for name, c in b.queued()] == [("ada", 1), ("bo", 2)]  # B's board lists A's queued run
         wait_for(lambda: blockers[0].snapshot().run_id is not None, 120)
         watched = blockers[0].snapshot().run_id  # B's pages watch A's run live: its batches grow on B
-        wait_for(lambda: (b.live(watched) or {}).get("batches"), 60)
-        seen = len(b.live(watched)["batches"])
-        wait_for(lambda: len(b.live(watched)["batches"]) > seen, 60)
-        assert b.live(watched)["status"] == "running" and "here" not in b.live(watched)
+        wait_for(lambda: (b.live(watched, store_at) or {}).get("batches"), 60)
+        seen = len(b.live(watched, store_at)["batches"])
+        wait_for(lambda: len(b.live(watched, store_at)["batches"]) > seen, 60)
+        assert b.live(watched, store_at)["status"] == "running" and "here" not in b.live(watched, store_at)
         blockers[0].stop()
         wait_for(lambda: first.snapshot().status != "queued", 120)
         assert second.snapshot().status == "queued"  # A's run was first, so it started first
@@ -180,7 +180,7 @@ def test_two_servers_share_one_order_and_see_each_others_runs_in_the_store(addre
         assert [first.snapshot().status, second.snapshot().status] == ["completed", "completed"]
         seen_by_b = {r.seed for r in RunStore(store_at).runs()}
         assert {1, 2, 10} <= seen_by_b
-        wait_for(lambda: b.live(watched)["status"] == "ended", 60)  # and it sees the run end
+        wait_for(lambda: b.live(watched, store_at)["status"] == "ended", 60)  # and it sees the run end
     finally:
         a.close(), b.close()
 
@@ -211,11 +211,14 @@ def test_a_cluster_that_grows_or_shrinks_is_seen_without_a_click(queue, monkeypa
     monkeypatch.setattr(executor._ray, "cluster_resources", lambda: dict(cpus))
     before = executor.slots
     cpus["CPU"] += 2 * executor.cpus_per_run  # a PC of two cores joins
-    monkeypatch.setattr(executor, "_resources_at", 0.0)
-    assert executor.slots == before + 2 and queue.workers == before + 2
+    monkeypatch.setattr(executor, "_resources_at", 0.0)  # as if the last look were long ago: the pool looks again
+    wait_for(lambda: executor.slots == before + 2 and queue.workers == before + 2, 30)
     cpus["CPU"] = executor.cpus_per_run  # and then every PC but one leaves
     monkeypatch.setattr(executor, "_resources_at", 0.0)
-    assert queue.workers == 1
+    wait_for(lambda: queue.workers == 1, 30)
+    cpus["CPU"] = float(before * executor.cpus_per_run)  # back as it was, for the tests after this one
+    monkeypatch.setattr(executor, "_resources_at", 0.0)
+    wait_for(lambda: queue.workers == before, 30)
 
 
 def test_a_run_on_the_cluster_pauses_steps_and_resumes(queue, mnist_root):

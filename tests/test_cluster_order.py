@@ -115,3 +115,43 @@ def test_two_servers_queues_start_their_runs_round_robin_through_one_order():
     finally:
         for executor in executors:
             executor.release(5)
+
+
+def test_the_queued_list_and_the_room_count_every_servers_runs():
+    order = ClusterOrder()
+    a = order.join("A", 1, 60, "s1", "ada", ["config a"])
+    order.join("B", 2, 60, "s2", "bo", ["config b1", "config b2"])
+    assert order.queued("A") == [("ada", "config a"), ("bo", "config b1"), ("bo", "config b2")]
+    assert order.room("A") == (0, 2) and order.room("B") == (0, 1)  # (training anywhere, waiting elsewhere)
+    order.try_start("A", a, capacity=4)
+    assert order.queued("B") == [("bo", "config b1"), ("bo", "config b2")] and order.room("B") == (1, 0)
+
+
+def test_the_live_board_keeps_each_stores_runs_apart_and_forgets_ended_ones(monkeypatch):
+    from core.serving.cluster import LivePublisher
+    from core.serving.cluster_order import LIVE_KEEP_S, LiveRuns
+    from core.serving.executor import Started
+    from core.training.events import BatchEvent, DoneEvent
+
+    now = [1000.0]
+    monkeypatch.setattr(order_module.time, "time", lambda: now[0])
+    board = LiveRuns()
+
+    class Remote:  # the board as a Ray actor handle: board.publish.remote(...)
+        publish = type("Call", (), {"remote": staticmethod(board.publish)})
+
+    one, other = LivePublisher(Remote, {1: "store-a"}), LivePublisher(Remote, {1: "store-b"})
+    for publisher in (one, other):  # run 7 of two different stores: two runs, not one
+        publisher.add(1, Started(1, 7, 5648, "CPU (1 thread)"))
+    one.add(1, BatchEvent(1, 10, 100, 10, 1000, 0.5, 90.0, 0.1, 1000.0))
+    one.sent_at = 0.0
+    one.flush()
+    assert board.read(("store-a", 7))["batches"][0]["loss"] == 0.5 and board.read(("store-a", 7))["status"] == "running"
+    assert board.read(("store-b", 7)) is None  # nothing sent yet for it: its first flush comes later
+    one.add(1, DoneEvent("completed", [], 5648, "CPU (1 thread)", 1.0))
+    assert board.read(("store-a", 7))["status"] == "ended"
+    other.end()  # its actor died: every server's pages stop showing it as training
+    assert board.read(("store-b", 7))["status"] == "ended"
+    now[0] += LIVE_KEEP_S + 1
+    board.publish(("store-c", 1), {"status": "running"}, [], [])  # any publish forgets what is old
+    assert board.read(("store-a", 7)) is None and board.read(("store-b", 7)) is None

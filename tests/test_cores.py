@@ -60,6 +60,9 @@ def test_the_curve_is_the_measured_one_for_these_cores_else_the_model_fitted_on_
     assert modelled.images_per_s[8] == pytest.approx(8 * 4000)  # eight runs of one thread each
     assert modelled.best_runs(8) == 8 and modelled.best_runs(3) == 3
     assert load_curve(2, tmp_path / "missing.json").best_runs(2) == 1  # nothing measured: as before
+    for broken in ("", "[]", '{"together": [], "alone": []}', '{"cores": 2, "together": [{"runs": 1}]}'):
+        path.write_text(broken)  # a file this code cannot read: the setting of before, not a server that fails
+        assert load_curve(2, path).best_runs(2) == 1 and load_curve(8, path).best_runs(8) == 1
 
 
 def quick(seed, **kw):
@@ -123,6 +126,8 @@ def test_on_gpus_each_takes_as_many_workers_as_set(monkeypatch):
     assert executor.devices == ["cuda:0"] * 3 + ["cuda:1"] * 3 and not executor.shares_cores
     monkeypatch.setenv("LIFECYCLE_RUNS_PER_GPU", "many")  # not a number: one each, as before
     assert default_executor().devices == ["cuda:0", "cuda:1"]
+    monkeypatch.setenv("LIFECYCLE_RUNS_PER_GPU", "500")  # each worker holds a CUDA context: at most 16 a GPU
+    assert default_executor().slots == 2 * 16
 
 
 def test_several_workers_train_at_once_on_one_device(mnist_root):

@@ -213,9 +213,11 @@ def test_a_run_training_now_is_watched_live_from_a_link_and_a_bad_link_says_so(a
         live = [p for p in at.get("progress") if p.proto.text.startswith(f"Run {long.snapshot().run_id}, live")]
         assert live and "running" in live[0].proto.text
         assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # its batch curve
-        at.query_params["watch"] = "../../etc"
-        at.run()
-        assert any("is not a number" in w.value for w in at.warning)
+        for bad in ("../../etc", "²", "1" * 13):  # a path, a digit Python's int() refuses, too long
+            at.query_params["watch"] = bad
+            at.run()
+            assert not at.exception and any("is not a number" in w.value for w in at.warning), bad
+            assert all(bad not in w.value for w in at.warning)  # not echoed into the page
     finally:
         long.stop()
         assert long.wait(120)

@@ -74,7 +74,10 @@ def _together(root: str, thread_counts: list[int], batches: int, device: str = "
         results = [json.loads(proc.stdout.readline()) for proc in procs]
     finally:
         for proc in procs:
-            proc.wait(600)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:  # one failed, and the others still wait for "go"
+                proc.kill()
     return sum(r["images_per_s"] for r in results), max(r["peak_mb"] for r in results)
 
 

@@ -20,7 +20,9 @@ when an address is given.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import socket
 import threading
 import time
@@ -238,50 +240,69 @@ class OrderClient:
                 pass
 
 
+def store_key(db: str | None) -> str:
+    """A run store's name on the live board: run ids are unique within one store, and the store's own name (a
+    PostgreSQL URL holds its password) must not travel to every server's board."""
+    return hashlib.sha256(str(db).encode()).hexdigest()[:16]
+
+
 class LivePublisher:
     """What one run's actor sends, passed on to the cluster's live board (core.serving.cluster_order.LiveRuns)
     about once a second, so that every server's pages can watch the run, not only this server's."""
 
     EVERY_S = 1.0
 
-    def __init__(self, board: Any) -> None:
-        self.board, self.run_ids, self.state = board, {}, {}
+    def __init__(self, board: Any, stores: dict[int, str]) -> None:
+        self.board, self.stores = board, stores  # job -> store_key of the store it records into
+        self.keys: dict[int, tuple[str, int]] = {}  # job -> its key on the board, once it has a stored run
+        self.state: dict[int, dict[str, Any]] = {}
         self.batches: dict[int, list[dict[str, Any]]] = {}
         self.epochs: dict[int, list[dict[str, Any]]] = {}
         self.sent_at = 0.0
 
     def add(self, job_id: int, message: Any) -> None:
         if isinstance(message, Started) and message.run_id is not None:
-            self.run_ids[job_id] = message.run_id
-            self.state[job_id] = {"params": message.params, "device": message.device, "status": "running"}
+            self.keys[job_id] = (self.stores.get(job_id, ""), message.run_id)
+            self.state[job_id] = {"params": message.params, "device": message.device, "status": "running",
+                                  "progress": 0.0}
         elif isinstance(message, BatchEvent):
             self.batches.setdefault(job_id, []).append(
                 {"step": message.step, "epoch": message.epoch, "loss": message.loss, "acc": message.acc,
                  "lr": message.lr, "progress": message.step / message.total_steps})
         elif isinstance(message, EpochEvent):
             self.epochs.setdefault(job_id, []).append(message.row())
-        elif isinstance(message, (DoneEvent, Failed)) and job_id in self.state:
-            self.state[job_id]["status"] = "ended"
-            self.flush()
+        elif isinstance(message, (DoneEvent, Failed)):
+            self._publish(job_id, ended=True)
 
-    def flush(self, now: float | None = None) -> None:
-        """Publish what came since the last time (at most once every EVERY_S unless a run ended)."""
-        now = time.monotonic() if now is None else now
-        ended = any(state["status"] != "running" for state in self.state.values())
-        if self.board is None or (now - self.sent_at < self.EVERY_S and not ended):
+    def flush(self) -> None:
+        """Publish what came since the last time, at most once every EVERY_S."""
+        now = time.monotonic()
+        if now - self.sent_at < self.EVERY_S:
             return
         self.sent_at = now
-        for job_id, run_id in self.run_ids.items():
-            batches, epochs = self.batches.pop(job_id, []), self.epochs.pop(job_id, [])
-            state = self.state.get(job_id, {})
-            if batches or epochs or state.get("status") != "running" or not state.get("sent"):
-                progress = batches[-1]["progress"] if batches else state.get("progress", 0.0)
-                state.update(progress=progress, sent=True)
-                try:
-                    self.board.publish.remote(run_id, {k: v for k, v in state.items() if k != "sent"}, batches, epochs)
-                except Exception:  # noqa: BLE001  (the live board is a view: the run goes on without it)
-                    pass
-        self.run_ids = {j: r for j, r in self.run_ids.items() if self.state.get(j, {}).get("status") == "running"}
+        for job_id in list(self.keys):
+            self._publish(job_id)
+
+    def end(self) -> None:
+        """Every job still on the board has ended (its actor too, perhaps)."""
+        for job_id in list(self.keys):
+            self._publish(job_id, ended=True)
+
+    def _publish(self, job_id: int, ended: bool = False) -> None:
+        key = self.keys.get(job_id)
+        if key is None or self.board is None:
+            return
+        batches, epochs = self.batches.pop(job_id, []), self.epochs.pop(job_id, [])
+        state = self.state[job_id]
+        if batches:
+            state["progress"] = batches[-1]["progress"]
+        if ended:
+            state["status"] = "ended"
+            del self.keys[job_id]  # published for the last time
+        try:
+            self.board.publish.remote(key, dict(state), batches, epochs)
+        except Exception:  # noqa: BLE001  (the live board is a view: the run goes on without it)
+            pass
 
 
 class RayExecutor:
@@ -307,14 +328,16 @@ class RayExecutor:
         self.live_board = self._ray.remote(num_cpus=0)(LiveRuns).options(
             name=LIVE_NAME, namespace=ORDER_NAMESPACE, lifetime="detached", get_if_exists=True).remote()
         self._lock = threading.Lock()
+        self._take_lock = threading.Lock()
+        self._early_stops: set[int] = set()  # jobs stopped before their actor was found: told once it is
         self._closed = threading.Event()
         self.started_actors = 0  # actors this server asked the cluster for (the benchmark reports it)
         threading.Thread(target=self._keep_pool, name="ray-pool", daemon=True).start()
 
     @property
     def slots(self) -> int:
-        if time.monotonic() - self._resources_at > RESOURCES_EVERY_S:
-            self._read_resources()
+        """The size last read: never a remote call, since pages and the queue read it under their locks (the
+        pool's thread reads the cluster's size again every RESOURCES_EVERY_S)."""
         return self._slots
 
     def _read_resources(self) -> None:
@@ -345,13 +368,13 @@ class RayExecutor:
         self._fill_pool()
 
     def warm(self, data_dir: str | None, download: bool) -> None:
-        """Fill the pool, and have every warm actor load MNIST on its machine."""
+        """Fill the pool, and have every warm actor load MNIST on its machine (new ones load it as they start)."""
         self._warm_folder = (data_dir, download)
-        self._fill_pool()
         with self._lock:
             actors = [actor for actor, _ in self._idle]
         for actor in actors:
             actor.warm.remote(data_dir, download)
+        self._fill_pool()
 
     def _new_actor(self) -> Any:
         options = {"num_gpus": 1, "num_cpus": 1} if self.gpus else {"num_cpus": self.cpus_per_run}
@@ -361,23 +384,42 @@ class RayExecutor:
             actor.warm.remote(*self._warm_folder)
         return actor
 
-    def _fill_pool(self) -> None:
+    def _fill_pool(self) -> list[Any]:
+        """Warm actors up to the room the cluster has free now (another server's may hold the rest); the new ones."""
+        try:
+            free = int(self._ray.available_resources().get("GPU" if self.gpus else "CPU", 0)
+                       // (1 if self.gpus else self.cpus_per_run))
+        except Exception:  # noqa: BLE001  (the cluster does not answer: warm nothing now)
+            return []
         with self._lock:
-            missing = self.slots - len(self._idle) - len(self._running)
-            self._idle += [(self._new_actor(), time.monotonic()) for _ in range(max(0, missing))]
+            missing = min(free, self.slots - len(self._idle) - len(self._running))
+            new = [self._new_actor() for _ in range(max(0, missing))]
+            self._idle += [(actor, time.monotonic()) for actor in new]
+        return new
 
     def _take_actor(self) -> tuple[Any, tuple[int, str]]:
-        """A warm actor that answers (a dead one is replaced), else a fresh one: (actor, (pid, host))."""
+        """The first warm actor to answer (a dead one is replaced; one still starting or not yet placed stays
+        in the pool), else a fresh one: (actor, (pid, host))."""
         ray = self._ray
-        while True:
+        with self._take_lock:  # one slot at a time: another slot's run must not find the pool empty meanwhile
             with self._lock:
-                actor = self._idle.pop()[0] if self._idle else None
-            if actor is None:
-                break
-            try:
-                return actor, ray.get(actor.hello.remote(), timeout=WARM_HELLO_S)
-            except Exception:  # noqa: BLE001  (dead, lost, or not placed yet: another one is tried)
-                ray.kill(actor, no_restart=True)
+                idle, self._idle = self._idle, []
+            calls = {actor.hello.remote(): (actor, since) for actor, since in idle}
+            while calls:
+                ready, _ = ray.wait(list(calls), num_returns=1, timeout=WARM_HELLO_S)
+                if not ready:
+                    break
+                actor, _ = calls.pop(ready[0])
+                try:
+                    answer = ray.get(ready[0])
+                except Exception:  # noqa: BLE001  (a dead or lost actor: the next one)
+                    ray.kill(actor, no_restart=True)
+                    continue
+                with self._lock:
+                    self._idle += list(calls.values())
+                return actor, answer
+            with self._lock:  # none answered in time: they stay (they may be placed later); a fresh one is asked for
+                self._idle += list(calls.values())
         actor = self._new_actor()
         try:
             return actor, ray.get(actor.hello.remote(), timeout=READY_TIMEOUT_S)
@@ -388,22 +430,31 @@ class RayExecutor:
             raise WorkerLost(f"a Ray worker died as it started ({_short(exc)})") from None
 
     def _keep_pool(self) -> None:
-        """Hand idle actors back after IDLE_S; and at once those the cluster's runs need: every one when
-        another server's runs wait, else as many as the runs training everywhere leave no room for."""
+        """The pool's thread: read the cluster's size again now and then, and hand idle actors back."""
         while not self._closed.wait(KEEP_EVERY_S) and self._ray.is_initialized():
             try:
-                training, waiting_elsewhere = self.order.room()
-            except Exception:  # noqa: BLE001  (the order cannot be read now: keep the pool as it is)
-                training, waiting_elsewhere = 0, 0
-            now = time.monotonic()
-            with self._lock:
-                fresh = [(a, since) for a, since in self._idle if now - since <= IDLE_S]
-                keep = 0 if waiting_elsewhere else max(0, self.slots - training)
-                kept = sorted(fresh, key=lambda item: item[1], reverse=True)[:keep]
-                leaving = [a for a, _ in self._idle if all(a is not k for k, _ in kept)]
-                self._idle = kept
-            for actor in leaving:
-                self._ray.kill(actor, no_restart=True)
+                if time.monotonic() - self._resources_at > RESOURCES_EVERY_S:
+                    self._read_resources()
+                self._hand_back_idle()
+            except Exception:  # noqa: BLE001  (this thread must not die: the idle actors would keep their CPUs)
+                pass
+
+    def _hand_back_idle(self) -> None:
+        """Idle actors go back after IDLE_S; and at once those the cluster's runs need: every one when another
+        server's runs wait, else as many as the runs training everywhere leave no room for."""
+        try:
+            training, waiting_elsewhere = self.order.room()
+        except Exception:  # noqa: BLE001  (the order cannot be read now: keep the pool as it is)
+            training, waiting_elsewhere = 0, 0
+        now = time.monotonic()
+        with self._lock:
+            fresh = [(a, since) for a, since in self._idle if now - since <= IDLE_S]
+            keep = 0 if waiting_elsewhere else max(0, self.slots - training)
+            kept = sorted(fresh, key=lambda item: item[1], reverse=True)[:keep]
+            leaving = [a for a, _ in self._idle if all(a is not k for k, _ in kept)]
+            self._idle = kept
+        for actor in leaving:
+            self._ray.kill(actor, no_restart=True)
 
     def warm_actors(self) -> int:
         with self._lock:
@@ -419,10 +470,14 @@ class RayExecutor:
         with self._lock:
             self._running[slot] = (actor, ids)
             self._pids[slot] = pid
+            early, self._early_stops = ids & self._early_stops, self._early_stops - ids
+        for job_id in early:
+            actor.stop.remote(job_id)  # before train(): its stop flag is set from the first batch
         where, healthy = f"the Ray worker on {host} (pid {pid})", False
         try:
             finished = actor.train.remote(list(specs))
-            self._relay(actor, finished, ids, on_message)
+            self._relay(actor, finished, specs, on_message)
+            ray.get(finished, timeout=SILENT_S)  # its train() has returned: nothing more can reach the next run
             healthy = True
         except ray.exceptions.GetTimeoutError:
             raise WorkerLost(f"{where} stopped answering for {SILENT_S:.0f} s") from None
@@ -439,18 +494,27 @@ class RayExecutor:
             if not keep:
                 ray.kill(actor, no_restart=True)
 
-    def live(self, run_id: int) -> dict[str, Any] | None:
-        """A run training anywhere on the cluster, as the live board has it (None when it has not)."""
+    def live(self, run_id: int, db: str) -> dict[str, Any] | None:
+        """A run of store `db` training anywhere on the cluster, as the live board has it (None when it has not)."""
         try:
-            return self._ray.get(self.live_board.read.remote(run_id), timeout=10)
+            return self._ray.get(self.live_board.read.remote((store_key(db), run_id)), timeout=10)
         except Exception:  # noqa: BLE001  (the live board is a view: the page says it cannot be read)
             return None
 
-    def _relay(self, actor: Any, finished: Any, ids: set[int], on_message: Callable[[int, Message], None]) -> None:
+    def _relay(self, actor: Any, finished: Any, specs: list[RunSpec],
+               on_message: Callable[[int, Message], None]) -> None:
         """Pass the actor's messages on in order until every job has ended (or the actor has), and on to
         the cluster's live board."""
-        ray, cursor, running = self._ray, 0, set(ids)
-        live = LivePublisher(self.live_board)
+        running = {spec.job_id for spec in specs}
+        live = LivePublisher(self.live_board, {spec.job_id: store_key(spec.db) for spec in specs})
+        try:
+            self._relay_until_done(actor, finished, running, on_message, live)
+        finally:
+            live.end()  # also when the actor died: every server's pages stop showing it as training
+
+    def _relay_until_done(self, actor: Any, finished: Any, running: set[int],
+                          on_message: Callable[[int, Message], None], live: LivePublisher) -> None:
+        ray, cursor = self._ray, 0
 
         def tell(job_id: int, message: Message) -> None:  # this server's pages, and every server's
             on_message(job_id, message)
@@ -482,6 +546,8 @@ class RayExecutor:
     def stop(self, slot: int, job_id: int) -> None:
         with self._lock:
             actor, _ = self._running.get(slot, (None, set()))
+            if actor is None:  # its actor is still being found: it is told as soon as it is
+                self._early_stops.add(job_id)
         if actor is not None:
             actor.stop.remote(job_id)
 
@@ -537,7 +603,8 @@ class UnavailableExecutor:
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """An error of Ray's, short, and without the paths of the machine it happened on (a page shows it)."""
+    text = re.sub(r"(?<![\w.])/[\w./@:+-]+", "<path>", " ".join(str(exc).split()))
     return text[:200] + ("..." if len(text) > 200 else "")
 
 

@@ -142,27 +142,27 @@ LIVE_KEEP_S = 600.0  # an ended run stays readable this long (a page that looks 
 
 @dataclass
 class LiveRuns:
-    """The live state of every run training on the cluster, by stored run id, for every server's pages: the
+    """The live state of every run training on the cluster, by (store, stored run id), for every server's pages: the
     server that relays a run publishes what its actor sends (core.serving.cluster.RayExecutor), any server
     reads it. A named Ray actor, like the order; plain Python, testable without Ray."""
 
-    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
-    def publish(self, run_id: int, state: dict[str, Any], batches: list[dict[str, Any]],
+    def publish(self, run: tuple[str, int], state: dict[str, Any], batches: list[dict[str, Any]],
                 epochs: list[dict[str, Any]]) -> None:
-        entry = self.runs.setdefault(run_id, {"batches": [], "epochs": [], "status": "running"})
+        entry = self.runs.setdefault(run, {"batches": [], "epochs": [], "status": "running"})
         entry.update(state)
         entry["batches"] = (entry["batches"] + batches)[-LIVE_BATCHES:]
         entry["epochs"] = entry["epochs"] + epochs
         entry["at"] = time.time()
         self._forget_ended()
 
-    def read(self, run_id: int) -> dict[str, Any] | None:
-        entry = self.runs.get(run_id)
+    def read(self, run: tuple[str, int]) -> dict[str, Any] | None:
+        entry = self.runs.get(run)
         return None if entry is None else {**entry, "batches": list(entry["batches"]), "epochs": list(entry["epochs"])}
 
-    def running(self) -> list[int]:
-        return [run_id for run_id, entry in self.runs.items() if entry["status"] == "running"]
+    def running(self) -> list[tuple[str, int]]:
+        return [run for run, entry in self.runs.items() if entry["status"] == "running"]
 
     def _forget_ended(self) -> None:
         """Ended runs after LIVE_KEEP_S; and runs not heard of for as long (their server is gone)."""

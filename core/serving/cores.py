@@ -18,6 +18,7 @@ Plain Python, no torch.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +37,25 @@ MEMORY_SHARE = 0.5  # of the memory available at start-up; the rest is the serve
 
 
 def cpu_count() -> int:
-    """The cores this server trains on: $LIFECYCLE_CPUS, else the cores this process may run on."""
+    """The cores this server trains on: $LIFECYCLE_CPUS, else the cores this process may run on, within a
+    container's CPU quota (cgroup v2's cpu.max) where it has one."""
     wanted = os.environ.get(CPUS_ENV, "")
     if wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def _cgroup_quota() -> int | None:
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else math.ceil(int(quota) / int(period))
+    except (OSError, ValueError):
+        return None
 
 
 def sharing_on() -> bool:
@@ -124,13 +136,14 @@ def load_curve(cores: int, path: Path = CURVE_FILE) -> ThreadCurve:
         doc = json.loads(path.read_text())
         rows = {int(r["runs"]): float(r["images_per_s"]) for r in doc["together"]}
         alone = {int(r["threads"]): float(r["images_per_s"]) for r in doc["alone"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        where = f"{doc.get('processor', 'a CPU')}, {doc.get('date', '')}"
+        if int(doc.get("cores", 0)) == cores and rows.get(1, 0) > 0:
+            return ThreadCurve(cores, rows, f"measured: {path.name}, {where}")
+        most = max(alone)
+        return modelled_curve(cores, serial_fraction(alone[1], most, alone[most]), alone[1], f"fitted on {where}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ZeroDivisionError):
+        # no file, or one this code cannot read: nothing to go on, so the setting of before
         return ThreadCurve(cores, {1: 1.0}, "no measured curve: one run at a time")
-    where = f"{doc.get('processor', 'a CPU')}, {doc.get('date', '')}"
-    if int(doc.get("cores", 0)) == cores and 1 in rows:
-        return ThreadCurve(cores, rows, f"measured: {path.name}, {where}")
-    most = max(alone)
-    return modelled_curve(cores, serial_fraction(alone[1], most, alone[most]), alone[1], f"fitted on {where}")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from core.serving.executor import (
     ThreadsUsed,
     WorkerLost,
 )
-from core.serving.cores import cpu_plan
+from core.serving.cores import cpu_count, cpu_plan
 from core.serving.limits import ServerLimits, run_problems, share_problem
 from core.serving.record import open_store
 from core.serving.store import RunTags, resolve_db
@@ -270,6 +270,7 @@ def _remaining_s(jobs: list[Job]) -> float:
 
 
 RUNS_PER_GPU_ENV = "LIFECYCLE_RUNS_PER_GPU"  # small runs side by side on one GPU, in processes of their own
+MAX_RUNS_PER_GPU = 16  # each holds a CUDA context of its own
 
 
 def default_executor() -> ProcessExecutor:
@@ -279,8 +280,12 @@ def default_executor() -> ProcessExecutor:
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus:
         wanted = os.environ.get(RUNS_PER_GPU_ENV, "")
-        per_gpu = int(wanted) if wanted.isdigit() and int(wanted) > 0 else 1
-        return ProcessExecutor([f"cuda:{i}" for i in range(gpus) for _ in range(per_gpu)])
+        per_gpu = min(int(wanted), MAX_RUNS_PER_GPU) if wanted.isdigit() and int(wanted) > 0 else 1
+        devices = [f"cuda:{i}" for i in range(gpus) for _ in range(per_gpu)]
+        # each worker feeds its GPU from a share of the cores; until measured, the GPUs, not their workers, add up
+        executor = ProcessExecutor(devices, threads=max(1, cpu_count() // len(devices)))
+        executor.parallel_gain = float(gpus)
+        return executor
     plan = cpu_plan()
     executor = ProcessExecutor([None] * plan.workers, cores=plan.cores, plan=plan.why)
     executor.parallel_gain = plan.gain
@@ -401,6 +406,8 @@ class RunQueue:
 
     def ahead(self, job: Job) -> tuple[int, float]:
         """(runs before this one, estimated seconds until it starts): on a cluster, every server's."""
+        with self._cv:  # a queued run's page asks every second: a cluster that grew meanwhile gets its slots now
+            self._start_threads()
         if self.order is not None and job._ticket is not None:
             ahead, seconds = self.order.position(job._ticket)  # a remote call: not under the lock
             with self._cv:  # the seeds of its own group submitted before it count too, as on one machine
@@ -430,17 +437,18 @@ class RunQueue:
                 pass
         return [(job.tags.student, job.config) for job in self.in_turn()]
 
-    def live(self, run_id: int) -> dict[str, Any] | None:
-        """A run training now, for a page that watches it: {status, progress, batches, epochs, params,
-        device}. This server's own runs from their jobs; on a cluster, any server's from the live board."""
-        job = self.job_of_run(run_id)
+    def live(self, run_id: int, db: Path | str | None) -> dict[str, Any] | None:
+        """Run `run_id` of store `db`, training now, for a page that watches it: {status, progress, batches, epochs,
+        params, device}. This server's own runs from their jobs; on a cluster, any server's from the live board."""
+        store = str(resolve_db(db))
+        job = next((j for j in self.active_jobs() if j._run_id == run_id and str(resolve_db(j.db)) == store), None)
         if job is not None:
             snap = job.snapshot()
             batches = [{k: b[k] for k in ("step", "epoch", "loss", "acc", "lr")} for b in snap.batches]
             return {"status": "running" if snap.active else "ended", "progress": snap.progress, "params": snap.params,
                     "device": snap.device, "batches": batches, "epochs": snap.epochs, "here": True}
         read = getattr(self.executor, "live", None)
-        return read(run_id) if read is not None else None
+        return read(run_id, store) if read is not None else None
 
     def job_of_run(self, run_id: int) -> Job | None:
         """The job recording stored run `run_id`, while it trains on this server."""
@@ -534,42 +542,33 @@ class RunQueue:
                 while not self._waiting or self.paused or slot >= self.workers or self._lower_slot_free(slot):
                     self._cv.wait(SLOTS_EVERY_S)
                 self._busy_slots.add(slot)
+                self._cv.notify_all()  # a slot above this one that woke with it may take the next run
                 self._start_threads()  # a cluster that grew: its new slots take runs too
                 lead = self._in_turn()[0]
             try:
                 self._train_next(slot, lead)
+            except Exception:  # noqa: BLE001  (a slot thread must never die: the slots above it would wait for it)
+                pass
             finally:
                 with self._cv:
                     self._busy_slots.discard(slot)
                     self._cv.notify_all()
 
     def _train_next(self, slot: int, lead: Job) -> None:
-        """Hand the next run (with the partners still waiting that train beside it) to the executor and relay
-        each job's events to it."""
+        """Take the next run (with the partners still waiting that train beside it), have the executor train
+        it on this slot, relaying each job's events to it, and settle the jobs when it ends."""
         if self.order is not None:  # on a cluster, the cluster-wide order says which of this server's runs
             lead = self._cluster_lead(lead)
             if lead is None:
                 return
-        with self._cv:
-            if self.paused or lead not in self._waiting or (self.order is None and self._in_turn()[0] is not lead):
-                return  # changed while it waited
-            jobs = [lead] + [j for j in (lead._partners or []) if j is not lead and j in self._waiting]
-            for job in jobs:
-                self._waiting.remove(job)
-            self._served[lead.tags.session] += 1
-            self._running.extend(jobs)
-            if getattr(self.executor, "shares_cores", False) and len(self._running) > len(jobs):
-                for job in self._running:  # their cores are shared now: their times are not a lone run's
-                    job._alone = False
+        jobs = self._claim(slot, lead)
+        if not jobs:
+            return
         by_id = {job.id: job for job in jobs}
-        for job in jobs:
-            with job._lock:
-                job._slot = slot
-                stop_early = job._stop_requested
-            job._set("running")
-            if stop_early:
-                self.executor.stop(slot, job.id)
         try:
+            for job in jobs:
+                if job._stop_requested:
+                    self.executor.stop(slot, job.id)
             self.executor.run(slot, [job.spec() for job in jobs],
                               lambda job_id, m, by_id=by_id: by_id[job_id]._on_message(m))
         except WorkerLost as exc:
@@ -580,21 +579,46 @@ class RunQueue:
             for job in unfinished(jobs):
                 job._on_message(Failed(job.id, f"{type(exc).__name__}: {exc}"))
         finally:
-            if self.order is not None and lead._ticket is not None:
-                try:
-                    self.order.finish(lead._ticket)
-                except Exception:  # noqa: BLE001  (the cluster went away: a silent server's tickets are dropped)
-                    pass
-            with self._cv:
-                for job in jobs:
-                    self._running.remove(job)
-                if not self._running and not self._waiting:
-                    self._served.clear()  # an idle queue: the next class starts even
+            self._settle(lead, jobs)
+
+    def _claim(self, slot: int, lead: Job) -> list[Job]:
+        """Move `lead` and its waiting partners from the queue to this slot ([] when that changed meanwhile)."""
+        with self._cv:
+            if self.paused or lead not in self._waiting or (self.order is None and self._in_turn()[0] is not lead):
+                return []
+            jobs = [lead] + [j for j in (lead._partners or []) if j is not lead and j in self._waiting]
             for job in jobs:
-                status = job._final_status()
-                if status == "completed" and len(jobs) == 1 and job._alone:  # a group's time is not one run's
-                    self._learn_pace(job)
-                job._set(status)
+                self._waiting.remove(job)
+            self._served[lead.tags.session] += 1
+            self._running.extend(jobs)
+            if getattr(self.executor, "shares_cores", False) and len(self._running) > len(jobs):
+                for job in self._running:  # their cores are shared now: their times are not a lone run's
+                    job._alone = False
+            if self._waiting:
+                self._cv.notify_all()  # the next run: another free slot may take it now
+        for job in jobs:
+            with job._lock:
+                job._slot = slot
+            job._set("running")
+        return jobs
+
+    def _settle(self, lead: Job, jobs: list[Job]) -> None:
+        """The run ended: its place in the cluster's order goes, and each job gets its final status."""
+        if self.order is not None and lead._ticket is not None:
+            try:
+                self.order.finish(lead._ticket)
+            except Exception:  # noqa: BLE001  (the cluster went away: a silent server's tickets are dropped)
+                pass
+        with self._cv:
+            for job in jobs:
+                self._running.remove(job)
+            if not self._running and not self._waiting:
+                self._served.clear()  # an idle queue: the next class starts even
+        for job in jobs:
+            status = job._final_status()
+            if status == "completed" and len(jobs) == 1 and job._alone:  # a group's time is not one run's
+                self._learn_pace(job)
+            job._set(status)
 
     def _lower_slot_free(self, slot: int) -> bool:
         return any(other not in self._busy_slots for other in range(min(slot, len(self._threads))))
@@ -613,7 +637,10 @@ class RunQueue:
         with self._cv:
             lead = next((j for j in self._waiting if j._ticket == ticket), None)
         if lead is None:  # cancelled meanwhile: its place goes to the next
-            self.order.finish(ticket)
+            try:
+                self.order.finish(ticket)
+            except Exception:  # noqa: BLE001  (a silent server's tickets are dropped in time)
+                pass
         return lead
 
     def _interrupt(self, job: Job, reason: str) -> None:
