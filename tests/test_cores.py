@@ -178,3 +178,22 @@ def test_what_to_expect_on_bigger_servers_is_the_model_of_the_saved_curve_and_sa
     assert bad.returncode != 0 and "--expect" in bad.stderr and "Traceback" not in bad.stderr
     worse = run_cli("bench", "class", "--students", "0")
     assert worse.returncode != 0 and "--students" in worse.stderr and "Traceback" not in worse.stderr
+
+
+def test_the_page_says_how_many_threads_trained_a_run():
+    from core.serving.run_queue import Snapshot
+    from ui.training import result_message, status_rows
+
+    config = quick(1)
+    epochs = [{"epoch": 1, "test_acc": 97.0, "train_loss": 0.1}]
+
+    def snap(status, threads):
+        return Snapshot(status, [], epochs, 0.5, 30.0, 20.0, "", 5648, "CPU (2 threads)", 1, 0, None, [],
+                        threads=threads)
+
+    shared = result_message([(config, snap("completed", (2, 1, 2)))])[1]
+    alone = result_message([(config, snap("completed", (2,)))])[1]
+    assert "on 1–2 CPU threads (the cores were shared with other runs)" in shared and "on 2 CPU threads" in alone
+    job = Job(config, None, False)
+    (row,) = status_rows([job], [snap("running", (2, 1))])
+    assert row[1].endswith("· 1 CPU thread")  # while it trains: the threads it has now
