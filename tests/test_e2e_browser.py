@@ -618,9 +618,10 @@ def test_the_class_benchmark_times_a_class_with_shared_cores_and_one_run_at_a_ti
 
     from conftest import make_mnist_root
 
-    root = make_mnist_root(tmp_path / "data", 4_000, 200)
+    root = make_mnist_root(tmp_path / "data", 3_000, 200)
+    # three epochs: each run lasts long enough that the second student's starts before the first's ends
     done = subprocess.run([sys.executable, "-m", "core", "bench", "class", "--students", "2", "--browsers", "1",
-                           "--query", "epochs=1&budget=full", "--data-dir", str(root), "--no-download", "--json"],
+                           "--query", "epochs=3&budget=full", "--data-dir", str(root), "--no-download", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ, "LIFECYCLE_CPUS": "2"})
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)

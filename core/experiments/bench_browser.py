@@ -215,15 +215,21 @@ def _serial_seconds(configs: list[Any], data_dir: str, download: bool) -> tuple[
     return time.perf_counter() - start, each
 
 
-def run_browser_bench(data_dir: str | None, download: bool, sessions: list[int], watchers: list[int], step: int,
-                      query: str, log: Callable[[str], None]) -> dict[str, Any]:
+def chromium_and_playwright(what: str) -> tuple[str, Callable[[], Any]]:
+    """(Chromium's path, Playwright's sync_playwright) for a benchmark; ValueError saying what to install."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
-        raise ValueError("the browser benchmark needs Playwright: pip install -r requirements-dev.txt") from exc
+        raise ValueError(f"the {what} needs Playwright: pip install -r requirements-dev.txt") from exc
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        raise ValueError("the browser benchmark needs Chromium (Debian: apt-get install chromium)")
+        raise ValueError(f"the {what} needs Chromium (Debian: apt-get install chromium)")
+    return chromium, sync_playwright
+
+
+def run_browser_bench(data_dir: str | None, download: bool, sessions: list[int], watchers: list[int], step: int,
+                      query: str, log: Callable[[str], None]) -> dict[str, Any]:
+    chromium, sync_playwright = chromium_and_playwright("browser benchmark")
     import torch
 
     from core.training.data import resolve_root, validate

@@ -13,7 +13,6 @@ runs per hour that makes, and the CPU of the server and of its workers.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import tempfile
 import time
@@ -28,6 +27,7 @@ from core.experiments.bench_browser import (
     _open,
     _wait_runs,
     _watch_first_chart,
+    chromium_and_playwright,
 )
 from core.serving.cores import CPUS_ENV, SHARE_ENV, cpu_count
 from core.words import counted
@@ -44,13 +44,7 @@ def run_class_bench(data_dir: str | None, students: int, browsers: int | None, q
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown or not settings:
         raise ValueError(f"--settings takes {' and '.join(SETTINGS)}, got {', '.join(unknown) or 'none'}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:
-        raise ValueError("the class benchmark needs Playwright: pip install -r requirements-dev.txt") from exc
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        raise ValueError("the class benchmark needs Chromium (Debian: apt-get install chromium)")
+    chromium, sync_playwright = chromium_and_playwright("class benchmark")
     import torch
 
     from core.training.data import resolve_root, validate

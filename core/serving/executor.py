@@ -301,12 +301,6 @@ class ProcessExecutor:
         with self._lock:
             return {slot: self._told[slot] for slot in self._busy if slot in self._told}
 
-    def worker_memory_mb(self) -> list[float | None]:
-        """Each live worker's resident memory now (Linux), for the benchmark and the docs."""
-        from core.serving.cores import resident_mb
-
-        return [resident_mb(pid) for pid in self.worker_pids() if pid is not None]
-
     def start(self) -> None:
         """Start every worker now, so the first Train does not wait for torch to import."""
         with self._lock:

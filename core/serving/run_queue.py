@@ -1,12 +1,15 @@
 """One training queue per server, shared by every browser session.
 
 When a class presses Train at once, running every run at the same time makes them all crawl (each
-fights the others for the same cores). Here runs wait in one queue, in turns that go round the students, and
-each slot of an executor takes them in turn: on a CPU, as many worker processes as the measured thread curve
-and the memory pay for, sharing the cores (`core.serving.cores`: a run alone has every core); on GPUs,
-LIFECYCLE_RUNS_PER_GPU workers each; on a Ray cluster, as many runs as it has room for. A queued run knows its place and when it should start, can be
-cancelled, and starts by itself. The queue lives in the server, but no run trains there: the page
-only ever reads a job's `snapshot()`, which the worker's events keep current. Plain Python, no UI.
+fights the others for the same cores). Here runs wait in one queue, in turns that go round the
+students, and each slot of an executor takes them in turn:
+- on a CPU, as many worker processes as the measured thread curve and the memory pay for, sharing
+  the cores (`core.serving.cores`: a run alone has every core);
+- on GPUs, LIFECYCLE_RUNS_PER_GPU workers each;
+- on a Ray cluster, as many runs as it has room for.
+A queued run knows its place and when it should start, can be cancelled, and starts by itself. The
+queue lives in the server, but no run trains there: the page only ever reads a job's `snapshot()`,
+which the worker's events keep current. Plain Python, no UI.
 """
 
 from __future__ import annotations
