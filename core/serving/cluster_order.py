@@ -161,9 +161,6 @@ class LiveRuns:
         entry = self.runs.get(run)
         return None if entry is None else {**entry, "batches": list(entry["batches"]), "epochs": list(entry["epochs"])}
 
-    def running(self) -> list[tuple[str, int]]:
-        return [run for run, entry in self.runs.items() if entry["status"] == "running"]
-
     def _forget_ended(self) -> None:
         """Ended runs after LIVE_KEEP_S; and runs not heard of for as long (their server is gone)."""
         now = time.time()
