@@ -190,6 +190,9 @@ def test_warm_actors_are_reused_and_a_dead_one_is_replaced(queue, mnist_root):
     queue.start()
     executor = queue.executor
     wait_for(lambda: executor.warm_actors() + len(executor._running) >= executor.slots, 120)
+    with executor._lock:
+        pool = [actor for actor, _ in executor._idle]
+    executor._ray.get([actor.hello.remote() for actor in pool], timeout=300)  # warm: torch imported, answering
     asked = executor.started_actors
     for seed in (1, 2, 3):  # one after another: each takes a warm actor and gives it back
         done = queue.submit(job(quick(seed=seed, epochs=1), mnist_root, record=False))
