@@ -155,3 +155,30 @@ def test_the_live_board_keeps_each_stores_runs_apart_and_forgets_ended_ones(monk
     now[0] += LIVE_KEEP_S + 1
     board.publish(("store-c", 1), {"status": "running"}, [], [])  # any publish forgets what is old
     assert board.read(("store-a", 7)) is None and board.read(("store-b", 7)) is None
+
+
+def test_a_train_actor_keeps_a_stop_and_each_runs_messages_in_whatever_order_its_calls_run(tiny_mnist_root):
+    """A Ray actor answers its calls in several threads, in no set order; and the pool asks every idle actor
+    `hello` while it looks for one, so a slow actor's hello can run after the next run's stop. Neither that
+    hello nor a poll of the last run may undo a stop or mix two runs' messages (the actor, without Ray)."""
+    from core.serving.cluster import TrainActor
+    from core.serving.executor import RunSpec, Tagged
+    from core.training.config import TrainConfig
+
+    def spec(job_id: int) -> RunSpec:
+        config = TrainConfig.for_step(9, epochs=2, max_batches=2, device="cpu", log_every=1, seed=job_id)
+        return RunSpec(job_id, config, str(tiny_mnist_root), False, record=False)
+
+    def done(messages) -> object:
+        (end,) = [m.event for m in messages if isinstance(m, Tagged) and m.event.kind == "done"]
+        return end
+
+    actor = TrainActor(None, 1)
+    actor.train("first", [spec(1)])
+    assert done(actor.poll("first", 0)).completed
+    actor.stop(2)  # the next run's stop, sent as it starts...
+    actor.hello()  # ...and a hello an earlier look at the pool sent, run only now
+    assert actor.poll("second", 0) == []  # the next run's relay, polling before its train() has begun
+    actor.train("second", [spec(2)])
+    assert done(actor.poll("second", 0)).stopped
+    assert actor.poll("first", 0) == []  # the last run's messages are gone, not served as this run's

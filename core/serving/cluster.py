@@ -138,15 +138,16 @@ class TrainActor:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.device, self.threads, self.outbox, self.stopped = device, max(1, threads), [], set()
+        # A run's messages are kept under its own token, and stops are never forgotten: the pool asks idle actors
+        # `hello` and keeps the first to answer, so a slower actor's hello can still be waiting when a later
+        # run takes it, and (threaded actor: no order among calls) run after that run's stop or messages.
+        self.device, self.threads, self.outboxes, self.stopped = device, max(1, threads), {}, set()
         self.lock = threading.Lock()
         self.pauses = Pauses()
 
     def hello(self) -> tuple[int, str]:
-        """Before each run: forget the last run's messages and stops; (pid, the machine's name), for
-        messages and for tests that kill it as a crash would."""
-        with self.lock:
-            self.outbox, self.stopped = [], set()
+        """(pid, the machine's name), for messages and for tests that kill it as a crash would. It changes
+        nothing: it may run at any time, even during a run."""
         return os.getpid(), socket.gethostname()
 
     def warm(self, data_dir: str | None, download: bool) -> None:
@@ -156,15 +157,24 @@ class TrainActor:
         spec = _here(RunSpec(0, None, data_dir, download))  # type: ignore[arg-type]
         _warm(spec.data_dir, download, self.device)
 
-    def train(self, specs: list[RunSpec]) -> None:
+    def train(self, token: str, specs: list[RunSpec]) -> None:
         ids = {spec.job_id for spec in specs}
+        with self.lock:
+            self.outboxes = {token: []}  # the last run's messages go: its relay has read them all
+        outbox = self.outboxes[token]
+
+        def send(message: Any) -> None:
+            with self.lock:
+                outbox.append(message)
+
         with self.pauses.of(specs) as pause:
-            _train([_here(spec) for spec in specs], self.device, self._send, _StopFlag(ids, self.stopped, self.lock), {},
+            _train([_here(spec) for spec in specs], self.device, send, _StopFlag(ids, self.stopped, self.lock), {},
                    pause, ThreadShare(self.threads))
 
-    def poll(self, start: int) -> list[Any]:
+    def poll(self, token: str, start: int) -> list[Any]:
+        """Run `token`'s messages from `start` on (none yet when its train() has not begun)."""
         with self.lock:
-            return self.outbox[start:]
+            return self.outboxes.get(token, [])[start:]
 
     def stop(self, job_id: int) -> None:
         with self.lock:
@@ -172,10 +182,6 @@ class TrainActor:
 
     def slow_motion(self, job_id: int, action: str) -> None:
         self.pauses.command(job_id, action)
-
-    def _send(self, message: Any) -> None:
-        with self.lock:
-            self.outbox.append(message)
 
 
 def _here(spec: RunSpec) -> RunSpec:
@@ -475,8 +481,9 @@ class RayExecutor:
             actor.stop.remote(job_id)  # before train(): its stop flag is set from the first batch
         where, healthy = f"the Ray worker on {host} (pid {pid})", False
         try:
-            finished = actor.train.remote(list(specs))
-            self._relay(actor, finished, specs, on_message)
+            token = uuid.uuid4().hex
+            finished = actor.train.remote(token, list(specs))
+            self._relay(actor, token, finished, specs, on_message)
             ray.get(finished, timeout=SILENT_S)  # its train() has returned: nothing more can reach the next run
             healthy = True
         except ray.exceptions.GetTimeoutError:
@@ -501,18 +508,18 @@ class RayExecutor:
         except Exception:  # noqa: BLE001  (the live board is a view: the page says it cannot be read)
             return None
 
-    def _relay(self, actor: Any, finished: Any, specs: list[RunSpec],
+    def _relay(self, actor: Any, token: str, finished: Any, specs: list[RunSpec],
                on_message: Callable[[int, Message], None]) -> None:
         """Pass the actor's messages on in order until every job has ended (or the actor has), and on to
         the cluster's live board."""
         running = {spec.job_id for spec in specs}
         live = LivePublisher(self.live_board, {spec.job_id: store_key(spec.db) for spec in specs})
         try:
-            self._relay_until_done(actor, finished, running, on_message, live)
+            self._relay_until_done(actor, token, finished, running, on_message, live)
         finally:
             live.end()  # also when the actor died: every server's pages stop showing it as training
 
-    def _relay_until_done(self, actor: Any, finished: Any, running: set[int],
+    def _relay_until_done(self, actor: Any, token: str, finished: Any, running: set[int],
                           on_message: Callable[[int, Message], None], live: LivePublisher) -> None:
         ray, cursor = self._ray, 0
 
@@ -522,7 +529,7 @@ class RayExecutor:
 
         while running:
             live.flush()
-            messages = ray.get(actor.poll.remote(cursor), timeout=SILENT_S)
+            messages = ray.get(actor.poll.remote(token, cursor), timeout=SILENT_S)
             cursor += len(messages)
             for message in messages:
                 job_id, message = (message.job_id, message.event) if isinstance(message, Tagged) \
@@ -535,7 +542,7 @@ class RayExecutor:
             done, _ = ray.wait([finished], timeout=POLL_S)
             if done:
                 ray.get(finished)  # raises if the actor died
-                for message in ray.get(actor.poll.remote(cursor)):  # the last ones, sent before it returned
+                for message in ray.get(actor.poll.remote(token, cursor)):  # the last ones, sent before it returned
                     job_id = message.job_id
                     tell(job_id, message.event if isinstance(message, Tagged) else message)
                     running.discard(job_id)
