@@ -101,6 +101,16 @@ def browser():
         b.close()
 
 
+@pytest.fixture(autouse=True)
+def close_pages(request):
+    """A test's pages close with it: a page left open on a stopped server keeps trying to reconnect, and
+    the pages of every earlier test would take the CPU from the tests after them."""
+    yield
+    if "browser" in request.fixturenames:
+        for context in request.getfixturevalue("browser").contexts:
+            context.close()
+
+
 def shot(page, name: str) -> None:
     if SHOTS is not None:
         SHOTS.mkdir(parents=True, exist_ok=True)
