@@ -202,8 +202,26 @@ def test_the_toggle_and_see_loop_fits_one_screen(server, browser):
         page.locator(".vega-embed").first.wait_for(timeout=60_000)  # the reference run is drawn from the start
         for size in SCREENS:
             page.set_viewport_size({"width": size[0], "height": size[1]})
-            page.wait_for_timeout(400)  # the layout follows the new width
-            fits_one_screen(page, step.number, *size)
+            settled(lambda: fits_one_screen(page, step.number, *size), page)
+
+
+NEXT_FRAMES = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def settled(check, page, seconds: float = 5.0) -> None:
+    """`check()` once the page has drawn the new size and the layout and the charts have followed it: it must
+    hold twice in a row, 150 ms apart (tried again for at most `seconds`; the assertion is the last try's)."""
+    deadline, held = time.time() + seconds, 0
+    while held < 2:
+        page.evaluate(NEXT_FRAMES)
+        try:
+            check()
+            held += 1
+        except AssertionError:
+            held = 0
+            if time.time() > deadline:
+                raise
+        page.wait_for_timeout(150)
 
 
 def fits_one_screen(page, number: int, width: int, height: int) -> None:
