@@ -28,7 +28,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     # The tests that do ask for two threads (cores shared among runs, the benchmarks' thread counts) run beside
     # the other test worker, which keeps a core busy: a thread spinning at torch's barrier then waits for one the
-    # scheduler has put aside, and the class benchmark's test took 337 s instead of 48. Sleeping there costs a
+    # scheduler has put aside (the class benchmark test's command: 337 s beside a busy core, 48 s so). Sleeping costs a
     # lone run some speed (which no test measures) and changes no result.
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 # A server the tests start trains one run at a time on one core, as the tests of its queue expect; the tests
