@@ -58,6 +58,14 @@ def job(config: TrainConfig, root, **kw) -> Job:
     return Job(config, str(root), False, **kw)
 
 
+def hold_paused(blockers: list[Job]) -> None:
+    """Blockers that only hold their slot wait paused (slow motion) once they train: their CPU goes to the tests
+    beside them. A paused run still holds its slot, and a Stop still ends it."""
+    wait_for(lambda: all(b.snapshot().batches for b in blockers), 300)
+    for b in blockers:
+        assert b.slow_motion("pause") is None
+
+
 def test_the_cluster_trains_queued_runs_and_each_equals_its_seed_alone(queue, mnist_root, store_at):
     assert queue.workers >= 2  # the test cluster has room for two runs at once
     jobs = [queue.submit(job(quick(seed=s), mnist_root, db=store_at)) for s in (1, 2, 3)]
@@ -84,6 +92,7 @@ def test_seeds_together_stop_and_cancel_work_as_on_one_machine(queue, mnist_root
     room = queue.workers
     blockers = [queue.submit(job(quick(seed=7 + i, epochs=200), mnist_root)) for i in range(room)]  # fill every slot
     wait_for(lambda: all(b.snapshot().status == "running" for b in blockers))
+    hold_paused(blockers[1:])  # the first trains on: its epoch below
     waiting = queue.submit_seeds([job(quick(seed=s), mnist_root, estimate_s=10) for s in (1, 2)])
     assert [j.snapshot().status for j in waiting] == ["queued", "queued"]
     assert [j.snapshot().ahead for j in waiting] == [room, room + 1]  # a queued run shows its place...
@@ -161,6 +170,7 @@ def test_two_servers_share_one_order_and_see_each_others_runs_in_the_store(addre
         room = a.workers
         blockers = [a.submit(job(quick(seed=10 + i, epochs=200), mnist_root, db=store_at)) for i in range(room)]
         wait_for(lambda: all(x.snapshot().status == "running" for x in blockers), 300)
+        hold_paused(blockers[1:])  # the first trains on: B watches its batches grow below
         first = a.submit(job(quick(seed=1), mnist_root, db=store_at, estimate_s=10, tags=RunTags(student="ada")))
         second = b.submit(job(quick(seed=2), mnist_root, db=store_at, estimate_s=10, tags=RunTags(student="bo")))
         assert first.snapshot().ahead == room and second.snapshot().ahead == room + 1  # B counts A's runs
