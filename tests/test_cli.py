@@ -344,14 +344,10 @@ def test_bench_inside_times_each_step_with_the_probe_and_without(tiny_mnist_root
 
 
 def test_bench_sessions_goes_through_the_queue(mnist_root):
-    import torch
+    from core.experiments.bench import threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # back to back with the one thread the queue's worker has (one core, conftest): the same sums
-    try:
+    with threads(1):  # back to back with the one thread the queue's worker has (one core, conftest): the same sums
         doc = ok_json("bench", "queue", "--sessions", "3", "--data-dir", str(mnist_root), "--no-download")
-    finally:
-        torch.set_num_threads(before)
     assert doc["sessions"] == 3 and doc["workers"] == 1 and doc["identical_results"] is True
     # the ratio and both times are printed to 3 decimals: their rounding, not the ratio, limits the match
     assert doc["ratio"] == pytest.approx(doc["queued_seconds"] / doc["back_to_back_seconds"], rel=0.002, abs=6e-4)

@@ -159,9 +159,9 @@ class TrainActor:
 
     def train(self, token: str, specs: list[RunSpec]) -> None:
         ids = {spec.job_id for spec in specs}
+        outbox: list[Any] = []
         with self.lock:
-            self.outboxes = {token: []}  # the last run's messages go: its relay has read them all
-        outbox = self.outboxes[token]
+            self.outboxes = {token: outbox}  # the last run's messages go: its relay has read them all
 
         def send(message: Any) -> None:
             with self.lock:
