@@ -212,7 +212,12 @@ def store_at(request, tmp_path, monkeypatch):
         drop()
 
 
+# The tests that use the one Ray cluster run one after another on one test worker (`--dist loadgroup` in
+# pytest.ini): on two workers, one would wait for the other's cluster tests (ray_cluster_alone) doing nothing.
+RAY_CLUSTER = pytest.mark.xdist_group("ray_cluster")
+
+
 def pytest_collection_modifyitems(items) -> None:
     """The browser tests first: they are the longest (half of the suite's time), and the two test workers
-    (`-n 2 --dist worksteal` in pytest.ini) finish together only if the long ones do not come last."""
+    (`-n 2` in pytest.ini) finish together only if the long ones do not come last."""
     items.sort(key=lambda item: item.path.name != "test_e2e_browser.py")

@@ -14,7 +14,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, ray_cluster_alone, require_or_skip, wait_for
+from conftest import RAY_CLUSTER, ROOT, ray_cluster_alone, require_or_skip, wait_for
 
 from core.serving.cluster import (
     ClusterChoice,
@@ -28,6 +28,9 @@ from core.serving.store import RunStore, RunTags
 from core.training.config import TrainConfig
 from core.training.data import load_mnist
 from core.training.loop import run
+
+pytestmark = RAY_CLUSTER
+
 
 @pytest.fixture(scope="module")
 def address() -> str:
@@ -197,9 +200,13 @@ def test_two_servers_share_one_order_and_see_each_others_runs_in_the_store(addre
 
 def test_warm_actors_are_reused_and_a_dead_one_is_replaced(queue, mnist_root):
     """A run takes an actor that has already imported torch; one killed while idle is replaced."""
-    queue.start()
     executor = queue.executor
-    wait_for(lambda: executor.warm_actors() + len(executor._running) >= executor.slots, 120)
+
+    def pool_full() -> bool:  # the actors of the test before may still be giving their CPUs back: warm again
+        queue.start()
+        return executor.warm_actors() + len(executor._running) >= executor.slots or time.sleep(0.5)
+
+    wait_for(pool_full, 120)
     with executor._lock:
         pool = [actor for actor, _ in executor._idle]
     executor._ray.get([actor.hello.remote() for actor in pool], timeout=300)  # warm: torch imported, answering

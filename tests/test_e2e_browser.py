@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import RAY_CLUSTER
 
 from core.classroom import Prediction
 from core.report.views import describe_step
@@ -560,6 +561,7 @@ def test_a_teacher_link_locks_and_only_the_key_unlocks_the_teachers_tools(mnist_
         stop_server(proc)
 
 
+@RAY_CLUSTER
 def test_two_servers_one_cluster_one_store_a_class_across_both(mnist_root, browser):
     """Two app servers on one Ray cluster and one PostgreSQL store (.ci/run starts both on loopback):
     a student on each presses Train at once; both runs train on the cluster, and the class board of

@@ -240,6 +240,37 @@ class GatedExecutor:
             self._gate.release()
 
 
+class InstantExecutor(GatedExecutor):
+    """Two slots; each run ends at once; records the slot each run trained on."""
+
+    slots = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slots_used: list[int] = []
+
+    def run(self, slot, specs, on_message) -> None:
+        self.slots_used.append(slot)
+
+
+def test_a_lone_run_takes_the_first_slot_whichever_thread_wakes_first():
+    """The first slot's worker is the one warmed ahead (MNIST loaded), so a run that finds every slot free
+    trains there, also when the second slot's thread wakes between the first's waking and its taking the run."""
+    import sys
+
+    executor = InstantExecutor()
+    queue = RunQueue(executor)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the threads switch as often as they can: a moment between two steps is met
+    try:
+        for seed in range(200):
+            wait_for(lambda: not queue._busy_slots)  # both slots free again
+            assert queue.submit(student_job("ann", seed)).wait(30)
+    finally:
+        sys.setswitchinterval(interval)
+    assert executor.slots_used == [0] * 200
+
+
 def student_job(student: str, seed: int = 0) -> Job:
     from core.serving.store import RunTags
 

@@ -315,6 +315,7 @@ class RunQueue:
         self._served: Counter[str] = Counter()  # runs started per student since the queue was last empty
         self._stores: dict[Path | None, Any] = {}
         self._busy_slots: set[int] = set()  # slots whose thread is taking or training a run
+        self._taking: set[int] = set()  # busy slots that have not yet taken their run from the queue
 
     @property
     def workers(self) -> int:
@@ -541,10 +542,13 @@ class RunQueue:
         while True:
             with self._cv:
                 # a slot beyond the executor's (a cluster that shrank) waits until the cluster grows again; a free
-                # slot below this one takes the run first (the first worker is the warm one: MNIST loaded)
-                while not self._waiting or self.paused or slot >= self.workers or self._lower_slot_free(slot):
+                # slot below this one takes the run first (the first worker is the warm one: MNIST loaded), and
+                # a run that a slot which woke before this one is about to take is left to it
+                while (len(self._waiting) <= len(self._taking) or self.paused or slot >= self.workers
+                       or self._lower_slot_free(slot)):
                     self._cv.wait(SLOTS_EVERY_S)
                 self._busy_slots.add(slot)
+                self._taking.add(slot)
                 self._cv.notify_all()  # a slot above this one that woke with it may take the next run
                 self._start_threads()  # a cluster that grew: its new slots take runs too
                 lead = self._in_turn()[0]
@@ -560,11 +564,16 @@ class RunQueue:
     def _train_next(self, slot: int, lead: Job) -> None:
         """Take the next run (with the partners still waiting that train beside it), have the executor train
         it on this slot, relaying each job's events to it, and settle the jobs when it ends."""
-        if self.order is not None:  # on a cluster, the cluster-wide order says which of this server's runs
-            lead = self._cluster_lead(lead)
-            if lead is None:
-                return
-        jobs = self._claim(slot, lead)
+        try:
+            if self.order is not None:  # on a cluster, the cluster-wide order says which of this server's runs
+                lead = self._cluster_lead(lead)
+                if lead is None:
+                    return
+            jobs = self._claim(slot, lead)
+        finally:
+            with self._cv:
+                self._taking.discard(slot)
+                self._cv.notify_all()
         if not jobs:
             return
         by_id = {job.id: job for job in jobs}
