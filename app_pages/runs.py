@@ -56,7 +56,8 @@ picked = st.dataframe(frame, hide_index=True, placeholder="—", width="stretch"
 chosen = [runs[i] for i in picked.selection.rows] if picked.selection.rows else []
 target = chosen or runs
 st.download_button(f"Download the epochs of {'the selected' if chosen else 'all listed'} runs (CSV)",
-                   epochs_csv(target), file_name="runs_epochs.csv", mime="text/csv", icon=":material/download:")
+                   epochs_csv(target), file_name="runs_epochs.csv", mime="text/csv", icon=":material/download:",
+                   on_click="ignore")  # a download needs no rerun of the page
 if chosen:
     # a student deletes only their own session's runs; the teacher's key (when the server has one) any
     others = [r for r in chosen if not may_change(r.tags.session)]

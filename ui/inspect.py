@@ -301,8 +301,9 @@ def export_tab(trained: TrainedModel) -> None:
                 "config.json": (config_json(trained).encode(), "application/json")}
     for column, name in zip(st.columns(len(FILES)), FILES):
         data, mime = contents[name]
+        # no rerun on a click: a rerun while the browser fetches one file could replace the files it names
         column.download_button(name, data, file_name=name, mime=mime, icon=":material/download:", width="stretch",
-                               key=f"export_{name}")
+                               key=f"export_{name}", on_click="ignore")
     with st.expander("model.py"):
         st.code(model_source(trained), language="python")
     st.caption("The same from a terminal: `python -m core export --step 9 --out my_model` (or `--run ID`).")
