@@ -254,8 +254,8 @@ class InstantExecutor(GatedExecutor):
 
 
 def test_a_lone_run_takes_the_first_slot_whichever_thread_wakes_first():
-    """The first slot's worker is the one warmed ahead (MNIST loaded), so a run that finds every slot free
-    trains there, also when the second slot's thread wakes between the first's waking and its taking the run."""
+    """The first slot's worker is the one warmed ahead (MNIST loaded), so a run, or a seed group, that finds every
+    slot free trains there, also when the second slot's thread wakes between the first's waking and its taking it."""
     import sys
 
     executor = InstantExecutor()
@@ -263,11 +263,15 @@ def test_a_lone_run_takes_the_first_slot_whichever_thread_wakes_first():
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # the threads switch as often as they can: a moment between two steps is met
     try:
-        for seed in range(200):
+        for seed in range(100):
             wait_for(lambda: not queue._busy_slots)  # both slots free again
             assert queue.submit(student_job("ann", seed)).wait(30)
+            wait_for(lambda: not queue._busy_slots)
+            group = queue.submit_seeds([student_job("ann", seed), student_job("ann", seed + 1000)])  # side by side
+            assert all(job.wait(30) for job in group)
     finally:
         sys.setswitchinterval(interval)
+        queue.close()
     assert executor.slots_used == [0] * 200
 
 

@@ -383,12 +383,18 @@ class RunQueue:
         with self._cv:
             return self._in_turn()
 
+    @staticmethod
+    def _units(jobs: list[Job]) -> dict[int, list[Job]]:
+        """The jobs by what one slot takes at once: a run alone, or the seeds of a group side by side."""
+        units: dict[int, list[Job]] = {}
+        for job in jobs:
+            units.setdefault(id(job._partners) if job._partners else id(job), []).append(job)
+        return units
+
     def _in_turn(self) -> list[Job]:
         if self.order is not None:  # a cluster's one order is its tickets' (first come, first served)
             return list(self._waiting)
-        units: dict[int, list[Job]] = {}
-        for job in self._waiting:
-            units.setdefault(id(job._partners) if job._partners else id(job), []).append(job)
+        units = self._units(self._waiting)
         earlier: Counter[str] = Counter()
         ranked = []
         for arrival, unit in enumerate(units.values()):
@@ -543,14 +549,14 @@ class RunQueue:
             with self._cv:
                 # a slot beyond the executor's (a cluster that shrank) waits until the cluster grows again; a free
                 # slot below this one takes the run first (the first worker is the warm one: MNIST loaded), and
-                # a run that a slot which woke before this one is about to take is left to it
-                while (len(self._waiting) <= len(self._taking) or self.paused or slot >= self.workers
+                # a run (or seed group) that a slot which woke before this one is about to take is left to it
+                while (len(self._units(self._waiting)) <= len(self._taking) or self.paused or slot >= self.workers
                        or self._lower_slot_free(slot)):
                     self._cv.wait(SLOTS_EVERY_S)
+                self._start_threads()  # a cluster that grew: its new slots take runs too
                 self._busy_slots.add(slot)
                 self._taking.add(slot)
                 self._cv.notify_all()  # a slot above this one that woke with it may take the next run
-                self._start_threads()  # a cluster that grew: its new slots take runs too
                 lead = self._in_turn()[0]
             try:
                 self._train_next(slot, lead)
@@ -559,6 +565,7 @@ class RunQueue:
             finally:
                 with self._cv:
                     self._busy_slots.discard(slot)
+                    self._taking.discard(slot)
                     self._cv.notify_all()
 
     def _train_next(self, slot: int, lead: Job) -> None:
