@@ -56,14 +56,14 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["python", "-m", "core", *args], code, out.getvalue(), err.getvalue())
 
 
-def wait_for(predicate, seconds: float = 120) -> None:
-    """Poll until `predicate()` holds; fail the test after `seconds`."""
+def wait_for(predicate, seconds: float = 120, every: float = 0.02) -> None:
+    """Poll every `every` seconds until `predicate()` holds; fail the test after `seconds`."""
     import time
 
     deadline = time.time() + seconds
     while not predicate():
         assert time.time() < deadline, "timed out"
-        time.sleep(0.02)
+        time.sleep(every)
 
 
 def project_modules(*folders: str) -> list[str]:

@@ -204,9 +204,9 @@ def test_warm_actors_are_reused_and_a_dead_one_is_replaced(queue, mnist_root):
 
     def pool_full() -> bool:  # the actors of the test before may still be giving their CPUs back: warm again
         queue.start()
-        return executor.warm_actors() + len(executor._running) >= executor.slots or time.sleep(0.5)
+        return executor.warm_actors() + len(executor._running) >= executor.slots
 
-    wait_for(pool_full, 120)
+    wait_for(pool_full, 120, every=0.5)
     with executor._lock:
         pool = [actor for actor, _ in executor._idle]
     executor._ray.get([actor.hello.remote() for actor in pool], timeout=300)  # warm: torch imported, answering
